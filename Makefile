@@ -1,0 +1,36 @@
+# Two commands for a newcomer: `make dev` and `make test`. Both install into .venv when needed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: dev test test-sqlite test-postgres bench install lint clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+dev: $(STAMP)
+	$(VENV)/bin/ecomflux dev
+
+# The full suite runs twice: once on SQLite, once on PostgreSQL (127.0.0.1:5432, database test).
+test: $(STAMP)
+	ECOMFLUX_TEST_DB=sqlite $(PY) -m pytest -q $(PYTEST_ARGS)
+	ECOMFLUX_TEST_DB=postgres $(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-sqlite: $(STAMP)
+	ECOMFLUX_TEST_DB=sqlite $(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-postgres: $(STAMP)
+	ECOMFLUX_TEST_DB=postgres $(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .hypothesis

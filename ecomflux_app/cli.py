@@ -1,0 +1,95 @@
+"""The `ecomflux` console script: a Flask CLI group with the product's commands."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from . import create_app
+
+
+def _make_app(*_args, **_kwargs):
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_make_app, add_default_commands=False, add_version_option=False)
+def cli():
+    """EcomFlux: Shopify orders into QuickBooks Online."""
+
+
+@cli.group("db")
+def db_group():
+    """Database schema commands."""
+
+
+@db_group.command("upgrade")
+@with_appcontext
+def db_upgrade():
+    """Apply pending schema migrations (SQLite and PostgreSQL)."""
+    from .db import database
+    from .migrations import upgrade
+
+    with database.connection_context():
+        applied = upgrade()
+    click.echo("applied: " + ", ".join(applied) if applied else "schema is up to date")
+
+
+@cli.command("worker")
+@click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
+@click.option("--name", default=None, help="Worker name (unique per machine).")
+@with_appcontext
+def worker_cmd(burst: bool, name: str | None):
+    """Run a fair per-shop RQ worker with the periodic scheduler."""
+    from workers.main import run_worker
+
+    run_worker(burst=burst, name=name)
+
+
+@cli.command("web")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=8000, type=int)
+@click.option("--workers", "web_workers", default=2, type=int, help="gunicorn worker processes")
+@click.option("--threads", default=8, type=int)
+def web_cmd(host: str, port: int, web_workers: int, threads: int):
+    """Serve the app with gunicorn."""
+    args = [
+        sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(web_workers),
+        "--threads", str(threads), "--worker-class", "gthread", "--access-logfile", "-",
+        "ecomflux_app.wsgi:app",
+    ]
+    os.execvp(args[0], args)
+
+
+@cli.command("sweep")
+@with_appcontext
+def sweep_cmd():
+    """Re-enqueue deliveries whose job was lost (normally run by the worker's scheduler)."""
+    from . import runtime
+    from .db import database
+    from .sync.sweeper import sweep
+
+    with database.connection_context():
+        count = sweep(runtime.redis(), current_app.config["SWEEP_AFTER_SECONDS"])
+    click.echo(f"re-enqueued {count} deliveries")
+
+
+@cli.command("dev")
+@click.option("--port", default=8000, type=int)
+@click.option("--no-worker", is_flag=True)
+def dev_cmd(port: int, no_worker: bool):
+    """Run everything locally: embedded Redis, SQLite, Shopify + Intuit sandboxes, web, worker."""
+    from .devserver import run_dev
+
+    run_dev(port=port, with_worker=not no_worker)
+
+
+def main() -> None:
+    cli(prog_name="ecomflux")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""The configuration contract: environment variables in, one plain dict of settings out."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Mapping
+
+from cryptography.fernet import Fernet
+
+# Sandbox credentials used only when the variables are unset (dev and tests); the local
+# Shopify and Intuit stand-ins are started with the same values.
+DEV_SHOPIFY_API_KEY = "ecomflux-dev-api-key"
+DEV_SHOPIFY_API_SECRET = "ecomflux-dev-api-secret"
+DEV_INTUIT_CLIENT_ID = "ecomflux-dev-intuit-client"
+DEV_INTUIT_CLIENT_SECRET = "ecomflux-dev-intuit-secret"
+
+SHOPIFY_API_VERSION = "2025-10"
+SHOPIFY_SCOPES = "read_orders,read_all_orders,read_customers,read_products,read_fulfillments"
+QBO_MINOR_VERSION = "75"
+QBO_SCOPE = "com.intuit.quickbooks.accounting"
+
+INTUIT_DISCOVERY = {
+    "sandbox": "https://developer.api.intuit.com/.well-known/openid_sandbox_configuration",
+    "production": "https://developer.api.intuit.com/.well-known/openid_configuration",
+}
+QBO_API_BASES = {
+    "sandbox": "https://sandbox-quickbooks.api.intuit.com/v3",
+    "production": "https://quickbooks.api.intuit.com/v3",
+}
+
+
+def _instance_secret(instance: Path, name: str, make) -> str:
+    """Read a dev secret from instance/, creating it on first use so restarts keep it."""
+    instance.mkdir(parents=True, exist_ok=True)
+    path = instance / name
+    if not path.exists():
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def load_config(env: Mapping[str, str] | None = None, instance_path: str | os.PathLike | None = None) -> dict:
+    """Build the app settings from the environment, filling dev defaults under instance/."""
+    env = os.environ if env is None else env
+    instance = Path(instance_path or env.get("ECOMFLUX_INSTANCE") or Path.cwd() / "instance").resolve()
+
+    def get(name: str, default: str | None = None) -> str | None:
+        value = env.get(name)
+        return value if value not in (None, "") else default
+
+    intuit_env = get("INTUIT_ENVIRONMENT", "sandbox")
+    if intuit_env.startswith("http"):
+        discovery_url = intuit_env
+        qbo_default = None
+    else:
+        if intuit_env not in INTUIT_DISCOVERY:
+            raise ValueError(f"INTUIT_ENVIRONMENT must be sandbox, production or a URL, not {intuit_env!r}")
+        discovery_url = INTUIT_DISCOVERY[intuit_env]
+        qbo_default = QBO_API_BASES[intuit_env]
+    qbo_base = get("QBO_API_BASE_URL", qbo_default)
+    if not qbo_base:
+        raise ValueError("QBO_API_BASE_URL is required when INTUIT_ENVIRONMENT is a discovery URL")
+
+    keys = get("ENCRYPTION_KEYS") or _instance_secret(
+        instance, "encryption.keys", lambda: Fernet.generate_key().decode()
+    )
+    old_secret = get("SHOPIFY_API_SECRET_OLD")
+    return {
+        "INSTANCE_PATH": str(instance),
+        "SHOPIFY_API_KEY": get("SHOPIFY_API_KEY", DEV_SHOPIFY_API_KEY),
+        "SHOPIFY_API_SECRET": get("SHOPIFY_API_SECRET", DEV_SHOPIFY_API_SECRET),
+        "SHOPIFY_API_SECRET_OLD": old_secret,
+        "SHOPIFY_API_VERSION": get("SHOPIFY_API_VERSION", SHOPIFY_API_VERSION),
+        "SHOPIFY_SCOPES": get("SHOPIFY_SCOPES", SHOPIFY_SCOPES),
+        "APP_URL": get("APP_URL", "http://127.0.0.1:8000").rstrip("/"),
+        "SHOPIFY_SHOP_BASE_URL": get("SHOPIFY_SHOP_BASE_URL", "https://{shop}").rstrip("/"),
+        "INTUIT_CLIENT_ID": get("INTUIT_CLIENT_ID", DEV_INTUIT_CLIENT_ID),
+        "INTUIT_CLIENT_SECRET": get("INTUIT_CLIENT_SECRET", DEV_INTUIT_CLIENT_SECRET),
+        "INTUIT_ENVIRONMENT": intuit_env,
+        "INTUIT_DISCOVERY_URL": discovery_url,
+        "QBO_API_BASE_URL": qbo_base.rstrip("/"),
+        "QBO_MINOR_VERSION": get("QBO_MINOR_VERSION", QBO_MINOR_VERSION),
+        "DATABASE_URL": get("DATABASE_URL", f"sqlite:///{instance / 'ecomflux.db'}"),
+        "REDIS_URL": get("REDIS_URL"),
+        "SECRET_KEY": get("SECRET_KEY") or _instance_secret(instance, "secret.key", lambda: secrets.token_hex(32)),
+        "ENCRYPTION_KEYS": [k.strip() for k in keys.split(",") if k.strip()],
+        # Sweeper: a row still "received"/"queued" this long after its last enqueue is re-enqueued.
+        "SWEEP_AFTER_SECONDS": int(get("ECOMFLUX_SWEEP_AFTER_SECONDS", "60")),
+        "DEV_MODE": get("ECOMFLUX_DEV", "0") == "1",
+    }

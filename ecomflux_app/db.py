@@ -1,0 +1,44 @@
+"""Database binding: one peewee proxy, opened from DATABASE_URL (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+from peewee import DatabaseProxy, SqliteDatabase
+from playhouse.db_url import connect
+from playhouse.pool import PooledPostgresqlDatabase
+
+database = DatabaseProxy()
+
+
+def open_database(url: str):
+    """Create the peewee database for a URL and bind the proxy to it."""
+    parsed = urlparse(url)
+    if parsed.scheme in ("postgres", "postgresql"):
+        db = PooledPostgresqlDatabase(
+            parsed.path.lstrip("/"),
+            user=parsed.username or None,
+            password=parsed.password or None,
+            host=parsed.hostname or None,
+            port=parsed.port or 5432,
+            max_connections=64,
+            stale_timeout=300,
+            timeout=10,
+            autoconnect=True,
+        )
+    elif parsed.scheme == "sqlite":
+        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else parsed.path
+        # WAL + busy_timeout: web and worker processes write the same file concurrently.
+        db = SqliteDatabase(
+            path or ":memory:",
+            pragmas={"journal_mode": "wal", "busy_timeout": 10000, "foreign_keys": 1, "synchronous": "normal"},
+            timeout=10,
+        )
+    else:
+        db = connect(url)
+    database.initialize(db)
+    return db
+
+
+def is_postgres() -> bool:
+    return isinstance(database.obj, PooledPostgresqlDatabase)

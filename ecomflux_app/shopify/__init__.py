@@ -1,0 +1,1 @@
+"""Everything that knows Shopify's protocols and nothing about QuickBooks."""

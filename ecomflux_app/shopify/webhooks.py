@@ -1,0 +1,43 @@
+"""Webhook signature checks and the headers Shopify sends with each delivery."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from typing import Iterable, Mapping
+
+ORDER_TOPICS = frozenset({"orders/fulfilled", "orders/paid", "orders/cancelled", "orders/create", "orders/updated"})
+COMPLIANCE_TOPICS = frozenset({"customers/data_request", "customers/redact", "shop/redact"})
+SUPPORTED_TOPICS = ORDER_TOPICS - {"orders/create", "orders/updated"} | COMPLIANCE_TOPICS | {
+    "refunds/create",
+    "app/uninstalled",
+}
+
+
+def sign(body: bytes, secret: str) -> str:
+    """base64(HMAC-SHA256(secret, raw body)) as Shopify computes it."""
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def verify(body: bytes, signature: str | None, secrets: Iterable[str | None]) -> bool:
+    """True when the signature matches any configured secret (current or previous), in constant time."""
+    if not signature:
+        return False
+    given = signature.strip().encode()
+    ok = False
+    for secret in secrets:
+        if secret:
+            # Compare against every secret so timing does not reveal which one matched.
+            ok |= hmac.compare_digest(sign(body, secret).encode(), given)
+    return ok
+
+
+def delivery_headers(headers: Mapping[str, str]) -> dict:
+    """The X-Shopify-* headers worth keeping on the delivery row (never the signature)."""
+    keep = {}
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower.startswith("x-shopify-") and lower != "x-shopify-hmac-sha256":
+            keep[lower] = value
+    return keep

@@ -1,0 +1,1 @@
+"""Where I/O meets translation: jobs that read Shopify data and write QuickBooks documents."""

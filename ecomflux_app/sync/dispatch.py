@@ -1,0 +1,137 @@
+"""Runs one webhook delivery: claims the row with a lease, routes it by topic, records the outcome."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from peewee import InterfaceError, OperationalError
+
+from ..db import database
+from ..models import Shop, WebhookDelivery, utcnow
+from .outcomes import FatalError, Outcome, RetryLater, WaitingForReconnect
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=5)
+MAX_RETRIES = 12  # transient failures; after that the row fails visibly and support can replay it
+
+# Topic -> handler, by dotted path so each topic's module is loaded only when needed.
+TOPIC_HANDLERS = {
+    "orders/fulfilled": "ecomflux_app.sync.orders:handle_order_webhook",
+    "orders/paid": "ecomflux_app.sync.orders:handle_order_webhook",
+    "orders/cancelled": "ecomflux_app.sync.cancellations:handle_cancelled",
+    "refunds/create": "ecomflux_app.sync.refunds:handle_refund",
+    "app/uninstalled": "ecomflux_app.sync.lifecycle:handle_uninstalled",
+    "customers/data_request": "ecomflux_app.sync.compliance:handle_data_request",
+    "customers/redact": "ecomflux_app.sync.compliance:handle_customer_redact",
+    "shop/redact": "ecomflux_app.sync.compliance:handle_shop_redact",
+}
+
+# Statuses from which a delivery may be (re)claimed for processing.
+CLAIMABLE = ("received", "queued", "pending")
+
+
+@dataclass
+class DeliveryContext:
+    """What a handler gets: the row, its parsed payload and the shop (None if unknown)."""
+
+    delivery: WebhookDelivery
+    payload: dict
+    shop: Shop | None
+
+
+def _handler(topic: str):
+    target = TOPIC_HANDLERS.get(topic)
+    if target is None:
+        return None
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def claim(delivery_id: int, *, force: bool = False) -> WebhookDelivery | None:
+    """Atomically move a claimable row to processing; None if another worker has it or it is done."""
+    now = utcnow()
+    cond = (WebhookDelivery.id == delivery_id) & (
+        (WebhookDelivery.status.in_(CLAIMABLE))
+        | ((WebhookDelivery.status == "processing") & (WebhookDelivery.lease_until < now))
+    )
+    if force:
+        cond = (WebhookDelivery.id == delivery_id) & (
+            (WebhookDelivery.status != "processing") | (WebhookDelivery.lease_until < now)
+        )
+    updated = (
+        WebhookDelivery.update(
+            status="processing",
+            lease_until=now + LEASE,
+            started_at=now,
+            attempts=WebhookDelivery.attempts + 1,
+            next_attempt_at=None,
+        )
+        .where(cond)
+        .execute()
+    )
+    return WebhookDelivery.get_by_id(delivery_id) if updated else None
+
+
+def _finish(delivery: WebhookDelivery, status: str, error: str | None = None, detail: dict | None = None,
+            next_attempt_at=None) -> None:
+    WebhookDelivery.update(
+        status=status,
+        error=error,
+        error_detail=detail,
+        finished_at=utcnow(),
+        lease_until=None,
+        next_attempt_at=next_attempt_at,
+    ).where(WebhookDelivery.id == delivery.id).execute()
+
+
+def process_delivery(delivery_id: int, *, force: bool = False) -> str | None:
+    """Process one delivery; returns the status it ended in, or None when it was not ours to run."""
+    with database.connection_context():
+        delivery = claim(delivery_id, force=force)
+        if delivery is None:
+            return None
+        handler = _handler(delivery.topic)
+        if handler is None:
+            _finish(delivery, "ignored", f"unsupported topic {delivery.topic!r}")
+            return "ignored"
+        try:
+            payload = json.loads(delivery.body)
+            if not isinstance(payload, dict):
+                raise ValueError("payload is not a JSON object")
+        except ValueError as exc:
+            _finish(delivery, "failed", f"malformed JSON payload: {exc}")
+            return "failed"
+        shop = Shop.get_or_none(Shop.domain == delivery.shop_domain)
+        try:
+            outcome = handler(DeliveryContext(delivery=delivery, payload=payload, shop=shop))
+        except WaitingForReconnect as exc:
+            _finish(delivery, "pending", exc.reason)
+            return "pending"
+        except RetryLater as exc:
+            if delivery.attempts >= MAX_RETRIES:
+                _finish(delivery, "failed", f"gave up after {delivery.attempts} attempts: {exc.reason}", exc.detail)
+                return "failed"
+            _finish(delivery, "pending", exc.reason, exc.detail,
+                    next_attempt_at=utcnow() + timedelta(seconds=exc.delay_seconds))
+            return "pending"
+        except FatalError as exc:
+            _finish(delivery, "failed", exc.reason, exc.detail)
+            return "failed"
+        except (OperationalError, InterfaceError) as exc:
+            # Lost database connection mid-handler: the ledger keeps QBO exactly-once, so retry.
+            database.close()
+            with database.connection_context():
+                _finish(delivery, "pending", f"database error, will retry: {exc}",
+                        next_attempt_at=utcnow() + timedelta(seconds=5))
+            return "pending"
+        except Exception as exc:  # a bug must not leave the row stuck in processing
+            log.exception("delivery %s (%s) crashed", delivery.id, delivery.topic)
+            _finish(delivery, "failed", f"internal error: {type(exc).__name__}: {exc}")
+            return "failed"
+        _finish(delivery, outcome.status, outcome.error, outcome.detail)
+        return outcome.status

@@ -1,0 +1,12 @@
+"""HTTP layer: blueprints only; each module registers one blueprint named `bp`."""
+
+BLUEPRINT_MODULES = [
+    "health",
+    "webhooks",
+    "install",
+    "embedded",
+    "api",
+    "qbo_oauth",
+    "support",
+    "dev",
+]

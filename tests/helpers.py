@@ -1,0 +1,41 @@
+"""Test helpers shared across modules: signed webhook posting and draining the queues."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from ecomflux_app.config import DEV_SHOPIFY_API_SECRET
+from ecomflux_app.shopify.webhooks import sign
+
+
+def webhook_headers(topic: str, shop: str, body: bytes, secret: str = DEV_SHOPIFY_API_SECRET,
+                    webhook_id: str | None = None) -> dict:
+    return {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Shop-Domain": shop,
+        "X-Shopify-Hmac-Sha256": sign(body, secret),
+        "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
+        "X-Shopify-Event-Id": str(uuid.uuid4()),
+        "X-Shopify-Triggered-At": "2026-11-25T10:00:00Z",
+        "X-Shopify-API-Version": "2025-10",
+    }
+
+
+def post_webhook(client, topic: str, shop: str, payload, *, secret: str = DEV_SHOPIFY_API_SECRET,
+                 webhook_id: str | None = None, raw: bytes | None = None):
+    body = raw if raw is not None else json.dumps(payload).encode()
+    return client.post("/webhooks", data=body, headers=webhook_headers(topic, shop, body, secret, webhook_id))
+
+
+def drain(conn) -> int:
+    """Run every queued job in-process until the queues are empty; returns jobs run."""
+    from ecomflux_app.queue import make_worker
+
+    worker = make_worker(conn, simple=True)
+    count = 0
+    while worker.work(burst=True, logging_level="WARNING"):
+        count += 1
+        worker = make_worker(conn, simple=True)
+    return count

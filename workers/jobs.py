@@ -1,0 +1,53 @@
+"""RQ job functions: each initialises the runtime and calls one function in ecomflux_app."""
+
+from __future__ import annotations
+
+from ecomflux_app import runtime
+from ecomflux_app.db import database
+
+
+def process_delivery(delivery_id: int, force: bool = False):
+    runtime.config()
+    from ecomflux_app.sync.dispatch import process_delivery as run
+
+    return run(delivery_id, force=force)
+
+
+def sweep():
+    cfg = runtime.config()
+    from ecomflux_app.sync.sweeper import sweep as run
+
+    with database.connection_context():
+        return run(runtime.redis(), cfg["SWEEP_AFTER_SECONDS"])
+
+
+def qbo_keepalive():
+    runtime.config()
+    from ecomflux_app.quickbooks.keepalive import keep_connections_alive
+
+    with database.connection_context():
+        return keep_connections_alive()
+
+
+def daily_reconcile():
+    runtime.config()
+    from ecomflux_app.sync.reconcile import reconcile_all_shops
+
+    with database.connection_context():
+        return reconcile_all_shops()
+
+
+def run_backfill(backfill_id: int):
+    runtime.config()
+    from ecomflux_app.sync.backfill import run_backfill as run
+
+    with database.connection_context():
+        return run(backfill_id)
+
+
+def replay_deliveries(delivery_ids: list[int]):
+    runtime.config()
+    from ecomflux_app.sync.replay import replay_many
+
+    with database.connection_context():
+        return replay_many(delivery_ids)
