@@ -92,13 +92,31 @@ def base_config(tmp_path_factory):
     release_redis()
 
 
+SANDBOX_FIXTURES = ("shopify_sandbox", "intuit_sandbox")
+
+
+def _sandboxes(request) -> list:
+    """The session's sandbox objects (each has config_overrides() and reset())."""
+    found = []
+    for name in SANDBOX_FIXTURES:
+        try:
+            found.append(request.getfixturevalue(name))
+        except pytest.FixtureLookupError:
+            pass
+    return found
+
+
 @pytest.fixture(scope="session")
-def app(base_config):
+def app(base_config, request):
+    """The app under test, pointed at the local Shopify and Intuit sandboxes via the config contract."""
     from ecomflux_app import create_app
     from ecomflux_app.db import database
     from ecomflux_app.migrations import upgrade
 
-    application = create_app(dict(base_config))
+    overrides = dict(base_config)
+    for sandbox in _sandboxes(request):
+        overrides.update(sandbox.config_overrides())
+    application = create_app(overrides)
     with database.connection_context():
         upgrade()
     return application
@@ -126,6 +144,8 @@ def _clean_state(request):
                 database.execute_sql(f'DELETE FROM "{t}"')
             database.execute_sql("PRAGMA foreign_keys = ON")
     runtime.redis().flushdb()
+    for sandbox in _sandboxes(request):
+        sandbox.reset()
     yield
 
 
