@@ -1,0 +1,272 @@
+"""Per-shop sync settings and QuickBooks company facts, with parsing and per-field validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Mapping
+
+DOCUMENT_TYPES = ("sales_receipt", "invoice")
+TRIGGERS = ("fulfilled", "paid")
+# shopify: keep Shopify's tax figures on the document (TxnTaxDetail / GlobalTaxCalculation);
+# tax_line: post tax as its own line on tax_item_id (companies without sales tax set up).
+TAX_HANDLING = ("shopify", "tax_line")
+# email_then_name: email, then name + shipping postal code, else create; email: email only;
+# none: every order goes to default_customer_id.
+CUSTOMER_MATCHING = ("email_then_name", "email", "none")
+ITEM_TYPES = ("NonInventory", "Service")
+DOC_NUMBER_PREFIX_MAX = 10
+_QBO_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+# Settings that hold a QBO entity id (validated as ids, empty means "not set").
+ID_FIELDS = (
+    "deposit_account_id",
+    "income_account_id",
+    "shipping_item_id",
+    "discount_item_id",
+    "discount_account_id",
+    "default_customer_id",
+    "class_id",
+    "department_id",
+    "refund_account_id",
+    "gift_card_liability_item_id",
+    "tips_item_id",
+    "fallback_item_id",
+    "duties_item_id",
+    "tax_item_id",
+    "taxable_tax_code_id",
+    "exempt_tax_code_id",
+)
+
+
+@dataclass(frozen=True)
+class CompanyFacts:
+    """What the connected QBO company is like (read from CompanyInfo/Preferences, not typed by the admin)."""
+
+    country: str = "US"
+    home_currency: str = "USD"
+    multicurrency: bool = False
+    shipping_allowed: bool = True
+    automated_sales_tax: bool = True
+
+    @property
+    def is_us(self) -> bool:
+        return self.country == "US"
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any] | None) -> "CompanyFacts":
+        facts, _ = _parse_company(values or {})
+        return facts
+
+    def to_values(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """How a shop's orders become QBO documents; ids are QBO entity ids (strings), None = not set."""
+
+    document_type: str = "sales_receipt"
+    trigger: str = "fulfilled"
+    deposit_account_id: str | None = None
+    income_account_id: str | None = None
+    shipping_item_id: str | None = None
+    discount_item_id: str | None = None
+    discount_account_id: str | None = None
+    tax_handling: str = "shopify"
+    default_customer_id: str | None = None
+    customer_matching: str = "email_then_name"
+    doc_number_prefix: str = ""
+    class_id: str | None = None
+    department_id: str | None = None
+    sync_start_date: date | None = None
+    refund_account_id: str | None = None
+    gift_card_liability_item_id: str | None = None
+    tips_item_id: str | None = None
+    fallback_item_id: str | None = None
+    duties_item_id: str | None = None
+    tax_item_id: str | None = None
+    taxable_tax_code_id: str | None = None
+    exempt_tax_code_id: str | None = None
+    item_type: str = "NonInventory"
+    invoice_terms_days: int = 30
+    payment_method_map: dict[str, str] = field(default_factory=dict)
+    company: CompanyFacts = field(default_factory=CompanyFacts)
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any] | None) -> "SyncSettings":
+        """Build settings from stored/posted values; invalid fields fall back to their defaults.
+
+        Use validate_values() first when the values come from a user (it reports those fields).
+        """
+        settings, _ = parse_settings(values or {})
+        return settings
+
+    @classmethod
+    def validate_values(cls, values: Mapping[str, Any]) -> dict[str, str]:
+        """Per-field errors for raw values ({} when they are acceptable)."""
+        settings, errors = parse_settings(values)
+        for name, message in settings.validate().items():
+            errors.setdefault(name, message)
+        return errors
+
+    def validate(self) -> dict[str, str]:
+        """Per-field errors for rules that involve more than one field ({} when consistent)."""
+        errors: dict[str, str] = {}
+        if self.tax_handling == "tax_line" and not self.tax_item_id:
+            errors["tax_item_id"] = "required when tax_handling is tax_line"
+        if self.customer_matching == "none" and not self.default_customer_id:
+            errors["default_customer_id"] = "required when customer_matching is none"
+        if not self.company.shipping_allowed and not self.shipping_item_id:
+            # Not an error: the sync creates a "Shipping" service item; noted for completeness.
+            pass
+        return errors
+
+    def to_values(self) -> dict[str, Any]:
+        """JSON-ready values (dates as ISO strings); from_values(to_values()) round-trips."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, CompanyFacts):
+                out[f.name] = value.to_values()
+            elif isinstance(value, date):
+                out[f.name] = value.isoformat()
+            elif isinstance(value, dict):
+                out[f.name] = dict(value)
+            else:
+                out[f.name] = value
+        return out
+
+    def with_company(self, company: CompanyFacts) -> "SyncSettings":
+        return dataclasses.replace(self, company=company)
+
+
+def _parse_company(values: Mapping[str, Any]) -> tuple[CompanyFacts, dict[str, str]]:
+    errors: dict[str, str] = {}
+    default = CompanyFacts()
+    kwargs: dict[str, Any] = {}
+    country = values.get("country")
+    if country not in (None, ""):
+        if isinstance(country, str) and _COUNTRY.match(country.upper()):
+            kwargs["country"] = country.upper()
+        else:
+            errors["company.country"] = "must be a two-letter country code"
+    currency = values.get("home_currency")
+    if currency not in (None, ""):
+        if isinstance(currency, str) and _CURRENCY.match(currency.upper()):
+            kwargs["home_currency"] = currency.upper()
+        else:
+            errors["company.home_currency"] = "must be a three-letter currency code"
+    for name in ("multicurrency", "shipping_allowed", "automated_sales_tax"):
+        if name in values and values[name] is not None:
+            if isinstance(values[name], bool):
+                kwargs[name] = values[name]
+            else:
+                errors[f"company.{name}"] = "must be true or false"
+    return dataclasses.replace(default, **kwargs), errors
+
+
+def parse_settings(values: Mapping[str, Any]) -> tuple[SyncSettings, dict[str, str]]:
+    """Parse raw values into settings plus per-field errors; bad fields keep their defaults."""
+    errors: dict[str, str] = {}
+    kwargs: dict[str, Any] = {}
+    if not isinstance(values, Mapping):
+        return SyncSettings(), {"_": "settings must be an object"}
+
+    known = {f.name for f in dataclasses.fields(SyncSettings)}
+    for name in values:
+        if name not in known:
+            errors[name] = "unknown setting"
+
+    def choice(name: str, options: tuple[str, ...]) -> None:
+        if name in values and values[name] is not None:
+            if values[name] in options:
+                kwargs[name] = values[name]
+            else:
+                errors[name] = "must be one of: " + ", ".join(options)
+
+    choice("document_type", DOCUMENT_TYPES)
+    choice("trigger", TRIGGERS)
+    choice("tax_handling", TAX_HANDLING)
+    choice("customer_matching", CUSTOMER_MATCHING)
+    choice("item_type", ITEM_TYPES)
+
+    for name in ID_FIELDS:
+        if name not in values:
+            continue
+        raw = values[name]
+        if raw is None or raw == "":
+            kwargs[name] = None
+        elif isinstance(raw, int) and not isinstance(raw, bool):
+            kwargs[name] = str(raw)
+        elif isinstance(raw, str) and _QBO_ID.match(raw.strip()):
+            kwargs[name] = raw.strip()
+        else:
+            errors[name] = "must be a QuickBooks id (letters, digits, - or _)"
+
+    if "doc_number_prefix" in values and values["doc_number_prefix"] is not None:
+        prefix = values["doc_number_prefix"]
+        if not isinstance(prefix, str):
+            errors["doc_number_prefix"] = "must be text"
+        elif len(prefix) > DOC_NUMBER_PREFIX_MAX:
+            errors["doc_number_prefix"] = f"at most {DOC_NUMBER_PREFIX_MAX} characters"
+        elif any(c in prefix for c in "\t\r\n") or (prefix and not prefix.isprintable()):
+            errors["doc_number_prefix"] = "must not contain control characters"
+        else:
+            kwargs["doc_number_prefix"] = prefix
+
+    if "sync_start_date" in values:
+        raw = values["sync_start_date"]
+        if raw in (None, ""):
+            kwargs["sync_start_date"] = None
+        elif isinstance(raw, date):
+            kwargs["sync_start_date"] = raw
+        else:
+            try:
+                kwargs["sync_start_date"] = date.fromisoformat(str(raw))
+            except ValueError:
+                errors["sync_start_date"] = "must be a date (YYYY-MM-DD)"
+
+    if "invoice_terms_days" in values and values["invoice_terms_days"] is not None:
+        raw = values["invoice_terms_days"]
+        try:
+            if isinstance(raw, bool) or isinstance(raw, float):
+                raise ValueError
+            days = int(raw)
+        except (TypeError, ValueError):
+            errors["invoice_terms_days"] = "must be a whole number of days"
+        else:
+            if 0 <= days <= 365:
+                kwargs["invoice_terms_days"] = days
+            else:
+                errors["invoice_terms_days"] = "must be between 0 and 365"
+
+    if "payment_method_map" in values and values["payment_method_map"] is not None:
+        raw = values["payment_method_map"]
+        if not isinstance(raw, Mapping):
+            errors["payment_method_map"] = "must map gateway names to QuickBooks payment method ids"
+        else:
+            mapping: dict[str, str] = {}
+            for gateway, method in raw.items():
+                method_s = str(method).strip() if isinstance(method, (str, int)) else ""
+                if not isinstance(gateway, str) or not gateway.strip() or not _QBO_ID.match(method_s):
+                    errors["payment_method_map"] = f"bad entry for gateway {gateway!r}"
+                    break
+                mapping[gateway.strip()] = method_s
+            else:
+                kwargs["payment_method_map"] = mapping
+
+    if "company" in values and values["company"] is not None:
+        raw = values["company"]
+        if not isinstance(raw, Mapping):
+            errors["company"] = "must be an object"
+        else:
+            company, company_errors = _parse_company(raw)
+            kwargs["company"] = company
+            errors.update(company_errors)
+
+    return SyncSettings(**kwargs), errors
