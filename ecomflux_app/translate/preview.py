@@ -1,0 +1,64 @@
+"""Dry run: the document an order would produce, with placeholder references, plus its figures."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from .customer import match_keys
+from .money import format_money
+from .order import OrderPlan, Refs, ShopFacts, TranslationError, plan_order, render_document
+from .settings import SyncSettings
+
+
+def placeholder_refs(plan: OrderPlan, settings: SyncSettings) -> Refs:
+    """Refs that name what the sync would look up: "<item:KEY>", "<customer:KEY>"."""
+    if plan.customer.guest or settings.customer_matching == "none":
+        customer = settings.default_customer_id or "<customer:default>"
+    else:
+        keys = match_keys(plan.customer)
+        customer = f"<customer:{keys[0]}>" if keys else "<customer:new>"
+    return Refs(customer_id=customer, items={key: f"<item:{key}>" for key in plan.item_keys})
+
+
+def plan_summary(plan: OrderPlan) -> dict[str, Any]:
+    """The plan's figures as JSON-ready strings."""
+    return {
+        "document_type": plan.doc_type,
+        "doc_number": plan.doc_number,
+        "txn_date": plan.txn_date.isoformat(),
+        "currency": plan.currency,
+        "subtotal": format_money(plan.subtotal),
+        "discount_total": format_money(plan.discount_total),
+        "shipping_total": format_money(plan.shipping_total),
+        "shipping_discount_total": format_money(plan.shipping_discount_total),
+        "tax_total": format_money(plan.tax_total),
+        "tax_mode": plan.tax_mode,
+        "tips_total": format_money(plan.tips_total),
+        "duties_total": format_money(plan.duties_total),
+        "gift_card_sold": format_money(plan.gift_card_sold),
+        "gift_card_redeemed": format_money(plan.gift_card_redeemed),
+        "document_total": format_money(plan.document_total),
+        "removed_lines": [{"description": r.description, "quantity": r.quantity} for r in plan.removed_lines],
+        "item_keys": plan.item_keys,
+        "warnings": list(plan.warnings),
+    }
+
+
+def preview_document(order: Mapping[str, Any], settings: SyncSettings,
+                     shop_facts: ShopFacts | None = None) -> dict[str, Any]:
+    """{"ok", "document", "balance", "summary"} — or {"ok": False, "error", "field"} for bad input.
+
+    "document" keeps Decimal amounts: serialize with translate.jsonout.dumps.
+    """
+    try:
+        plan = plan_order(order, settings, shop_facts)
+        document = render_document(plan, placeholder_refs(plan, settings), settings)
+    except TranslationError as exc:
+        return {"ok": False, "error": exc.message, "field": exc.field}
+    return {
+        "ok": plan.balance.ok,
+        "document_type": plan.doc_type,
+        "document": document,
+        "balance": plan.balance.to_values(),
+        "summary": plan_summary(plan),
+    }
