@@ -87,6 +87,40 @@ def dev_cmd(port: int, no_worker: bool):
     run_dev(port=port, with_worker=not no_worker)
 
 
+@cli.command("preview")
+@click.argument("order_file", type=click.File("r"))
+@click.option("--settings", "settings_file", type=click.File("r"), default=None,
+              help="JSON file of shop settings (the /api/settings shape, may include \"company\").")
+@click.option("--document-type", type=click.Choice(["sales_receipt", "invoice"]), default=None)
+@click.option("--timezone", "shop_timezone", default="UTC", help="Shop timezone (IANA name).")
+@click.option("--shop-currency", default=None, help="Shop currency when the order omits it.")
+def preview_cmd(order_file, settings_file, document_type, shop_timezone, shop_currency):
+    """Print the QBO document ORDER_FILE (a Shopify order JSON) would produce; posts nothing.
+
+    Exit status 0 when the document balances to Shopify's total, 1 when it does not or the
+    order cannot be translated, 2 for invalid settings.
+    """
+    import json
+
+    from .translate.jsonout import dumps
+    from .translate.order import ShopFacts
+    from .translate.preview import preview_document, unwrap_order
+    from .translate.settings import SyncSettings
+
+    values = json.load(settings_file) if settings_file else {}
+    if document_type:
+        values["document_type"] = document_type
+    errors = SyncSettings.validate_values(values)
+    if errors:
+        click.echo(dumps({"ok": False, "settings_errors": errors}, indent=2))
+        sys.exit(2)
+    order = unwrap_order(json.load(order_file))
+    facts = ShopFacts(timezone=shop_timezone, currency=shop_currency or str(order.get("currency") or "USD"))
+    result = preview_document(order, SyncSettings.from_values(values), facts)
+    click.echo(dumps(result, indent=2))
+    sys.exit(0 if result.get("ok") else 1)
+
+
 def main() -> None:
     cli(prog_name="ecomflux")
 

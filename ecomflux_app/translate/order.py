@@ -160,6 +160,7 @@ class OrderPlan:
     removed_lines: tuple[RemovedLine, ...]
     balance: BalanceCheck
     warnings: tuple[str, ...] = ()
+    us_company: bool = True
 
     @property
     def item_keys(self) -> list[str]:
@@ -671,7 +672,7 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
         document_total=document_total, payment_gateway=gateway, payment_method_id=payment_method_id,
         deposit_account_id=settings.deposit_account_id, class_id=settings.class_id,
         department_id=settings.department_id, bill_email=identity.email, removed_lines=tuple(removed),
-        balance=balance, warnings=tuple(warnings),
+        balance=balance, warnings=tuple(warnings), us_company=company.is_us,
     )
 
 
@@ -754,7 +755,7 @@ def _num(value: Decimal) -> Decimal:
 
 
 def _tax_code(plan: OrderPlan, settings_codes: tuple[str | None, str | None], taxable: bool) -> dict[str, str] | None:
-    if plan.tax_mode == TAX_US:
+    if plan.tax_mode == TAX_US or (plan.tax_mode == TAX_INCLUSIVE and plan.us_company):
         return {"value": "TAX" if taxable else "NON"}
     if plan.tax_mode in (TAX_EXCLUDED, TAX_INCLUSIVE):
         code = settings_codes[0] if taxable else settings_codes[1]

@@ -10,6 +10,13 @@ from .order import OrderPlan, Refs, ShopFacts, TranslationError, plan_order, ren
 from .settings import SyncSettings
 
 
+def unwrap_order(data: Any) -> Mapping[str, Any]:
+    """Accept a webhook body or a REST response ({"order": {...}})."""
+    if isinstance(data, Mapping) and isinstance(data.get("order"), Mapping) and "id" not in data:
+        return data["order"]
+    return data if isinstance(data, Mapping) else {}
+
+
 def placeholder_refs(plan: OrderPlan, settings: SyncSettings) -> Refs:
     """Refs that name what the sync would look up: "<item:KEY>", "<customer:KEY>"."""
     if plan.customer.guest or settings.customer_matching == "none":
