@@ -58,10 +58,14 @@ def name_candidates(name: str, count: int = 20) -> Iterator[str]:
         yield with_suffix(base, n)
 
 
+_CONTROL = re.compile(r"[\t\r\n\x00-\x1f\x7f]")
+
+
 def sanitize_sku(sku: str | None) -> str | None:
+    """SKUs keep their ':' (only names forbid it); control characters and outer spaces go."""
     if sku is None:
         return None
-    cleaned = _SPACES.sub(" ", _FORBIDDEN.sub(" ", sku)).strip()
+    cleaned = _CONTROL.sub("", sku).strip()
     return cleaned[:SKU_MAX] or None
 
 
