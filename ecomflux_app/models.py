@@ -84,7 +84,9 @@ class Shop(BaseModel):
     refresh_token_expires_at = DateTimeField(null=True)
     # Bumped on every stored token change; lets a refresher detect it lost a race.
     token_version = IntegerField(default=0)
-    status = CharField(default="active", index=True)  # active | uninstalled | redacted
+    status = CharField(default="active", index=True)  # active | uninstalled | reauth_required | redacted
+    # Why Shopify access stopped (refresh rejected, token revoked); cleared by a (re)install.
+    auth_error = TextField(null=True)
     installed_at = DateTimeField(default=utcnow)
     uninstalled_at = DateTimeField(null=True)
     redacted_at = DateTimeField(null=True)

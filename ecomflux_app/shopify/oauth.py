@@ -1,0 +1,236 @@
+"""Shopify OAuth: token exchange (managed install), the auth-code grant, refresh requests, query HMAC, state nonces."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Iterable, Mapping
+from urllib.parse import urlencode
+
+import redis
+import requests
+
+from .. import runtime
+from ..db import database
+from ..models import OAuthState, Shop, utcnow
+from .errors import OAuthError, ShopifyUnavailable
+from .session_token import SessionToken
+
+log = logging.getLogger(__name__)
+
+SHOP_DOMAIN_RE = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
+TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
+ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
+OFFLINE_TOKEN_TYPE = "urn:shopify:params:oauth:token-type:offline-access-token"
+STATE_TTL = timedelta(minutes=10)
+HTTP_TIMEOUT = 15
+
+
+def normalize_shop(shop: str | None) -> str | None:
+    """The shop domain lower-cased if it is a valid myshopify.com domain, else None."""
+    candidate = (shop or "").strip().lower()
+    return candidate if SHOP_DOMAIN_RE.match(candidate) else None
+
+
+def admin_base(shop_domain: str) -> str:
+    """Where the shop's admin lives, from SHOPIFY_SHOP_BASE_URL (https://{shop} in production)."""
+    return runtime.config()["SHOPIFY_SHOP_BASE_URL"].replace("{shop}", shop_domain)
+
+
+# -- query HMAC (install redirects) ----------------------------------------------------------------
+def query_hmac_message(params: Mapping[str, str | list]) -> str:
+    """Shopify's signed message: params sorted by name, hmac/signature dropped, arrays as ["a", "b"]."""
+    parts = []
+    for key in sorted(k for k in params if k not in ("hmac", "signature")):
+        value = params[key]
+        if isinstance(value, (list, tuple)):
+            if len(value) == 1 and not key.endswith("[]"):
+                value = value[0]
+            else:
+                value = "[" + ", ".join(f'"{v}"' for v in value) + "]"
+                key = key[:-2] if key.endswith("[]") else key
+        parts.append(f"{key}={value}")
+    return "&".join(parts)
+
+
+def verify_query_hmac(params: Mapping[str, str | list], secrets_: Iterable[str | None]) -> bool:
+    """True when the hex `hmac` parameter matches any configured secret, compared in constant time."""
+    given = params.get("hmac")
+    if isinstance(given, (list, tuple)):
+        given = given[0] if given else None
+    if not given:
+        return False
+    message = query_hmac_message(params).encode()
+    ok = False
+    for secret in secrets_:
+        if secret:
+            digest = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+            ok |= hmac.compare_digest(digest.encode(), str(given).strip().lower().encode())
+    return ok
+
+
+# -- state nonces ----------------------------------------------------------------------------------
+def issue_state(shop_domain: str, purpose: str = "shopify", ttl: timedelta = STATE_TTL) -> str:
+    """A fresh single-use nonce bound to the shop, stored until it expires."""
+    nonce = secrets.token_urlsafe(32)
+    OAuthState.create(nonce=nonce, shop_domain=shop_domain, purpose=purpose, expires_at=utcnow() + ttl)
+    return nonce
+
+
+def consume_state(nonce: str | None, shop_domain: str, purpose: str = "shopify") -> bool:
+    """Atomically mark the nonce used; False if unknown, used, expired or bound to another shop."""
+    if not nonce:
+        return False
+    now = utcnow()
+    used = OAuthState.update(used_at=now).where(
+        (OAuthState.nonce == nonce) & (OAuthState.shop_domain == shop_domain) & (OAuthState.purpose == purpose)
+        & (OAuthState.used_at.is_null()) & (OAuthState.expires_at > now)
+    ).execute()
+    return used == 1
+
+
+def authorize_url(shop_domain: str, state: str) -> str:
+    cfg = runtime.config()
+    query = urlencode({
+        "client_id": cfg["SHOPIFY_API_KEY"],
+        "scope": cfg["SHOPIFY_SCOPES"],
+        "redirect_uri": f"{cfg['APP_URL']}/auth/callback",
+        "state": state,
+    })
+    # No grant_options[]=per-user: we want an offline token for background work.
+    return f"{admin_base(shop_domain)}/admin/oauth/authorize?{query}"
+
+
+# -- token endpoint ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TokenSet:
+    access_token: str
+    scope: str | None
+    access_expires_at: datetime | None
+    refresh_token: str | None
+    refresh_expires_at: datetime | None
+
+    @classmethod
+    def from_response(cls, body: dict) -> "TokenSet":
+        now = utcnow()
+        expires_in = body.get("expires_in")
+        refresh_in = body.get("refresh_token_expires_in")
+        return cls(
+            access_token=body["access_token"],
+            scope=body.get("scope"),
+            access_expires_at=now + timedelta(seconds=int(expires_in)) if expires_in else None,
+            refresh_token=body.get("refresh_token"),
+            refresh_expires_at=now + timedelta(seconds=int(refresh_in)) if refresh_in else None,
+        )
+
+
+def _token_request(shop_domain: str, data: dict) -> TokenSet:
+    cfg = runtime.config()
+    payload = {"client_id": cfg["SHOPIFY_API_KEY"], "client_secret": cfg["SHOPIFY_API_SECRET"], **data}
+    url = f"{admin_base(shop_domain)}/admin/oauth/access_token"
+    try:
+        resp = requests.post(url, json=payload, headers={"Accept": "application/json"}, timeout=HTTP_TIMEOUT)
+    except requests.RequestException as exc:
+        raise ShopifyUnavailable(f"Shopify token endpoint unreachable: {type(exc).__name__}", 30) from exc
+    if resp.status_code >= 500 or resp.status_code == 429:
+        raise ShopifyUnavailable(f"Shopify token endpoint answered {resp.status_code}", 30)
+    try:
+        body = resp.json()
+    except ValueError:
+        body = {}
+    if resp.status_code != 200 or "access_token" not in body:
+        # Never log the body of a success; an error body carries no secret.
+        raise OAuthError(str(body.get("error") or f"http_{resp.status_code}"),
+                         str(body.get("error_description") or ""), resp.status_code)
+    return TokenSet.from_response(body)
+
+
+def exchange_session_token(shop_domain: str, session_token: str) -> TokenSet:
+    """Token exchange: an App Bridge session token for an expiring offline access token + refresh token."""
+    return _token_request(shop_domain, {
+        "grant_type": TOKEN_EXCHANGE_GRANT,
+        "subject_token": session_token,
+        "subject_token_type": ID_TOKEN_TYPE,
+        "requested_token_type": OFFLINE_TOKEN_TYPE,
+        "expiring": "1",
+    })
+
+
+def exchange_code(shop_domain: str, code: str) -> TokenSet:
+    """Auth-code grant: the code from /auth/callback for an expiring offline token."""
+    return _token_request(shop_domain, {"code": code, "expiring": "1"})
+
+
+def refresh(shop_domain: str, refresh_token: str) -> TokenSet:
+    """Refresh-token grant; Shopify rotates the refresh token, so the answer must replace both."""
+    return _token_request(shop_domain, {"grant_type": "refresh_token", "refresh_token": refresh_token})
+
+
+# -- install ---------------------------------------------------------------------------------------
+def store_install(shop_domain: str, tokens: TokenSet) -> Shop:
+    """Create or reactivate the shop with new tokens, load its details, resume parked work."""
+    from .graphql import fetch_shop_info
+
+    now = utcnow()
+    with database.atomic():
+        Shop.insert(domain=shop_domain).on_conflict_ignore().execute()
+        current = Shop.get(Shop.domain == shop_domain)
+        reinstall = current.status != "active"
+        changes = dict(
+            access_token=tokens.access_token,
+            access_token_expires_at=tokens.access_expires_at,
+            refresh_token=tokens.refresh_token,
+            refresh_token_expires_at=tokens.refresh_expires_at,
+            scopes=tokens.scope,
+            status="active",
+            auth_error=None,
+            uninstalled_at=None,
+            token_version=Shop.token_version + 1,
+            updated_at=now,
+        )
+        if reinstall:
+            changes["installed_at"] = now
+        Shop.update(**changes).where(Shop.id == current.id).execute()
+    shop = Shop.get_by_id(current.id)
+    info = fetch_shop_info(shop)
+    Shop.update(name=info["name"], email=info["email"], currency=info["currency"], timezone=info["timezone"],
+                country=info["country"], updated_at=utcnow()).where(Shop.id == shop.id).execute()
+    shop = Shop.get_by_id(shop.id)
+    resumed = resume_parked_work(shop_domain)
+    log.info("shop %s installed (%s), %d parked deliveries resumed", shop_domain,
+             "reactivated" if reinstall else "tokens stored", resumed)
+    return shop
+
+
+def resume_parked_work(shop_domain: str) -> int:
+    """Re-enqueue the shop's parked deliveries; if Redis is down, make them due so the sweeper does it."""
+    from ..models import WebhookDelivery
+    from ..sync.sweeper import resume_pending
+
+    try:
+        return resume_pending(runtime.redis(), shop_domain)
+    except redis.RedisError as exc:
+        log.warning("resume of %s deferred to the sweeper: %s", shop_domain, exc)
+        return WebhookDelivery.update(next_attempt_at=utcnow()).where(
+            (WebhookDelivery.shop_domain == shop_domain) & (WebhookDelivery.status == "pending")
+            & (WebhookDelivery.next_attempt_at.is_null())).execute()
+
+
+def install_via_token_exchange(session: SessionToken) -> Shop:
+    """Embedded managed install: exchange the verified session token and store the shop."""
+    return store_install(session.shop, exchange_session_token(session.shop, session.raw))
+
+
+def install_via_code(shop_domain: str, code: str) -> Shop:
+    """Auth-code grant fallback: exchange the callback code and store the shop."""
+    return store_install(shop_domain, exchange_code(shop_domain, code))
+
+
+def needs_install(shop: Shop | None) -> bool:
+    """True when the embedded page must run token exchange before doing anything for this shop."""
+    return shop is None or not shop.is_active
