@@ -112,7 +112,7 @@ def base_display_name(identity: CustomerIdentity) -> str | None:
 
 
 def display_name_candidates(identity: CustomerIdentity, count: int = 20) -> Iterator[str]:
-    """Names to try in order when QBO says a name is taken (6240 spans customers/vendors/employees).
+    """Up to count names to try in order when QBO says a name is taken (6240 spans customers/vendors/employees).
 
     First the plain name, then "Name (Company)" when there is a company, then "Name (2)",
     "Name (3)", ... — deterministic, so a retry walks the same sequence.
@@ -120,18 +120,19 @@ def display_name_candidates(identity: CustomerIdentity, count: int = 20) -> Iter
     base = base_display_name(identity)
     if base is None:
         return
+    names = [base]
+    if identity.company and identity.full_name:
+        names.append(_suffixed(base, f" ({_clean(identity.company)})"))
+    names.extend(_suffixed(base, f" ({n})") for n in range(2, count + 1))
     seen: set[str] = set()
-
-    def emit(name: str) -> Iterator[str]:
+    emitted = 0
+    for name in names:
+        if emitted >= count:
+            return
         if name.lower() not in seen:
             seen.add(name.lower())
+            emitted += 1
             yield name
-
-    yield from emit(base)
-    if identity.company and identity.full_name:
-        yield from emit(_suffixed(base, f" ({_clean(identity.company)})"))
-    for n in range(2, count + 1):
-        yield from emit(_suffixed(base, f" ({n})"))
 
 
 def _suffixed(base: str, suffix: str) -> str:

@@ -18,6 +18,7 @@ SPECIAL_ITEMS: dict[str, tuple[str, str]] = {
     "special:tip": ("Tips", "Service"),
     "special:gift_card": ("Gift Card Liability", "Service"),
     "special:duties": ("Duties", "Service"),
+    "special:fees": ("Additional Fees", "Service"),
     "special:fallback": ("Shopify Sale", "NonInventory"),
     "special:discount": ("Discount", "Service"),
     "special:tax": ("Sales Tax Collected", "Service"),

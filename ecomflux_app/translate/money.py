@@ -10,19 +10,20 @@ ZERO = Decimal("0.00")
 
 
 class MoneyError(ValueError):
-    """A value that cannot be read as money (floats are refused on purpose)."""
+    """A value that cannot be read as money."""
 
 
 def parse_money(value: object, field: str = "amount") -> Decimal:
     """Read a Shopify money value (a string such as "12.50", an int, or a Decimal) as Decimal.
 
-    Floats are refused: by the time a float exists the cent may already be lost.
+    A float (a JSON number parsed without parse_float=Decimal) is read back through its
+    shortest repr, which is exactly the literal the JSON held; arithmetic never sees a float.
     """
     if isinstance(value, bool) or value is None:
         raise MoneyError(f"{field}: expected a money string, got {value!r}")
     if isinstance(value, float):
-        raise MoneyError(f"{field}: refusing float {value!r}; money must arrive as a string")
-    if isinstance(value, Decimal):
+        result = Decimal(repr(value))
+    elif isinstance(value, Decimal):
         result = value
     elif isinstance(value, int):
         result = Decimal(value)

@@ -5,7 +5,8 @@ presentment_money when a multicurrency company posts in the buyer's currency) as
 
 What the balance check compares (BalanceCheck):
     expected = Shopify's current_total_price (reflects edits and refunds)
-    computed = sum of item lines (products, gift cards sold, shipping, duties, tips, tax line)
+    computed = sum of item lines (products, gift cards sold, shipping, duties, additional fees,
+               tips, tax line)
                - discounts + TotalTax when tax is added on top (not for taxes_included orders)
     i.e. the document total BEFORE gift-card redemptions. A gift card redeemed as payment is a
     visible negative line against the gift card liability item, so the QBO document total
@@ -34,8 +35,8 @@ SHIPPING_ITEM_ID = "SHIPPING_ITEM_ID"
 GIFT_CARD_GATEWAY = "gift_card"
 
 # Line kinds in a plan.
-PRODUCT, GIFT_CARD, SHIPPING, DUTY, TIP, TAX, DISCOUNT, REDEMPTION = (
-    "product", "gift_card", "shipping", "duty", "tip", "tax", "discount", "gift_card_redemption",
+PRODUCT, GIFT_CARD, SHIPPING, DUTY, FEE, TIP, TAX, DISCOUNT, REDEMPTION = (
+    "product", "gift_card", "shipping", "duty", "fee", "tip", "tax", "discount", "gift_card_redemption",
 )
 
 # How tax appears on the document.
@@ -573,6 +574,16 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
             kind=DUTY, description="Duties", qty=Decimal(1), unit_price=duties_total, amount=duties_total,
             taxable=False, item_id=settings.duties_item_id,
             item_key=None if settings.duties_item_id else "special:duties",
+        ))
+
+    # Additional fees Shopify charged on top (e.g. import fees collected at checkout).
+    fees_set = order.get("current_total_additional_fees_set")
+    fees_total = read.amount({"f_set": fees_set}, "f", "current_total_additional_fees") \
+        if isinstance(fees_set, Mapping) else ZERO
+    if fees_total:
+        lines.append(PlanLine(
+            kind=FEE, description="Additional fees", qty=Decimal(1), unit_price=fees_total, amount=fees_total,
+            taxable=False, item_key="special:fees",
         ))
 
     # Tips not already present as a line item.
