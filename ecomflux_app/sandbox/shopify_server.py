@@ -90,6 +90,17 @@ class ShopifySandboxState:
                           "graphql_calls": 0, "graphql_unauthorized": 0, "throttled": 0}
             self.webhooks_sent: list[dict] = []
             self.graphql_log: list[dict] = []
+            self.app_url: str | None = None  # where "opening the app in the admin" sends the browser
+
+    def admin_app_launch(self, domain: str) -> str | None:
+        """What the admin does when the merchant opens the app: the app URL with embedded params."""
+        if not self.app_url:
+            return None
+        host = base64.b64encode(f"admin.shopify.com/store/{domain.split('.')[0]}".encode()).decode().rstrip("=")
+        params = {"embedded": "1", "host": host, "id_token": self.session_token(domain),
+                  "locale": "en", "session": uuid.uuid4().hex, "shop": domain, "timestamp": str(int(time.time()))}
+        params["hmac"] = query_hmac(params, self.api_secret)
+        return f"{self.app_url.rstrip('/')}/?{urlencode(params)}"
 
     def set_token_lifetimes(self, access_ttl: int | None = None, refresh_ttl: int | None = None) -> None:
         with self.lock:
@@ -519,6 +530,16 @@ def create_shopify_sandbox(api_key: str, api_secret: str) -> Flask:
             return f"Oauth error invalid_request: {error}", 400
         return redirect(url, code=302)
 
+    @app.get("/<shop>/admin/apps/<client_id>")
+    def open_app(shop, client_id):
+        domain = shop_or_404(shop)
+        if domain is None or client_id != state.api_key:
+            return "App not found", 404
+        url = state.admin_app_launch(domain)
+        if url is None:
+            return f"<!doctype html><title>Shopify admin</title><p>{domain} opened app {client_id}</p>", 200
+        return redirect(url, code=302)
+
     @app.post("/<shop>/admin/oauth/access_token")
     def access_token(shop):
         domain = shop_or_404(shop)
@@ -591,6 +612,11 @@ def create_shopify_sandbox(api_key: str, api_secret: str) -> Flask:
     def throttle(shop):
         state.throttle(shop.lower(), int((request.get_json(silent=True) or {}).get("count", 1)))
         return jsonify(ok=True)
+
+    @app.put("/_sandbox/app_url")
+    def set_app_url():
+        state.app_url = (request.get_json(force=True) or {}).get("app_url")
+        return jsonify(app_url=state.app_url)
 
     @app.put("/_sandbox/token_lifetimes")
     def lifetimes():

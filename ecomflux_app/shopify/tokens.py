@@ -42,7 +42,7 @@ def mark_reauth_required(shop: Shop, reason: str) -> None:
                 token_version=Shop.token_version + 1, updated_at=utcnow()).where(
         (Shop.id == shop.id) & (Shop.status == "active")).execute()
     shop.status, shop.auth_error, shop.access_token, shop.refresh_token = "reauth_required", reason, None, None
-    log.warning("shop %s needs Shopify re-authorization: %s", shop.domain, reason)
+    log.warning("shop %s must re-authorize with Shopify (%s)", shop.domain, reason)
 
 
 def _require_usable(shop: Shop) -> None:

@@ -1,0 +1,188 @@
+"""Install: token exchange (managed install) and the auth-code grant fallback against the Shopify sandbox."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import parse_qs, urlencode, urlparse
+
+import pytest
+
+from ecomflux_app.config import DEV_SHOPIFY_API_SECRET
+from ecomflux_app.models import OAuthState, Shop, WebhookDelivery, utcnow
+from ecomflux_app.queue import get_queue, shop_queue_name
+from ecomflux_app.sandbox.shopify_server import query_hmac
+from ecomflux_app.shopify.errors import OAuthError
+from ecomflux_app.shopify.oauth import (consume_state, exchange_session_token, install_via_token_exchange,
+                                        issue_state, verify_query_hmac)
+from ecomflux_app.shopify.session_token import verify_session_token
+
+SHOP = "install-shop.myshopify.com"
+
+
+def session_for(app, token):
+    return verify_session_token(token, app.config["SHOPIFY_API_KEY"], [app.config["SHOPIFY_API_SECRET"]])
+
+
+# -- token exchange -------------------------------------------------------------------------------
+def test_token_exchange_stores_encrypted_expiring_tokens_and_shop_info(app, db, shopify_sandbox):
+    shopify_sandbox.add_shop(SHOP, name="Install Shop", email="o@install.example", currency="EUR",
+                             timezone="Europe/Berlin", country="DE")
+    shop = install_via_token_exchange(session_for(app, shopify_sandbox.session_token(SHOP)))
+    assert (shop.domain, shop.status, shop.name, shop.email, shop.currency, shop.timezone, shop.country) == (
+        SHOP, "active", "Install Shop", "o@install.example", "EUR", "Europe/Berlin", "DE")
+    assert shop.access_token.startswith("shpat_") and shop.refresh_token.startswith("shprt_")
+    now = utcnow()
+    assert timedelta(minutes=59) < shop.access_token_expires_at - now <= timedelta(hours=1)
+    assert timedelta(days=89) < shop.refresh_token_expires_at - now <= timedelta(days=90)
+    raw = db.execute_sql("SELECT access_token, refresh_token FROM shop").fetchone()
+    # Encrypted at rest: the column never holds the token text.
+    assert shop.access_token not in raw[0] and shop.refresh_token not in raw[1]
+    assert shopify_sandbox.stats["token_exchanges"] == 1
+
+
+def test_token_exchange_rejects_a_forged_session_token(app, db, shopify_sandbox):
+    forged = shopify_sandbox.session_token(SHOP, secret="x" * 32)
+    # The app's own check would refuse it; the token endpoint refuses it as well.
+    with pytest.raises(OAuthError) as info:
+        exchange_session_token(SHOP, forged)
+    assert info.value.error == "invalid_subject_token"
+    assert Shop.select().count() == 0
+
+
+def test_token_exchange_for_another_shop_is_refused(app, db, shopify_sandbox):
+    token = shopify_sandbox.session_token("other-shop.myshopify.com")
+    with pytest.raises(OAuthError):
+        exchange_session_token(SHOP, token)
+
+
+def test_reinstall_after_uninstall_reactivates_and_resumes_parked_work(app, client, db, redis_conn, shopify_sandbox):
+    from tests.helpers import drain, post_webhook
+
+    shop = install_via_token_exchange(session_for(app, shopify_sandbox.session_token(SHOP)))
+    first_install = shop.installed_at
+    assert post_webhook(client, "app/uninstalled", SHOP, {"domain": SHOP}).status_code == 200
+    drain(redis_conn)
+    gone = Shop.get(Shop.domain == SHOP)
+    assert gone.status == "uninstalled" and gone.access_token is None
+    # A delivery parked while the shop was away (order handlers park non-active shops as pending).
+    parked = WebhookDelivery.create(webhook_id="parked-1", topic="orders/paid", shop_domain=SHOP, shop=gone,
+                                    body='{"id": 1}', status="pending", error="shop not active")
+    back = install_via_token_exchange(session_for(app, shopify_sandbox.session_token(SHOP)))
+    assert back.id == shop.id and back.status == "active" and back.access_token
+    assert back.uninstalled_at is None and back.installed_at >= first_install
+    jobs = get_queue(redis_conn, shop_queue_name(SHOP)).jobs
+    assert [j.args for j in jobs] == [[parked.id]]
+
+
+# -- auth-code grant --------------------------------------------------------------------------------
+def start_auth(client, shop=SHOP):
+    resp = client.get(f"/auth?shop={shop}")
+    assert resp.status_code == 302
+    return resp.headers["Location"]
+
+
+def follow_authorize(location: str) -> dict:
+    """Play the merchant's browser at the sandbox's authorize endpoint; returns the callback query."""
+    import requests
+
+    resp = requests.get(location, allow_redirects=False, timeout=5)
+    assert resp.status_code == 302
+    callback = urlparse(resp.headers["Location"])
+    assert callback.path == "/auth/callback"
+    return {k: v[0] for k, v in parse_qs(callback.query).items()}
+
+
+def test_code_grant_installs_the_shop(app, client, db, shopify_sandbox):
+    location = start_auth(client)
+    target = urlparse(location)
+    assert target.path == f"/{SHOP}/admin/oauth/authorize"
+    query = parse_qs(target.query)
+    assert query["client_id"] == [app.config["SHOPIFY_API_KEY"]]
+    assert query["redirect_uri"] == [f"{app.config['APP_URL']}/auth/callback"]
+    assert "read_orders" in query["scope"][0]
+    params = follow_authorize(location)
+    assert params["state"] == query["state"][0] and params["shop"] == SHOP
+    resp = client.get("/auth/callback?" + urlencode(params))
+    assert resp.status_code == 302
+    assert resp.headers["Location"] == f"{shopify_sandbox.url}/{SHOP}/admin/apps/{app.config['SHOPIFY_API_KEY']}"
+    shop = Shop.get(Shop.domain == SHOP)
+    assert shop.status == "active" and shop.refresh_token and shop.access_token_expires_at
+    assert shopify_sandbox.stats["code_grants"] == 1
+
+
+def test_callback_with_bad_hmac_is_400(client, db, shopify_sandbox):
+    params = follow_authorize(start_auth(client))
+    params["hmac"] = "0" * 64
+    resp = client.get("/auth/callback?" + urlencode(params))
+    assert resp.status_code == 400 and b"signature" in resp.data
+    assert resp.mimetype == "text/html"
+    assert Shop.select().count() == 0
+
+
+def test_callback_with_tampered_param_is_400(client, db, shopify_sandbox):
+    params = follow_authorize(start_auth(client))
+    params["timestamp"] = str(int(params["timestamp"]) + 1)
+    assert client.get("/auth/callback?" + urlencode(params)).status_code == 400
+    assert Shop.select().count() == 0
+
+
+def test_callback_with_unknown_state_is_400(client, db, shopify_sandbox):
+    params = follow_authorize(start_auth(client))
+    params["state"] = "not-a-state"
+    params["hmac"] = query_hmac(params, DEV_SHOPIFY_API_SECRET)  # correctly signed, but not our nonce
+    resp = client.get("/auth/callback?" + urlencode(params))
+    assert resp.status_code == 400 and b"expired or was already used" in resp.data
+    assert Shop.select().count() == 0
+
+
+def test_reused_state_is_400(client, db, shopify_sandbox):
+    params = follow_authorize(start_auth(client))
+    assert client.get("/auth/callback?" + urlencode(params)).status_code == 302
+    again = client.get("/auth/callback?" + urlencode(params))
+    assert again.status_code == 400
+    assert shopify_sandbox.stats["code_grants"] == 1
+
+
+def test_state_bound_to_another_shop_is_400(client, db, shopify_sandbox):
+    params = follow_authorize(start_auth(client, "first-shop.myshopify.com"))
+    params["shop"] = "second-shop.myshopify.com"
+    params["hmac"] = query_hmac(params, DEV_SHOPIFY_API_SECRET)
+    assert client.get("/auth/callback?" + urlencode(params)).status_code == 400
+    assert Shop.select().count() == 0
+
+
+@pytest.mark.parametrize("shop", ["", "evil.com", "shop.myshopify.com.evil.com", "-bad.myshopify.com",
+                                  "a_b.myshopify.com", "https://x.myshopify.com"])
+def test_bad_shop_domain_is_400(client, db, shop):
+    assert client.get("/auth", query_string={"shop": shop}).status_code == 400
+    assert client.get("/auth/callback", query_string={"shop": shop, "code": "x", "state": "y",
+                                                      "hmac": "z"}).status_code == 400
+    assert OAuthState.select().count() == 0
+
+
+def test_expired_state_is_refused(app, db):
+    nonce = issue_state(SHOP, ttl=timedelta(seconds=-1))
+    assert not consume_state(nonce, SHOP)
+    fresh = issue_state(SHOP)
+    assert consume_state(fresh, SHOP) and not consume_state(fresh, SHOP)
+
+
+def test_query_hmac_matches_shopify_rules():
+    params = {"shop": SHOP, "code": "abc", "timestamp": "1700000000", "state": "s", "host": "aG9zdA"}
+    params["hmac"] = query_hmac(params, "secret")
+    assert verify_query_hmac(params, ["secret"])
+    assert verify_query_hmac(params, ["other", "secret"])  # previous secret during rotation
+    assert not verify_query_hmac(params, ["other"])
+    assert not verify_query_hmac({**params, "code": "abd"}, ["secret"])
+    assert not verify_query_hmac({k: v for k, v in params.items() if k != "hmac"}, ["secret"])
+    # Werkzeug-style multi-dicts (lists) verify the same.
+    assert verify_query_hmac({k: [v] for k, v in params.items()}, ["secret"])
+
+
+def test_code_exchange_refused_is_a_clear_400(client, db, shopify_sandbox):
+    params = follow_authorize(start_auth(client))
+    params["code"] = "wrong-code"
+    params["hmac"] = query_hmac(params, DEV_SHOPIFY_API_SECRET)
+    resp = client.get("/auth/callback?" + urlencode(params))
+    assert resp.status_code == 400 and b"refused the authorization code" in resp.data
+    assert Shop.select().count() == 0
