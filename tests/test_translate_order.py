@@ -44,7 +44,7 @@ def refs_for(plan, customer="C1"):
 
 def render(o, settings=US, shop=None):
     plan = plan_order(o, settings, shop)
-    return plan, render_document(plan, refs_for(plan), settings)
+    return plan, render_document(plan, refs_for(plan))
 
 
 def item_lines(doc):
@@ -402,8 +402,8 @@ def test_non_object_order_is_a_translation_error():
 def test_render_requires_every_item_ref():
     plan = plan_order(order(), US)
     with pytest.raises(TranslationError) as err:
-        render_document(plan, Refs(customer_id="C1"), US)
+        render_document(plan, Refs(customer_id="C1"))
     assert "sku:MUG-1" in err.value.field
-    doc = render_document(plan, Refs(customer_id="C1", items={"sku:MUG-1": "11"}, payment_method_id="9"), US)
+    doc = render_document(plan, Refs(customer_id="C1", items={"sku:MUG-1": "11"}, payment_method_id="9"))
     assert doc["CustomerRef"] == {"value": "C1"} and doc["PaymentMethodRef"] == {"value": "9"}
     assert [l["LineNum"] for l in doc["Line"]] == [1, 2]

@@ -162,6 +162,9 @@ class OrderPlan:
     balance: BalanceCheck
     warnings: tuple[str, ...] = ()
     us_company: bool = True
+    taxable_tax_code_id: str | None = None  # non-US TaxCodeRef for taxable lines
+    exempt_tax_code_id: str | None = None
+    discount_account_id: str | None = None
 
     @property
     def item_keys(self) -> list[str]:
@@ -441,7 +444,8 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
     gift_card_sold = ZERO
     line_discounts = ZERO
     tip_in_lines = ZERO
-    tips_total = _money(order.get("total_tip_received") or "0", "total_tip_received")
+    tips_total = read.amount(order, "total_tip_received", "order", default=ZERO) \
+        if (order.get("total_tip_received_set") or order.get("total_tip_received") not in (None, "")) else ZERO
     tip_line_pending = tips_total
 
     items = _list(order, "line_items")
@@ -684,6 +688,8 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
         deposit_account_id=settings.deposit_account_id, class_id=settings.class_id,
         department_id=settings.department_id, bill_email=identity.email, removed_lines=tuple(removed),
         balance=balance, warnings=tuple(warnings), us_company=company.is_us,
+        taxable_tax_code_id=settings.taxable_tax_code_id, exempt_tax_code_id=settings.exempt_tax_code_id,
+        discount_account_id=settings.discount_account_id,
     )
 
 
@@ -765,18 +771,20 @@ def _num(value: Decimal) -> Decimal:
     return quantize(value)
 
 
-def _tax_code(plan: OrderPlan, settings_codes: tuple[str | None, str | None], taxable: bool) -> dict[str, str] | None:
+def _tax_code(plan: OrderPlan, taxable: bool) -> dict[str, str] | None:
     if plan.tax_mode == TAX_US or (plan.tax_mode == TAX_INCLUSIVE and plan.us_company):
         return {"value": "TAX" if taxable else "NON"}
     if plan.tax_mode in (TAX_EXCLUDED, TAX_INCLUSIVE):
-        code = settings_codes[0] if taxable else settings_codes[1]
+        code = plan.taxable_tax_code_id if taxable else plan.exempt_tax_code_id
         return {"value": code} if code else None
     return None
 
 
-def render_document(plan: OrderPlan, refs: Refs, settings: SyncSettings | None = None) -> dict[str, Any]:
-    """The QBO SalesReceipt or Invoice create body for plan; every unresolved item must be in refs."""
-    codes = (settings.taxable_tax_code_id, settings.exempt_tax_code_id) if settings else (None, None)
+def render_document(plan: OrderPlan, refs: Refs) -> dict[str, Any]:
+    """The QBO SalesReceipt or Invoice create body for plan; every unresolved item must be in refs.
+
+    Amounts are Decimal: serialize with translate.jsonout.dumps (never through float).
+    """
     body: dict[str, Any] = {
         "DocNumber": plan.doc_number,
         "TxnDate": plan.txn_date.isoformat(),
@@ -788,8 +796,8 @@ def render_document(plan: OrderPlan, refs: Refs, settings: SyncSettings | None =
 
     def add_discount_line() -> None:
         detail: dict[str, Any] = {"PercentBased": False}
-        if settings and settings.discount_account_id:
-            detail["DiscountAccountRef"] = {"value": settings.discount_account_id}
+        if plan.discount_account_id:
+            detail["DiscountAccountRef"] = {"value": plan.discount_account_id}
         out_lines.append({
             "DetailType": "DiscountLineDetail", "Amount": _num(plan.discount_line_amount),
             "Description": plan.discount_description[:DESCRIPTION_MAX], "DiscountLineDetail": detail,
@@ -803,7 +811,7 @@ def render_document(plan: OrderPlan, refs: Refs, settings: SyncSettings | None =
         if not item_id:
             raise TranslationError(f"refs.items[{line.item_key}]", "no QuickBooks item for this line")
         detail = {"ItemRef": {"value": item_id}, "Qty": line.qty, "UnitPrice": line.unit_price}
-        tax_code = _tax_code(plan, codes, line.taxable)
+        tax_code = _tax_code(plan, line.taxable)
         if tax_code:
             detail["TaxCodeRef"] = tax_code
         out_lines.append({

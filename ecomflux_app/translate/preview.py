@@ -12,8 +12,10 @@ from .settings import SyncSettings
 
 def unwrap_order(data: Any) -> Mapping[str, Any]:
     """Accept a webhook body or a REST response ({"order": {...}})."""
-    if isinstance(data, Mapping) and isinstance(data.get("order"), Mapping) and "id" not in data:
-        return data["order"]
+    if isinstance(data, Mapping) and "id" not in data:
+        inner = data.get("order")
+        if isinstance(inner, Mapping):
+            return inner
     return data if isinstance(data, Mapping) else {}
 
 
@@ -59,7 +61,7 @@ def preview_document(order: Mapping[str, Any], settings: SyncSettings,
     """
     try:
         plan = plan_order(order, settings, shop_facts)
-        document = render_document(plan, placeholder_refs(plan, settings), settings)
+        document = render_document(plan, placeholder_refs(plan, settings))
     except TranslationError as exc:
         return {"ok": False, "error": exc.message, "field": exc.field}
     return {
