@@ -407,3 +407,16 @@ def test_render_requires_every_item_ref():
     doc = render_document(plan, Refs(customer_id="C1", items={"sku:MUG-1": "11"}, payment_method_id="9"))
     assert doc["CustomerRef"] == {"value": "C1"} and doc["PaymentMethodRef"] == {"value": "9"}
     assert [l["LineNum"] for l in doc["Line"]] == [1, 2]
+
+
+def test_discount_line_sits_below_shipping_only_when_it_includes_a_shipping_discount():
+    o = order(discount_applications=[{"type": "discount_code", "code": "SAVE", "target_type": "line_item"}],
+              current_total_price="25.00")
+    o["line_items"][0]["discount_allocations"] = [{"amount": "2.00", "discount_application_index": 0}]
+    _, doc = render(o)
+    assert [l["DetailType"][:4] for l in doc["Line"]] == ["Sale", "Disc", "Sale"]
+    o["shipping_lines"][0]["discounted_price"] = "0.00"
+    o["current_total_price"] = "20.00"
+    plan, doc = render(o)
+    assert [l["DetailType"][:4] for l in doc["Line"]] == ["Sale", "Sale", "Disc"]
+    assert plan.balance.ok and document_totals(doc)["total"] == D("20.00")

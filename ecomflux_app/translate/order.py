@@ -803,8 +803,11 @@ def render_document(plan: OrderPlan, refs: Refs) -> dict[str, Any]:
             "Description": plan.discount_description[:DESCRIPTION_MAX], "DiscountLineDetail": detail,
         })
 
+    # The discount line sits under the lines it reduces: products, plus shipping when part of
+    # the discount is a shipping discount (so it never exceeds the subtotal above it).
+    covered = (PRODUCT, GIFT_CARD, DISCOUNT, SHIPPING) if plan.shipping_discount_total else (PRODUCT, GIFT_CARD, DISCOUNT)
     for line in plan.lines:
-        if not discount_inserted and plan.discount_line_amount and line.kind not in (PRODUCT, GIFT_CARD, DISCOUNT):
+        if not discount_inserted and plan.discount_line_amount and line.kind not in covered:
             add_discount_line()
             discount_inserted = True
         item_id = line.item_id or (refs.items.get(line.item_key) if line.item_key else None)
