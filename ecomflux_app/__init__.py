@@ -29,13 +29,14 @@ def create_app(overrides: dict | None = None) -> Flask:
     runtime.init(app.config)
 
     @app.before_request
-    def _open_db():
-        # Close at teardown only what this request opened (CLI and tests may hold one already).
-        g.db_opened_here = database.connect(reuse_if_open=True)
+    def _note_db():
+        # Connections open lazily on first query (webhook intake usually needs none); at teardown
+        # close only what this request opened: the CLI and tests may already hold one.
+        g.db_was_open = not database.is_closed()
 
     @app.teardown_request
     def _close_db(_exc):
-        if g.pop("db_opened_here", False) and not database.is_closed():
+        if not g.pop("db_was_open", True) and not database.is_closed():
             database.close()
 
     from .web import BLUEPRINT_MODULES

@@ -144,6 +144,9 @@ def _clean_state(request):
                 database.execute_sql(f'DELETE FROM "{t}"')
             database.execute_sql("PRAGMA foreign_keys = ON")
     runtime.redis().flushdb()
+    from ecomflux_app.web import webhooks
+
+    webhooks._shop_ids.clear()  # row ids restart with the emptied tables
     for sandbox in _sandboxes(request):
         sandbox.reset()
     yield

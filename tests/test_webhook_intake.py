@@ -76,27 +76,42 @@ def test_unknown_topic_and_unknown_shop_are_ignored_with_reason(client, db):
     assert rows["orders/fulfilled"].status == "ignored" and "unknown shop" in rows["orders/fulfilled"].error
 
 
-def test_redis_down_keeps_row_received_and_sweeper_recovers(client, db, app, redis_conn, monkeypatch):
+def test_redis_down_keeps_row_received_and_sweeper_recovers(client, db, redis_conn, monkeypatch):
     """Enqueue failure never loses the delivery: the row stays 'received' and the sweeper enqueues it."""
-    import redis
-
-    from ecomflux_app.queue import Queue
+    from ecomflux_app.queue import connect_redis
     from ecomflux_app.sync import sweeper
+    from ecomflux_app.web import webhooks
 
     make_shop()
-
-    def broken_enqueue(*_a, **_k):
-        raise redis.ConnectionError("Redis is down")
-
-    monkeypatch.setattr(Queue, "enqueue", broken_enqueue)
+    # A real connection to a port where nothing listens: Redis is "down" for the intake writer.
+    dead = connect_redis("redis://127.0.0.1:1/0")
+    monkeypatch.setattr(webhooks._writer, "_redis_factory", lambda: dead)
     assert post_webhook(client, "orders/fulfilled", SHOP, {"id": 9}).status_code == 200
     monkeypatch.undo()
     row = WebhookDelivery.get()
-    assert row.status == "received"
+    assert (row.status, row.enqueued_at) == ("received", None)
+    assert get_queue(redis_conn, shop_queue_name(SHOP)).count == 0
     WebhookDelivery.update(received_at=row.received_at.replace(year=2020)).execute()
     assert sweeper.sweep(redis_conn, 60) == 1
-    assert get_queue(redis_conn, shop_queue_name(SHOP)).count == 1
-    assert WebhookDelivery.get().status == "received" or WebhookDelivery.get().enqueued_at is not None
+    assert get_queue(redis_conn, shop_queue_name(SHOP)).jobs[0].args == [row.id]
+    assert WebhookDelivery.get().enqueued_at is not None
+
+
+def test_burst_from_many_threads_lands_every_delivery_once(app, db, redis_conn):
+    """Concurrent requests share group commits; every acknowledged delivery has one row and one job."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    make_shop()
+
+    def send(i):
+        with app.test_client() as c:
+            return post_webhook(c, "orders/fulfilled", SHOP, {"id": i % 50}, webhook_id=f"burst-{i % 150}").status_code
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        statuses = list(pool.map(send, range(300)))
+    assert statuses == [200] * 300
+    assert WebhookDelivery.select().count() == 150
+    assert get_queue(redis_conn, shop_queue_name(SHOP)).count == 150
 
 
 def test_body_is_stored_raw_for_replay(client, db):

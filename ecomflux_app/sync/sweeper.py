@@ -10,7 +10,7 @@ import redis
 from ..models import WebhookDelivery, utcnow
 from rq.serializers import JSONSerializer
 
-from ..queue import enqueue, shop_queue_name
+from ..queue import enqueue, enqueue_batch, shop_queue_name
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,11 @@ def _job_alive(conn: redis.Redis, delivery_id: int) -> bool:
 
 def _enqueue_job(conn: redis.Redis, delivery: WebhookDelivery) -> None:
     enqueue(conn, shop_queue_name(delivery.shop_domain), PROCESS_JOB, delivery.id, job_id=job_id_for(delivery.id))
+
+
+def enqueue_many(conn: redis.Redis, deliveries: list[tuple[str, int]]) -> None:
+    """Enqueue (shop domain, delivery id) pairs in one round trip; raises RedisError on failure."""
+    enqueue_batch(conn, [(shop_queue_name(shop), PROCESS_JOB, (did,), job_id_for(did)) for shop, did in deliveries])
 
 
 def enqueue_delivery(conn: redis.Redis, delivery: WebhookDelivery) -> bool:

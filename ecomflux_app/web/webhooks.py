@@ -8,18 +8,35 @@ import logging
 import time
 
 from flask import Blueprint, current_app, jsonify, request
-from peewee import IntegrityError
 
 from .. import runtime
-from ..db import database
-from ..models import Shop, WebhookDelivery
+from ..intake import IntakeWriter, row_values
+from ..models import Shop
 from ..shopify.webhooks import ORDER_TOPICS, SUPPORTED_TOPICS, delivery_headers, verify
-from ..sync.sweeper import enqueue_delivery
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
 
 MAX_BODY = 5 * 1024 * 1024
+# Topics that still matter when we hold no (active) shop row: redaction and uninstall.
+SHOPLESS_TOPICS = frozenset({"shop/redact", "customers/redact", "customers/data_request", "app/uninstalled"})
+SHOP_CACHE_SECONDS = 30.0
+
+_writer = IntakeWriter(runtime.redis)
+_shop_ids: dict[str, tuple[int, float]] = {}
+
+
+def _shop_id(domain: str) -> int | None:
+    """The shop's row id, cached briefly; unknown shops are never cached (an install may be seconds old)."""
+    hit = _shop_ids.get(domain)
+    now = time.monotonic()
+    if hit and hit[1] > now:
+        return hit[0]
+    shop = Shop.select(Shop.id).where(Shop.domain == domain).first()
+    if shop is None:
+        return None
+    _shop_ids[domain] = (shop.id, now + SHOP_CACHE_SECONDS)
+    return shop.id
 
 
 def _ids(topic: str, payload) -> dict:
@@ -43,7 +60,6 @@ def _ids(topic: str, payload) -> dict:
 @bp.post("/webhooks")
 @bp.post("/webhooks/<path:_suffix>")
 def receive(_suffix: str | None = None):
-    started = time.perf_counter()
     cfg = current_app.config
     raw = request.get_data(cache=False)
     topic = request.headers.get("X-Shopify-Topic", "")
@@ -63,40 +79,36 @@ def receive(_suffix: str | None = None):
         # Shopify always sends one; derive a stable id so a resend still deduplicates.
         webhook_id = "derived-" + hashlib.sha256(topic.encode() + b"|" + shop_domain.encode() + b"|" + raw).hexdigest()
 
-    status, error = "received", None
+    status, error = "queued", None
     try:
         payload = json.loads(raw)
     except ValueError as exc:
         payload, status, error = None, "failed", f"malformed JSON payload: {exc}"
-    if status == "received" and topic not in SUPPORTED_TOPICS:
+    if status == "queued" and topic not in SUPPORTED_TOPICS:
         status, error = "ignored", f"unsupported topic {topic!r}"
-
-    shop = Shop.get_or_none(Shop.domain == shop_domain)
-    if status == "received" and shop is None and topic not in ("shop/redact", "customers/redact",
-                                                                "customers/data_request", "app/uninstalled"):
+    shop_id = _shop_id(shop_domain)
+    if status == "queued" and shop_id is None and topic not in SHOPLESS_TOPICS:
         status, error = "ignored", f"unknown shop {shop_domain}"
 
-    try:
-        with database.atomic():
-            delivery = WebhookDelivery.create(
-                webhook_id=webhook_id[:255],
-                event_id=request.headers.get("X-Shopify-Event-Id"),
-                topic=topic[:64],
-                shop_domain=shop_domain[:255],
-                shop=shop,
-                api_version=request.headers.get("X-Shopify-API-Version"),
-                triggered_at=request.headers.get("X-Shopify-Triggered-At"),
-                headers=delivery_headers(request.headers),
-                body=raw.decode("utf-8", errors="replace"),
-                status=status,
-                error=error,
-                intake_ms=int((time.perf_counter() - started) * 1000),
-                **_ids(topic, payload),
-            )
-    except IntegrityError:
+    result = _writer.submit(row_values(
+        webhook_id=webhook_id[:255],
+        event_id=request.headers.get("X-Shopify-Event-Id"),
+        topic=topic[:64],
+        shop_domain=shop_domain[:255],
+        shop_id=shop_id,
+        api_version=request.headers.get("X-Shopify-API-Version"),
+        triggered_at=request.headers.get("X-Shopify-Triggered-At"),
+        headers=delivery_headers(request.headers),
+        body=raw.decode("utf-8", errors="replace"),
+        status=status,
+        error=error,
+        **_ids(topic, payload),
+    ))
+    if result.outcome == "duplicate":
         # A repeated delivery of the same X-Shopify-Webhook-Id: acknowledge, do nothing twice.
         return jsonify(status="duplicate"), 200
-
-    if status == "received":
-        enqueue_delivery(runtime.redis(), delivery)
-    return jsonify(status=status, id=delivery.id), 200
+    if result.outcome != "inserted":
+        # Not durably recorded: a 503 makes Shopify deliver it again later.
+        log.error("webhook %s (%s) not recorded: %s", webhook_id, topic, result.error)
+        return jsonify(error="temporarily unavailable"), 503
+    return jsonify(status=status, id=result.delivery_id), 200

@@ -1,0 +1,1 @@
+"""Benchmarks run by `make bench`; results land in bench/results/ and the README summarises them."""

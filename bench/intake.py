@@ -1,0 +1,252 @@
+"""Webhook intake under load: the real endpoint (HMAC + insert + enqueue) vs a bare Flask ceiling.
+
+Both run under the same gunicorn config; wrk drives 200 concurrent connections. Then a
+20,000-webhook burst checks that every acknowledged delivery has exactly one row and a job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg2
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+SHOP = "bench-shop.myshopify.com"
+GUNICORN = ["--worker-class", "gthread", "--workers", "4", "--threads", "16", "--backlog", "2048",
+            "--log-level", "warning"]
+PG_ADMIN = os.environ.get("ECOMFLUX_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_DB = 15  # benchmarks use their own db index on the machine's Redis
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"server on {port} did not start")
+
+
+def order_body() -> bytes:
+    """A realistic ~3 KB orders/fulfilled body."""
+    lines = [
+        {"id": 1000 + i, "sku": f"SKU-{i}", "title": f"Product {i}", "quantity": 1 + i % 3, "current_quantity": 1 + i % 3,
+         "price": "19.99", "taxable": True, "gift_card": False,
+         "tax_lines": [{"title": "State Tax", "price": "1.20", "rate": 0.06}], "discount_allocations": []}
+        for i in range(4)
+    ]
+    order = {"id": 820982911946154508, "name": "#1001", "email": "jon@example.com", "currency": "USD",
+             "processed_at": "2026-11-20T10:00:00-05:00", "taxes_included": False,
+             "current_total_price": "124.95", "current_subtotal_price": "119.95", "current_total_tax": "5.00",
+             "line_items": lines, "shipping_lines": [{"title": "Standard", "price": "5.00", "discounted_price": "5.00",
+                                                      "tax_lines": []}],
+             "customer": {"id": 115310627314723954, "email": "jon@example.com", "first_name": "Jon", "last_name": "Snow"},
+             "shipping_address": {"first_name": "Jon", "last_name": "Snow", "address1": "1 Main St", "city": "Ottawa",
+                                  "zip": "K2P 1L4", "country_code": "CA", "phone": "555-555-5555"}}
+    return json.dumps(order).encode()
+
+
+class Server:
+    """A gunicorn process serving `target` with the bench env."""
+
+    def __init__(self, target: str, env: dict):
+        self.port = free_port()
+        self.proc = subprocess.Popen([PY, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", *GUNICORN, target],
+                                     env=env, cwd=ROOT)
+        wait_port(self.port)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+
+
+def run_wrk(port: int, env: dict, *, duration: str = "15s", connections: int = 200, run_id: str = "run") -> dict:
+    env = dict(env, BENCH_RUN=run_id)
+    args = ["wrk", "-t", "2", "-c", str(connections), "-d", duration, "--latency", "--timeout", "10s", "-s",
+            str(ROOT / "bench" / "webhook.lua"), f"http://127.0.0.1:{port}/webhooks"]
+    out = subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout
+    return parse_wrk(out)
+
+
+def send_burst(port: int, body: bytes, hmac_b64: str, count: int, run_id: str, senders: int = 200) -> dict:
+    """Send `count` distinct signed deliveries as fast as `senders` keep-alive connections allow."""
+    import http.client
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    local = threading.local()
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def send(i: int) -> None:
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {"Content-Type": "application/json", "X-Shopify-Topic": "orders/fulfilled",
+                   "X-Shopify-Shop-Domain": SHOP, "X-Shopify-Hmac-Sha256": hmac_b64,
+                   "X-Shopify-Webhook-Id": f"{run_id}-{i}", "X-Shopify-API-Version": "2025-10"}
+        try:
+            conn.request("POST", "/webhooks", body=body, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            status = resp.status
+        except OSError:
+            local.conn = None
+            status = 0
+        with lock:
+            statuses[status] = statuses.get(status, 0) + 1
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=senders) as pool:
+        list(pool.map(send, range(count)))
+    return {"sent": count, "statuses": statuses, "seconds": round(time.perf_counter() - started, 2)}
+
+
+def _ms(value: str) -> float:
+    number, unit = re.match(r"([\d.]+)(us|ms|s)", value).groups()
+    return float(number) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+
+def parse_wrk(out: str) -> dict:
+    result = {"raw": out}
+    result["requests"] = int(re.search(r"(\d+) requests in", out).group(1))
+    result["rps"] = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    for pct in ("50", "90", "99"):
+        m = re.search(rf"^\s+{pct}(?:\.000)?%\s+(\S+)", out, re.M)
+        result[f"p{pct}_ms"] = _ms(m.group(1)) if m else None
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result["non_2xx"] = int(non2xx.group(1)) if non2xx else 0
+    errors = re.search(r"Socket errors: (.*)", out)
+    result["socket_errors"] = errors.group(1) if errors else "none"
+    return result
+
+
+def prepare_database(kind: str, workdir: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{workdir / 'bench.db'}"
+    admin = psycopg2.connect(PG_ADMIN)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS ecomflux_bench")
+        cur.execute("CREATE DATABASE ecomflux_bench")
+    admin.close()
+    return PG_ADMIN.rsplit("/", 1)[0] + "/ecomflux_bench"
+
+
+def bench_env(db_url: str, workdir: Path) -> dict:
+    from cryptography.fernet import Fernet
+
+    return dict(os.environ, DATABASE_URL=db_url, REDIS_URL=f"redis://127.0.0.1:6379/{REDIS_DB}",
+                ECOMFLUX_INSTANCE=str(workdir), ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+                SECRET_KEY="bench", PYTHONPATH=str(ROOT))
+
+
+def setup_app_state(env: dict) -> None:
+    code = (
+        "from ecomflux_app import create_app\n"
+        "from ecomflux_app.db import database\n"
+        "from ecomflux_app.migrations import upgrade\n"
+        "from ecomflux_app.models import Shop\n"
+        "create_app()\n"
+        "with database.connection_context():\n"
+        "    upgrade()\n"
+        f"    Shop.get_or_create(domain={SHOP!r}, defaults={{'access_token': 'shpat_bench'}})\n"
+    )
+    subprocess.run([PY, "-c", code], env=env, cwd=ROOT, check=True)
+
+
+def count_rows(env: dict) -> tuple[int, int]:
+    code = (
+        "from ecomflux_app import create_app\n"
+        "from ecomflux_app.db import database\n"
+        "from ecomflux_app.models import WebhookDelivery as W\n"
+        "create_app()\n"
+        "with database.connection_context():\n"
+        "    total = W.select().count()\n"
+        "    distinct = W.select(W.webhook_id).distinct().count()\n"
+        "    print(total, distinct)\n"
+    )
+    out = subprocess.run([PY, "-c", code], env=env, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    total, distinct = out.split()
+    return int(total), int(distinct)
+
+
+def run(duration: str = "15s", burst: int = 20000) -> dict:
+    from ecomflux_app.config import DEV_SHOPIFY_API_SECRET
+    from ecomflux_app.queue import shop_queue_name
+    from ecomflux_app.shopify.webhooks import sign
+
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed (make bench installs it with apt-get)")
+    body = order_body()
+    results: dict = {"config": {"gunicorn": " ".join(GUNICORN), "connections": 200, "duration": duration,
+                                "body_bytes": len(body), "cpus": os.cpu_count()}}
+    conn = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
+    for kind in ("sqlite", "postgres"):
+        workdir = Path(tempfile.mkdtemp(prefix=f"ecomflux-bench-{kind}-"))
+        body_file = workdir / "body.json"
+        body_file.write_bytes(body)
+        db_url = prepare_database(kind, workdir)
+        env = bench_env(db_url, workdir)
+        env.update(BENCH_BODY_FILE=str(body_file), BENCH_HMAC=sign(body, DEV_SHOPIFY_API_SECRET), BENCH_SHOP=SHOP)
+        conn.flushdb()
+        setup_app_state(env)
+
+        bare = Server("bench.bare_app:app", env)
+        try:
+            run_wrk(bare.port, env, duration="3s", run_id="warm")
+            ceiling = run_wrk(bare.port, env, duration=duration, run_id="bare")
+        finally:
+            bare.stop()
+
+        real = Server("ecomflux_app.wsgi:app", env)
+        try:
+            run_wrk(real.port, env, duration="3s", run_id=f"{kind}-warm")
+            steady = run_wrk(real.port, env, duration=duration, run_id=f"{kind}-steady")
+            before_rows, _ = count_rows(env)
+            queued_before = conn.llen(f"rq:queue:{shop_queue_name(SHOP)}")
+            burst_result = send_burst(real.port, body, env["BENCH_HMAC"], burst, f"{kind}-burst")
+        finally:
+            real.stop()
+        total_rows, distinct_rows = count_rows(env)
+        burst_rows = total_rows - before_rows
+        queued = conn.llen(f"rq:queue:{shop_queue_name(SHOP)}") - queued_before
+        results[kind] = {
+            "bare_flask": {k: v for k, v in ceiling.items() if k != "raw"},
+            "webhook_endpoint": {k: v for k, v in steady.items() if k != "raw"},
+            "ratio_of_ceiling": round(steady["rps"] / ceiling["rps"], 3) if ceiling["rps"] else None,
+            "burst": {
+                **burst_result,
+                "rows_inserted": burst_rows,
+                "jobs_enqueued": queued,
+                "duplicate_rows": total_rows - distinct_rows,
+                "lost": burst_result["statuses"].get(200, 0) - min(burst_rows, queued),
+            },
+        }
+        print(json.dumps({kind: results[kind]}, indent=2), flush=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+    conn.flushdb()
+    return results
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))

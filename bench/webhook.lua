@@ -1,0 +1,32 @@
+-- wrk script: POST one signed order webhook with a unique X-Shopify-Webhook-Id per request.
+-- BENCH_BODY_FILE, BENCH_HMAC, BENCH_SHOP and BENCH_RUN come from the environment.
+local counter = 0
+local thread_id = 0
+
+function setup(thread)
+  thread_id = thread_id + 1
+  thread:set("tid", thread_id)
+end
+
+function init(args)
+  local f = assert(io.open(os.getenv("BENCH_BODY_FILE"), "rb"))
+  body = f:read("*a")
+  f:close()
+  hmac = os.getenv("BENCH_HMAC")
+  shop = os.getenv("BENCH_SHOP")
+  run_id = os.getenv("BENCH_RUN") or "run"
+end
+
+function request()
+  counter = counter + 1
+  local headers = {
+    ["Content-Type"] = "application/json",
+    ["X-Shopify-Topic"] = "orders/fulfilled",
+    ["X-Shopify-Shop-Domain"] = shop,
+    ["X-Shopify-Hmac-Sha256"] = hmac,
+    ["X-Shopify-Webhook-Id"] = run_id .. "-" .. tid .. "-" .. counter,
+    ["X-Shopify-Event-Id"] = run_id .. "-e-" .. tid .. "-" .. counter,
+    ["X-Shopify-API-Version"] = "2025-10",
+  }
+  return wrk.format("POST", "/webhooks", headers, body)
+end
