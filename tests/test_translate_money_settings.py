@@ -113,3 +113,12 @@ def test_from_values_keeps_defaults_for_invalid_fields():
     assert s.invoice_terms_days == 30
     assert s.class_id is None
     assert SyncSettings.from_values(None) == SyncSettings()
+
+
+def test_validate_on_an_instance_reports_fields_from_values_could_not_read():
+    s = SyncSettings.from_values({"document_type": "estimate", "tax_handling": "tax_line"})
+    assert s.document_type == "sales_receipt"
+    assert set(s.validate()) == {"document_type", "tax_item_id"}
+    assert "parse_errors" not in s.to_values()
+    assert SyncSettings.from_values({"parse_errors": {"x": "y"}}).validate() == {"parse_errors": "unknown setting"}
+    assert SyncSettings.from_values(SyncSettings(document_type="invoice").to_values()).validate() == {}

@@ -96,6 +96,8 @@ class SyncSettings:
     invoice_terms_days: int = 30
     payment_method_map: dict[str, str] = field(default_factory=dict)
     company: CompanyFacts = field(default_factory=CompanyFacts)
+    # Fields from_values() could not read (they kept their defaults); validate() reports them.
+    parse_errors: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any] | None) -> "SyncSettings":
@@ -103,20 +105,20 @@ class SyncSettings:
 
         Use validate_values() first when the values come from a user (it reports those fields).
         """
-        settings, _ = parse_settings(values or {})
-        return settings
+        settings, errors = parse_settings(values or {})
+        return dataclasses.replace(settings, parse_errors=errors) if errors else settings
 
     @classmethod
     def validate_values(cls, values: Mapping[str, Any]) -> dict[str, str]:
         """Per-field errors for raw values ({} when they are acceptable)."""
         settings, errors = parse_settings(values)
-        for name, message in settings.validate().items():
+        for name, message in dataclasses.replace(settings, parse_errors={}).validate().items():
             errors.setdefault(name, message)
         return errors
 
     def validate(self) -> dict[str, str]:
-        """Per-field errors for rules that involve more than one field ({} when consistent)."""
-        errors: dict[str, str] = {}
+        """Per-field errors: fields from_values() could not read, then cross-field rules ({} when valid)."""
+        errors: dict[str, str] = dict(self.parse_errors)
         if self.tax_handling == "tax_line" and not self.tax_item_id:
             errors["tax_item_id"] = "required when tax_handling is tax_line"
         if self.customer_matching == "none" and not self.default_customer_id:
@@ -130,6 +132,8 @@ class SyncSettings:
         """JSON-ready values (dates as ISO strings); from_values(to_values()) round-trips."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
+            if f.name == "parse_errors":
+                continue
             value = getattr(self, f.name)
             if isinstance(value, CompanyFacts):
                 out[f.name] = value.to_values()
@@ -177,7 +181,7 @@ def parse_settings(values: Mapping[str, Any]) -> tuple[SyncSettings, dict[str, s
     if not isinstance(values, Mapping):
         return SyncSettings(), {"_": "settings must be an object"}
 
-    known = {f.name for f in dataclasses.fields(SyncSettings)}
+    known = {f.name for f in dataclasses.fields(SyncSettings)} - {"parse_errors"}
     for name in values:
         if name not in known:
             errors[name] = "unknown setting"
