@@ -420,3 +420,18 @@ def test_discount_line_sits_below_shipping_only_when_it_includes_a_shipping_disc
     plan, doc = render(o)
     assert [l["DetailType"][:4] for l in doc["Line"]] == ["Sale", "Sale", "Disc"]
     assert plan.balance.ok and document_totals(doc)["total"] == D("20.00")
+
+
+def test_refunds_already_in_the_order_are_reflected_and_reported():
+    o = order(current_total_price="20.00", current_total_tax="0.00", refunds=[{
+        "id": 555, "order_adjustments": [{"kind": "shipping_refund", "amount": "-5.00", "tax_amount": "0.00"}],
+        "refund_line_items": [{"line_item_id": 1, "quantity": 1}]}])
+    o["line_items"][0].update(current_quantity=1, tax_lines=[])
+    o["current_total_price"] = "10.00"
+    plan, doc = render(o)
+    assert plan.reflected_refund_ids == ("555",)
+    assert plan.shipping_refunded == D("5.00")
+    refunded = [l for l in item_lines(doc) if l["Description"] == "Shipping refunded"]
+    assert refunded[0]["Amount"] == D("-5.00")
+    assert refunded[0]["SalesItemLineDetail"]["ItemRef"] == {"value": "SHIPPING_ITEM_ID"}
+    assert plan.balance.ok, plan.balance.reason

@@ -162,6 +162,10 @@ class OrderPlan:
     balance: BalanceCheck
     warnings: tuple[str, ...] = ()
     us_company: bool = True
+    # Refunds whose effect the document already carries (current_* figures are net of them):
+    # the refund sync must not post them again.
+    reflected_refund_ids: tuple[str, ...] = ()
+    shipping_refunded: Decimal = ZERO
     taxable_tax_code_id: str | None = None  # non-US TaxCodeRef for taxable lines
     exempt_tax_code_id: str | None = None
     discount_account_id: str | None = None
@@ -564,6 +568,25 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
                     item_id=settings.discount_item_id, source_id=_str(sl.get("id")),
                 ))
 
+    # Refunds already in the order: current_* figures are net of them, so shipping refunded
+    # before this document is posted shows as a visible negative shipping line.
+    shipping_refunded = ZERO
+    refund_ids: list[str] = []
+    for r, refund in enumerate(_list(order, "refunds")):
+        if _str(refund.get("id")):
+            refund_ids.append(str(refund.get("id")))
+        for a, adj in enumerate(_list(refund, "order_adjustments")):
+            if adj.get("kind") != "shipping_refund":
+                continue
+            refunded = abs(read.amount(adj, "amount", f"refunds[{r}].order_adjustments[{a}]"))
+            if refunded:
+                shipping_refunded += refunded
+                lines.append(PlanLine(
+                    kind=SHIPPING, description="Shipping refunded", qty=Decimal(1), unit_price=-refunded,
+                    amount=-refunded, taxable=False, item_id=ship_item_id,
+                    item_key=None if ship_item_id else "special:shipping", source_id=_str(refund.get("id")),
+                ))
+
     # Duties (cross-border): the order total says what is still charged.
     duties_total = ZERO
     duties_set = order.get("current_total_duties_set") or order.get("original_total_duties_set")
@@ -688,6 +711,7 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
         deposit_account_id=settings.deposit_account_id, class_id=settings.class_id,
         department_id=settings.department_id, bill_email=identity.email, removed_lines=tuple(removed),
         balance=balance, warnings=tuple(warnings), us_company=company.is_us,
+        reflected_refund_ids=tuple(refund_ids), shipping_refunded=quantize(shipping_refunded),
         taxable_tax_code_id=settings.taxable_tax_code_id, exempt_tax_code_id=settings.exempt_tax_code_id,
         discount_account_id=settings.discount_account_id,
     )

@@ -47,6 +47,8 @@ def plan_summary(plan: OrderPlan) -> dict[str, Any]:
         "gift_card_sold": format_money(plan.gift_card_sold),
         "gift_card_redeemed": format_money(plan.gift_card_redeemed),
         "document_total": format_money(plan.document_total),
+        "shipping_refunded": format_money(plan.shipping_refunded),
+        "reflected_refund_ids": list(plan.reflected_refund_ids),
         "removed_lines": [{"description": r.description, "quantity": r.quantity} for r in plan.removed_lines],
         "item_keys": plan.item_keys,
         "warnings": list(plan.warnings),
