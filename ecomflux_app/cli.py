@@ -121,6 +121,33 @@ def preview_cmd(order_file, settings_file, document_type, shop_timezone, shop_cu
     sys.exit(0 if result.get("ok") else 1)
 
 
+@cli.command("dev-webhook")
+@click.option("--topic", default="orders/fulfilled", show_default=True)
+@click.option("--order", "order_name", default=None, help="Order name such as #1001 (default: the newest).")
+@click.option("--duplicate", default=0, type=int, help="Send the same delivery id this many extra times.")
+@click.option("--sandbox", default="http://127.0.0.1:8001", show_default=True, help="Shopify sandbox URL.")
+@click.option("--app-url", default=None, help="Where the app listens (default: APP_URL).")
+def dev_webhook(topic: str, order_name: str | None, duplicate: int, sandbox: str, app_url: str | None):
+    """Have the local Shopify sandbox sign and send a demo-order webhook to the running dev app."""
+    import requests
+
+    from .devserver import DEMO_SHOP
+
+    app_url = (app_url or os.environ.get("APP_URL") or "http://127.0.0.1:8000").rstrip("/")
+    orders = requests.get(f"{sandbox}/_sandbox/shops/{DEMO_SHOP}/orders", timeout=10).json()["orders"]
+    if not orders:
+        raise click.ClickException("the sandbox has no demo orders: is `ecomflux dev` running?")
+    chosen = next((o for o in orders if o.get("name") == order_name), None) if order_name else orders[-1]
+    if chosen is None:
+        raise click.ClickException(f"no order named {order_name}")
+    resp = requests.post(f"{sandbox}/_sandbox/webhooks", json={
+        "target": f"{app_url}/webhooks", "shop": DEMO_SHOP, "topic": topic, "payload": chosen,
+        "duplicate": duplicate}, timeout=30)
+    resp.raise_for_status()
+    for result in resp.json()["results"]:
+        click.echo(f"{topic} {chosen.get('name')} -> {result}")
+
+
 def main() -> None:
     cli(prog_name="ecomflux")
 

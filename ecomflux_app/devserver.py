@@ -1,0 +1,90 @@
+"""`ecomflux dev`: the whole product on one machine with no internet and no services installed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+SHOPIFY_SANDBOX_PORT = 8001
+INTUIT_SANDBOX_PORT = 8002
+DEMO_SHOP = "demo-shop.myshopify.com"
+
+
+def _start_sandboxes(config: dict) -> dict:
+    """Serve the Shopify and Intuit stand-ins on loopback ports; returns the env that points at them."""
+    from .sandbox.intuit_server import create_intuit_sandbox
+    from .sandbox.serving import BackgroundServer
+    from .sandbox.shopify_server import create_shopify_sandbox
+
+    shopify = create_shopify_sandbox(config["SHOPIFY_API_KEY"], config["SHOPIFY_API_SECRET"])
+    intuit = create_intuit_sandbox(config["INTUIT_CLIENT_ID"], config["INTUIT_CLIENT_SECRET"])
+    shopify_srv = BackgroundServer(shopify, port=SHOPIFY_SANDBOX_PORT).start()
+    intuit_srv = BackgroundServer(intuit, port=INTUIT_SANDBOX_PORT).start()
+    return {
+        "SHOPIFY_SHOP_BASE_URL": f"{shopify_srv.url}/{{shop}}",
+        "INTUIT_ENVIRONMENT": f"{intuit_srv.url}/.well-known/openid_configuration",
+        "QBO_API_BASE_URL": f"{intuit_srv.url}/v3",
+        "_SHOPIFY_SANDBOX_URL": shopify_srv.url,
+        "_INTUIT_SANDBOX_URL": intuit_srv.url,
+        "_apps": (shopify, intuit),
+    }
+
+
+def run_dev(port: int = 8000, with_worker: bool = True) -> None:
+    """Start embedded Redis, sandboxes, migrations, demo data, a worker process and the web server."""
+    from . import create_app
+    from .config import load_config
+    from .db import database
+    from .migrations import upgrade
+    from .queue import redis_url
+
+    os.environ["ECOMFLUX_DEV"] = "1"
+    os.environ.setdefault("APP_URL", f"http://127.0.0.1:{port}")
+    instance = Path(os.environ.get("ECOMFLUX_INSTANCE") or Path.cwd() / "instance")
+    os.environ["ECOMFLUX_INSTANCE"] = str(instance)
+
+    config = load_config()
+    redis_url(config)  # starts the embedded Redis unless REDIS_URL is set; exports REDIS_URL
+    sandbox = _start_sandboxes(config)
+    for key, value in sandbox.items():
+        if not key.startswith("_"):
+            os.environ[key] = value
+
+    app = create_app()
+    with database.connection_context():
+        upgrade()
+        from .devseed import seed_demo
+
+        summary = seed_demo(app.config, sandbox["_apps"], DEMO_SHOP)
+
+    worker = None
+    if with_worker:
+        worker = subprocess.Popen([sys.executable, "-m", "ecomflux_app.cli", "worker", "--name", f"dev-{os.getpid()}"],
+                                  env=os.environ.copy())
+
+    url = f"{app.config['APP_URL']}/dev"
+    click.echo("")
+    click.echo("EcomFlux is running (SQLite, embedded Redis, local Shopify + Intuit sandboxes).")
+    click.echo(f"  Open:            {url}")
+    click.echo(f"  Support console: {app.config['APP_URL']}/support  ({summary.get('staff', 'see README')})")
+    click.echo(f"  Shopify sandbox: {sandbox['_SHOPIFY_SANDBOX_URL']}   Intuit sandbox: {sandbox['_INTUIT_SANDBOX_URL']}")
+    click.echo(f"  Database:        {app.config['DATABASE_URL']}")
+    click.echo(f"  Demo shop:       {DEMO_SHOP} ({summary.get('orders', 0)} demo orders in the Shopify sandbox)")
+    click.echo("  Send a signed test webhook:  .venv/bin/ecomflux dev-webhook")
+    click.echo("")
+
+    def _stop(*_args):
+        if worker and worker.poll() is None:
+            worker.terminate()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        app.run(host="127.0.0.1", port=port, threaded=True, use_reloader=False)
+    finally:
+        _stop()
