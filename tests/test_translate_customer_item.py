@@ -116,3 +116,11 @@ def test_query_escaping():
     assert select_eq("Item", "Sku", "A", max_results=5000).endswith("MAXRESULTS 1000")
     with pytest.raises(ValueError):
         select_eq("Customer; DROP", "DisplayName", "x")
+
+
+def test_guest_customer_payload():
+    from ecomflux_app.translate.customer import guest_customer_payload
+
+    assert guest_customer_payload()["DisplayName"] == "Shopify Guest"
+    eur = guest_customer_payload("EUR")
+    assert eur["DisplayName"] == "Shopify Guest (EUR)" and eur["CurrencyRef"] == {"value": "EUR"}

@@ -15,6 +15,9 @@ PHONE_MAX = 30
 _FORBIDDEN = re.compile(r"[:\t\r\n\x00-\x1f\x7f]")
 _SPACES = re.compile(r"\s+")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Where guest orders go when the shop configured no default customer.
+GUEST_DISPLAY_NAME = "Shopify Guest"
+GUEST_KEY = "guest"
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,15 @@ def customer_payload(identity: CustomerIdentity, display_name: str, *,
         if ship:
             payload["ShipAddr"] = ship
     if currency:
+        payload["CurrencyRef"] = {"value": currency}
+    return payload
+
+
+def guest_customer_payload(currency: str | None = None) -> dict[str, Any]:
+    """The shared customer for orders without identity (used when no default_customer_id is set)."""
+    payload: dict[str, Any] = {"DisplayName": GUEST_DISPLAY_NAME, "Notes": "Shopify orders without customer details"}
+    if currency:
+        payload["DisplayName"] = f"{GUEST_DISPLAY_NAME} ({currency})"
         payload["CurrencyRef"] = {"value": currency}
     return payload
 
