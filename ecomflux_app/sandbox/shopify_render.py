@@ -134,6 +134,7 @@ class OrderRenderer:
             "source": sl.get("source"),
             "originalPriceSet": self.bag(sl, "price"),
             "discountedPriceSet": self.bag(sl, "discounted_price") or self.bag(sl, "price"),
+            "isRemoved": bool(sl.get("is_removed", False)),
             "taxLines": self.tax_lines(sl.get("tax_lines")),
             "discountAllocations": self.allocations(sl.get("discount_allocations")),
         }
@@ -186,6 +187,11 @@ class OrderRenderer:
             "orderAdjustments": {"nodes": adjustments, "pageInfo": {"hasNextPage": False, "endCursor": None}},
         }
 
+    def transaction(self, t: dict) -> dict:
+        return {"id": gid("OrderTransaction", t.get("id")), "kind": (t.get("kind") or "sale").upper(),
+                "status": (t.get("status") or "success").upper(), "gateway": t.get("gateway"),
+                "amountSet": self.bag(t, "amount"), "processedAt": utc_text(t.get("processed_at"))}
+
     def customer(self) -> dict | None:
         c = self.o.get("customer")
         if not c:
@@ -207,6 +213,7 @@ class OrderRenderer:
             "id": gid("Order", o["id"]),
             "legacyResourceId": str(o["id"]),
             "name": o.get("name"),
+            "number": o.get("number") or o.get("order_number") or _number_from_name(o.get("name")),
             "email": o.get("email"),
             "phone": o.get("phone"),
             "note": o.get("note"),
@@ -236,7 +243,12 @@ class OrderRenderer:
             "currentTotalDiscountsSet": self.bag(o, "current_total_discounts") or self.bag(o, "total_discounts"),
             "totalTipReceivedSet": self.bag(o, "total_tip_received")
             or money_bag({"a": "0"}, "a", self.cur, self.pres),
+            "currentTotalDutiesSet": self.bag(o, "current_total_duties"),
+            "originalTotalDutiesSet": self.bag(o, "original_total_duties"),
+            "currentTotalAdditionalFeesSet": self.bag(o, "current_total_additional_fees"),
+            "originalTotalAdditionalFeesSet": self.bag(o, "original_total_additional_fees"),
             "taxLines": self.tax_lines(o.get("tax_lines")),
+            "transactions": [self.transaction(t) for t in o.get("transactions") or []],
             "customer": self.customer(),
             "billingAddress": _address(o.get("billing_address")),
             "shippingAddress": _address(o.get("shipping_address")),
@@ -249,6 +261,11 @@ class OrderRenderer:
                 "pageInfo": {"hasNextPage": False, "endCursor": None}},
             "refunds": [self.refund(r) for r in o.get("refunds") or []],
         }
+
+
+def _number_from_name(name) -> int | None:
+    digits = "".join(ch for ch in str(name or "") if ch.isdigit())
+    return int(digits) if digits else None
 
 
 def render_order(order: dict, shop_currency: str) -> dict:

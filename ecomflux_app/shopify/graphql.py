@@ -32,7 +32,7 @@ ADDRESS = ("firstName lastName name company address1 address2 city province prov
            "countryCodeV2 phone")
 
 ORDER_FIELDS = f"""
-  id legacyResourceId name email phone note tags sourceName
+  id legacyResourceId name number email phone note tags sourceName
   createdAt updatedAt processedAt cancelledAt cancelReason closedAt
   currencyCode presentmentCurrencyCode taxesIncluded
   displayFinancialStatus displayFulfillmentStatus paymentGatewayNames discountCodes
@@ -40,7 +40,10 @@ ORDER_FIELDS = f"""
   totalDiscountsSet {{ {MONEY} }} totalShippingPriceSet {{ {MONEY} }}
   currentTotalPriceSet {{ {MONEY} }} currentSubtotalPriceSet {{ {MONEY} }} currentTotalTaxSet {{ {MONEY} }}
   currentTotalDiscountsSet {{ {MONEY} }} totalTipReceivedSet {{ {MONEY} }}
+  currentTotalDutiesSet {{ {MONEY} }} originalTotalDutiesSet {{ {MONEY} }}
+  currentTotalAdditionalFeesSet {{ {MONEY} }} originalTotalAdditionalFeesSet {{ {MONEY} }}
   taxLines {{ {TAX_LINES} }}
+  transactions(first: 50) {{ id kind status gateway processedAt amountSet {{ {MONEY} }} }}
   customer {{ id legacyResourceId firstName lastName displayName email phone defaultAddress {{ {ADDRESS} }} }}
   billingAddress {{ {ADDRESS} }}
   shippingAddress {{ {ADDRESS} }}
@@ -57,7 +60,7 @@ ORDER_FIELDS = f"""
   }}
   shippingLines(first: 20) {{
     nodes {{
-      id title code source
+      id title code source isRemoved
       originalPriceSet {{ {MONEY} }} discountedPriceSet {{ {MONEY} }}
       taxLines {{ {TAX_LINES} }}
       discountAllocations {{ {ALLOCATIONS} }}
@@ -335,7 +338,8 @@ class RestOrderBuilder:
 
     def shipping_line(self, sl: dict) -> dict:
         out = {"id": _legacy(sl.get("id")), "title": sl.get("title"), "code": sl.get("code"),
-               "source": sl.get("source"), "tax_lines": self.tax_lines(sl.get("taxLines")),
+               "source": sl.get("source"), "is_removed": bool(sl.get("isRemoved")),
+               "tax_lines": self.tax_lines(sl.get("taxLines")),
                "discount_allocations": self.allocations(sl.get("discountAllocations"))}
         _money(out, "price", sl.get("originalPriceSet"))
         _money(out, "discounted_price", sl.get("discountedPriceSet") or sl.get("originalPriceSet"))
@@ -388,6 +392,13 @@ class RestOrderBuilder:
             out["order_adjustments"].append(row)
         return out
 
+    def transaction(self, t: dict) -> dict:
+        row = {"id": _legacy(t.get("id")), "kind": (t.get("kind") or "").lower(),
+               "status": (t.get("status") or "").lower(), "gateway": t.get("gateway"),
+               "processed_at": self.time(t.get("processedAt"))}
+        _money(row, "amount", t.get("amountSet"))
+        return row
+
     def customer(self) -> dict | None:
         c = self.n.get("customer")
         if not c:
@@ -406,6 +417,7 @@ class RestOrderBuilder:
         order_id = _legacy(n.get("id"))
         out = {
             "id": order_id, "admin_graphql_api_id": n.get("id"), "name": n.get("name"),
+            "order_number": n.get("number"),
             "email": n.get("email"), "contact_email": n.get("email"), "phone": n.get("phone"),
             "note": n.get("note"), "tags": ", ".join(n.get("tags") or []), "source_name": n.get("sourceName"),
             "created_at": self.time(n.get("createdAt")), "updated_at": self.time(n.get("updatedAt")),
@@ -425,6 +437,7 @@ class RestOrderBuilder:
             "discount_applications": [self.discount_application(d)
                                       for d in (n.get("discountApplications") or {}).get("nodes") or []],
             "refunds": [self.refund(r, order_id) for r in n.get("refunds") or []],
+            "transactions": [self.transaction(t) for t in n.get("transactions") or []],
         }
         for key, field in (("total_price", "totalPriceSet"), ("subtotal_price", "subtotalPriceSet"),
                            ("total_tax", "totalTaxSet"), ("total_discounts", "totalDiscountsSet"),
@@ -434,7 +447,12 @@ class RestOrderBuilder:
                            ("current_total_discounts", "currentTotalDiscountsSet"),
                            ("total_tip_received", "totalTipReceivedSet")):
             _money(out, key, n.get(field), zero=key == "total_tip_received")
-        out["total_shipping_price_set"] = _set(n.get("totalShippingPriceSet"))
+        for key, field in (("total_shipping_price_set", "totalShippingPriceSet"),
+                           ("current_total_duties_set", "currentTotalDutiesSet"),
+                           ("original_total_duties_set", "originalTotalDutiesSet"),
+                           ("current_total_additional_fees_set", "currentTotalAdditionalFeesSet"),
+                           ("original_total_additional_fees_set", "originalTotalAdditionalFeesSet")):
+            out[key] = _set(n.get(field))
         out["discount_codes"] = self.discount_codes(out)
         return out
 
