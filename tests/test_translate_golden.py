@@ -89,3 +89,20 @@ def test_only_the_deliberately_unbalanced_order_fails_the_balance_check():
         if not plan_order(order, settings, shop).balance.ok:
             failing.append(name)
     assert failing == ["unbalanced_total"]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_both_document_types_carry_the_same_lines_and_totals(name):
+    order, settings, shop = _load(name)
+    docs = {}
+    for kind in ("sales_receipt", "invoice"):
+        values = settings.to_values()
+        values["document_type"] = kind
+        docs[kind] = preview_document(order, SyncSettings.from_values(values), shop)
+    receipt, invoice = docs["sales_receipt"], docs["invoice"]
+    assert receipt["document_type"] == "SalesReceipt" and invoice["document_type"] == "Invoice"
+    assert receipt["document"]["Line"] == invoice["document"]["Line"]
+    assert receipt["balance"] == invoice["balance"]
+    assert document_totals(receipt["document"]) == document_totals(invoice["document"])
+    assert "DueDate" in invoice["document"] and "DepositToAccountRef" not in invoice["document"]
+    assert "DueDate" not in receipt["document"]

@@ -435,3 +435,17 @@ def test_refunds_already_in_the_order_are_reflected_and_reported():
     assert refunded[0]["Amount"] == D("-5.00")
     assert refunded[0]["SalesItemLineDetail"]["ItemRef"] == {"value": "SHIPPING_ITEM_ID"}
     assert plan.balance.ok, plan.balance.reason
+
+
+def test_prorated_discount_follows_shopifys_rounding_of_the_remaining_share():
+    # 3 units with a 1.00 discount, 2 removed: our third is 0.33, Shopify kept 0.34.
+    o = order(discount_applications=[{"type": "discount_code", "code": "X", "target_type": "line_item"}],
+              current_total_tax="0.00", current_total_discounts="0.34", current_total_price="14.66")
+    o["line_items"][0].update(quantity=3, current_quantity=1, tax_lines=[],
+                              discount_allocations=[{"amount": "1.00", "discount_application_index": 0}])
+    plan = plan_order(o, US)
+    assert plan.discount_total == D("0.34") and plan.balance.ok, plan.balance.reason
+    # Shopify's figure far from ours is not "rounding": keep ours and let the balance check speak.
+    o["current_total_discounts"] = "0.50"
+    plan = plan_order(o, US)
+    assert plan.discount_total == D("0.33") and not plan.balance.ok

@@ -33,6 +33,7 @@ DESCRIPTION_MAX = 4000
 MARKER_PREFIX = "ecomflux:order:"
 SHIPPING_ITEM_ID = "SHIPPING_ITEM_ID"
 GIFT_CARD_GATEWAY = "gift_card"
+CENT_STEP = Decimal("0.01")
 
 # Line kinds in a plan.
 PRODUCT, GIFT_CARD, SHIPPING, DUTY, FEE, TIP, TAX, DISCOUNT, REDEMPTION = (
@@ -397,6 +398,44 @@ def _prorate(amount: Decimal, current: int, original: int) -> Decimal:
     return quantize(amount * current / original)
 
 
+def _proration_fix(order: Mapping[str, Any], read: "_Reader") -> Decimal:
+    """Cent correction so prorated discounts on partially removed lines match Shopify's own total.
+
+    A line reduced from 3 to 1 keeps a third of its discount; Shopify may round that third the
+    other way. When its current_total_discounts differs from ours by no more than a cent per
+    prorated allocation, the difference goes to the first prorated allocation.
+    """
+    if not (order.get("current_total_discounts_set") or order.get("current_total_discounts") is not None):
+        return ZERO
+    ours = ZERO
+    prorated = 0
+    for i, li in enumerate(_list(order, "line_items")):
+        where = f"line_items[{i}]"
+        quantity = _int(li.get("quantity"), f"{where}.quantity")
+        raw_current = li.get("current_quantity")
+        current = _int(raw_current, f"{where}.current_quantity") if raw_current is not None else quantity
+        if current <= 0:
+            continue
+        for j, alloc in enumerate(_list(li, "discount_allocations")):
+            ours += _prorate(read.amount(alloc, "amount", f"{where}.discount_allocations[{j}]"), current, quantity)
+            prorated += 1 if current < quantity else 0
+    if not prorated:
+        return ZERO
+    for i, sl in enumerate(_list(order, "shipping_lines")):
+        if sl.get("is_removed"):
+            continue
+        allocs = _list(sl, "discount_allocations")
+        if allocs:
+            ours += sum_money(read.amount(a, "amount", f"shipping_lines[{i}].discount_allocations[{j}]")
+                              for j, a in enumerate(allocs))
+        else:
+            price = read.amount(sl, "price", f"shipping_lines[{i}]")
+            ours += price - read.amount(sl, "discounted_price", f"shipping_lines[{i}]", default=price)
+    theirs = read.amount(order, "current_total_discounts", "order", default=ours)
+    diff = theirs - ours
+    return diff if abs(diff) <= CENT_STEP * prorated else ZERO
+
+
 def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts | None = None) -> OrderPlan:
     """Translate a Shopify order (REST webhook shape) into an OrderPlan; raises TranslationError."""
     if not isinstance(order, Mapping):
@@ -420,11 +459,17 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
     discount_by_index: dict[int, Decimal] = {}
     use_discount_items = bool(settings.discount_item_id)
 
+    proration_fix = _proration_fix(order, read)
+
     def allocations(obj: Mapping[str, Any], where: str, current: int, original: int
                     ) -> list[tuple[int, Decimal]]:
+        nonlocal proration_fix
         out: list[tuple[int, Decimal]] = []
         for j, alloc in enumerate(_list(obj, "discount_allocations")):
             amount = _prorate(read.amount(alloc, "amount", f"{where}.discount_allocations[{j}]"), current, original)
+            if proration_fix and 0 < current < original:
+                amount += proration_fix
+                proration_fix = ZERO
             idx = alloc.get("discount_application_index")
             index = _int(idx, f"{where}.discount_allocations[{j}].discount_application_index") if idx is not None else -1
             out.append((index, amount))
@@ -447,7 +492,6 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
     subtotal = ZERO
     gift_card_sold = ZERO
     line_discounts = ZERO
-    tip_in_lines = ZERO
     tips_total = read.amount(order, "total_tip_received", "order", default=ZERO) \
         if (order.get("total_tip_received_set") or order.get("total_tip_received") not in (None, "")) else ZERO
     tip_line_pending = tips_total
@@ -481,7 +525,6 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
             item_id = settings.tips_item_id
             item_key: str | None = None if item_id else "special:tip"
             taxable = False
-            tip_in_lines += amount
             tip_line_pending -= amount
             item_name = None
         elif is_gift_card:
