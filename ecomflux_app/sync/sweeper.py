@@ -62,7 +62,8 @@ def due_deliveries(stale_after: timedelta, limit: int = 1000):
     return (
         WebhookDelivery.select()
         .where(
-            ((WebhookDelivery.status == "received") & (WebhookDelivery.received_at < now - timedelta(seconds=2)))
+            # Intake inserts rows as 'queued'; 'received' means their enqueue failed (Redis down).
+            (WebhookDelivery.status == "received")
             | ((WebhookDelivery.status == "queued") & (WebhookDelivery.enqueued_at < stale))
             | ((WebhookDelivery.status == "processing") & (WebhookDelivery.lease_until < now))
             | ((WebhookDelivery.status == "pending") & (WebhookDelivery.next_attempt_at <= now))
@@ -83,9 +84,9 @@ def sweep(conn: redis.Redis, stale_after_seconds: int = 60) -> int:
         except redis.RedisError as exc:
             log.warning("sweeper cannot reach Redis: %s", exc)
             break
-        # A pending row keeps its reason; clearing next_attempt_at stops the next sweep re-picking it.
-        WebhookDelivery.update(enqueued_at=utcnow(), next_attempt_at=None).where(
-            WebhookDelivery.id == delivery.id).execute()
+        # Queued again with a live job (a pending row keeps its last error as the reason it waited).
+        WebhookDelivery.update(status="queued", enqueued_at=utcnow(), next_attempt_at=None).where(
+            (WebhookDelivery.id == delivery.id) & (WebhookDelivery.status == delivery.status)).execute()
         count += 1
     if count:
         log.info("sweeper re-enqueued %d deliveries", count)
