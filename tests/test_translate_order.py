@@ -449,3 +449,15 @@ def test_prorated_discount_follows_shopifys_rounding_of_the_remaining_share():
     o["current_total_discounts"] = "0.50"
     plan = plan_order(o, US)
     assert plan.discount_total == D("0.33") and not plan.balance.ok
+
+
+def test_money_reader_for_makes_the_same_currency_choice_as_plan_order():
+    from ecomflux_app.translate.order import money_reader_for
+
+    o = _with_sets(order(), "0.5")
+    reader, currency, ref = money_reader_for(o, SyncSettings(company=CompanyFacts(multicurrency=True)))
+    assert (currency, ref) == ("EUR", "EUR")
+    assert reader.amount(o["line_items"][0], "price", "line_items[0]") == D("5.00")
+    reader, currency, ref = money_reader_for(o, US)
+    assert (currency, ref) == ("USD", None)
+    assert reader.amount(o, "current_total_price", "order") == D("27.00")

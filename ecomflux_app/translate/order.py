@@ -206,8 +206,8 @@ class Refs:
 # ---------------------------------------------------------------- reading the order
 
 
-class _Reader:
-    """Reads amounts from the order in the currency chosen for the document."""
+class MoneyReader:
+    """Reads amounts (x_set[money_key].amount, else plain x when in shop currency) as cent Decimals."""
 
     def __init__(self, money_key: str, plain_ok: bool) -> None:
         self.money_key = money_key
@@ -364,6 +364,14 @@ def _choose_currency(order: Mapping[str, Any], settings: SyncSettings, shop: Sho
     return key, currency, key == "shop_money", currency_ref
 
 
+def money_reader_for(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts | None = None
+                     ) -> tuple[MoneyReader, str, str | None]:
+    """(reader, document currency, CurrencyRef or None) — the same choice plan_order makes, so
+    refunds and payments for an order are posted in its document's currency."""
+    money_key, currency, plain_ok, currency_ref = _choose_currency(order, settings, shop or ShopFacts())
+    return MoneyReader(money_key, plain_ok), currency, currency_ref
+
+
 def _exchange_rate(order: Mapping[str, Any], currency: str, home: str, shop_currency: str) -> Decimal | None:
     """Home units per document unit, from Shopify's own two totals (only when shop currency is home)."""
     if currency == home or shop_currency != home:
@@ -398,7 +406,7 @@ def _prorate(amount: Decimal, current: int, original: int) -> Decimal:
     return quantize(amount * current / original)
 
 
-def _proration_fix(order: Mapping[str, Any], read: "_Reader") -> Decimal:
+def _proration_fix(order: Mapping[str, Any], read: "MoneyReader") -> Decimal:
     """Cent correction so prorated discounts on partially removed lines match Shopify's own total.
 
     A line reduced from 3 to 1 keeps a third of its discount; Shopify may round that third the
@@ -451,7 +459,7 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
     warnings: list[str] = []
 
     money_key, currency, plain_ok, currency_ref = _choose_currency(order, settings, shop)
-    read = _Reader(money_key, plain_ok)
+    read = MoneyReader(money_key, plain_ok)
     shop_currency = (_str(order.get("currency")) or shop.currency).upper()
     exchange_rate = _exchange_rate(order, currency, company.home_currency, shop_currency) if currency_ref else None
 
@@ -772,7 +780,7 @@ def _rate(value: Any, where: str) -> Decimal | None:
         return None
 
 
-def _gift_card_redeemed(order: Mapping[str, Any], read: _Reader) -> tuple[Decimal, str | None]:
+def _gift_card_redeemed(order: Mapping[str, Any], read: MoneyReader) -> tuple[Decimal, str | None]:
     """Gift card payments from order transactions (sale/capture on the gift_card gateway)."""
     transactions = order.get("transactions")
     gateways = [str(g) for g in (order.get("payment_gateway_names") or [])]
