@@ -74,3 +74,21 @@ def test_webhook_signed_with_another_secret_is_rejected(app_url, db, install_sho
                                            secret="not-the-app-secret")
     assert results[0]["status"] == 401
     assert WebhookDelivery.select().count() == 0
+
+
+def test_sandbox_uninstall_revokes_and_notifies_then_reinstall_works(app_url, app, db, redis_conn, install_shop,
+                                                                     shopify_sandbox):
+    import requests
+
+    from ecomflux_app.shopify.graphql import fetch_shop_info
+
+    shop = install_shop(SHOP)
+    resp = requests.post(f"{shopify_sandbox.url}/_sandbox/shops/{SHOP}/uninstall",
+                         json={"target": f"{app_url}/webhooks"}, timeout=10).json()
+    assert resp["revoked"] == 2 and resp["results"][0]["status"] == 200
+    drain(redis_conn)
+    gone = Shop.get(Shop.domain == SHOP)
+    assert (gone.status, gone.access_token) == ("uninstalled", None)
+    back = install_shop(SHOP)
+    assert back.id == shop.id and back.status == "active"
+    assert fetch_shop_info(back)["myshopify_domain"] == SHOP

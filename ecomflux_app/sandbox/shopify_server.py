@@ -608,6 +608,20 @@ def create_shopify_sandbox(api_key: str, api_secret: str) -> Flask:
     def revoke(shop):
         return jsonify(revoked=state.revoke(shop.lower()))
 
+    @app.post("/_sandbox/shops/<shop>/uninstall")
+    def uninstall(shop):
+        """The merchant uninstalls: tokens die at once, then app/uninstalled is sent to `target` if given."""
+        domain = shop.lower()
+        revoked = state.revoke(domain)
+        target = (request.get_json(silent=True) or {}).get("target")
+        results = []
+        if target and domain in state.shops:
+            s = state.shops[domain]
+            results = state.send_webhook(target, domain, "app/uninstalled",
+                                         {"id": s.id, "name": s.name, "domain": domain, "myshopify_domain": domain,
+                                          "email": s.email, "currency": s.currency, "iana_timezone": s.timezone})
+        return jsonify(revoked=revoked, results=results)
+
     @app.post("/_sandbox/shops/<shop>/throttle")
     def throttle(shop):
         state.throttle(shop.lower(), int((request.get_json(silent=True) or {}).get("count", 1)))

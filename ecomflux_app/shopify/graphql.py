@@ -160,9 +160,17 @@ def execute(shop: Shop, query: str, variables: dict | None = None) -> dict:
 
 
 # -- reads -----------------------------------------------------------------------------------------
+SHOP_QUERY_MINIMAL = "query EcomfluxShopBasics { shop { name email currencyCode ianaTimezone } }"
+
+
 def fetch_shop_info(shop: Shop) -> dict:
     """Name, email, currency, IANA timezone and country of the shop."""
-    data = execute(shop, SHOP_QUERY)["shop"]
+    try:
+        data = execute(shop, SHOP_QUERY)["shop"]
+    except ShopifyError as exc:
+        # An API version without a field we ask for: the basics still decide money and dates.
+        log.warning("full shop query failed for %s (%s); reading the basics only", shop.domain, exc)
+        data = execute(shop, SHOP_QUERY_MINIMAL)["shop"]
     return {
         "name": data.get("name"),
         "email": data.get("email"),
