@@ -461,3 +461,12 @@ def test_money_reader_for_makes_the_same_currency_choice_as_plan_order():
     reader, currency, ref = money_reader_for(o, US)
     assert (currency, ref) == ("USD", None)
     assert reader.amount(o, "current_total_price", "order") == D("27.00")
+
+
+def test_without_current_quantity_refunded_quantities_are_subtracted():
+    o = order(current_total_tax="1.00", current_total_price="16.00",
+              refunds=[{"id": 8, "refund_line_items": [{"line_item_id": 1, "quantity": 1}]}])
+    plan = plan_order(o, US)
+    assert plan.lines[0].qty == 1 and plan.balance.ok, plan.balance.reason
+    o["line_items"][0]["current_quantity"] = 2  # when present, Shopify's figure wins
+    assert plan_order(o, US).lines[0].qty == 2

@@ -406,6 +406,20 @@ def _prorate(amount: Decimal, current: int, original: int) -> Decimal:
     return quantize(amount * current / original)
 
 
+def _current_quantity(order: Mapping[str, Any], li: Mapping[str, Any], where: str, quantity: int) -> int:
+    """current_quantity when Shopify sends it; older payloads: quantity minus refunded quantities."""
+    if li.get("current_quantity") is not None:
+        return _int(li["current_quantity"], f"{where}.current_quantity")
+    line_id = _str(li.get("id"))
+    refunded = 0
+    if line_id:
+        for r, refund in enumerate(_list(order, "refunds")):
+            for k, rli in enumerate(_list(refund, "refund_line_items")):
+                if _str(rli.get("line_item_id")) == line_id:
+                    refunded += _int(rli.get("quantity"), f"refunds[{r}].refund_line_items[{k}].quantity")
+    return max(quantity - refunded, 0)
+
+
 def _proration_fix(order: Mapping[str, Any], read: "MoneyReader") -> Decimal:
     """Cent correction so prorated discounts on partially removed lines match Shopify's own total.
 
@@ -420,8 +434,7 @@ def _proration_fix(order: Mapping[str, Any], read: "MoneyReader") -> Decimal:
     for i, li in enumerate(_list(order, "line_items")):
         where = f"line_items[{i}]"
         quantity = _int(li.get("quantity"), f"{where}.quantity")
-        raw_current = li.get("current_quantity")
-        current = _int(raw_current, f"{where}.current_quantity") if raw_current is not None else quantity
+        current = _current_quantity(order, li, where, quantity)
         if current <= 0:
             continue
         for j, alloc in enumerate(_list(li, "discount_allocations")):
@@ -510,7 +523,7 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
     for i, li in enumerate(items):
         where = f"line_items[{i}]"
         quantity = _int(li.get("quantity"), f"{where}.quantity")
-        current = _int(li["current_quantity"], f"{where}.current_quantity") if li.get("current_quantity") is not None else quantity
+        current = _current_quantity(order, li, where, quantity)
         description = _str(li.get("name")) or _str(li.get("title")) or f"Line {i + 1}"
         if current <= 0:
             removed.append(RemovedLine(_str(li.get("id")), description, quantity))
