@@ -127,6 +127,8 @@ def test_one_line_per_order_line_with_sku_qty_unit_price_and_taxable_flag():
     assert first["SalesItemLineDetail"] == {"ItemRef": {"value": "I-sku:MUG-1"}, "Qty": D(2),
                                             "UnitPrice": D("10.00"), "TaxCodeRef": {"value": "TAX"}}
     assert plan.item_keys == ["sku:MUG-1"]
+    req = plan.item_requests()[0]
+    assert (req.key, req.name, req.sku, req.item_type) == ("sku:MUG-1", "Mug - Blue", "MUG-1", "NonInventory")
 
 
 def test_lines_without_sku_map_by_title_then_fallback():

@@ -561,7 +561,7 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
             item_id = None
             if sku:
                 item_key = f"sku:{sku}"
-                item_name = sanitize_item_name(title or description)
+                item_name = sanitize_item_name(description)  # the variant: one QBO item per SKU
             elif title:
                 item_key = f"title:{sanitize_item_name(title)}"
                 item_name = sanitize_item_name(title)
