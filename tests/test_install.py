@@ -186,3 +186,13 @@ def test_code_exchange_refused_is_a_clear_400(client, db, shopify_sandbox):
     resp = client.get("/auth/callback?" + urlencode(params))
     assert resp.status_code == 400 and b"refused the authorization code" in resp.data
     assert Shop.select().count() == 0
+
+
+def test_query_hmac_formats_array_params_like_shopify():
+    import hashlib
+    import hmac as hmac_lib
+
+    params = {"shop": [SHOP], "ids[]": ["1", "2"], "timestamp": ["1700000000"]}
+    message = f'ids=["1", "2"]&shop={SHOP}&timestamp=1700000000'
+    params["hmac"] = [hmac_lib.new(b"secret", message.encode(), hashlib.sha256).hexdigest()]
+    assert verify_query_hmac(params, ["secret"])

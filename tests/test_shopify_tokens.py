@@ -116,3 +116,20 @@ def test_uninstalled_shop_has_no_token(shop):
     Shop.update(status="uninstalled", access_token=None).where(Shop.id == shop.id).execute()
     with pytest.raises(ShopifyReauthRequired):
         fresh_access_token(Shop.get_by_id(shop.id))
+
+
+def test_refresh_waits_rather_than_racing_when_redis_is_unreachable(shop, shopify_sandbox, monkeypatch):
+    import redis
+
+    from ecomflux_app import runtime
+    from ecomflux_app.shopify.errors import ShopifyUnavailable
+
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    monkeypatch.setattr(runtime, "redis", lambda: dead)
+    with pytest.raises(ShopifyUnavailable):
+        fresh_access_token(near_expiry(shop))
+    assert shopify_sandbox.stats["refreshes"] == 0
+    assert Shop.get_by_id(shop.id).refresh_token == shop.refresh_token

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from redis.exceptions import LockError
+from redis.exceptions import LockError, RedisError
 
 from .. import runtime
 from ..models import Shop, utcnow
@@ -56,7 +56,12 @@ def fresh_access_token(shop: Shop, rejected: str | None = None) -> str:
     if not needs_refresh(shop, rejected):
         return shop.access_token
     lock = runtime.redis().lock(lock_name(shop.domain), timeout=LOCK_SECONDS, blocking_timeout=LOCK_SECONDS)
-    if not lock.acquire():
+    try:
+        acquired = lock.acquire()
+    except RedisError as exc:
+        # Refreshing without the lock could burn the rotating refresh token in a race: wait instead.
+        raise ShopifyUnavailable(f"cannot lock the token refresh for {shop.domain}: {type(exc).__name__}", 10) from exc
+    if not acquired:
         raise ShopifyUnavailable(f"token refresh for {shop.domain} is still running elsewhere", 5)
     try:
         # Another worker may have refreshed while we waited: re-read before deciding.
@@ -94,5 +99,5 @@ def fresh_access_token(shop: Shop, rejected: str | None = None) -> str:
     finally:
         try:
             lock.release()
-        except LockError:
+        except (LockError, RedisError):
             log.warning("refresh lock for %s expired before release", shop.domain)
