@@ -196,3 +196,23 @@ def test_query_hmac_formats_array_params_like_shopify():
     message = f'ids=["1", "2"]&shop={SHOP}&timestamp=1700000000'
     params["hmac"] = [hmac_lib.new(b"secret", message.encode(), hashlib.sha256).hexdigest()]
     assert verify_query_hmac(params, ["secret"])
+
+
+def test_ensure_installed_installs_once_then_reuses(app, db, shopify_sandbox):
+    from ecomflux_app.shopify.oauth import ensure_installed
+
+    first = ensure_installed(session_for(app, shopify_sandbox.session_token(SHOP)))
+    again = ensure_installed(session_for(app, shopify_sandbox.session_token(SHOP)))
+    assert first.id == again.id and again.access_token == first.access_token
+    assert shopify_sandbox.stats["token_exchanges"] == 1
+    Shop.update(status="uninstalled", access_token=None).where(Shop.id == first.id).execute()
+    back = ensure_installed(session_for(app, shopify_sandbox.session_token(SHOP)))
+    assert back.status == "active" and shopify_sandbox.stats["token_exchanges"] == 2
+
+
+def test_auth_inside_the_admin_iframe_breaks_out_to_the_top_window(client, db):
+    resp = client.get(f"/auth?shop={SHOP}&embedded=1")
+    assert resp.status_code == 200 and resp.mimetype == "text/html"
+    assert b"window.open(" in resp.data and b"_top" in resp.data
+    assert f"/{SHOP}/admin/oauth/authorize".encode() in resp.data
+    assert OAuthState.select().count() == 1

@@ -234,3 +234,11 @@ def install_via_code(shop_domain: str, code: str) -> Shop:
 def needs_install(shop: Shop | None) -> bool:
     """True when the embedded page must run token exchange before doing anything for this shop."""
     return shop is None or not shop.is_active
+
+
+def ensure_installed(session: SessionToken) -> Shop:
+    """The shop named by a verified session token, installed (or reinstalled) by token exchange if needed."""
+    shop = Shop.get_or_none(Shop.domain == session.shop)
+    if not needs_install(shop):
+        return shop
+    return install_via_token_exchange(session)

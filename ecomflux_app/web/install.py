@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from flask import Blueprint, current_app, redirect, request
@@ -27,7 +28,13 @@ def begin():
     shop = normalize_shop(request.args.get("shop"))
     if shop is None:
         return error_page("The shop parameter must be a myshopify.com domain, e.g. example.myshopify.com.")
-    return redirect(authorize_url(shop, issue_state(shop)), code=302)
+    url = authorize_url(shop, issue_state(shop))
+    if request.args.get("embedded") == "1":
+        # Inside the admin iframe Shopify's consent screen cannot load: leave the frame first.
+        return PAGE.format(title="Redirecting to Shopify", message=escape("Continuing the installation...")).replace(
+            "</main>", f"</main><script>window.open({json.dumps(url).replace('</', '<\\/')}, '_top');</script>"), 200, {
+            "Content-Type": "text/html; charset=utf-8"}
+    return redirect(url, code=302)
 
 
 @bp.get("/auth/callback")
