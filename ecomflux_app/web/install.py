@@ -31,9 +31,10 @@ def begin():
     url = authorize_url(shop, issue_state(shop))
     if request.args.get("embedded") == "1":
         # Inside the admin iframe Shopify's consent screen cannot load: leave the frame first.
-        return PAGE.format(title="Redirecting to Shopify", message=escape("Continuing the installation...")).replace(
-            "</main>", f"</main><script>window.open({json.dumps(url).replace('</', '<\\/')}, '_top');</script>"), 200, {
-            "Content-Type": "text/html; charset=utf-8"}
+        target = json.dumps(url).replace("</", "<\\/")
+        script = f"<script>window.open({target}, '_top');</script>"
+        page = PAGE.format(title="Redirecting to Shopify", message="Continuing the installation...")
+        return page.replace("</main>", "</main>" + script), 200, {"Content-Type": "text/html; charset=utf-8"}
     return redirect(url, code=302)
 
 
