@@ -169,11 +169,19 @@ class OrderRenderer:
              "amountSet": self.bag(t, "amount")}
             for t in r.get("transactions") or []
         ]
-        adjustments = [
-            {"id": gid("OrderAdjustment", a.get("id")), "reason": (a.get("kind") or a.get("reason") or "").upper() or None,
-             "amountSet": self.bag(a, "amount"), "taxAmountSet": self.bag(a, "tax_amount")}
-            for a in r.get("order_adjustments") or []
-        ]
+        # GraphQL splits REST's order_adjustments: shipping refunds are refundShippingLines (positive
+        # amounts), the rest are orderAdjustments with a discrepancy reason.
+        shipping, adjustments = [], []
+        for a in r.get("order_adjustments") or []:
+            if a.get("kind") == "shipping_refund":
+                shipping.append({"id": gid("RefundShippingLine", a.get("id")),
+                                 "shippingLine": {"id": gid("ShippingLine", a.get("shipping_line_id"))},
+                                 "subtotalAmountSet": self.bag(_absolute(a, "amount"), "amount"),
+                                 "taxAmountSet": self.bag(_absolute(a, "tax_amount"), "tax_amount")})
+            else:
+                adjustments.append({"id": gid("OrderAdjustment", a.get("id")),
+                                    "reason": (a.get("reason") or a.get("kind") or "").upper().replace(" ", "_") or None,
+                                    "amountSet": self.bag(a, "amount"), "taxAmountSet": self.bag(a, "tax_amount")})
         total = sum((Decimal(str(t.get("amount") or 0)) for t in r.get("transactions") or []
                      if (t.get("kind") or "refund") == "refund"), Decimal("0"))
         return {
@@ -185,6 +193,7 @@ class OrderRenderer:
             "refundLineItems": {"nodes": items, "pageInfo": {"hasNextPage": False, "endCursor": None}},
             "transactions": {"nodes": transactions, "pageInfo": {"hasNextPage": False, "endCursor": None}},
             "orderAdjustments": {"nodes": adjustments, "pageInfo": {"hasNextPage": False, "endCursor": None}},
+            "refundShippingLines": {"nodes": shipping, "pageInfo": {"hasNextPage": False, "endCursor": None}},
         }
 
     def transaction(self, t: dict) -> dict:
@@ -261,6 +270,16 @@ class OrderRenderer:
                 "pageInfo": {"hasNextPage": False, "endCursor": None}},
             "refunds": [self.refund(r) for r in o.get("refunds") or []],
         }
+
+
+def _absolute(rest: dict, key: str) -> dict:
+    """REST shows shipping refunds as negative adjustments; GraphQL as positive refunded amounts."""
+    out = {key: str(abs(Decimal(str(rest.get(key) or 0))))}
+    bag = rest.get(f"{key}_set")
+    if isinstance(bag, dict):
+        out[f"{key}_set"] = {side: {**money, "amount": str(abs(Decimal(str(money.get("amount") or 0))))}
+                             for side, money in bag.items() if isinstance(money, dict)}
+    return out
 
 
 def _number_from_name(name) -> int | None:

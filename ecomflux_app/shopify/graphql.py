@@ -83,6 +83,9 @@ ORDER_FIELDS = f"""
     }}
     transactions(first: 20) {{ nodes {{ id kind status gateway amountSet {{ {MONEY} }} }} }}
     orderAdjustments(first: 20) {{ nodes {{ id reason amountSet {{ {MONEY} }} taxAmountSet {{ {MONEY} }} }} }}
+    refundShippingLines(first: 20) {{
+      nodes {{ id shippingLine {{ id }} subtotalAmountSet {{ {MONEY} }} taxAmountSet {{ {MONEY} }} }}
+    }}
   }}
 """
 
@@ -268,6 +271,13 @@ def _set(bag: dict | None) -> dict | None:
     }
 
 
+def _negated(bag: dict | None) -> dict | None:
+    if not bag:
+        return None
+    return {side: {**money, "amount": str(-Decimal(str(money.get("amount") or 0)))}
+            for side, money in bag.items() if isinstance(money, dict)}
+
+
 def _money(out: dict, key: str, bag: dict | None, zero: bool = False) -> None:
     """Set REST `key` (shop money) and `key_set` from a MoneyBag."""
     money = _set(bag)
@@ -393,8 +403,16 @@ class RestOrderBuilder:
             _money(row, "amount", t.get("amountSet"))
             row.pop("amount_set", None)
             out["transactions"].append(row)
+        # REST folds shipping refunds into order_adjustments as negative "shipping_refund" amounts.
+        for sl in (r.get("refundShippingLines") or {}).get("nodes") or []:
+            row = {"id": _legacy(sl.get("id")), "kind": "shipping_refund", "reason": "Shipping refund",
+                   "shipping_line_id": _legacy((sl.get("shippingLine") or {}).get("id"))}
+            _money(row, "amount", _negated(sl.get("subtotalAmountSet")))
+            _money(row, "tax_amount", _negated(sl.get("taxAmountSet")))
+            out["order_adjustments"].append(row)
         for a in (r.get("orderAdjustments") or {}).get("nodes") or []:
-            row = {"id": _legacy(a.get("id")), "kind": (a.get("reason") or "").lower() or None}
+            row = {"id": _legacy(a.get("id")), "kind": "refund_discrepancy",
+                   "reason": (a.get("reason") or "").lower() or None}
             _money(row, "amount", a.get("amountSet"))
             _money(row, "tax_amount", a.get("taxAmountSet"))
             out["order_adjustments"].append(row)
