@@ -40,6 +40,10 @@ class ShopifySandbox:
     def set_token_lifetimes(self, access_ttl: int | None = None, refresh_ttl: int | None = None) -> None:
         self.state.set_token_lifetimes(access_ttl, refresh_ttl)
 
+    def set_app_url(self, url: str | None) -> None:
+        """Where "open the app in the admin" (<shop>/admin/apps/<key>) sends the browser."""
+        self.state.app_url = url
+
     def revoke(self, shop: str) -> int:
         return self.state.revoke(shop)
 
