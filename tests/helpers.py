@@ -39,3 +39,11 @@ def drain(conn) -> int:
         count += 1
         worker = make_worker(conn, simple=True)
     return count
+
+
+def record_job(label: str) -> str:
+    """A job body for queue tests: appends its label to a Redis list so tests can read the run order."""
+    from ecomflux_app import runtime
+
+    runtime.redis().rpush("test:job-order", label)
+    return label
