@@ -233,12 +233,44 @@ def test_non_us_company_uses_tax_excluded_and_configured_codes():
     assert [l["SalesItemLineDetail"]["TaxCodeRef"]["value"] for l in item_lines(doc)] == ["5", "6"]
 
 
-def test_taxes_included_order_is_tax_inclusive_and_tax_is_not_added_again():
+def test_taxes_included_order_is_tax_inclusive_with_net_amounts_and_gross_in_tax_inclusive_amt():
     o = order(taxes_included=True, current_total_price="25.00")
     plan, doc = render(o, SyncSettings(company=CompanyFacts(country="GB", home_currency="USD")))
     assert doc["GlobalTaxCalculation"] == "TaxInclusive"
     assert doc["TxnTaxDetail"]["TotalTax"] == D("2.00")
+    mug = item_lines(doc)[0]
+    assert mug["Amount"] == D("18.00") and mug["SalesItemLineDetail"]["TaxInclusiveAmt"] == D("20.00")
+    assert mug["SalesItemLineDetail"]["UnitPrice"] == D("9.00")
     assert plan.balance.ok and document_totals(doc)["total"] == D("25.00")
+
+
+def test_taxes_included_discount_is_shown_net_of_its_tax_share():
+    # 2 x 12.00 incl. 20% VAT, 4.00 discount: tax on 20.00 is 3.33.
+    o = order(taxes_included=True, current_total_tax="3.33", current_total_price="25.00",
+              discount_applications=[{"type": "discount_code", "code": "FOUR", "target_type": "line_item"}])
+    o["line_items"][0].update(price="12.00", tax_lines=[{"title": "VAT", "price": "3.33", "rate": 0.2}],
+                              discount_allocations=[{"amount": "4.00", "discount_application_index": 0}])
+    plan, doc = render(o, SyncSettings(company=CompanyFacts(country="GB", home_currency="USD")))
+    mug = item_lines(doc)[0]
+    disc = [l for l in doc["Line"] if l["DetailType"] == "DiscountLineDetail"][0]
+    assert mug["Amount"] == D("20.00") and mug["SalesItemLineDetail"]["TaxInclusiveAmt"] == D("24.00")  # 24 - 4.00
+    assert disc["Amount"] == D("3.33") and "FOUR 4.00" in disc["Description"]  # 4.00 - (4.00 - 3.33)
+    assert plan.discount_total == D("4.00")  # Shopify's figure is kept on the plan
+    assert document_totals(doc)["total"] == D("25.00") and plan.balance.ok, plan.balance.reason
+
+
+def test_taxes_included_with_per_line_discount_items_and_odd_unit_prices():
+    o = order(taxes_included=True, current_total_tax="1.67", current_total_price="15.00",
+              discount_applications=[{"type": "manual", "title": "Staff", "target_type": "line_item"}])
+    o["line_items"][0].update(quantity=3, price="4.00", tax_lines=[{"title": "VAT", "price": "1.67", "rate": 0.2}],
+                              discount_allocations=[{"amount": "2.00", "discount_application_index": 0}])
+    settings = SyncSettings(discount_item_id="80", company=CompanyFacts(country="GB", home_currency="USD"))
+    plan, doc = render(o, settings)
+    lines = item_lines(doc)
+    assert lines[0]["Amount"] == D("10.00")  # 12.00 less its tax share 2.00 (1.67 * 12 / 10)
+    assert lines[0]["SalesItemLineDetail"]["UnitPrice"] == D("3.3333333")
+    assert lines[1]["Amount"] == D("-1.67") and lines[1]["SalesItemLineDetail"]["TaxInclusiveAmt"] == D("-2.00")
+    assert document_totals(doc)["total"] == D("15.00") and plan.balance.ok, plan.balance.reason
 
 
 def test_tax_line_mode_posts_tax_as_an_item_line():

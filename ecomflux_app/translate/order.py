@@ -7,7 +7,8 @@ What the balance check compares (BalanceCheck):
     expected = Shopify's current_total_price (reflects edits and refunds)
     computed = sum of item lines (products, gift cards sold, shipping, duties, additional fees,
                tips, tax line)
-               - discounts + TotalTax when tax is added on top (not for taxes_included orders)
+               - discounts + TotalTax (line amounts are net of tax, also for taxes_included
+               orders: QBO keeps Line.Amount net and the gross in TaxInclusiveAmt)
     i.e. the document total BEFORE gift-card redemptions. A gift card redeemed as payment is a
     visible negative line against the gift card liability item, so the QBO document total
     (plan.document_total, QBO TotalAmt) is expected - gift_card_redeemed: what was really paid.
@@ -15,6 +16,7 @@ What the balance check compares (BalanceCheck):
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -24,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .customer import Address, CustomerIdentity
 from .item import SPECIAL_ITEMS, ItemRequest, sanitize_item_name, sanitize_sku
-from .money import ZERO, MoneyError, format_money, parse_money, quantize, sum_money
+from .money import ZERO, MoneyError, allocate, format_money, parse_money, quantize, sum_money
 from .settings import SyncSettings
 
 DOC_NUMBER_MAX = 21
@@ -79,6 +81,9 @@ class PlanLine:
     item_name: str | None = None
     sku: str | None = None
     source_id: str | None = None
+    # Tax-inclusive documents: amount/unit_price are net of tax (QBO's Line.Amount) and
+    # gross_amount is what Shopify charged (SalesItemLineDetail.TaxInclusiveAmt).
+    gross_amount: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -509,6 +514,9 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
         return ", ".join(names) or "Discount"
 
     lines: list[PlanLine] = []
+    # line index -> (discount on it, Shopify's tax on it, index of its discount line or None):
+    # what a tax-inclusive order needs to split each amount into net + tax.
+    taxed: dict[int, tuple[Decimal, Decimal, int | None]] = {}
     removed: list[RemovedLine] = []
     subtotal = ZERO
     gift_card_sold = ZERO
@@ -571,6 +579,8 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
                 item_key, item_name = "special:fallback", None
             taxable = bool(li.get("taxable", True)) and line_tax > 0
             subtotal += amount
+        line_index = len(lines)
+        taxed[line_index] = (discount, line_tax, None)
         lines.append(PlanLine(
             kind=kind, description=description[:DESCRIPTION_MAX], qty=Decimal(current), unit_price=price,
             amount=amount, taxable=taxable, item_key=item_key, item_id=item_id, item_name=item_name,
@@ -580,6 +590,7 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
             note_discounts(allocs)
             line_discounts += discount
             if use_discount_items:
+                taxed[line_index] = (discount, line_tax, len(lines))
                 lines.append(PlanLine(
                     kind=DISCOUNT, description=f"Discount ({discount_label(allocs)}) on {description}"[:DESCRIPTION_MAX],
                     qty=Decimal(1), unit_price=-discount, amount=-discount, taxable=taxable,
@@ -612,6 +623,8 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
                              for k, t in enumerate(_list(sl, "tax_lines")))
         title = _str(sl.get("title")) or _str(sl.get("code")) or "Shipping"
         shipping_total += price
+        ship_index = len(lines)
+        taxed[ship_index] = (discount, ship_tax, None)
         lines.append(PlanLine(
             kind=SHIPPING, description=f"Shipping: {title}"[:DESCRIPTION_MAX], qty=Decimal(1), unit_price=price,
             amount=price, taxable=ship_tax > 0, item_id=ship_item_id,
@@ -625,6 +638,7 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
                 else:
                     discount_by_index[index] = discount_by_index.get(index, ZERO) + amount
             if use_discount_items:
+                taxed[ship_index] = (discount, ship_tax, len(lines))
                 label = discount_label([a for a in allocs if a[0] != -2]) if any(a[0] != -2 for a in allocs) else "Shipping discount"
                 lines.append(PlanLine(
                     kind=DISCOUNT, description=f"Shipping discount ({label})"[:DESCRIPTION_MAX], qty=Decimal(1),
@@ -643,8 +657,10 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
             if adj.get("kind") != "shipping_refund":
                 continue
             refunded = abs(read.amount(adj, "amount", f"refunds[{r}].order_adjustments[{a}]"))
+            refunded_tax = abs(read.amount(adj, "tax_amount", f"refunds[{r}].order_adjustments[{a}]", default=ZERO))
             if refunded:
                 shipping_refunded += refunded
+                taxed[len(lines)] = (ZERO, -refunded_tax, None)
                 lines.append(PlanLine(
                     kind=SHIPPING, description="Shipping refunded", qty=Decimal(1), unit_price=-refunded,
                     amount=-refunded, taxable=False, item_id=ship_item_id,
@@ -706,6 +722,7 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
             ))
     elif taxes_included:
         tax_mode = TAX_INCLUSIVE
+        lines = _net_of_included_tax(lines, taxed, tax_total)
     elif company.is_us:
         tax_mode = TAX_US
     else:
@@ -734,8 +751,14 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
         for i, amount in sorted(discount_by_index.items(), key=lambda kv: (kv[0] < 0, kv[0]))
         if amount
     )
-    discount_line_amount = ZERO if use_discount_items else discount_total
-    discount_description = "Discounts: " + "; ".join(
+    if use_discount_items:
+        discount_line_amount = ZERO
+    elif tax_mode == TAX_INCLUSIVE:
+        # Net of the tax share: QBO adds TotalTax on top of net amounts.
+        discount_line_amount = sum_money(_net_discount(lines[i], taxed[i]) for i in taxed)
+    else:
+        discount_line_amount = discount_total
+    discount_description = ("Discounts (tax included): " if tax_mode == TAX_INCLUSIVE else "Discounts: ") + "; ".join(
         f"{d.title}{' (shipping)' if d.target == 'shipping_line' else ''} {format_money(d.amount)}" for d in discounts
     ) if discounts else ""
 
@@ -743,7 +766,7 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
         if (order.get("current_total_price_set") or order.get("current_total_price") is not None) \
         else read.amount(order, "total_price", "order")
     lines_sum = sum_money(line.amount for line in lines)
-    tax_added = tax_total if tax_mode in (TAX_US, TAX_EXCLUDED) else ZERO
+    tax_added = tax_total if tax_mode in (TAX_US, TAX_EXCLUDED, TAX_INCLUSIVE) else ZERO
     document_total = quantize(lines_sum - discount_line_amount + tax_added)
     computed = quantize(document_total + redeemed)
     balance = _balance(expected, computed, document_total, tax_mode, tax_total)
@@ -779,6 +802,66 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
         taxable_tax_code_id=settings.taxable_tax_code_id, exempt_tax_code_id=settings.exempt_tax_code_id,
         discount_account_id=settings.discount_account_id,
     )
+
+
+def _tax_share(gross: Decimal, discount: Decimal, tax: Decimal) -> Decimal:
+    """The part of a tax-inclusive gross amount that is tax, given Shopify's tax on gross - discount."""
+    base = gross - discount
+    if base == 0 or tax == 0:
+        return tax if base == 0 else ZERO
+    return quantize(gross * tax / base)
+
+
+def _net_discount(line: PlanLine, meta: tuple[Decimal, Decimal, int | None]) -> Decimal:
+    discount, tax, _ = meta
+    gross = line.gross_amount if line.gross_amount is not None else line.amount
+    return discount - (_tax_share(gross, discount, tax) - tax)
+
+
+def _net_of_included_tax(lines: list[PlanLine], taxed: dict[int, tuple[Decimal, Decimal, int | None]],
+                         tax_total: Decimal) -> list[PlanLine]:
+    """Split tax-inclusive amounts into net + tax the way QBO stores a TaxInclusive document.
+
+    Per line: tax share T = gross * tax / (gross - discount); net = gross - T; the discount's
+    net is discount - (T - tax). So net - net discount + tax == gross - discount exactly, and
+    the document's lines + TotalTax add up to Shopify's total. Shopify's per-line taxes are
+    first reconciled (to the cent) with its order tax total, which is what TotalTax carries.
+    """
+    metas = dict(taxed)
+    line_tax_sum = sum((m[1] for m in metas.values()), ZERO)
+    gap = tax_total - line_tax_sum
+    if gap:
+        keys = [i for i, m in metas.items() if m[1] > 0] or \
+               [i for i in metas if lines[i].taxable] or \
+               [i for i in metas if lines[i].kind == PRODUCT]
+        if keys:
+            weights = [metas[i][1] if metas[i][1] > 0 else lines[i].amount - metas[i][0] for i in keys]
+            for i, extra in zip(keys, allocate(gap, weights)):
+                d, t, di = metas[i]
+                metas[i] = (d, t + extra, di)
+    out = [dataclasses.replace(line, gross_amount=line.amount) for line in lines]
+    for i, (discount, tax, discount_index) in metas.items():
+        line = out[i]
+        gross = line.amount
+        share = _tax_share(gross, discount, tax)
+        net = gross - share
+        out[i] = dataclasses.replace(line, amount=net, unit_price=_unit(net, line.qty),
+                                     taxable=line.taxable or tax != 0)
+        taxed[i] = (discount, tax, discount_index)
+        if discount_index is not None:
+            d_line = out[discount_index]
+            net_discount = discount - (share - tax)
+            out[discount_index] = dataclasses.replace(d_line, amount=-net_discount, unit_price=-net_discount,
+                                                      taxable=out[i].taxable)
+    return out
+
+
+def _unit(amount: Decimal, qty: Decimal) -> Decimal:
+    """Unit price for a net amount: exact cents when they divide, else 7 places (QBO's limit)."""
+    if qty in (0, 1):
+        return amount
+    unit = amount / qty
+    return unit.quantize(CENT_STEP) if unit == unit.quantize(CENT_STEP) else unit.quantize(Decimal("0.0000001"))
 
 
 def _rate(value: Any, where: str) -> Decimal | None:
@@ -901,7 +984,9 @@ def render_document(plan: OrderPlan, refs: Refs) -> dict[str, Any]:
         item_id = line.item_id or (refs.items.get(line.item_key) if line.item_key else None)
         if not item_id:
             raise TranslationError(f"refs.items[{line.item_key}]", "no QuickBooks item for this line")
-        detail = {"ItemRef": {"value": item_id}, "Qty": line.qty, "UnitPrice": line.unit_price}
+        detail: dict[str, Any] = {"ItemRef": {"value": item_id}, "Qty": line.qty, "UnitPrice": line.unit_price}
+        if plan.tax_mode == TAX_INCLUSIVE:
+            detail["TaxInclusiveAmt"] = _num(line.gross_amount if line.gross_amount is not None else line.amount)
         tax_code = _tax_code(plan, line.taxable)
         if tax_code:
             detail["TaxCodeRef"] = tax_code
@@ -954,6 +1039,6 @@ def document_totals(document: Mapping[str, Any]) -> dict[str, Decimal]:
     items = sum_money(Decimal(str(l["Amount"])) for l in lines if l["DetailType"] == "SalesItemLineDetail")
     discounts = sum_money(Decimal(str(l["Amount"])) for l in lines if l["DetailType"] == "DiscountLineDetail")
     tax = Decimal(str(document.get("TxnTaxDetail", {}).get("TotalTax", "0")))
-    inclusive = document.get("GlobalTaxCalculation") == "TaxInclusive"
-    total = items - discounts + (ZERO if inclusive else tax)
+    # QBO line amounts exclude tax, also on TaxInclusive documents (TaxInclusiveAmt holds the gross).
+    total = items - discounts + tax
     return {"items": items, "discounts": discounts, "tax": quantize(tax), "total": quantize(total)}
