@@ -30,7 +30,8 @@ def _create_pg_database() -> tuple[str, callable]:
     def drop():
         from ecomflux_app.db import database
 
-        database.close_all() if hasattr(database.obj, "close_all") else database.close()
+        if database.obj is not None and getattr(database.obj, "database", None) == name:
+            database.obj.close_all()  # our pooled connections must go before DROP DATABASE
         with admin.cursor() as cur:
             cur.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
