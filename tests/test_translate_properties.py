@@ -201,3 +201,70 @@ def test_names_never_carry_forbidden_characters(first, last, company):
 @given(st.text(min_size=1), st.text(min_size=1), st.text(min_size=1))
 def test_request_ids_are_at_most_50_chars(shop, key, kind):
     assert len(request_id(shop, key, kind)) <= 50
+
+
+@st.composite
+def two_currency_orders(draw):
+    """A USD shop selling to a EUR buyer: every amount as *_set in both currencies, totals per currency."""
+    rate = draw(st.sampled_from([D("0.5"), D("0.92"), D("1.37"), D("0.07")]))
+    views = {"shop_money": lambda a: a, "presentment_money": lambda a: quantize(a * rate)}
+    codes = {"shop_money": "USD", "presentment_money": "EUR"}
+
+    def bag(atoms):  # atoms: {view: amount}
+        return {v: {"amount": _m(atoms[v]), "currency_code": codes[v]} for v in views}
+
+    totals = {v: D(0) for v in views}
+    taxes = {v: D(0) for v in views}
+    line_items = []
+    for i in range(draw(st.integers(1, 4))):
+        qty = draw(st.integers(1, 5))
+        current = draw(st.integers(0, qty))
+        price = draw(cents)
+        disc = quantize(price * qty * D(draw(st.integers(0, 50))) / 100)
+        tax = D(draw(st.integers(0, 3000))) * CENT
+        p = {v: f(price) for v, f in views.items()}
+        d = {v: f(disc) for v, f in views.items()}
+        t = {v: f(tax) for v, f in views.items()}
+        line_items.append({
+            "id": 100 + i, "title": "Mug", "sku": f"S{i}", "quantity": qty, "current_quantity": current,
+            "price": _m(price), "price_set": bag(p), "taxable": True,
+            "discount_allocations": [{"amount": _m(disc), "amount_set": bag(d), "discount_application_index": 0}],
+            "tax_lines": [{"title": "VAT", "price": _m(tax), "price_set": bag(t), "rate": "0.1"}],
+        })
+        if current:
+            for v in views:
+                totals[v] += p[v] * current - quantize(d[v] * current / qty)
+                taxes[v] += quantize(t[v] * current / qty)
+    ship = draw(cents)
+    s = {v: f(ship) for v, f in views.items()}
+    for v in views:
+        totals[v] += s[v] + taxes[v]
+    order = {
+        "id": 42, "name": "#42", "processed_at": "2024-05-14T10:00:00Z", "currency": "USD",
+        "presentment_currency": "EUR", "taxes_included": False, "email": "lena@example.de",
+        "discount_applications": [{"type": "discount_code", "code": "X", "target_type": "line_item"}],
+        "line_items": line_items,
+        "shipping_lines": [{"id": 9, "title": "Intl", "price": _m(ship), "price_set": bag(s),
+                            "discounted_price": _m(ship), "discounted_price_set": bag(s), "tax_lines": []}],
+        "current_total_tax": _m(taxes["shop_money"]), "current_total_tax_set": bag(taxes),
+        "current_total_price": _m(totals["shop_money"]), "current_total_price_set": bag(totals),
+        "total_price_set": bag(totals), "total_tip_received": "0.00",
+    }
+    return order, totals
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(two_currency_orders(), st.booleans())
+def test_foreign_currency_orders_balance_in_the_currency_posted(generated, multicurrency):
+    order, totals = generated
+    settings = SyncSettings(company=CompanyFacts(multicurrency=multicurrency))
+    plan = plan_order(order, settings)
+    assert plan.balance.ok, plan.balance.reason
+    doc = _render(plan)
+    if multicurrency:
+        assert plan.currency == "EUR" and doc["CurrencyRef"] == {"value": "EUR"}
+        assert plan.balance.expected == totals["presentment_money"]
+    else:
+        assert plan.currency == "USD" and "CurrencyRef" not in doc
+        assert plan.balance.expected == totals["shop_money"]
+    assert document_totals(doc)["total"] == plan.balance.expected
