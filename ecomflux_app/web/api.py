@@ -1,5 +1,446 @@
-"""Placeholder blueprint; filled in by its issue."""
+"""JSON API behind the embedded page: every route is session-token authenticated and acts on g.shop only."""
 
-from flask import Blueprint
+from __future__ import annotations
 
-bp = Blueprint("api", __name__)
+import json
+import logging
+from decimal import Decimal
+
+from flask import Blueprint, Response, g, jsonify, request
+
+from peewee import fn
+
+from ..models import QboConnection, ShopSettings, SyncRecord, WebhookDelivery, utcnow
+from ..translate.jsonout import dumps as dumps_decimal
+from ..translate.settings import (CUSTOMER_MATCHING, DOCUMENT_TYPES, TAX_HANDLING, TRIGGERS, CompanyFacts,
+                                  SyncSettings)
+from . import qbo_bridge
+from .session_auth import require_session_token
+
+log = logging.getLogger(__name__)
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+# What the admin may set from the page; company facts come from QuickBooks, never from the form.
+EDITABLE_EXCLUDED = {"company"}
+# The ledger's statuses as the page groups them.
+STATUS_GROUPS = {
+    "posted": ("posted",),
+    "pending": ("pending", "posting", "waiting_reconnect"),
+    "flagged": ("flagged",),
+    "failed": ("failed",),
+    "voided": ("voided",),
+    "skipped": ("skipped",),
+}
+RETRYABLE = ("failed", "flagged")
+ORDER_TOPICS = ("orders/fulfilled", "orders/paid", "orders/create", "orders/updated")
+MAX_PER_PAGE = 100
+
+
+def _error(status: int, message: str, **extra):
+    resp = jsonify(error=message, **extra)
+    resp.status_code = status
+    return resp
+
+
+def _json(value, status: int = 200) -> Response:
+    """JSON with Decimal amounts kept exact (translate payloads carry Decimals)."""
+    return Response(dumps_decimal(value), status=status, mimetype="application/json")
+
+
+def _require_installed():
+    """The token's shop, or an error response when the app is not installed there."""
+    if g.shop is None or g.shop.status != "active":
+        return None, _error(409, "the app is not installed on this shop; open it from the Shopify admin")
+    return g.shop, None
+
+
+def _connection(shop) -> QboConnection | None:
+    return QboConnection.get_or_none(QboConnection.shop == shop)
+
+
+def connection_state(conn: QboConnection | None) -> str:
+    if conn is None:
+        return "not_connected"
+    return conn.status or "not_connected"
+
+
+def company_facts(conn: QboConnection | None) -> CompanyFacts:
+    if conn is None or connection_state(conn) == "not_connected":
+        return CompanyFacts()
+    return CompanyFacts.from_values({
+        "country": conn.company_country,
+        "home_currency": conn.home_currency,
+        "multicurrency": bool(conn.multicurrency),
+    })
+
+
+def stored_values(shop) -> dict:
+    row = ShopSettings.get_or_none(ShopSettings.shop == shop)
+    return dict(row.values or {}) if row else {}
+
+
+def shop_settings(shop) -> SyncSettings:
+    """The shop's saved settings with the connected company's facts."""
+    return SyncSettings.from_values(stored_values(shop)).with_company(company_facts(_connection(shop)))
+
+
+def _editable(settings: SyncSettings) -> dict:
+    return {k: v for k, v in settings.to_values().items() if k not in EDITABLE_EXCLUDED}
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() + "Z" if value is not None else None
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else f"{value:.2f}"
+
+
+# -- status ---------------------------------------------------------------------------------------
+@bp.get("/status")
+@require_session_token
+def status():
+    shop = g.shop
+    if shop is None:
+        return jsonify(shop=g.shop_domain, installed=False, qbo={"state": "not_connected"}, counts={},
+                       last_sync_at=None)
+    conn = _connection(shop)
+    counts = {group: 0 for group in STATUS_GROUPS}
+    rows = (SyncRecord.select(SyncRecord.status, fn.COUNT(SyncRecord.id).alias("n"))
+            .where(SyncRecord.shop == shop).group_by(SyncRecord.status))
+    for row in rows:
+        for group, members in STATUS_GROUPS.items():
+            if row.status in members:
+                counts[group] += row.n
+    counts["total"] = sum(counts.values())
+    last_posted = (SyncRecord.select(SyncRecord.posted_at).where(
+        (SyncRecord.shop == shop) & SyncRecord.posted_at.is_null(False))
+        .order_by(SyncRecord.posted_at.desc()).first())
+    state = connection_state(conn)
+    qbo = {
+        "state": state,
+        "connected": state == "connected",
+        "reconnect_required": state == "reconnect_required",
+        "company_name": conn.company_name if conn and state != "not_connected" else None,
+        "realm_id": conn.realm_id if conn and state != "not_connected" else None,
+        "reason": conn.status_reason if conn and state == "reconnect_required" else None,
+        "connected_at": _iso(conn.connected_at) if conn else None,
+        "last_success_at": _iso(conn.last_success_at) if conn else None,
+    }
+    return jsonify(shop=shop.domain, shop_name=shop.name, installed=shop.status == "active",
+                   shop_status=shop.status, qbo=qbo, counts=counts,
+                   last_sync_at=_iso(last_posted.posted_at) if last_posted else None)
+
+
+# -- settings -------------------------------------------------------------------------------------
+def _choices() -> dict:
+    return {"document_type": list(DOCUMENT_TYPES), "trigger": list(TRIGGERS), "tax_handling": list(TAX_HANDLING),
+            "customer_matching": list(CUSTOMER_MATCHING)}
+
+
+@bp.get("/settings")
+@require_session_token
+def get_settings():
+    shop, err = _require_installed()
+    if err:
+        return err
+    settings = shop_settings(shop)
+    row = ShopSettings.get_or_none(ShopSettings.shop == shop)
+    return jsonify(settings=_editable(settings), company=settings.company.to_values(), choices=_choices(),
+                   saved=row is not None, updated_at=_iso(row.updated_at) if row else None)
+
+
+# Which option list each id setting must come from (checked when the company's lists are at hand).
+ID_SOURCES = {
+    "deposit_account_id": ("accounts", "account"),
+    "income_account_id": ("accounts", "account"),
+    "discount_account_id": ("accounts", "account"),
+    "refund_account_id": ("accounts", "account"),
+    "shipping_item_id": ("items", "item"),
+    "discount_item_id": ("items", "item"),
+    "tax_item_id": ("items", "item"),
+    "fallback_item_id": ("items", "item"),
+    "class_id": ("classes", "class"),
+    "department_id": ("departments", "location"),
+    "default_customer_id": ("customers", "customer"),
+}
+
+
+def _reference_errors(shop, values: dict, submitted: set[str]) -> dict[str, str]:
+    """Ids that are not in the connected company (only when its lists can be read right now)."""
+    conn = _connection(shop)
+    if connection_state(conn) != "connected":
+        return {}
+    try:
+        options = qbo_bridge.company_options(shop, conn)
+    except qbo_bridge.QboUnavailable as exc:
+        log.info("settings for %s saved without reference check: %s", shop.domain, exc)
+        return {}
+    errors = {}
+    company = conn.company_name or "the QuickBooks company"
+    for name in submitted:
+        source = ID_SOURCES.get(name)
+        value = values.get(name)
+        if not source or value in (None, "") or source[0] not in options:
+            continue
+        if str(value) not in {str(o["id"]) for o in options[source[0]]}:
+            errors[name] = f"not an active {source[1]} in {company}"
+    return errors
+
+
+@bp.put("/settings")
+@require_session_token
+def put_settings():
+    shop, err = _require_installed()
+    if err:
+        return err
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return _error(400, "send the settings as a JSON object")
+    body = body.get("settings", body) if isinstance(body.get("settings"), dict) else body
+    errors = {name: "set from the connected QuickBooks company" for name in body if name in EDITABLE_EXCLUDED}
+    merged = {k: v for k, v in stored_values(shop).items() if k not in EDITABLE_EXCLUDED}
+    merged.update({k: v for k, v in body.items() if k not in EDITABLE_EXCLUDED})
+    for name, message in SyncSettings.validate_values(merged).items():
+        errors.setdefault(name, message)
+    if not errors:
+        errors.update(_reference_errors(shop, merged, set(body)))
+    if errors:
+        return jsonify(error="some settings are invalid", errors=errors), 422
+    settings = SyncSettings.from_values(merged)
+    values = _editable(settings)
+    now = utcnow()
+    ShopSettings.insert(shop=shop, values=values, updated_at=now).on_conflict(
+        conflict_target=[ShopSettings.shop], update={ShopSettings.values: values, ShopSettings.updated_at: now},
+    ).execute()
+    log.info("settings saved for %s (%s)", shop.domain, ", ".join(sorted(body)))
+    full = settings.with_company(company_facts(_connection(shop)))
+    return jsonify(settings=_editable(full), company=full.company.to_values(), choices=_choices(), saved=True,
+                   updated_at=_iso(now))
+
+
+# -- QuickBooks company lists and connection -------------------------------------------------------
+@bp.get("/options")
+@require_session_token
+def options():
+    shop, err = _require_installed()
+    if err:
+        return err
+    conn = _connection(shop)
+    state = connection_state(conn)
+    if state != "connected":
+        return _error(409, "QuickBooks is not connected" if state == "not_connected"
+                      else "QuickBooks needs to be reconnected", state=state)
+    try:
+        data = qbo_bridge.company_options(shop, conn, fresh=request.args.get("refresh") == "1")
+    except qbo_bridge.QboUnavailable as exc:
+        return _error(502, f"QuickBooks lists could not be read: {exc}", state=state)
+    return jsonify(company_name=conn.company_name, **data)
+
+
+@bp.post("/qbo/connect")
+@require_session_token
+def qbo_connect():
+    shop, err = _require_installed()
+    if err:
+        return err
+    try:
+        url = qbo_bridge.start_connect(shop)
+    except qbo_bridge.QboUnavailable as exc:
+        return _error(503, str(exc))
+    return jsonify(authorize_url=url)
+
+
+@bp.post("/qbo/disconnect")
+@require_session_token
+def qbo_disconnect():
+    shop, err = _require_installed()
+    if err:
+        return err
+    try:
+        qbo_bridge.disconnect(shop)
+    except qbo_bridge.QboUnavailable as exc:
+        return _error(503, str(exc))
+    qbo_bridge.forget_options(shop)
+    return jsonify(ok=True, state=connection_state(_connection(shop)))
+
+
+# -- activity -------------------------------------------------------------------------------------
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    try:
+        value = int(request.args.get(name, default))
+    except (TypeError, ValueError):
+        value = default
+    return max(low, min(high, value))
+
+
+def _record_json(rec: SyncRecord) -> dict:
+    display = next((group for group, members in STATUS_GROUPS.items() if rec.status in members), rec.status)
+    return {
+        "id": rec.id,
+        "kind": rec.kind,
+        "source_key": rec.source_key,
+        "order_id": rec.order_id,
+        "order_name": rec.order_name,
+        "status": display,
+        "ledger_status": rec.status,
+        "document_type": rec.document_type,
+        "qbo_id": rec.qbo_id,
+        "qbo_doc_number": rec.qbo_doc_number,
+        "currency": rec.currency,
+        "shopify_total": _money(rec.shopify_total),
+        "qbo_total": _money(rec.qbo_total),
+        "tax_total": _money(rec.tax_total),
+        "shipping_total": _money(rec.shipping_total),
+        "discount_total": _money(rec.discount_total),
+        "reason": rec.reason,
+        "error_code": rec.error_code,
+        "error_element": rec.error_element,
+        "attempts": rec.attempts,
+        "order_date": rec.order_date.isoformat() if rec.order_date else None,
+        "posted_at": _iso(rec.posted_at),
+        "updated_at": _iso(rec.updated_at),
+        "can_retry": rec.status in RETRYABLE and rec.kind == "order",
+    }
+
+
+@bp.get("/orders")
+@require_session_token
+def orders():
+    shop, err = _require_installed()
+    if err:
+        return err
+    page = _int_arg("page", 1, 1, 10**6)
+    per_page = _int_arg("per_page", 20, 1, MAX_PER_PAGE)
+    query = SyncRecord.select().where(SyncRecord.shop == shop)
+    status_filter = request.args.get("status", "").strip()
+    if status_filter:
+        if status_filter not in STATUS_GROUPS:
+            return jsonify(error="unknown status filter",
+                           errors={"status": "must be one of: " + ", ".join(STATUS_GROUPS)}), 422
+        query = query.where(SyncRecord.status.in_(STATUS_GROUPS[status_filter]))
+    search = request.args.get("q", "").strip()
+    if search:
+        query = query.where((SyncRecord.order_name == search) | (SyncRecord.order_id == search.lstrip("#"))
+                            | (SyncRecord.order_name == "#" + search.lstrip("#")))
+    total = query.count()
+    rows = query.order_by(SyncRecord.updated_at.desc(), SyncRecord.id.desc()).paginate(page, per_page)
+    pages = max(1, -(-total // per_page))
+    return jsonify(orders=[_record_json(r) for r in rows], page=page, per_page=per_page, total=total, pages=pages)
+
+
+def _latest_delivery(shop_domain: str, order_id: str) -> WebhookDelivery | None:
+    return (WebhookDelivery.select()
+            .where((WebhookDelivery.shop_domain == shop_domain) & (WebhookDelivery.order_id == str(order_id))
+                   & WebhookDelivery.topic.in_(ORDER_TOPICS))
+            .order_by(WebhookDelivery.received_at.desc(), WebhookDelivery.id.desc()).first())
+
+
+@bp.post("/orders/<order_id>/retry")
+@require_session_token
+def retry(order_id: str):
+    shop, err = _require_installed()
+    if err:
+        return err
+    rec = (SyncRecord.select().where((SyncRecord.shop == shop) & (SyncRecord.order_id == order_id)
+                                     & (SyncRecord.kind == "order"))
+           .order_by(SyncRecord.updated_at.desc()).first())
+    if rec is None:
+        return _error(404, "no such order in this shop's activity")
+    if rec.status not in RETRYABLE:
+        return _error(409, f"only failed or flagged orders can be retried (this one is {rec.status})")
+    delivery = None
+    if rec.delivery_id:
+        delivery = WebhookDelivery.get_or_none((WebhookDelivery.id == rec.delivery_id)
+                                               & (WebhookDelivery.shop_domain == shop.domain))
+    delivery = delivery or _latest_delivery(shop.domain, order_id)
+    if delivery is None:
+        return _error(409, "no webhook delivery is stored for this order; it cannot be re-run")
+    result = qbo_bridge.rerun_delivery(delivery, actor=f"shop:{shop.domain}")
+    log.info("retry of order %s for %s: delivery %s %s", order_id, shop.domain, delivery.id, result)
+    return jsonify(ok=True, order_id=order_id, delivery_id=delivery.id, result=result), 202
+
+
+# -- preview --------------------------------------------------------------------------------------
+def _order_for_preview(shop, body: dict):
+    """The order to preview: pasted JSON, or this shop's stored delivery / Shopify copy of an order id."""
+    from ..translate.preview import unwrap_order
+
+    if body.get("order") is not None or body.get("order_json") is not None:
+        raw = body.get("order")
+        if raw is None:
+            try:
+                raw = json.loads(body["order_json"], parse_float=Decimal)
+            except (TypeError, ValueError) as exc:
+                return None, {"order_json": f"not valid JSON: {exc}"}
+        order = unwrap_order(raw)
+        if not order:
+            return None, {"order": "must be a Shopify order object"}
+        return order, None
+    order_id = str(body.get("order_id") or "").strip().lstrip("#")
+    if not order_id:
+        return None, {"order": "paste an order's JSON or choose an order"}
+    delivery = _latest_delivery(shop.domain, order_id)
+    if delivery is not None:
+        try:
+            return unwrap_order(json.loads(delivery.body, parse_float=Decimal)), None
+        except ValueError:
+            pass
+    try:
+        from ..shopify.graphql import fetch_order
+
+        order = fetch_order(shop, order_id)
+    except Exception as exc:  # noqa: BLE001 - Shopify trouble becomes a field message, not a 500
+        log.info("preview: order %s of %s not readable from Shopify: %s", order_id, shop.domain, exc)
+        order = None
+    if not order:
+        return None, {"order_id": "no such order in this shop"}
+    return order, None
+
+
+@bp.post("/preview")
+@require_session_token
+def preview():
+    from ..translate.order import ShopFacts
+    from ..translate.preview import preview_document
+
+    shop, err = _require_installed()
+    if err:
+        return err
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return _error(400, "send a JSON object with order, order_json or order_id")
+    order, errors = _order_for_preview(shop, body)
+    if errors:
+        return jsonify(error="nothing to preview", errors=errors), 422
+    values = {k: v for k, v in stored_values(shop).items() if k not in EDITABLE_EXCLUDED}
+    overrides = body.get("settings")
+    if isinstance(overrides, dict):
+        values.update({k: v for k, v in overrides.items() if k not in EDITABLE_EXCLUDED})
+        setting_errors = SyncSettings.validate_values(values)
+        if setting_errors:
+            return jsonify(error="some settings are invalid", errors=setting_errors), 422
+    settings = SyncSettings.from_values(values).with_company(company_facts(_connection(shop)))
+    facts = ShopFacts(timezone=shop.timezone or "UTC", currency=shop.currency or "USD")
+    try:
+        result = preview_document(order, settings, facts)
+    except Exception as exc:  # noqa: BLE001 - a malformed pasted order must not become a 500
+        log.info("preview for %s failed on malformed order: %s", shop.domain, exc)
+        return jsonify(error="this order could not be translated", errors={"order": str(exc)[:300]}), 422
+    return _json(result)
+
+
+@bp.errorhandler(404)
+def _not_found(_exc):
+    return _error(404, "not found")
+
+
+@bp.errorhandler(405)
+def _not_allowed(_exc):
+    return _error(405, "method not allowed")
+
+
+@bp.errorhandler(500)
+def _server_error(_exc):
+    return _error(500, "internal error; the team has been notified")
+

@@ -1,0 +1,154 @@
+"""What the embedded API asks of the QuickBooks and sync layers: connect, disconnect, company lists, re-runs."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import redis
+
+from .. import runtime
+from ..models import QboConnection, Shop, WebhookDelivery, utcnow
+
+log = logging.getLogger(__name__)
+
+OPTIONS_TTL_SECONDS = 60  # long enough for one settings session, short enough to see new accounts
+MAX_LIST = 1000  # QBO's MAXRESULTS ceiling
+DEPOSIT_TYPES = {"Bank", "Other Current Asset"}
+INCOME_TYPES = {"Income", "Other Income"}
+DISCOUNT_TYPES = {"Income", "Other Income", "Expense", "Other Expense", "Cost of Goods Sold"}
+
+
+class QboUnavailable(Exception):
+    """QuickBooks could not do what the page asked (not wired, not reachable, or refused)."""
+
+
+def _connection_module():
+    try:
+        from ..quickbooks import connection
+    except ImportError as exc:
+        raise QboUnavailable("the QuickBooks connection module is not available") from exc
+    return connection
+
+
+def start_connect(shop: Shop) -> str:
+    """The Intuit authorize URL for this shop (state bound to the shop, issued by quickbooks.connection)."""
+    try:
+        return _connection_module().start_connect(shop)
+    except QboUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - surfaced to the admin as a clear message
+        log.warning("connect for %s could not start: %s", shop.domain, exc)
+        raise QboUnavailable("QuickBooks could not be reached to start the connection; try again") from exc
+
+
+def disconnect(shop: Shop) -> None:
+    try:
+        _connection_module().disconnect(shop)
+    except QboUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        log.warning("disconnect for %s failed: %s", shop.domain, exc)
+        raise QboUnavailable("QuickBooks could not be disconnected; try again") from exc
+
+
+def _cache_key(shop: Shop, realm_id: str | None) -> str:
+    return f"ecomflux:qbo-options:{shop.domain}:{realm_id or '-'}"
+
+
+def forget_options(shop: Shop) -> None:
+    try:
+        conn = runtime.redis()
+        for key in conn.scan_iter(match=f"ecomflux:qbo-options:{shop.domain}:*", count=100):
+            conn.delete(key)
+    except redis.RedisError:
+        pass
+
+
+def _rows(result) -> list[dict]:
+    """Entity dicts from a client query answer (a list, or QBO's {"QueryResponse": {...}} body)."""
+    if isinstance(result, list):
+        return [r if isinstance(r, dict) else getattr(r, "to_dict", lambda: {})() for r in result]
+    if isinstance(result, dict):
+        body = result.get("QueryResponse", result)
+        for value in body.values():
+            if isinstance(value, list):
+                return value
+    return []
+
+
+def _fetch_lists(shop: Shop) -> dict:
+    try:
+        from ..quickbooks.client import client_for_shop
+    except ImportError as exc:
+        raise QboUnavailable("the QuickBooks client is not available") from exc
+    try:
+        client = client_for_shop(shop)
+        accounts = _rows(client.query(f"SELECT * FROM Account WHERE Active = true MAXRESULTS {MAX_LIST}"))
+        items = _rows(client.query(f"SELECT * FROM Item WHERE Active = true MAXRESULTS {MAX_LIST}"))
+        classes = _rows(client.query(f"SELECT * FROM Class WHERE Active = true MAXRESULTS {MAX_LIST}"))
+        departments = _rows(client.query(f"SELECT * FROM Department WHERE Active = true MAXRESULTS {MAX_LIST}"))
+        customers = _rows(client.query(f"SELECT * FROM Customer WHERE Active = true MAXRESULTS {MAX_LIST}"))
+    except Exception as exc:  # noqa: BLE001 - any QBO trouble: the page shows it and keeps working
+        log.info("company lists for %s not readable: %s", shop.domain, exc)
+        raise QboUnavailable(str(exc) or type(exc).__name__) from exc
+
+    def opt(row: dict, name_key: str = "Name", **extra) -> dict:
+        out = {"id": str(row.get("Id")), "name": row.get("FullyQualifiedName") or row.get(name_key) or ""}
+        out.update({k: row.get(v) for k, v in extra.items()})
+        return out
+
+    account_opts = sorted((opt(a, type="AccountType", subtype="AccountSubType") for a in accounts),
+                          key=lambda o: o["name"].lower())
+    item_opts = sorted((opt(i, type="Type") for i in items), key=lambda o: o["name"].lower())
+    return {
+        "accounts": account_opts,
+        "deposit_accounts": [a for a in account_opts if a["type"] in DEPOSIT_TYPES],
+        "income_accounts": [a for a in account_opts if a["type"] in INCOME_TYPES],
+        "discount_accounts": [a for a in account_opts if a["type"] in DISCOUNT_TYPES],
+        "items": item_opts,
+        "classes": sorted((opt(c) for c in classes), key=lambda o: o["name"].lower()),
+        "departments": sorted((opt(d) for d in departments), key=lambda o: o["name"].lower()),
+        "customers": sorted((opt(c, "DisplayName") for c in customers), key=lambda o: o["name"].lower()),
+    }
+
+
+def company_options(shop: Shop, conn: QboConnection, fresh: bool = False) -> dict:
+    """Accounts, items, classes, departments and customers of the connected company, cached briefly."""
+    key = _cache_key(shop, conn.realm_id)
+    try:
+        cache = runtime.redis()
+        cached = None if fresh else cache.get(key)
+    except redis.RedisError:
+        cache, cached = None, None
+    if cached:
+        return json.loads(cached)
+    data = _fetch_lists(shop)
+    if cache is not None:
+        try:
+            cache.set(key, json.dumps(data), ex=OPTIONS_TTL_SECONDS)
+        except redis.RedisError:
+            pass
+    return data
+
+
+def rerun_delivery(delivery: WebhookDelivery, actor: str) -> str:
+    """Re-run a delivery through the exactly-once path (the ledger and requestid stop a second document)."""
+    try:
+        from ..sync.replay import replay_delivery
+    except ImportError:
+        replay_delivery = None
+    if replay_delivery is not None:
+        result = replay_delivery(delivery.id, actor=actor)
+        return str(getattr(result, "status", result) or "queued")
+    # Without the replay module: make the row claimable again and put it back on the shop's queue.
+    from ..sync.sweeper import enqueue_delivery
+
+    WebhookDelivery.update(status="pending", next_attempt_at=utcnow(), lease_until=None).where(
+        (WebhookDelivery.id == delivery.id) & (WebhookDelivery.status != "processing")).execute()
+    try:
+        enqueued = enqueue_delivery(runtime.redis(), WebhookDelivery.get_by_id(delivery.id))
+    except redis.RedisError:
+        enqueued = False
+    # When Redis is down the row is due, so the sweeper picks it up.
+    return "queued" if enqueued else "scheduled"
