@@ -1,0 +1,120 @@
+"""OrderPlan + resolved references -> the QBO SalesReceipt or Invoice create body."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any, Mapping, Sequence
+
+from .money import quantize, sum_money
+from .plan import (
+    DESCRIPTION_MAX, DISCOUNT, GIFT_CARD, PRODUCT, SHIPPING, TAX_EXCLUDED, TAX_INCLUSIVE, TAX_US, OrderPlan, Refs,
+    TranslationError,
+)
+
+
+def _num(value: Decimal) -> Decimal:
+    """Amounts stay Decimal in the payload; translate.jsonout.dumps writes them as JSON numbers."""
+    return quantize(value)
+
+
+def _tax_code(plan: OrderPlan, taxable: bool) -> dict[str, str] | None:
+    if plan.tax_mode == TAX_US or (plan.tax_mode == TAX_INCLUSIVE and plan.us_company):
+        return {"value": "TAX" if taxable else "NON"}
+    if plan.tax_mode in (TAX_EXCLUDED, TAX_INCLUSIVE):
+        code = plan.taxable_tax_code_id if taxable else plan.exempt_tax_code_id
+        return {"value": code} if code else None
+    return None
+
+
+def render_document(plan: OrderPlan, refs: Refs) -> dict[str, Any]:
+    """The QBO SalesReceipt or Invoice create body for plan; every unresolved item must be in refs.
+
+    Amounts are Decimal: serialize with translate.jsonout.dumps (never through float).
+    """
+    body: dict[str, Any] = {
+        "DocNumber": plan.doc_number,
+        "TxnDate": plan.txn_date.isoformat(),
+        "PrivateNote": plan.private_note,
+        "CustomerRef": {"value": refs.customer_id},
+    }
+    out_lines: list[dict[str, Any]] = []
+    discount_inserted = False
+
+    def add_discount_line() -> None:
+        detail: dict[str, Any] = {"PercentBased": False}
+        if plan.discount_account_id:
+            detail["DiscountAccountRef"] = {"value": plan.discount_account_id}
+        out_lines.append({
+            "DetailType": "DiscountLineDetail", "Amount": _num(plan.discount_line_amount),
+            "Description": plan.discount_description[:DESCRIPTION_MAX], "DiscountLineDetail": detail,
+        })
+
+    # The discount line sits under the lines it reduces: products, plus shipping when part of
+    # the discount is a shipping discount (so it never exceeds the subtotal above it).
+    covered = (PRODUCT, GIFT_CARD, DISCOUNT, SHIPPING) if plan.shipping_discount_total else (PRODUCT, GIFT_CARD, DISCOUNT)
+    for line in plan.lines:
+        if not discount_inserted and plan.discount_line_amount and line.kind not in covered:
+            add_discount_line()
+            discount_inserted = True
+        item_id = line.item_id or (refs.items.get(line.item_key) if line.item_key else None)
+        if not item_id:
+            raise TranslationError(f"refs.items[{line.item_key}]", "no QuickBooks item for this line")
+        detail: dict[str, Any] = {"ItemRef": {"value": item_id}, "Qty": line.qty, "UnitPrice": line.unit_price}
+        if plan.tax_mode == TAX_INCLUSIVE:
+            detail["TaxInclusiveAmt"] = _num(line.gross_amount if line.gross_amount is not None else line.amount)
+        tax_code = _tax_code(plan, line.taxable)
+        if tax_code:
+            detail["TaxCodeRef"] = tax_code
+        out_lines.append({
+            "DetailType": "SalesItemLineDetail", "Amount": _num(line.amount), "Description": line.description,
+            "SalesItemLineDetail": detail,
+        })
+    if not discount_inserted and plan.discount_line_amount:
+        add_discount_line()
+    for n, line_json in enumerate(out_lines, start=1):
+        line_json["LineNum"] = n
+    body["Line"] = out_lines
+
+    if plan.tax_mode in (TAX_US, TAX_EXCLUDED, TAX_INCLUSIVE):
+        # Sending TotalTax stops QBO (automated sales tax) from recomputing Shopify's tax.
+        body["TxnTaxDetail"] = {"TotalTax": _num(plan.tax_total)}
+    if plan.tax_mode == TAX_EXCLUDED:
+        body["GlobalTaxCalculation"] = "TaxExcluded"
+    elif plan.tax_mode == TAX_INCLUSIVE:
+        body["GlobalTaxCalculation"] = "TaxInclusive"
+    if plan.currency_ref:
+        body["CurrencyRef"] = {"value": plan.currency_ref}
+        if plan.exchange_rate is not None:
+            body["ExchangeRate"] = plan.exchange_rate
+    if plan.class_id:
+        body["ClassRef"] = {"value": plan.class_id}
+    if plan.department_id:
+        body["DepartmentRef"] = {"value": plan.department_id}
+    if plan.bill_email and re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", plan.bill_email):
+        body["BillEmail"] = {"Address": plan.bill_email}
+    if plan.customer.billing and plan.customer.billing.to_qbo():
+        body["BillAddr"] = plan.customer.billing.to_qbo()
+    if plan.customer.shipping and plan.customer.shipping.to_qbo():
+        body["ShipAddr"] = plan.customer.shipping.to_qbo()
+    if plan.doc_type == "SalesReceipt":
+        if plan.deposit_account_id:
+            body["DepositToAccountRef"] = {"value": plan.deposit_account_id}
+        method = refs.payment_method_id or plan.payment_method_id
+        if method:
+            body["PaymentMethodRef"] = {"value": method}
+    else:
+        if plan.due_date:
+            body["DueDate"] = plan.due_date.isoformat()
+    return body
+
+
+def document_totals(document: Mapping[str, Any]) -> dict[str, Decimal]:
+    """What a rendered document adds up to, the way QBO totals it (used by tests and preview)."""
+    lines: Sequence[Mapping[str, Any]] = document.get("Line", [])
+    items = sum_money(Decimal(str(l["Amount"])) for l in lines if l["DetailType"] == "SalesItemLineDetail")
+    discounts = sum_money(Decimal(str(l["Amount"])) for l in lines if l["DetailType"] == "DiscountLineDetail")
+    tax = Decimal(str(document.get("TxnTaxDetail", {}).get("TotalTax", "0")))
+    # QBO line amounts exclude tax, also on TaxInclusive documents (TaxInclusiveAmt holds the gross).
+    total = items - discounts + tax
+    return {"items": items, "discounts": discounts, "tax": quantize(tax), "total": quantize(total)}
