@@ -218,3 +218,38 @@ def test_graphql_read_translates_exactly_like_the_webhook_body(name, install_sho
     expected = json.loads(dumps(preview_document(webhook_order, settings, facts)))
     actual = json.loads(dumps(preview_document(read_back, settings, facts)))
     assert actual == expected
+
+
+def test_long_order_pages_its_line_items_and_every_query_fits_the_cost_limit(shop, shopify_sandbox):
+    order = rest_order(6001, "2026-04-02T06:00:00Z")
+    template = order["line_items"][0]
+    order["line_items"] = [dict(template, id=60000 + i, sku=f"SKU-{i}", discount_allocations=[], tax_lines=[])
+                           for i in range(60)]
+    shopify_sandbox.add_order(SHOP, order)
+    shopify_sandbox.state.graphql_log.clear()
+    got = fetch_order(shop, 6001)
+    assert [li["sku"] for li in got["line_items"]] == [f"SKU-{i}" for i in range(60)]
+    log = shopify_sandbox.state.graphql_log
+    # The order query brings the first page of line items; each further page is one more query.
+    assert [e["root"] for e in log] == ["order"] * 3 and graphql.LINE_ITEMS_PAGE * 2 < 60 <= graphql.LINE_ITEMS_PAGE * 3
+    assert max(entry["requested_cost"] for entry in log) <= 1000
+
+
+def test_backfill_page_queries_stay_under_the_cost_limit(shop, shopify_sandbox):
+    for i in range(5):
+        shopify_sandbox.add_order(SHOP, rest_order(7000 + i, f"2026-04-0{i + 1}T12:00:00Z", refunds=[
+            {"id": 70000 + i, "created_at": "2026-04-09T00:00:00Z", "refund_line_items": [], "transactions": [],
+             "order_adjustments": [{"id": 1, "kind": "shipping_refund", "amount": "-10.00", "tax_amount": "-0.80"}]}]))
+    shopify_sandbox.state.graphql_log.clear()
+    orders, cursor = fetch_orders(shop, date(2026, 4, 1), page_size=250)
+    assert [o["id"] for o in orders] == [7000 + i for i in range(5)] and cursor is None
+    assert orders[0]["refunds"][0]["order_adjustments"][0]["kind"] == "shipping_refund"
+    assert orders[0]["refunds"][0]["order_adjustments"][0]["amount"] == "-10.00"
+    assert max(entry["requested_cost"] for entry in shopify_sandbox.state.graphql_log) <= 1000
+
+
+def test_sandbox_refuses_a_query_over_the_single_query_cost_limit(shop):
+    too_big = "query { orders(first: 250) { nodes { id lineItems(first: 250) { nodes { id } } } } }"
+    with pytest.raises(graphql.ShopifyError) as info:
+        graphql.execute(shop, too_big)
+    assert "MAX_COST_EXCEEDED" in info.value.codes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -77,8 +78,10 @@ def _address(rest: dict | None) -> dict | None:
 class OrderRenderer:
     """One order's REST dict -> GraphQL Order node, in the shop's currency."""
 
-    def __init__(self, order: dict, shop_currency: str):
+    def __init__(self, order: dict, shop_currency: str, line_first: int | None = None, line_after: str | None = None):
         self.o = order
+        self.line_first = line_first
+        self.line_after = line_after
         self.cur = order.get("currency") or shop_currency
         self.pres = order.get("presentment_currency") or self.cur
 
@@ -125,6 +128,15 @@ class OrderRenderer:
                 for d in li.get("duties") or []
             ],
         }
+
+    def line_items_page(self) -> dict:
+        """The lineItems connection, windowed by first/after (cursor = position) as the query asked."""
+        items = list(self.o.get("line_items") or [])
+        start = int(base64.b64decode(self.line_after).decode()) if self.line_after else 0
+        stop = len(items) if self.line_first is None else min(len(items), start + self.line_first)
+        nodes = [self.line_item(li) for li in items[start:stop]]
+        end_cursor = base64.b64encode(str(stop).encode()).decode() if nodes else None
+        return {"nodes": nodes, "pageInfo": {"hasNextPage": stop < len(items), "endCursor": end_cursor}}
 
     def shipping_line(self, sl: dict) -> dict:
         return {
@@ -261,8 +273,7 @@ class OrderRenderer:
             "customer": self.customer(),
             "billingAddress": _address(o.get("billing_address")),
             "shippingAddress": _address(o.get("shipping_address")),
-            "lineItems": {"nodes": [self.line_item(li) for li in o.get("line_items") or []],
-                          "pageInfo": {"hasNextPage": False, "endCursor": None}},
+            "lineItems": self.line_items_page(),
             "shippingLines": {"nodes": [self.shipping_line(sl) for sl in o.get("shipping_lines") or []],
                               "pageInfo": {"hasNextPage": False, "endCursor": None}},
             "discountApplications": {
@@ -287,5 +298,6 @@ def _number_from_name(name) -> int | None:
     return int(digits) if digits else None
 
 
-def render_order(order: dict, shop_currency: str) -> dict:
-    return OrderRenderer(order, shop_currency).render()
+def render_order(order: dict, shop_currency: str, line_first: int | None = None,
+                 line_after: str | None = None) -> dict:
+    return OrderRenderer(order, shop_currency, line_first, line_after).render()

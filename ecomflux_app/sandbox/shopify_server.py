@@ -26,6 +26,7 @@ import jwt
 import requests
 from flask import Flask, jsonify, redirect, request
 
+from .shopify_cost import MAX_QUERY_COST, requested_cost
 from .shopify_render import parse_time, render_order
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -37,7 +38,6 @@ SHOP_RE = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
 # Shopify's standard GraphQL leaky bucket.
 BUCKET_MAX = 2000.0
 RESTORE_RATE = 100.0
-ORDER_COST = 12  # rough per-order cost of the order selections our product sends
 
 
 def query_hmac(params: dict, secret: str) -> str:
@@ -304,14 +304,23 @@ class ShopifySandboxState:
                 root, args = _root_field(query, variables)
             except ValueError as exc:
                 return {"errors": [{"message": str(exc), "extensions": {"code": "PARSE_ERROR"}}]}, 200
-            requested = 1 + (2 + int(args.get("first") or 0) * ORDER_COST if root == "orders" else ORDER_COST)
+            try:
+                requested = requested_cost(query, variables)
+            except (ValueError, IndexError) as exc:
+                return {"errors": [{"message": f"syntax error: {exc}", "extensions": {"code": "PARSE_ERROR"}}]}, 200
+            if requested > MAX_QUERY_COST:
+                return {"errors": [{"message": f"Query cost is {requested}, which exceeds the single query max cost "
+                                               f"limit ({MAX_QUERY_COST}).",
+                                    "extensions": {"code": "MAX_COST_EXCEEDED", "cost": requested,
+                                                   "maxCost": MAX_QUERY_COST}}]}, 200
             ok, available = self._bucket(domain, requested)
-            self.graphql_log.append({"shop": domain, "root": root, "args": args})
+            self.graphql_log.append({"shop": domain, "root": root, "args": args, "requested_cost": requested})
             if not ok:
                 self.stats["throttled"] += 1
                 return {"errors": [{"message": "Throttled", "extensions": {
                     "code": "THROTTLED", "documentation": "https://shopify.dev/api/usage/rate-limits"}}],
                     "extensions": {"cost": _cost(requested, 0, available)}}, 200
+            window = _line_items_window(query, variables)
             if root == "shop":
                 data = {"shop": {
                     "id": f"gid://shopify/Shop/{shop.id}", "name": shop.name, "email": shop.email,
@@ -322,23 +331,33 @@ class ShopifySandboxState:
             elif root == "order":
                 order_id = _legacy_id(args.get("id"))
                 order = shop.orders.get(order_id) if order_id is not None else None
-                data = {"order": render_order(order, shop.currency) if order else None}
-                actual = ORDER_COST if order else 1
+                data = {"order": render_order(order, shop.currency, *window) if order else None}
+                actual = _actual_cost(order)
+            elif root == "refund":
+                refund_id = _legacy_id(args.get("id"))
+                found = None
+                for order in shop.orders.values():
+                    for refund in order.get("refunds") or []:
+                        if refund_id is not None and int(refund.get("id") or 0) == refund_id:
+                            found = render_order(dict(order, refunds=[refund]), shop.currency)["refunds"][0]
+                data = {"refund": found}
+                actual = 10 if found else 1
             elif root == "orders":
                 try:
-                    data, count = self._orders_page(shop, args)
+                    data, count = self._orders_page(shop, args, window)
                 except ValueError as exc:
                     return {"errors": [{"message": str(exc), "extensions": {"code": "BAD_REQUEST"}}]}, 200
-                actual = 2 + count * ORDER_COST
+                actual = 2 + count
             else:
                 return {"errors": [{"message": f"Field '{root}' doesn't exist on type 'QueryRoot'",
                                     "extensions": {"code": "undefinedField"}}]}, 200
+            actual = min(actual, requested)
             # Refund what was requested but not used, as Shopify does.
             left, at = self.buckets[domain]
             self.buckets[domain] = (min(BUCKET_MAX, left + requested - actual), at)
             return {"data": data, "extensions": {"cost": _cost(requested, actual, self.buckets[domain][0])}}, 200
 
-    def _orders_page(self, shop: SandboxShop, args: dict) -> tuple[dict, int]:
+    def _orders_page(self, shop: SandboxShop, args: dict, window: tuple = (None, None)) -> tuple[dict, int]:
         first = int(args.get("first") or 0)
         if first < 1 or first > 250:
             raise ValueError("first must be between 1 and 250")
@@ -356,7 +375,7 @@ class ShopifySandboxState:
             position = tuple(json.loads(base64.b64decode(after)))
             rows = [r for r in rows if (r[0] < position if args.get("reverse") else r[0] > position)]
         page, more = rows[:first], len(rows) > first
-        edges = [{"cursor": _cursor(k), "node": render_order(o, shop.currency)} for k, o in page]
+        edges = [{"cursor": _cursor(k), "node": render_order(o, shop.currency, *window)} for k, o in page]
         return {"orders": {
             "edges": edges,
             "nodes": [e["node"] for e in edges],
@@ -445,6 +464,28 @@ def _root_field(query: str, variables: dict) -> tuple[str, dict]:
             value = raw  # enum literal
         args[name] = value
     return match.group(1), args
+
+
+def _line_items_window(query: str, variables: dict) -> tuple[int | None, str | None]:
+    """`first`/`after` of a nested lineItems(...) selection, so long orders page like on Shopify."""
+    match = re.search(r"lineItems\s*\(([^)]*)\)", query)
+    if not match:
+        return None, None
+    args = {}
+    for name, raw in _ARG_RE.findall(match.group(1)):
+        args[name] = variables.get(raw[1:]) if raw.startswith("$") else (json.loads(raw) if raw.startswith('"')
+                                                                         else raw)
+    first = args.get("first")
+    return (int(first) if first is not None else None), args.get("after")
+
+
+def _actual_cost(order: dict | None) -> int:
+    """What a rendered order really cost: about one point per object returned."""
+    if not order:
+        return 1
+    parts = (order.get("line_items"), order.get("shipping_lines"), order.get("discount_applications"),
+             order.get("transactions"), order.get("refunds"))
+    return 20 + 12 * sum(len(p or []) for p in parts)
 
 
 def _legacy_id(value) -> int | None:

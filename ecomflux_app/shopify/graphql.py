@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 HTTP_TIMEOUT = 30
 MAX_INLINE_WAIT = 5.0  # seconds we will sleep for the cost bucket before handing back a retryable error
 MAX_ATTEMPTS = 4
-LINE_ITEMS_PAGE = 100
+LINE_ITEMS_PAGE = 25
 sleep = time.sleep  # module attribute so tests can observe waits without sleeping
 
 
@@ -31,6 +31,17 @@ ALLOCATIONS = f"allocatedAmountSet {{ {MONEY} }} discountApplication {{ index }}
 ADDRESS = ("firstName lastName name company address1 address2 city province provinceCode zip country "
            "countryCodeV2 phone")
 
+LINE_ITEM_FIELDS = f"""
+      id sku name title variantTitle vendor quantity currentQuantity taxable isGiftCard requiresShipping
+      originalUnitPriceSet {{ {MONEY} }}
+      product {{ id }} variant {{ id }}
+      taxLines {{ {TAX_LINES} }}
+      discountAllocations {{ {ALLOCATIONS} }}
+      duties {{ id harmonizedSystemCode countryCodeOfOrigin price {{ {MONEY} }} taxLines {{ {TAX_LINES} }} }}
+"""
+
+# Sized so one order stays well under Shopify's 1000-point single-query limit; longer orders
+# page their line items, and refunds are read one by one (see fetch_order).
 ORDER_FIELDS = f"""
   id legacyResourceId name number email phone note tags sourceName
   createdAt updatedAt processedAt cancelledAt cancelReason closedAt
@@ -43,22 +54,12 @@ ORDER_FIELDS = f"""
   currentTotalDutiesSet {{ {MONEY} }} originalTotalDutiesSet {{ {MONEY} }}
   currentTotalAdditionalFeesSet {{ {MONEY} }} originalTotalAdditionalFeesSet {{ {MONEY} }}
   taxLines {{ {TAX_LINES} }}
-  transactions(first: 50) {{ id kind status gateway processedAt amountSet {{ {MONEY} }} }}
+  transactions(first: 10) {{ id kind status gateway processedAt amountSet {{ {MONEY} }} }}
   customer {{ id legacyResourceId firstName lastName displayName email phone defaultAddress {{ {ADDRESS} }} }}
   billingAddress {{ {ADDRESS} }}
   shippingAddress {{ {ADDRESS} }}
-  lineItems(first: {LINE_ITEMS_PAGE}) {{
-    pageInfo {{ hasNextPage }}
-    nodes {{
-      id sku name title variantTitle vendor quantity currentQuantity taxable isGiftCard requiresShipping
-      originalUnitPriceSet {{ {MONEY} }}
-      product {{ id }} variant {{ id }}
-      taxLines {{ {TAX_LINES} }}
-      discountAllocations {{ {ALLOCATIONS} }}
-      duties {{ id harmonizedSystemCode countryCodeOfOrigin price {{ {MONEY} }} taxLines {{ {TAX_LINES} }} }}
-    }}
-  }}
-  shippingLines(first: 20) {{
+  lineItems(first: {LINE_ITEMS_PAGE}) {{ pageInfo {{ hasNextPage endCursor }} nodes {{ {LINE_ITEM_FIELDS} }} }}
+  shippingLines(first: 5) {{
     nodes {{
       id title code source isRemoved
       originalPriceSet {{ {MONEY} }} discountedPriceSet {{ {MONEY} }}
@@ -66,7 +67,7 @@ ORDER_FIELDS = f"""
       discountAllocations {{ {ALLOCATIONS} }}
     }}
   }}
-  discountApplications(first: 30) {{
+  discountApplications(first: 10) {{
     nodes {{
       __typename index allocationMethod targetSelection targetType
       value {{ __typename ... on MoneyV2 {{ amount currencyCode }} ... on PricingPercentageValue {{ percentage }} }}
@@ -76,16 +77,19 @@ ORDER_FIELDS = f"""
       ... on ScriptDiscountApplication {{ title }}
     }}
   }}
-  refunds(first: 50) {{
-    id legacyResourceId createdAt note totalRefundedSet {{ {MONEY} }}
-    refundLineItems(first: 100) {{
-      nodes {{ lineItem {{ id }} quantity restockType subtotalSet {{ {MONEY} }} totalTaxSet {{ {MONEY} }} }}
-    }}
-    transactions(first: 20) {{ nodes {{ id kind status gateway amountSet {{ {MONEY} }} }} }}
-    orderAdjustments(first: 20) {{ nodes {{ id reason amountSet {{ {MONEY} }} taxAmountSet {{ {MONEY} }} }} }}
-    refundShippingLines(first: 20) {{
-      nodes {{ id shippingLine {{ id }} subtotalAmountSet {{ {MONEY} }} taxAmountSet {{ {MONEY} }} }}
-    }}
+  refunds {{ id }}
+"""
+
+REFUND_FIELDS = f"""
+  id legacyResourceId createdAt note totalRefundedSet {{ {MONEY} }}
+  refundLineItems(first: 50) {{
+    pageInfo {{ hasNextPage }}
+    nodes {{ lineItem {{ id }} quantity restockType subtotalSet {{ {MONEY} }} totalTaxSet {{ {MONEY} }} }}
+  }}
+  transactions(first: 10) {{ nodes {{ id kind status gateway amountSet {{ {MONEY} }} }} }}
+  orderAdjustments(first: 10) {{ nodes {{ id reason amountSet {{ {MONEY} }} taxAmountSet {{ {MONEY} }} }} }}
+  refundShippingLines(first: 10) {{
+    nodes {{ id shippingLine {{ id }} subtotalAmountSet {{ {MONEY} }} taxAmountSet {{ {MONEY} }} }}
   }}
 """
 
@@ -93,15 +97,25 @@ SHOP_QUERY = """query EcomfluxShopInfo {
   shop { id name email myshopifyDomain currencyCode ianaTimezone billingAddress { countryCodeV2 } }
 }"""
 
-ORDERS_QUERY = f"""query EcomfluxOrders($first: Int!, $after: String, $query: String, $sortKey: OrderSortKeys) {{
-  orders(first: $first, after: $after, query: $query, sortKey: $sortKey) {{
-    pageInfo {{ hasNextPage endCursor }}
-    edges {{ cursor node {{ {ORDER_FIELDS} }} }}
-  }}
-}}"""
+ORDER_IDS_QUERY = """query EcomfluxOrderIds($first: Int!, $after: String, $query: String, $sortKey: OrderSortKeys) {
+  orders(first: $first, after: $after, query: $query, sortKey: $sortKey) {
+    pageInfo { hasNextPage endCursor }
+    edges { cursor node { id } }
+  }
+}"""
 
 ORDER_QUERY = f"""query EcomfluxOrder($id: ID!) {{
   order(id: $id) {{ {ORDER_FIELDS} }}
+}}"""
+
+ORDER_LINE_ITEMS_QUERY = f"""query EcomfluxOrderLineItems($id: ID!, $after: String) {{
+  order(id: $id) {{
+    lineItems(first: {LINE_ITEMS_PAGE}, after: $after) {{ pageInfo {{ hasNextPage endCursor }} nodes {{ {LINE_ITEM_FIELDS} }} }}
+  }}
+}}"""
+
+REFUND_QUERY = f"""query EcomfluxRefund($id: ID!) {{
+  refund(id: $id) {{ {REFUND_FIELDS} }}
 }}"""
 
 
@@ -216,30 +230,43 @@ def fetch_orders(shop: Shop, since, until=None, cursor: str | None = None, page_
                  field: str = "processed_at") -> tuple[list[dict], str | None]:
     """One page of orders in [since, until) by `field`, oldest first, REST-shaped; plus the next cursor."""
     sort_key = {"processed_at": "PROCESSED_AT", "created_at": "CREATED_AT", "updated_at": "UPDATED_AT"}[field]
-    first = max(1, min(int(page_size), 250))
-    while True:
-        try:
-            data = execute(shop, ORDERS_QUERY, {"first": first, "after": cursor, "sortKey": sort_key,
-                                                "query": search_query(shop, since, until, field)})
-            break
-        except ShopifyError as exc:
-            # A page too expensive for one query: halve it rather than fail the whole read.
-            if "MAX_COST_EXCEEDED" in getattr(exc, "codes", set()) and first > 1:
-                first = max(1, first // 2)
-                continue
-            raise
+    # The page itself is a cheap list of ids; each order is then read in full within the cost limit.
+    data = execute(shop, ORDER_IDS_QUERY, {"first": max(1, min(int(page_size), 250)), "after": cursor,
+                                           "sortKey": sort_key, "query": search_query(shop, since, until, field)})
     connection = data["orders"]
-    orders = [to_rest_order(edge["node"], shop) for edge in connection.get("edges") or []]
+    orders = []
+    for edge in connection.get("edges") or []:
+        order = fetch_order(shop, edge["node"]["id"])
+        if order is not None:  # deleted between the two reads
+            orders.append(order)
     info = connection.get("pageInfo") or {}
     return orders, (info.get("endCursor") if info.get("hasNextPage") else None)
 
 
 def fetch_order(shop: Shop, order_id) -> dict | None:
-    """The order by numeric id (or gid), REST-shaped; None when Shopify has no such order."""
+    """The order by numeric id (or gid), REST-shaped with all its line items and refunds; None if absent."""
     text = str(order_id)
     gid = text if text.startswith("gid://") else f"gid://shopify/Order/{text}"
     node = execute(shop, ORDER_QUERY, {"id": gid}).get("order")
-    return to_rest_order(node, shop) if node else None
+    if not node:
+        return None
+    items = node.get("lineItems") or {"nodes": [], "pageInfo": {}}
+    page = items.get("pageInfo") or {}
+    while page.get("hasNextPage"):
+        more = execute(shop, ORDER_LINE_ITEMS_QUERY, {"id": gid, "after": page.get("endCursor")})["order"]["lineItems"]
+        items["nodes"] = list(items.get("nodes") or []) + list(more.get("nodes") or [])
+        page = more.get("pageInfo") or {}
+    items["pageInfo"] = {"hasNextPage": False, "endCursor": None}
+    node["lineItems"] = items
+    refunds = []
+    for ref in node.get("refunds") or []:
+        full = execute(shop, REFUND_QUERY, {"id": ref["id"]}).get("refund")
+        if full is not None:
+            if ((full.get("refundLineItems") or {}).get("pageInfo") or {}).get("hasNextPage"):
+                raise ShopifyError(f"refund {full.get('id')} has more than 50 refunded lines")
+            refunds.append(full)
+    node["refunds"] = refunds
+    return to_rest_order(node, shop)
 
 
 # -- GraphQL node -> REST shape --------------------------------------------------------------------
@@ -435,8 +462,6 @@ class RestOrderBuilder:
 
     def build(self) -> dict:
         n = self.n
-        if (n.get("lineItems") or {}).get("pageInfo", {}).get("hasNextPage"):
-            raise ShopifyError(f"order {n.get('name')} has more than {LINE_ITEMS_PAGE} line items")
         fulfillment = {"UNFULFILLED": None, "FULFILLED": "fulfilled", "PARTIALLY_FULFILLED": "partial",
                        "RESTOCKED": "restocked"}
         status = n.get("displayFulfillmentStatus")
