@@ -268,3 +268,38 @@ def test_foreign_currency_orders_balance_in_the_currency_posted(generated, multi
         assert plan.currency == "USD" and "CurrencyRef" not in doc
         assert plan.balance.expected == totals["shop_money"]
     assert document_totals(doc)["total"] == plan.balance.expected
+
+
+GOLDEN_ORDERS = sorted((__import__("pathlib").Path(__file__).parent / "golden" / "orders").glob("*.json"))
+junk_values = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**12), st.floats(allow_nan=True),
+                        st.text(max_size=6), st.lists(st.integers(), max_size=2),
+                        st.dictionaries(st.text(max_size=4), st.integers(), max_size=2))
+
+
+def _paths(value, prefix=()):
+    yield prefix
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _paths(v, prefix + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _paths(v, prefix + (i,))
+
+
+@hsettings(max_examples=int(__import__("os").environ.get("ECOMFLUX_FUZZ_EXAMPLES", "400")), deadline=None)
+@given(st.sampled_from(GOLDEN_ORDERS), st.data(), junk_values)
+def test_a_corrupted_real_order_is_translated_or_refused_with_a_translation_error(path, data, junk):
+    import json
+
+    order = json.loads(path.read_text())
+    paths = [p for p in _paths(order) if p]
+    target = data.draw(st.sampled_from(paths))
+    node = order
+    for key in target[:-1]:
+        node = node[key]
+    node[target[-1]] = junk
+    try:
+        plan = plan_order(order, SyncSettings())
+        _render(plan)
+    except TranslationError as err:
+        assert err.field and err.message

@@ -7,6 +7,8 @@ from typing import Iterable, Sequence
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
+# Far beyond any order (QBO amounts stop well before), small enough that cent arithmetic stays exact.
+MAX_AMOUNT = Decimal("1e13")
 
 
 class MoneyError(ValueError):
@@ -39,6 +41,8 @@ def parse_money(value: object, field: str = "amount") -> Decimal:
         raise MoneyError(f"{field}: expected a money string, got {type(value).__name__}")
     if not result.is_finite():
         raise MoneyError(f"{field}: {value!r} is not a finite number")
+    if abs(result) >= MAX_AMOUNT:
+        raise MoneyError(f"{field}: {value!r} is out of range")
     return result
 
 

@@ -36,6 +36,8 @@ from .reading import (
 from .render import document_totals, render_document
 from .settings import SyncSettings
 
+MAX_QUANTITY = 10_000_000
+
 __all__ = [
     "BalanceCheck", "DiscountEntry", "MoneyReader", "OrderPlan", "PlanLine", "Refs", "RemovedLine", "ShopFacts",
     "TaxEntry", "TranslationError", "doc_number_for", "document_totals", "identity_for", "money_reader_for",
@@ -182,6 +184,8 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
     for i, li in enumerate(items):
         where = f"line_items[{i}]"
         quantity = whole(li.get("quantity"), f"{where}.quantity")
+        if not 0 <= quantity <= MAX_QUANTITY:
+            raise TranslationError(f"{where}.quantity", f"{quantity} is not a plausible quantity")
         current = _current_quantity(order, li, where, quantity)
         description = text(li.get("name")) or text(li.get("title")) or f"Line {i + 1}"
         if current <= 0:
@@ -458,7 +462,7 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
 def _gift_card_redeemed(order: Mapping[str, Any], read: MoneyReader) -> tuple[Decimal, str | None]:
     """Gift card payments from order transactions (sale/capture on the gift_card gateway)."""
     transactions = order.get("transactions")
-    gateways = [str(g) for g in (order.get("payment_gateway_names") or [])]
+    gateways = _gateway_names(order)
     if not isinstance(transactions, list):
         if GIFT_CARD_GATEWAY in gateways:
             return ZERO, ("paid partly by gift card but the order carries no transactions: "
@@ -481,8 +485,17 @@ def _gift_card_redeemed(order: Mapping[str, Any], read: MoneyReader) -> tuple[De
     return quantize(total), None
 
 
+def _gateway_names(order: Mapping[str, Any]) -> list[str]:
+    raw = order.get("payment_gateway_names")
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise TranslationError("payment_gateway_names", "expected a list of gateway names")
+    return [str(g) for g in raw if isinstance(g, (str, int))]
+
+
 def _gateway(order: Mapping[str, Any]) -> str | None:
-    names = [str(g) for g in (order.get("payment_gateway_names") or []) if g]
+    names = [g for g in _gateway_names(order) if g]
     for name in names:
         if name != GIFT_CARD_GATEWAY:
             return name
