@@ -504,3 +504,9 @@ def test_without_current_quantity_refunded_quantities_are_subtracted():
     assert plan.lines[0].qty == 1 and plan.balance.ok, plan.balance.reason
     o["line_items"][0]["current_quantity"] = 2  # when present, Shopify's figure wins
     assert plan_order(o, US).lines[0].qty == 2
+
+
+def test_foreign_buyer_on_a_payload_without_money_sets_uses_shop_amounts():
+    o = order(presentment_currency="EUR")  # plain fields only: shop (home) currency
+    plan, doc = render(o, SyncSettings(company=CompanyFacts(multicurrency=True)))
+    assert plan.currency == "USD" and "CurrencyRef" not in doc and plan.balance.ok

@@ -159,6 +159,9 @@ def choose_currency(order: Mapping[str, Any], settings: SyncSettings, shop: Shop
         key, currency = "shop_money", shop_currency
     else:
         key, currency = "presentment_money", presentment
+    if key == "presentment_money" and not _has_presentment(order):
+        # Older payloads carry only shop amounts: post those, in the shop's currency.
+        key, currency = "shop_money", shop_currency
     if currency != home and not settings.company.multicurrency:
         raise TranslationError(
             "currency",
@@ -167,6 +170,14 @@ def choose_currency(order: Mapping[str, Any], settings: SyncSettings, shop: Shop
         )
     currency_ref = currency if (settings.company.multicurrency and currency != home) else None
     return key, currency, key == "shop_money", currency_ref
+
+
+def _has_presentment(order: Mapping[str, Any]) -> bool:
+    for name in ("current_total_price_set", "total_price_set"):
+        bag = order.get(name)
+        if isinstance(bag, Mapping) and isinstance(bag.get("presentment_money"), Mapping):
+            return True
+    return False
 
 
 def money_reader_for(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts | None = None
