@@ -26,6 +26,9 @@ class ShopifySandbox:
 
     def reset(self) -> None:
         self.state.reset()
+        # Plus-plan limits keep multi-order tests from waiting on the bucket; throttling is tested
+        # explicitly with throttle() or set_rate_limits().
+        self.state.set_rate_limits(bucket_max=20000, restore_rate=1000)
 
     # Helpers tests call directly (the same operations exist over HTTP under /_sandbox/).
     def add_shop(self, domain: str, **info):
@@ -46,6 +49,9 @@ class ShopifySandbox:
 
     def revoke(self, shop: str) -> int:
         return self.state.revoke(shop)
+
+    def set_rate_limits(self, bucket_max: float | None = None, restore_rate: float | None = None) -> None:
+        self.state.set_rate_limits(bucket_max, restore_rate)
 
     def throttle(self, shop: str, count: int = 1) -> None:
         self.state.throttle(shop, count)

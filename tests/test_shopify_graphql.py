@@ -253,3 +253,15 @@ def test_sandbox_refuses_a_query_over_the_single_query_cost_limit(shop):
     with pytest.raises(graphql.ShopifyError) as info:
         graphql.execute(shop, too_big)
     assert "MAX_COST_EXCEEDED" in info.value.codes
+
+
+def test_an_empty_cost_bucket_turns_into_a_retry_later_with_the_refill_time(shop, shopify_sandbox, monkeypatch):
+    waits = []
+    monkeypatch.setattr(graphql, "sleep", waits.append)
+    shopify_sandbox.add_order(SHOP, rest_order(8001, "2026-04-02T06:00:00Z"))
+    shopify_sandbox.set_rate_limits(bucket_max=800, restore_rate=1)  # room for one order read, slow refill
+    assert fetch_order(shop, 8001)["id"] == 8001
+    with pytest.raises(ShopifyThrottled) as info:
+        fetch_order(shop, 8001)
+    # Refill needs minutes at 1 point/s: no in-process wait, the delivery is retried later instead.
+    assert waits == [] and info.value.delay_seconds > graphql.MAX_INLINE_WAIT

@@ -91,6 +91,8 @@ def test_graphql_requires_a_valid_unexpired_token_for_that_shop(sb):
     assert gql(sb, None).status_code == 401
     assert gql(sb, "shpat_forged").status_code == 401
     token = exchange(sb).json()["access_token"]
+    limits = requests.put(f"{sb.url}/_sandbox/rate_limits", json={"bucket_max": 2000, "restore_rate": 100}, timeout=5)
+    assert limits.json() == {"bucket_max": 2000.0, "restore_rate": 100.0}
     ok = gql(sb, token)
     assert ok.status_code == 200
     assert ok.json()["data"]["shop"]["currencyCode"] == "USD"

@@ -35,7 +35,7 @@ OFFLINE_TOKEN_TYPE = "urn:shopify:params:oauth:token-type:offline-access-token"
 ONLINE_TOKEN_TYPE = "urn:shopify:params:oauth:token-type:online-access-token"
 SHOP_RE = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
 
-# Shopify's standard GraphQL leaky bucket.
+# Shopify's GraphQL leaky bucket on a standard plan (Plus shops get 10x both).
 BUCKET_MAX = 2000.0
 RESTORE_RATE = 100.0
 
@@ -84,6 +84,8 @@ class ShopifySandboxState:
             self.refresh_tokens: dict[str, dict] = {}
             self.access_ttl = 3600
             self.refresh_ttl = 7776000
+            self.bucket_max = BUCKET_MAX
+            self.restore_rate = RESTORE_RATE
             self.throttle_next: dict[str, int] = {}
             self.buckets: dict[str, tuple[float, float]] = {}
             self.stats = {"code_grants": 0, "token_exchanges": 0, "refreshes": 0, "refresh_failures": 0,
@@ -108,6 +110,15 @@ class ShopifySandboxState:
                 self.access_ttl = int(access_ttl)
             if refresh_ttl is not None:
                 self.refresh_ttl = int(refresh_ttl)
+
+    def set_rate_limits(self, bucket_max: float | None = None, restore_rate: float | None = None) -> None:
+        """The GraphQL cost bucket: its size and how many points per second flow back."""
+        with self.lock:
+            if bucket_max is not None:
+                self.bucket_max = float(bucket_max)
+            if restore_rate is not None:
+                self.restore_rate = float(restore_rate)
+            self.buckets.clear()
 
     # -- shops and orders ------------------------------------------------------------------------
     def ensure_shop(self, domain: str, **info) -> SandboxShop:
@@ -278,8 +289,8 @@ class ShopifySandboxState:
 
     def _bucket(self, domain: str, cost: float) -> tuple[bool, float]:
         now = time.monotonic()
-        available, at = self.buckets.get(domain, (BUCKET_MAX, now))
-        available = min(BUCKET_MAX, available + (now - at) * RESTORE_RATE)
+        available, at = self.buckets.get(domain, (self.bucket_max, now))
+        available = min(self.bucket_max, available + (now - at) * self.restore_rate)
         forced = self.throttle_next.get(domain, 0)
         if forced:
             self.throttle_next[domain] = forced - 1
@@ -319,7 +330,7 @@ class ShopifySandboxState:
                 self.stats["throttled"] += 1
                 return {"errors": [{"message": "Throttled", "extensions": {
                     "code": "THROTTLED", "documentation": "https://shopify.dev/api/usage/rate-limits"}}],
-                    "extensions": {"cost": _cost(requested, 0, available)}}, 200
+                    "extensions": {"cost": self._cost(requested, 0, available)}}, 200
             window = _line_items_window(query, variables)
             if root == "shop":
                 data = {"shop": {
@@ -354,8 +365,13 @@ class ShopifySandboxState:
             actual = min(actual, requested)
             # Refund what was requested but not used, as Shopify does.
             left, at = self.buckets[domain]
-            self.buckets[domain] = (min(BUCKET_MAX, left + requested - actual), at)
-            return {"data": data, "extensions": {"cost": _cost(requested, actual, self.buckets[domain][0])}}, 200
+            self.buckets[domain] = (min(self.bucket_max, left + requested - actual), at)
+            return {"data": data, "extensions": {"cost": self._cost(requested, actual, self.buckets[domain][0])}}, 200
+
+    def _cost(self, requested: float, actual: float, available: float) -> dict:
+        return {"requestedQueryCost": requested, "actualQueryCost": actual,
+                "throttleStatus": {"maximumAvailable": self.bucket_max, "currentlyAvailable": round(available, 1),
+                                   "restoreRate": self.restore_rate}}
 
     def _orders_page(self, shop: SandboxShop, args: dict, window: tuple = (None, None)) -> tuple[dict, int]:
         first = int(args.get("first") or 0)
@@ -530,12 +546,6 @@ def _matches(order: dict, term: tuple[str, str, str]) -> bool:
     return True  # unknown filters are ignored by Shopify's search too
 
 
-def _cost(requested: float, actual: float, available: float) -> dict:
-    return {"requestedQueryCost": requested, "actualQueryCost": actual,
-            "throttleStatus": {"maximumAvailable": BUCKET_MAX, "currentlyAvailable": round(available, 1),
-                               "restoreRate": RESTORE_RATE}}
-
-
 def _now_text() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -672,6 +682,12 @@ def create_shopify_sandbox(api_key: str, api_secret: str) -> Flask:
     def set_app_url():
         state.app_url = (request.get_json(force=True) or {}).get("app_url")
         return jsonify(app_url=state.app_url)
+
+    @app.put("/_sandbox/rate_limits")
+    def rate_limits():
+        data = request.get_json(force=True)
+        state.set_rate_limits(data.get("bucket_max"), data.get("restore_rate"))
+        return jsonify(bucket_max=state.bucket_max, restore_rate=state.restore_rate)
 
     @app.put("/_sandbox/token_lifetimes")
     def lifetimes():
