@@ -510,3 +510,12 @@ def test_foreign_buyer_on_a_payload_without_money_sets_uses_shop_amounts():
     o = order(presentment_currency="EUR")  # plain fields only: shop (home) currency
     plan, doc = render(o, SyncSettings(company=CompanyFacts(multicurrency=True)))
     assert plan.currency == "USD" and "CurrencyRef" not in doc and plan.balance.ok
+
+
+def test_order_level_tax_without_line_tax_lines_marks_declared_taxable_lines():
+    o = order()
+    o["line_items"][0]["tax_lines"] = []
+    o["line_items"].append({"id": 2, "title": "Book", "sku": "BK", "quantity": 1, "price": "0.00", "taxable": False})
+    plan, doc = render(o)
+    assert [l["SalesItemLineDetail"]["TaxCodeRef"]["value"] for l in item_lines(doc)] == ["TAX", "NON", "NON"]
+    assert plan.balance.ok

@@ -16,6 +16,7 @@ What the balance check compares (BalanceCheck):
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Mapping
@@ -170,6 +171,7 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
     # line index -> (discount on it, Shopify's tax on it, index of its discount line or None):
     # what a tax-inclusive order needs to split each amount into net + tax.
     taxed: dict[int, tuple[Decimal, Decimal, int | None]] = {}
+    declared_taxable: list[int] = []  # product lines Shopify marks taxable, whatever their tax_lines say
     removed: list[RemovedLine] = []
     subtotal = ZERO
     gift_card_sold = ZERO
@@ -233,6 +235,8 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
             else:
                 item_key, item_name = "special:fallback", None
             taxable = bool(li.get("taxable", True)) and line_tax > 0
+            if li.get("taxable", True):
+                declared_taxable.append(len(lines))
             subtotal += amount
         line_index = len(lines)
         taxed[line_index] = (discount, line_tax, None)
@@ -367,6 +371,10 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
         for k, t in enumerate(objects(order, "tax_lines"))
     )
     taxes_included = bool(order.get("taxes_included"))
+    if tax_total and not any(line.taxable for line in lines):
+        # Tax only at order level (no per-line tax_lines): the lines Shopify calls taxable carry it.
+        for i in declared_taxable:
+            lines[i] = dataclasses.replace(lines[i], taxable=True)
     if settings.tax_handling == "tax_line" and not taxes_included:
         tax_mode = TAX_AS_LINE
         if tax_total:
