@@ -182,3 +182,17 @@ def test_uninstall_for_unknown_shop_is_processed(client, db, redis_conn):
                  webhook_id="un-g")
     drain(redis_conn)
     assert WebhookDelivery.get(WebhookDelivery.webhook_id == "un-g").status == "processed"
+
+
+def test_unreadable_bodies_lose_personal_data_too(client, redis_conn, stored, shop):
+    WebhookDelivery.create(webhook_id="bad-1", topic="orders/paid", shop_domain=SHOP, shop=shop, status="failed",
+                           body='{"id": 1003, "email": "ADA@example.com", truncated')
+    post_webhook(client, "customers/redact", SHOP, {"shop_domain": SHOP, "orders_to_redact": [],
+                                                    "customer": {"id": 555, "email": "ada@example.com"}})
+    drain(redis_conn)
+    assert "ada@example.com" not in body_of("bad-1").lower() and '"id": 1003' in body_of("bad-1")
+    post_webhook(client, "app/uninstalled", SHOP, {"domain": SHOP})
+    drain(redis_conn)
+    post_webhook(client, "shop/redact", SHOP, {"shop_domain": SHOP})
+    drain(redis_conn)
+    assert body_of("bad-1") == "[unparseable body erased by shop/redact]"

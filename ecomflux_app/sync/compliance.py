@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 from ..db import database
 from ..models import ComplianceRequest, CustomerMap, ProcessingAttempt, Shop, SyncRecord, WebhookDelivery, utcnow
@@ -49,16 +50,21 @@ def scrub(value, in_person: bool = False):
     return value
 
 
-def _scrub_text(text: str | None, needles: list[str]) -> str | None:
-    """Scrub a stored JSON body; a body that is not JSON loses every known identifier verbatim."""
+UNREADABLE_ERASED = "[unparseable body erased by shop/redact]"
+
+
+def _scrub_text(text: str | None, needles: list[str] | None) -> str | None:
+    """Scrub a stored JSON body; a body that is not JSON loses the known identifiers (or everything)."""
     if text is None:
         return None
     try:
         return json.dumps(scrub(json.loads(text)))
     except ValueError:
+        if needles is None:
+            return UNREADABLE_ERASED
         for needle in needles:
             if needle:
-                text = text.replace(needle, "[redacted]")
+                text = re.sub(re.escape(needle), "[redacted]", text, flags=re.IGNORECASE)
         return text
 
 
@@ -90,6 +96,9 @@ def _customer_deliveries(shop_domain: str, cid: str | None, email: str | None,
         except ValueError:
             payload = None
         if not isinstance(payload, dict):
+            # Unreadable body that still names the customer: it must be scrubbed as text.
+            if email and email in (d.body or "").lower():
+                mine.append(d)
             continue
         if d.topic in ORDER_TOPICS:
             customer = payload.get("customer") or {}
@@ -214,7 +223,7 @@ def handle_shop_redact(ctx: DeliveryContext) -> Outcome:
     with database.atomic():
         count = 0
         for d in WebhookDelivery.select().where(WebhookDelivery.shop_domain == domain):
-            WebhookDelivery.update(body=_scrub_text(d.body, []), headers=scrub(d.headers or {})).where(
+            WebhookDelivery.update(body=_scrub_text(d.body, None), headers=scrub(d.headers or {})).where(
                 WebhookDelivery.id == d.id).execute()
             count += 1
         attempts = maps = 0
