@@ -37,3 +37,14 @@ def handle_uninstalled(ctx: DeliveryContext) -> Outcome:
         return Outcome("processed", f"already {shop.status}: nothing to drop")
     log.info("shop %s uninstalled: tokens dropped%s, work paused", shop.domain, " (incl. QuickBooks)" if qbo else "")
     return Outcome("processed", None, {"shopify_tokens_dropped": True, "qbo_tokens_dropped": bool(qbo)})
+
+
+def ensure_shop_active(shop: Shop | None) -> Shop:
+    """For work handlers: the shop if it may be worked on, else park the delivery until a reinstall resumes it."""
+    from ..shopify.errors import ShopifyReauthRequired
+
+    if shop is None:
+        raise ShopifyReauthRequired("shop is not installed: parked until it installs the app")
+    if not shop.is_active:
+        raise ShopifyReauthRequired(f"shop is {shop.status}: parked until the app is reinstalled or reopened")
+    return shop
