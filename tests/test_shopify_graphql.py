@@ -265,3 +265,12 @@ def test_an_empty_cost_bucket_turns_into_a_retry_later_with_the_refill_time(shop
         fetch_order(shop, 8001)
     # Refill needs minutes at 1 point/s: no in-process wait, the delivery is retried later instead.
     assert waits == [] and info.value.delay_seconds > graphql.MAX_INLINE_WAIT
+
+
+def test_search_query_bounds(shop):
+    from ecomflux_app.shopify.graphql import search_query
+
+    assert search_query(shop, date(2026, 4, 1), date(2026, 4, 1)) == (
+        "processed_at:>='2026-04-01T05:00:00Z' processed_at:<'2026-04-02T05:00:00Z'")
+    assert search_query(shop, datetime(2026, 4, 1, 12), None, "updated_at") == "updated_at:>='2026-04-01T12:00:00Z'"
+    assert search_query(shop, None, datetime(2026, 4, 2)) == "processed_at:<'2026-04-02T00:00:00Z'"

@@ -217,8 +217,8 @@ def _search_time(value, shop: Shop) -> str:
 
 
 def search_query(shop: Shop, since, until=None, field: str = "processed_at") -> str:
-    """`since` inclusive; `until` exclusive for a datetime, inclusive (whole day) for a date."""
-    terms = [f"{field}:>='{_search_time(since, shop)}'"]
+    """`since` inclusive; `until` exclusive for a datetime, inclusive (whole day) for a date; None = open."""
+    terms = [f"{field}:>='{_search_time(since, shop)}'"] if since is not None else []
     if until is not None:
         if isinstance(until, date) and not isinstance(until, datetime):
             until = until + timedelta(days=1)
