@@ -427,6 +427,9 @@ def preview():
     except Exception as exc:  # noqa: BLE001 - a malformed pasted order must not become a 500
         log.info("preview for %s failed on malformed order: %s", shop.domain, exc)
         return jsonify(error="this order could not be translated", errors={"order": str(exc)[:300]}), 422
+    if "document" in result:
+        # The payload exactly as it would be posted (Decimal digits intact), for the page's "full payload" view.
+        result["document_json"] = dumps_decimal(result["document"], indent=2)
     return _json(result)
 
 

@@ -112,6 +112,9 @@
     return d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
   }
 
+  // Amounts arrive with at most two decimals; show them the way QuickBooks does.
+  function money2(value) { return Number(value).toFixed(2); }
+
   function formatMoney(amount, currency) {
     if (amount === null || amount === undefined) return "–";
     return (currency ? currency + " " : "") + amount;
@@ -339,7 +342,8 @@
     if (order.qbo_total && order.shopify_total && order.qbo_total !== order.shopify_total) {
       amount.appendChild(el("span", { "class": "mismatch", text: "QuickBooks: " + formatMoney(order.qbo_total, order.currency) }));
     }
-    var details = order.reason || (order.status === "posted" ? "Posted " + formatDate(order.posted_at) : "");
+    var details = order.reason || (order.status === "posted" ? "Posted " + formatDate(order.posted_at) : "") ||
+      (order.ledger_status === "waiting_reconnect" ? "Waiting for QuickBooks to be reconnected" : "");
     if (order.error_code) details += " (QuickBooks error " + order.error_code + (order.error_element ? ", " + order.error_element : "") + ")";
     var actions = el("td", { "class": "actions", "data-label": "" });
     if (order.can_retry) {
@@ -420,15 +424,16 @@
     tbody.textContent = "";
     (document_.Line || []).forEach(function (line) {
       var detail = line.SalesItemLineDetail || line.DiscountLineDetail || {};
+      var isDiscount = line.DetailType === "DiscountLineDetail";
       var label = line.Description || (line.DetailType === "SubTotalLineDetail" ? "Subtotal" : line.DetailType);
-      if (line.DetailType === "DiscountLineDetail") label = "Discount" + (line.Description ? ": " + line.Description : "");
-      tbody.appendChild(el("tr", {},
+      if (isDiscount && !line.Description) label = "Discount";
+      tbody.appendChild(el("tr", { "class": isDiscount ? "discount" : null },
         el("td", {}, label || ""),
         el("td", { "class": "num" }, detail.Qty !== undefined ? String(detail.Qty) : ""),
-        el("td", { "class": "num" }, line.Amount !== undefined ? String(line.Amount) : "")));
+        el("td", { "class": "num" }, line.Amount !== undefined ? (isDiscount ? "−" : "") + money2(line.Amount) : "")));
     });
     var tax = document_.TxnTaxDetail && document_.TxnTaxDetail.TotalTax;
-    if (tax !== undefined) tbody.appendChild(el("tr", {}, el("td", {}, "Tax"), el("td", {}), el("td", { "class": "num" }, String(tax))));
+    if (tax !== undefined) tbody.appendChild(el("tr", {}, el("td", {}, "Tax"), el("td", {}), el("td", { "class": "num" }, money2(tax))));
   }
 
   function runPreview(event) {
@@ -466,7 +471,7 @@
       p.textContent = balanceText;
       p.className = result.ok ? "success" : "notice notice-warning";
       previewLines(result.document || {});
-      $("preview-json").textContent = JSON.stringify(result.document, null, 2);
+      $("preview-json").textContent = result.document_json || JSON.stringify(result.document, null, 2);
       show(box, true);
       box.focus();
     }).catch(function (err) {
