@@ -525,5 +525,17 @@
   $("settings-form").addEventListener("submit", saveSettings);
   $("preview-form").addEventListener("submit", runPreview);
 
+  // Coming back from Intuit: the callback may name what happened (e.g. qbo_error=access_denied).
+  var qboError = params.get("qbo_error");
+  if (qboError) {
+    var box = $("connect-error");
+    box.textContent = qboError === "access_denied"
+      ? "QuickBooks was not connected: the connection was declined at Intuit. You can try again."
+      : "QuickBooks was not connected (" + qboError + "). You can try again.";
+    show(box, true);
+  } else if (params.get("qbo") === "connected") {
+    toast("QuickBooks connected");
+  }
+
   refreshAll();
 })();

@@ -324,3 +324,21 @@ def test_connect_through_the_intuit_sandbox(request, browser_page, page_url, sho
     expect(page.locator("#app")).to_have_attribute("data-ready", "true")
     expect(page.get_by_text(re.compile("Connected to"))).to_be_visible()
     assert QboConnection.get(QboConnection.shop == shop).status == "connected"
+
+
+def test_declined_consent_is_explained_on_return(browser_page, page_url, shop):
+    expect = _expect()
+    page = browser_page()
+    page.goto(page_url(SHOP_A) + "&qbo_error=access_denied")
+    expect(page.locator("#connect-error")).to_contain_text("declined at Intuit")
+    expect(page.get_by_role("button", name="Connect QuickBooks")).to_be_visible()
+
+
+def test_api_failure_shows_an_error_state(browser_page, page_url, shop):
+    """When the API cannot be reached the page says so instead of spinning forever."""
+    expect = _expect()
+    page = browser_page()
+    page.route(re.compile(r".*/api/status$"), lambda route: route.abort("connectionrefused"))
+    page.goto(page_url(SHOP_A))
+    expect(page.locator("#page-error")).to_contain_text("could not be reached")
+    expect(page.locator("#app")).to_have_attribute("data-ready", "true")
