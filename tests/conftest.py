@@ -9,7 +9,7 @@ import pytest
 import redis as redis_lib
 from cryptography.fernet import Fernet
 
-pytest_plugins = ["tests.fixtures_shopify", "tests.fixtures_intuit", "tests.fixtures_flow"]
+pytest_plugins = ["tests.fixtures_shopify", "tests.fixtures_intuit", "tests.fixtures_flow", "tests.browser.embedded_fixtures"]
 
 TEST_DB = os.environ.get("ECOMFLUX_TEST_DB", "sqlite")
 PG_ADMIN_DSN = os.environ.get("ECOMFLUX_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")

@@ -13,7 +13,7 @@
   var STATUS_LABELS = { posted: "Posted", pending: "Pending", flagged: "Flagged", failed: "Failed",
                         voided: "Voided", skipped: "Skipped" };
   var STATUS_TONES = { posted: "success", pending: "info", flagged: "warning", failed: "critical",
-                       voided: "neutral", skipped: "neutral" };
+                       voided: "auto", skipped: "auto" };
 
   function $(id) { return document.getElementById(id); }
 
@@ -331,7 +331,7 @@
 
   // -- activity ------------------------------------------------------------------------------------
   function badge(status) {
-    return el("s-badge", { tone: STATUS_TONES[status] || "neutral", "class": "badge badge-" + status,
+    return el("s-badge", { tone: STATUS_TONES[status] || "auto", "class": "badge badge-" + status,
                            text: STATUS_LABELS[status] || status });
   }
 

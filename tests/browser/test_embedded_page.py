@@ -8,8 +8,7 @@ import re
 import pytest
 
 from tests.api_fixtures import SHOP_A, add_delivery, add_record, connect_qbo, golden_order
-from tests.browser.embedded_fixtures import (browser_page, chromium_browser, live_server,  # noqa: F401
-                                             page_url, screenshot)
+from tests.browser.embedded_fixtures import screenshot
 
 pytestmark = pytest.mark.browser
 
