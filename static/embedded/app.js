@@ -6,7 +6,7 @@
   var params = new URLSearchParams(window.location.search);
   var token = params.get("id_token");
   var state = { status: null, settings: null, options: null, page: 1, pages: 1, filter: "" };
-  var ID_FIELDS = ["deposit_account_id", "income_account_id", "shipping_item_id", "discount_account_id",
+  var ID_FIELDS = ["deposit_account_id", "income_account_id", "refund_account_id", "shipping_item_id", "discount_account_id",
                    "tax_item_id", "default_customer_id", "class_id", "department_id"];
   var TEXT_FIELDS = ["tax_handling", "customer_matching", "doc_number_prefix", "sync_start_date"];
   var RADIO_FIELDS = ["document_type", "trigger"];

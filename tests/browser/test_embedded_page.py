@@ -14,6 +14,7 @@ pytestmark = pytest.mark.browser
 
 COMPANY_LISTS = {
     "accounts": [{"id": "35", "name": "Undeposited Funds", "type": "Other Current Asset"},
+                 {"id": "36", "name": "Checking", "type": "Bank"},
                  {"id": "79", "name": "Sales of Product Income", "type": "Income"},
                  {"id": "86", "name": "Discounts given", "type": "Income"}],
     "deposit_accounts": [{"id": "35", "name": "Undeposited Funds", "type": "Other Current Asset"},
@@ -152,6 +153,7 @@ def test_connected_company_fills_the_dropdowns(browser_page, page_url, shop, db,
     expect(deposit.locator("option")).to_have_text(["Not set", "Undeposited Funds", "Checking"])
     deposit.select_option(label="Undeposited Funds")
     page.get_by_label("Income account").select_option(label="Sales of Product Income")
+    page.get_by_label("Refund account").select_option(label="Checking")
     page.get_by_label("Shipping item").select_option(label="Shipping (Service)")
     page.get_by_label("Location").select_option(label="Warehouse East")
     page.get_by_label("Tax handling").select_option("tax_line")
@@ -161,7 +163,7 @@ def test_connected_company_fills_the_dropdowns(browser_page, page_url, shop, db,
     expect(page.locator("#settings-status")).to_have_text("Settings saved.")
     values = ShopSettings.get(ShopSettings.shop == shop).values
     assert (values["deposit_account_id"], values["income_account_id"], values["shipping_item_id"],
-            values["department_id"], values["tax_item_id"]) == ("35", "79", "7", "2", "8")
+            values["department_id"], values["tax_item_id"], values["refund_account_id"]) == ("35", "79", "7", "2", "8", "36")
     screenshot(page, "02-connected-settings")
 
 
