@@ -343,3 +343,47 @@ def test_api_failure_shows_an_error_state(browser_page, page_url, shop):
     page.goto(page_url(SHOP_A))
     expect(page.locator("#page-error")).to_contain_text("could not be reached")
     expect(page.locator("#app")).to_have_attribute("data-ready", "true")
+
+
+def test_loading_state_then_content(browser_page, page_url, shop):
+    expect = _expect()
+    page = browser_page()
+    held = []
+    page.route(re.compile(r".*/api/status$"), lambda route: held.append(route))
+    page.goto(page_url(SHOP_A))
+    expect(page.get_by_text("Loading connection…")).to_be_visible()
+    expect(page.locator("#connection")).to_have_attribute("aria-busy", "true")
+    expect(page.get_by_label("Invoice")).to_be_disabled()  # nothing editable before settings load
+    expect(page.get_by_role("button", name="Save settings")).to_be_disabled()
+    screenshot(page, "00-loading")
+    assert held, "the status request was not intercepted"
+    held[0].continue_()
+    expect(page.locator("#app")).to_have_attribute("data-ready", "true")
+    expect(page.get_by_role("button", name="Connect QuickBooks")).to_be_visible()
+    expect(page.locator("#connection")).to_have_attribute("aria-busy", "false")
+
+
+def test_disconnect_confirmed_by_keyboard(browser_page, page_url, shop, db, redis_conn):
+    from ecomflux_app.models import QboConnection
+
+    expect = _expect()
+    _seed_company_lists(db, redis_conn, shop)
+    page = _open(browser_page, page_url)
+    page.get_by_role("button", name="Disconnect").focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="Disconnect QuickBooks?")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()  # the safe choice has focus
+    page.keyboard.press("Tab")
+    expect(dialog.get_by_role("button", name="Disconnect")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_hidden()
+    try:
+        import ecomflux_app.quickbooks.connection  # noqa: F401
+    except ImportError:
+        # Without the connection module the page says so and nothing changes.
+        expect(page.locator("#connect-error")).to_contain_text("Could not disconnect")
+        assert QboConnection.get(QboConnection.shop == shop).status == "connected"
+    else:
+        expect(page.get_by_role("button", name="Connect QuickBooks")).to_be_visible()
+        assert QboConnection.get(QboConnection.shop == shop).status == "not_connected"
