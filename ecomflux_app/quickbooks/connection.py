@@ -1,0 +1,150 @@
+"""Linking a shop to one QBO company: connect, replace after confirmation, disconnect, reconnect."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import redis
+
+from .. import runtime
+from ..db import database
+from ..models import OAuthState, QboConnection, Shop, utcnow
+from ..shopify.oauth import consume_state, issue_state
+from . import oauth
+from .client import QboClient
+from .errors import QboError
+from .tokens import mark_reconnect_required, store_tokens
+
+log = logging.getLogger(__name__)
+
+STATE_TTL = timedelta(minutes=15)
+PURPOSE_CONNECT = "qbo"
+PURPOSE_REPLACE = "qbo-replace"  # the admin confirmed replacing the linked company
+
+
+class ConnectError(Exception):
+    """The callback cannot link the company; `code` is what the page shows (qbo_error=code)."""
+
+    def __init__(self, code: str, message: str, shop: Shop | None = None, company: str | None = None):
+        super().__init__(message)
+        self.code, self.message, self.shop, self.company = code, message, shop, company
+
+
+@dataclass
+class Connected:
+    shop: Shop
+    connection: QboConnection
+    resumed: int
+
+
+def start_connect(shop: Shop, confirm_replace: bool = False) -> str:
+    """The Intuit authorize URL; its state is single-use, bound to the shop and expires in 15 minutes."""
+    purpose = PURPOSE_REPLACE if confirm_replace else PURPOSE_CONNECT
+    return oauth.authorize_url(issue_state(shop.domain, purpose=purpose, ttl=STATE_TTL))
+
+
+def _state_owner(state: str | None) -> tuple[Shop, str]:
+    row = OAuthState.get_or_none((OAuthState.nonce == (state or "")) & OAuthState.purpose.in_(
+        (PURPOSE_CONNECT, PURPOSE_REPLACE)))
+    shop = Shop.get_or_none(Shop.domain == row.shop_domain) if row else None
+    if row is None or shop is None or not consume_state(state, row.shop_domain, row.purpose):
+        raise ConnectError("invalid_state", "This QuickBooks sign-in link is not valid any more; start again.")
+    return shop, row.purpose
+
+
+def complete_connect(code: str | None, state: str | None, realm_id: str | None, error: str | None = None) -> Connected:
+    """Handle Intuit's redirect: validate state, exchange the code, store tokens, read the company."""
+    shop, purpose = _state_owner(state)
+    if error:
+        raise ConnectError(error, "QuickBooks was not connected: the connection was declined at Intuit.", shop)
+    if not code or not realm_id:
+        raise ConnectError("missing_code", "Intuit did not return an authorization code.", shop)
+    try:
+        tokens = oauth.exchange_code(code, realm_id)
+    except (oauth.IntuitGrantError, oauth.IntuitUnavailable) as exc:
+        raise ConnectError("token_exchange_failed", f"Intuit did not issue tokens ({exc}).", shop) from None
+
+    existing = QboConnection.get_or_none(QboConnection.shop == shop.id)
+    if existing and existing.realm_id and existing.realm_id != realm_id and existing.status != "not_connected" \
+            and purpose != PURPOSE_REPLACE:
+        oauth.revoke(tokens.refresh_token)
+        raise ConnectError("different_company",
+                           f"This shop is linked to {existing.company_name or 'another company'}. Confirm that you "
+                           "want to replace it, then connect again.", shop, existing.company_name)
+    with database.atomic():
+        conn = existing or QboConnection.create(shop=shop)
+        if conn.realm_id != realm_id:
+            # A different company: its customers and items are different ids.
+            from ..models import CustomerMap, ItemMap
+
+            CustomerMap.delete().where(CustomerMap.shop == shop.id).execute()
+            ItemMap.delete().where(ItemMap.shop == shop.id).execute()
+        QboConnection.update(realm_id=realm_id, status="connected", status_reason=None, connected_at=utcnow(),
+                             updated_at=utcnow()).where(QboConnection.id == conn.id).execute()
+        store_tokens(conn, tokens)
+    conn = QboConnection.get_by_id(conn.id)
+    _read_company(conn)
+    return Connected(shop, conn, resume_parked(shop))
+
+
+def _read_company(conn: QboConnection) -> None:
+    """CompanyInfo and Preferences: name, country, currencies, for the page and the translator."""
+    client = QboClient(conn)
+    try:
+        info = client.company_info()
+        prefs = client.preferences()
+    except QboError as exc:
+        log.warning("company details for realm %s not read: %s", conn.realm_id, exc.describe())
+        return
+    currency = prefs.get("CurrencyPrefs", {})
+    QboConnection.update(
+        company_name=info.get("CompanyName"),
+        company_country=(info.get("Country") or "")[:2] or None,
+        multicurrency=bool(currency.get("MultiCurrencyEnabled")),
+        home_currency=(currency.get("HomeCurrency") or {}).get("value"),
+        updated_at=utcnow(),
+    ).where(QboConnection.id == conn.id).execute()
+
+
+def resume_parked(shop: Shop) -> int:
+    """Orders that waited while QuickBooks was unreachable post by themselves now."""
+    from ..sync.sweeper import resume_pending
+
+    try:
+        return resume_pending(runtime.redis(), shop.domain)
+    except redis.RedisError as exc:
+        log.warning("could not resume parked work for %s (the sweeper will not pick it): %s", shop.domain, exc)
+        return 0
+
+
+def _forget(conn: QboConnection, reason: str) -> None:
+    QboConnection.update(status="not_connected", status_reason=reason, access_token=None, refresh_token=None,
+                         access_token_expires_at=None, refresh_token_expires_at=None,
+                         token_version=QboConnection.token_version + 1, updated_at=utcnow()).where(
+        QboConnection.id == conn.id).execute()
+
+
+def disconnect(shop: Shop) -> None:
+    """Revoke at Intuit (best effort) and forget the tokens; realm, company name and history stay."""
+    conn = QboConnection.get_or_none(QboConnection.shop == shop.id)
+    if conn is None:
+        return
+    token = conn.refresh_token or conn.access_token
+    if token and not oauth.revoke(token):
+        log.warning("revoke at Intuit failed for realm %s; tokens are dropped locally anyway", conn.realm_id)
+    _forget(conn, "Disconnected from the Accounting page")
+
+
+def handle_intuit_disconnect(realm_id: str | None) -> int:
+    """Intuit's Disconnect URL: the user disconnected the app inside QuickBooks."""
+    count = 0
+    for conn in QboConnection.select().where(QboConnection.realm_id == (realm_id or "")):
+        _forget(conn, "Disconnected from QuickBooks")
+        count += 1
+    return count
+
+
+__all__ = ["ConnectError", "complete_connect", "disconnect", "handle_intuit_disconnect", "mark_reconnect_required",
+           "start_connect", "resume_parked"]

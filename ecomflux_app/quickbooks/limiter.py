@@ -1,0 +1,78 @@
+"""Per-realm QBO request budget shared by every worker on every machine (Redis): 500/min, 10 at once.
+
+Both checks and the grant happen in one Lua script against Redis' own clock, so workers on
+different machines agree. Concurrency slots are leases that expire, so a SIGKILLed worker's slot
+comes back by itself. After a 429 the whole realm pauses for 60 s.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import redis
+
+from .errors import RealmBusy
+
+PER_MINUTE = 480  # Intuit allows 500/min per realm; keep headroom for clock skew and manual use
+CONCURRENT = 10
+LEASE_SECONDS = 150  # longer than any single request may take (client timeout + retries)
+MAX_WAIT_SECONDS = 2.0
+
+_ACQUIRE = """
+local rate_key, conc_key, pause_key = KEYS[1], KEYS[2], KEYS[3]
+local limit, conc_limit, lease, token = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local paused = redis.call('PTTL', pause_key)
+if paused > 0 then return {0, tostring(paused / 1000)} end
+redis.call('ZREMRANGEBYSCORE', rate_key, '-inf', now - 60)
+redis.call('ZREMRANGEBYSCORE', conc_key, '-inf', now)
+if redis.call('ZCARD', rate_key) >= limit then
+  local oldest = redis.call('ZRANGE', rate_key, 0, 0, 'WITHSCORES')
+  return {0, tostring(tonumber(oldest[2]) + 60 - now)}
+end
+if redis.call('ZCARD', conc_key) >= conc_limit then return {0, '0.05'} end
+redis.call('ZADD', rate_key, now, token)
+redis.call('ZADD', conc_key, now + lease, token)
+redis.call('EXPIRE', rate_key, 61)
+redis.call('EXPIRE', conc_key, lease + 1)
+return {1, '0'}
+"""
+
+
+class RealmLimiter:
+    """acquire() a slot before each QBO request, release() it after."""
+
+    def __init__(self, conn: redis.Redis, per_minute: int = PER_MINUTE, concurrent: int = CONCURRENT):
+        self.conn = conn
+        self.per_minute = per_minute
+        self.concurrent = concurrent
+        self._script = conn.register_script(_ACQUIRE)
+
+    @staticmethod
+    def _keys(realm: str) -> list[str]:
+        return [f"ecomflux:qbo:rate:{realm}", f"ecomflux:qbo:conc:{realm}", f"ecomflux:qbo:pause:{realm}"]
+
+    def acquire(self, realm: str, max_wait: float = MAX_WAIT_SECONDS) -> str:
+        """A slot token, waiting at most max_wait; raises RealmBusy(retry_after) otherwise."""
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + max_wait
+        while True:
+            granted, wait = self._script(keys=self._keys(realm),
+                                         args=[self.per_minute, self.concurrent, LEASE_SECONDS, token])
+            if int(granted):
+                return token
+            wait = float(wait)
+            remaining = deadline - time.monotonic()
+            if wait > remaining:
+                raise RealmBusy(retry_after=max(wait, 1.0))
+            # Backoff before asking Redis again (budget refills continuously); bounded by max_wait.
+            time.sleep(max(wait, 0.02))
+
+    def release(self, realm: str, token: str) -> None:
+        self.conn.zrem(f"ecomflux:qbo:conc:{realm}", token)
+
+    def pause(self, realm: str, seconds: int = 60) -> None:
+        """Stop every worker from calling this realm for `seconds` (after a 429)."""
+        self.conn.set(f"ecomflux:qbo:pause:{realm}", "1", ex=seconds)
