@@ -244,8 +244,10 @@ def qbo_connect():
     shop, err = _require_installed()
     if err:
         return err
+    body = request.get_json(silent=True) or {}
+    replace = isinstance(body, dict) and body.get("replace") is True
     try:
-        url = qbo_bridge.start_connect(shop)
+        url = qbo_bridge.start_connect(shop, replace=replace)
     except qbo_bridge.QboUnavailable as exc:
         return _error(503, str(exc))
     return jsonify(authorize_url=url)

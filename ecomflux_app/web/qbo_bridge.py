@@ -31,10 +31,13 @@ def _connection_module():
     return connection
 
 
-def start_connect(shop: Shop) -> str:
-    """The Intuit authorize URL for this shop (state bound to the shop, issued by quickbooks.connection)."""
+def start_connect(shop: Shop, replace: bool = False) -> str:
+    """The Intuit authorize URL for this shop (state bound to the shop, issued by quickbooks.connection).
+
+    replace=True is the admin's confirmation that a different company may replace the linked one.
+    """
     try:
-        return _connection_module().start_connect(shop)
+        return _connection_module().start_connect(shop, confirm_replace=replace)
     except QboUnavailable:
         raise
     except Exception as exc:  # noqa: BLE001 - surfaced to the admin as a clear message

@@ -145,12 +145,12 @@
     return api("GET", "/api/status").then(renderStatus);
   }
 
-  function connect(button) {
+  function connect(button, replace) {
     var error = $("connect-error");
     show(error, false);
     button.disabled = true;
     button.setAttribute("aria-busy", "true");
-    api("POST", "/api/qbo/connect", {}).then(function (body) {
+    api("POST", "/api/qbo/connect", replace ? { replace: true } : {}).then(function (body) {
       // Intuit refuses to render in a frame: leave the Shopify admin iframe at top level.
       window.open(body.authorize_url, "_top");
     }).catch(function (err) {
@@ -507,7 +507,8 @@
     var target = event.target.closest("[data-action]");
     if (!target) return;
     switch (target.dataset.action) {
-      case "connect": connect(target); break;
+      case "connect": connect(target, false); break;
+      case "replace-company": connect(target, true); break;
       case "disconnect": disconnect(target); break;
       case "retry": retry(target); break;
       case "refresh-activity": loadActivity(); loadStatus(); break;
@@ -527,12 +528,17 @@
 
   // Coming back from Intuit: the callback may name what happened (e.g. qbo_error=access_denied).
   var qboError = params.get("qbo_error");
+  var QBO_ERRORS = {
+    access_denied: "QuickBooks was not connected: the connection was declined at Intuit. You can try again.",
+    invalid_state: "That QuickBooks sign-in link had expired. Connect again.",
+    different_company: "You chose a different QuickBooks company than the one linked to this shop. " +
+      "Replace it only if orders should go to the new company from now on."
+  };
   if (qboError) {
     var box = $("connect-error");
-    box.textContent = qboError === "access_denied"
-      ? "QuickBooks was not connected: the connection was declined at Intuit. You can try again."
-      : "QuickBooks was not connected (" + qboError + "). You can try again.";
+    box.textContent = QBO_ERRORS[qboError] || ("QuickBooks was not connected (" + qboError + "). You can try again.");
     show(box, true);
+    show($("replace-company"), qboError === "different_company");
   } else if (params.get("qbo") === "connected") {
     toast("QuickBooks connected");
   }

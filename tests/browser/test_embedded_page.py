@@ -387,3 +387,16 @@ def test_disconnect_confirmed_by_keyboard(browser_page, page_url, shop, db, redi
     else:
         expect(page.get_by_role("button", name="Connect QuickBooks")).to_be_visible()
         assert QboConnection.get(QboConnection.shop == shop).status == "not_connected"
+
+
+def test_different_company_offers_an_explicit_replace(browser_page, page_url, shop, db):
+    expect = _expect()
+    connect_qbo(shop)
+    page = browser_page()
+    page.goto(page_url(SHOP_A) + "&qbo_error=different_company")
+    expect(page.locator("#connect-error")).to_contain_text("different QuickBooks company")
+    replace = page.get_by_role("button", name="Replace with the other company")
+    expect(replace).to_be_visible()
+    with page.expect_request(re.compile(r".*/api/qbo/connect$")) as connect_request:
+        replace.click()
+    assert json.loads(connect_request.value.post_data) == {"replace": True}
