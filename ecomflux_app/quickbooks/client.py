@@ -18,6 +18,7 @@ import requests
 from .. import runtime
 from ..models import QboConnection, Shop, utcnow
 from ..sync.outcomes import WaitingForReconnect
+from ..translate.jsonout import dumps
 from .errors import QboAuthError, QboError, QboThrottled, QboTransient, parse_fault
 from .limiter import RealmLimiter
 from .tokens import fresh_access_token
@@ -29,11 +30,6 @@ PAGE = 1000  # QBO MAXRESULTS ceiling
 MAX_BODY_KEPT = 20_000  # response text kept for support, per exchange
 
 _session = requests.Session()
-
-
-def quote(value: str) -> str:
-    """A value for a QBO query string literal: backslash-escape backslashes and apostrophes."""
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 class QboClient:
@@ -53,8 +49,10 @@ class QboClient:
     def _send(self, method: str, path: str, params: dict, body: Any, token: str) -> requests.Response:
         slot = self.limiter.acquire(self.realm)
         try:
+            # Amounts are Decimal: jsonout writes them as exact JSON numbers (json= would need floats).
             return _session.request(
-                method, f"{self.base}/{path}", params=params, json=body, timeout=TIMEOUT,
+                method, f"{self.base}/{path}", params=params, data=None if body is None else dumps(body),
+                timeout=TIMEOUT,
                 headers={"Authorization": f"Bearer {token}", "Accept": "application/json",
                          "Content-Type": "application/json"},
             )
@@ -176,4 +174,4 @@ def client_for_shop(shop: Shop) -> QboClient:
     return QboClient(connection_for(shop))
 
 
-__all__ = ["QboClient", "QboError", "client_for_shop", "connection_for", "quote"]
+__all__ = ["QboClient", "QboError", "client_for_shop", "connection_for"]

@@ -1,0 +1,112 @@
+"""orders/fulfilled and orders/paid: post ONE Sales Receipt or Invoice per order, exactly once."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+from ..models import QboConnection, Shop, ShopSettings, WebhookDelivery
+from ..quickbooks.client import QboClient, connection_for
+from ..translate.order import Refs, ShopFacts, TranslationError, plan_order, render_document
+from ..translate.settings import CompanyFacts, SyncSettings
+from .dispatch import DeliveryContext
+from .lifecycle import ensure_shop_active
+from .outcomes import FatalError, Outcome
+from .posting import Document, PostResult, flag, ledger_row, post_document
+from .references import ReferenceResolver
+
+log = logging.getLogger(__name__)
+
+TRIGGER_TOPICS = {"fulfilled": "orders/fulfilled", "paid": "orders/paid"}
+
+
+def shop_settings(shop: Shop, conn: QboConnection | None) -> SyncSettings:
+    """The shop's settings as they are NOW (a changed document type affects later orders only)."""
+    row = ShopSettings.get_or_none(ShopSettings.shop == shop.id)
+    settings = SyncSettings.from_values(row.values if row else {})
+    if conn is not None:
+        settings = settings.with_company(CompanyFacts(
+            country=conn.company_country or shop.country or "US",
+            home_currency=conn.home_currency or shop.currency,
+            multicurrency=bool(conn.multicurrency),
+        ))
+    return settings
+
+
+def shop_facts(shop: Shop) -> ShopFacts:
+    return ShopFacts(timezone=shop.timezone or "UTC", currency=shop.currency or "USD")
+
+
+def _order_day(order: dict) -> date | None:
+    text = order.get("processed_at") or order.get("created_at")
+    try:
+        return date.fromisoformat(str(text)[:10]) if text else None
+    except ValueError:
+        return None
+
+
+def handle_order_webhook(ctx: DeliveryContext) -> Outcome:
+    shop = ensure_shop_active(ctx.shop)
+    conn = connection_for(shop)
+    settings = shop_settings(shop, conn)
+    order, topic = ctx.payload, ctx.delivery.topic
+    if topic != TRIGGER_TOPICS.get(settings.trigger, "orders/fulfilled"):
+        if topic == "orders/paid" and settings.document_type == "invoice":
+            return _payment(shop, order, settings, ctx.delivery)
+        return Outcome("ignored", f"orders are posted when {settings.trigger}; {topic} posts nothing")
+    start = settings.sync_start_date
+    day = _order_day(order)
+    if start and day and day < start:
+        return Outcome("ignored", f"order dated {day} is before the sync start date {start}")
+    return post_order(shop, order, settings, conn, delivery=ctx.delivery)
+
+
+def _payment(shop: Shop, order: dict, settings: SyncSettings, delivery: WebhookDelivery) -> Outcome:
+    try:
+        from .payments import post_payment_for_order
+    except ImportError:
+        return Outcome("processed", "payments are not recorded yet (invoice stays open)")
+    return post_payment_for_order(shop, order, settings, delivery=delivery)
+
+
+def post_order(shop: Shop, order: dict, settings: SyncSettings, conn: QboConnection,
+               delivery: WebhookDelivery | None = None, client: QboClient | None = None) -> Outcome:
+    """Post the order's document through the ledger; reused by replays, backfill and reconciliation."""
+    order_id = order.get("id")
+    if order_id in (None, ""):
+        raise FatalError("order payload has no id")
+    record = ledger_row(shop, f"order:{order_id}", kind="order", order_id=str(order_id),
+                        order_name=order.get("name"), delivery=delivery)
+    if record.status == "posted":
+        return Outcome("skipped_duplicate", f"already posted as {record.document_type} {record.qbo_doc_number}")
+    client = client or QboClient(conn)
+
+    def build() -> Document | PostResult:
+        try:
+            plan = plan_order(order, settings, shop_facts(shop))
+        except TranslationError as exc:
+            field = getattr(exc, "field", None)
+            reason = f"order cannot be translated: {exc}"
+            flag(record, reason)  # visible on the page; a replay after a fix posts it
+            raise FatalError(reason, {"field": field}) from None
+        figures = {"shopify_total": plan.balance.expected, "qbo_total": plan.document_total,
+                   "tax_total": plan.tax_total, "shipping_total": plan.shipping_total - plan.shipping_discount_total,
+                   "discount_total": plan.discount_total}
+        ledger = {"currency": plan.currency, "order_date": plan.txn_date}
+        if not plan.balance.ok:
+            return flag(record, f"not posted: {plan.balance.reason}", shopify_total=plan.balance.expected,
+                        qbo_total=plan.balance.computed, tax_total=plan.tax_total, currency=plan.currency)
+        customer_id, items = ReferenceResolver(shop, client, settings).resolve(
+            plan.customer, plan.currency_ref, plan.item_requests(settings.item_type))
+        payload = render_document(plan, Refs(customer_id=customer_id, items=items))
+        return Document(entity=plan.doc_type, payload=payload, doc_number=plan.doc_number, marker=plan.marker,
+                        figures=figures, ledger=ledger)
+
+    result = post_document(shop, client, record, build, delivery)
+    rec = result.record
+    if result.status == "flagged":
+        return Outcome("flagged", rec.reason, {"shopify_total": str(rec.shopify_total), "qbo_total": str(rec.qbo_total)})
+    if result.status == "skipped_duplicate":
+        return Outcome("skipped_duplicate", f"already posted as {rec.document_type} {rec.qbo_doc_number}")
+    return Outcome("posted", None, {"qbo_id": rec.qbo_id, "doc_number": rec.qbo_doc_number,
+                                    "document_type": rec.document_type, "adopted": result.adopted})

@@ -1,0 +1,207 @@
+"""Exactly-once QBO writes: the ledger row (models.SyncRecord), a deterministic requestid, look-before-create.
+
+Every document (order, refund, payment, void) goes through post_document():
+  1. the ledger row for (shop, source_key) is taken under a Redis lock; 'posted' means done;
+  2. a row left 'posting' by an attempt whose outcome is unknown (crash, timeout) is first
+     looked up in QBO (DocNumber + our marker in PrivateNote) and adopted if found;
+  3. the write carries a requestid derived from (shop, source_key, kind), so even a lost
+     response replayed by Intuit returns the same document;
+  4. a 6140 duplicate DocNumber whose document carries our marker is adopted; one that is not
+     ours fails clearly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Callable
+
+import redis
+from peewee import IntegrityError
+
+from .. import runtime
+from ..models import ProcessingAttempt, Shop, SyncRecord, WebhookDelivery, utcnow
+from ..quickbooks.client import QboClient
+from ..quickbooks.errors import (
+    QboAuthError,
+    QboDuplicateDocNumber,
+    QboError,
+    QboThrottled,
+    QboTransient,
+    QboValidationError,
+    RealmBusy,
+)
+from ..translate.query import quote
+from ..translate.requestid import request_id as make_request_id
+from .outcomes import FatalError, RetryLater, WaitingForReconnect
+
+log = logging.getLogger(__name__)
+
+LOCK_SECONDS = 300
+
+
+@dataclass
+class Document:
+    """What to write: the entity, its payload and the figures the ledger keeps."""
+
+    entity: str  # SalesReceipt | Invoice | RefundReceipt | CreditMemo | Payment
+    payload: dict
+    doc_number: str | None
+    marker: str | None
+    figures: dict = field(default_factory=dict)  # shopify_total, qbo_total, tax_total, shipping_total, ...
+    ledger: dict = field(default_factory=dict)  # other SyncRecord columns: currency, order_date
+
+
+@dataclass
+class PostResult:
+    status: str  # posted | skipped_duplicate | flagged
+    record: SyncRecord
+    adopted: bool = False
+
+
+def ledger_row(shop: Shop, source_key: str, *, kind: str, order_id: str, order_name: str | None = None,
+               delivery: WebhookDelivery | None = None) -> SyncRecord:
+    """The ledger row for this source document, created on first sight (race-safe)."""
+    row = SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == source_key))
+    if row is not None:
+        return row
+    try:
+        return SyncRecord.create(shop=shop, source_key=source_key, kind=kind, order_id=str(order_id),
+                                 order_name=order_name, delivery=delivery)
+    except IntegrityError:
+        return SyncRecord.get((SyncRecord.shop == shop.id) & (SyncRecord.source_key == source_key))
+
+
+def _update(record: SyncRecord, **values) -> None:
+    values["updated_at"] = utcnow()
+    SyncRecord.update(**values).where(SyncRecord.id == record.id).execute()
+    for key, value in values.items():
+        setattr(record, key, value)
+
+
+def _money_figures(doc: Document) -> dict:
+    keys = ("shopify_total", "qbo_total", "tax_total", "shipping_total", "discount_total")
+    return {k: doc.figures[k] for k in keys if doc.figures.get(k) is not None}
+
+
+def find_existing(client: QboClient, entity: str, doc_number: str | None, marker: str | None) -> dict | None:
+    """Our document in QBO, if a previous attempt created it: same DocNumber and our marker."""
+    if not doc_number or not marker:
+        return None
+    for row in client.query(f"SELECT * FROM {entity} WHERE DocNumber = {quote(doc_number)}"):
+        if marker in (row.get("PrivateNote") or ""):
+            return row
+    return None
+
+
+def record_attempt(record: SyncRecord | None, delivery: WebhookDelivery | None, client: QboClient | None,
+                   outcome: str, error: QboError | None = None, started: float | None = None) -> None:
+    """Keep the QBO exchange (tokens never: the client keeps only method, path, params and bodies)."""
+    exchange = client.last_exchange if client else None
+    ProcessingAttempt.create(
+        delivery=delivery, sync_record=record, finished_at=utcnow(), outcome=outcome,
+        request={k: exchange[k] for k in ("method", "path", "params", "request")} if exchange else None,
+        response={k: exchange[k] for k in ("status", "response", "duration_ms")} if exchange else None,
+        error_message=error.describe() if error else None, error_code=error.code if error else None,
+        error_element=error.element if error else None,
+        intuit_tid=(error.intuit_tid if error else None) or (exchange or {}).get("intuit_tid"),
+        duration_ms=int((time.perf_counter() - started) * 1000) if started else None,
+    )
+
+
+def retry_delay(attempts: int) -> float:
+    """Exponential backoff for transient failures: 10 s, 20 s, 40 s ... capped at 15 minutes."""
+    return min(900.0, 10.0 * (2 ** max(0, attempts - 1)))
+
+
+def translate_error(exc: QboError, record: SyncRecord) -> Exception:
+    """Map a QBO error to what the dispatcher understands (retry, park, or fail for good)."""
+    detail = exc.as_dict()
+    if isinstance(exc, (QboThrottled, RealmBusy)):
+        return RetryLater(f"QuickBooks is throttling this company: {exc.message}",
+                          getattr(exc, "retry_after", 60), detail)
+    if isinstance(exc, (QboTransient, QboAuthError)):
+        return RetryLater(f"QuickBooks temporarily unavailable: {exc.describe()}", retry_delay(record.attempts), detail)
+    return FatalError(exc.describe(), detail)
+
+
+def post_document(shop: Shop, client: QboClient, record: SyncRecord, build: Callable[[], Document | PostResult],
+                  delivery: WebhookDelivery | None = None) -> PostResult:
+    """Create the document for this ledger row exactly once (see the module docstring)."""
+    try:
+        lock = runtime.redis().lock(f"ecomflux:post:{shop.id}:{record.source_key}", timeout=LOCK_SECONDS,
+                                    blocking_timeout=5)
+        acquired = lock.acquire()
+    except redis.RedisError as exc:
+        raise RetryLater(f"ledger lock unavailable: {exc}", 15) from None
+    if not acquired:
+        raise RetryLater("this document is being posted by another worker", 15)
+    try:
+        return _post_locked(shop, client, record, build, delivery)
+    finally:
+        try:
+            lock.release()
+        except redis.RedisError:
+            pass
+
+
+def _post_locked(shop, client, record, build, delivery) -> PostResult:
+    record = SyncRecord.get_by_id(record.id)
+    if record.status in ("posted", "voided"):
+        return PostResult("skipped_duplicate", record)
+    uncertain = record.status == "posting"
+    started = time.perf_counter()
+    doc = build()
+    if isinstance(doc, PostResult):  # the builder decided (flagged, nothing to post)
+        return doc
+    rid = make_request_id(shop.domain, record.source_key, doc.entity)
+    _update(record, status="posting", attempts=record.attempts + 1, document_type=doc.entity, request_id=rid,
+            qbo_doc_number=doc.doc_number, reason=None, error_code=None, error_element=None,
+            delivery=delivery or record.delivery, **_money_figures(doc), **doc.ledger)
+    try:
+        existing = find_existing(client, doc.entity, doc.doc_number, doc.marker) if uncertain else None
+        if existing is None:
+            try:
+                created = client.create(doc.entity, doc.payload, rid)
+            except QboDuplicateDocNumber as dup:
+                existing = find_existing(client, doc.entity, doc.doc_number, doc.marker)
+                if existing is None:
+                    raise QboValidationError(
+                        f"DocNumber {doc.doc_number} is already used by another {doc.entity} in QuickBooks "
+                        "(not created by EcomFlux); set a document number prefix in settings, then retry",
+                        code=dup.code, element="DocNumber", intuit_tid=dup.intuit_tid, status=dup.status) from None
+            else:
+                return _posted(record, created, doc, client, delivery, started, adopted=False)
+        return _posted(record, existing, doc, client, delivery, started, adopted=True)
+    except WaitingForReconnect:
+        _update(record, status="waiting_reconnect", reason="QuickBooks reconnect required")
+        raise
+    except QboError as exc:
+        record_attempt(record, delivery, client, "error", exc, started)
+        mapped = translate_error(exc, record)
+        if isinstance(mapped, FatalError):
+            _update(record, status="failed", reason=exc.describe(), error_code=exc.code,
+                    error_element=exc.element, intuit_tid=exc.intuit_tid)
+        else:
+            # Outcome unknown for transient errors on the create: stay 'posting' so the next
+            # attempt looks the document up before creating (requestid replay covers it too).
+            _update(record, reason=mapped.reason, error_code=exc.code, intuit_tid=exc.intuit_tid)
+        raise mapped from None
+
+
+def _posted(record, entity: dict, doc: Document, client, delivery, started, adopted: bool) -> PostResult:
+    total = entity.get("TotalAmt")
+    _update(record, status="posted", qbo_id=str(entity.get("Id")), qbo_sync_token=str(entity.get("SyncToken", "0")),
+            qbo_doc_number=entity.get("DocNumber") or doc.doc_number, posted_at=utcnow(), reason=None,
+            error_code=None, error_element=None,
+            qbo_total=Decimal(str(total)) if total is not None else doc.figures.get("qbo_total"))
+    record_attempt(record, delivery, client, "adopted" if adopted else "posted", None, started)
+    return PostResult("posted", record, adopted=adopted)
+
+
+def flag(record: SyncRecord, reason: str, **figures) -> PostResult:
+    """Do not post: keep both figures and the reason for the admin and support."""
+    _update(record, status="flagged", reason=reason, **figures)
+    return PostResult("flagged", record)

@@ -1,0 +1,291 @@
+"""Resolve the QBO customer and items an order plan needs, costing as few QBO calls as possible.
+
+Cached mappings (CustomerMap, ItemMap) answer repeat buyers and known SKUs with no call at all.
+What is not cached is looked up in ONE batch request (customer by email, then name; items by
+Sku, then Name), and whatever is still missing is created in ONE more batch. Query batches use a
+fresh requestid (a replayed answer to a read would be stale); create batches use one derived
+from their content, so a retry of the same creates is replayed, not duplicated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+
+from peewee import IntegrityError
+
+from ..models import CustomerMap, ItemMap, Shop
+from ..quickbooks.client import QboClient
+from ..quickbooks.errors import QboDuplicateName, QboValidationError, parse_fault
+from ..translate.customer import (
+    CustomerIdentity,
+    base_display_name,
+    customer_payload,
+    display_name_candidates,
+    guest_customer_payload,
+    match_keys,
+)
+from ..translate.item import ItemRequest, item_payload, name_candidates
+from ..translate.jsonout import dumps
+from ..translate.query import quote
+from ..translate.requestid import request_id as make_request_id
+from .outcomes import FatalError
+
+log = logging.getLogger(__name__)
+
+BATCH_MAX = 30
+GUEST_KEY = "guest"
+INCOME_ACCOUNT_KEY = "account:income"
+GIFT_CARD_ACCOUNT_KEY = "account:gift_card"
+
+
+@dataclass
+class _Lookup:
+    bid: str
+    sql: str
+    entity: str
+
+
+def _batch_queries(client: QboClient, lookups: list[_Lookup]) -> dict[str, list[dict]]:
+    """Run queries in batches of 30; returns bId -> rows."""
+    out: dict[str, list[dict]] = {}
+    for start in range(0, len(lookups), BATCH_MAX):
+        chunk = lookups[start:start + BATCH_MAX]
+        answers = client.batch([{"bId": q.bid, "Query": q.sql} for q in chunk], request_id=f"q-{uuid.uuid4().hex}")
+        by_id = {a.get("bId"): a for a in answers}
+        for q in chunk:
+            answer = by_id.get(q.bid, {})
+            if "Fault" in answer:
+                raise parse_fault(400, json.dumps({"Fault": answer["Fault"]}), client.last_exchange and
+                                  client.last_exchange.get("intuit_tid"))
+            out[q.bid] = (answer.get("QueryResponse") or {}).get(q.entity, [])
+    return out
+
+
+def _create_batch(client: QboClient, shop: Shop, creates: list[tuple[str, str, dict]]) -> dict[str, dict | Exception]:
+    """Create (bId, entity, payload) items in batches; returns bId -> entity or the QBO error."""
+    out: dict[str, dict | Exception] = {}
+    for start in range(0, len(creates), BATCH_MAX):
+        chunk = creates[start:start + BATCH_MAX]
+        items = [{"bId": bid, "operation": "create", entity: payload} for bid, entity, payload in chunk]
+        digest = hashlib.sha256(dumps(items).encode()).hexdigest()[:24]
+        answers = client.batch(items, request_id=make_request_id(shop.domain, f"refs:{digest}", "Batch"))
+        by_id = {a.get("bId"): a for a in answers}
+        for bid, entity, _payload in chunk:
+            answer = by_id.get(bid, {})
+            if entity in answer:
+                out[bid] = answer[entity]
+            else:
+                out[bid] = parse_fault(400, json.dumps({"Fault": answer.get("Fault") or {}}),
+                                       (client.last_exchange or {}).get("intuit_tid"))
+    return out
+
+
+def _remember(model, shop: Shop, key: str, qbo_id: str, **extra) -> None:
+    try:
+        model.create(shop=shop, key=key, **{("qbo_customer_id" if model is CustomerMap else "qbo_item_id"): qbo_id},
+                     **extra)
+    except IntegrityError:
+        pass  # another worker cached it first; same company, same answer
+
+
+def _reactivate(client: QboClient, entity: str, row: dict, shop: Shop) -> dict:
+    """An inactive match is reactivated rather than duplicated (the bookkeeper's record is kept)."""
+    if row.get("Active", True) in (True, "true"):
+        return row
+    rid = make_request_id(shop.domain, f"reactivate:{entity}:{row['Id']}:{row.get('SyncToken')}", entity)
+    return client.update(entity, {"Id": row["Id"], "SyncToken": row.get("SyncToken", "0"), "Active": True}, rid)
+
+
+class ReferenceResolver:
+    """Resolves one plan's customer and items against one company."""
+
+    def __init__(self, shop: Shop, client: QboClient, settings):
+        self.shop = shop
+        self.client = client
+        self.settings = settings
+
+    # -- customers ---------------------------------------------------------------------------
+    def customer_keys(self, identity: CustomerIdentity, currency: str | None) -> list[str]:
+        if identity.guest or self.settings.customer_matching == "none":
+            return []
+        return match_keys(identity, salt=self.shop.domain, currency=currency)
+
+    def cached_customer(self, keys: list[str]) -> str | None:
+        if not keys:
+            return None
+        rows = {r.key: r.qbo_customer_id for r in
+                CustomerMap.select().where((CustomerMap.shop == self.shop.id) & (CustomerMap.key.in_(keys)))}
+        return next((rows[k] for k in keys if k in rows), None)
+
+    def customer_lookups(self, identity: CustomerIdentity) -> list[_Lookup]:
+        out = []
+        if identity.email:
+            out.append(_Lookup("c-email", f"SELECT * FROM Customer WHERE PrimaryEmailAddr = {quote(identity.email)}"
+                               " AND Active IN (true, false)", "Customer"))
+        name = base_display_name(identity)
+        if self.settings.customer_matching == "email_then_name" and name and identity.postal_code:
+            out.append(_Lookup("c-name", f"SELECT * FROM Customer WHERE DisplayName = {quote(name)}"
+                               " AND Active IN (true, false)", "Customer"))
+        return out
+
+    def pick_customer(self, identity: CustomerIdentity, found: dict[str, list[dict]]) -> dict | None:
+        rows = found.get("c-email") or []
+        if rows:
+            return sorted(rows, key=lambda r: (r.get("Active") is False, int(r.get("Id", 0))))[0]
+        postal = (identity.postal_code or "").replace(" ", "").upper()
+        for row in found.get("c-name") or []:
+            codes = {((row.get(a) or {}).get("PostalCode") or "").replace(" ", "").upper() for a in ("ShipAddr", "BillAddr")}
+            if postal and postal in codes:
+                return row
+        return None
+
+    def guest_customer(self, currency: str | None) -> str:
+        if self.settings.default_customer_id:
+            return self.settings.default_customer_id
+        key = f"{GUEST_KEY}:{currency}" if currency else GUEST_KEY
+        cached = self.cached_customer([key])
+        if cached:
+            return cached
+        payload = guest_customer_payload(currency)
+        rows = self.client.query(f"SELECT * FROM Customer WHERE DisplayName = {quote(payload['DisplayName'])}"
+                                 " AND Active IN (true, false)")
+        row = _reactivate(self.client, "Customer", rows[0], self.shop) if rows else self.client.create(
+            "Customer", payload, make_request_id(self.shop.domain, key, "Customer"))
+        _remember(CustomerMap, self.shop, key, str(row["Id"]), display_name=row.get("DisplayName"))
+        return str(row["Id"])
+
+    def create_customer(self, identity: CustomerIdentity, currency: str | None, skip_first: bool) -> dict:
+        """Create with the first free display name; 6240 (taken by any customer/vendor/employee) tries the next."""
+        names = list(display_name_candidates(identity))
+        for name in names[1 if skip_first else 0:]:
+            try:
+                return self.client.create("Customer", customer_payload(identity, name, currency=currency),
+                                          make_request_id(self.shop.domain, f"customer:{name}", "Customer"))
+            except QboDuplicateName:
+                continue
+        raise FatalError(f"every display name for this customer is taken in QuickBooks (last: {names[-1]!r})")
+
+    # -- items -------------------------------------------------------------------------------
+    def cached_items(self, requests: list[ItemRequest]) -> dict[str, str]:
+        keys = [r.key for r in requests]
+        if not keys:
+            return {}
+        return {r.key: r.qbo_item_id for r in
+                ItemMap.select().where((ItemMap.shop == self.shop.id) & (ItemMap.key.in_(keys)))}
+
+    @staticmethod
+    def item_lookups(index: int, request: ItemRequest) -> list[_Lookup]:
+        out = []
+        if request.sku:
+            out.append(_Lookup(f"i{index}-sku", f"SELECT * FROM Item WHERE Sku = {quote(request.sku)}"
+                               " AND Active IN (true, false)", "Item"))
+        out.append(_Lookup(f"i{index}-name", f"SELECT * FROM Item WHERE Name = {quote(request.name)}"
+                           " AND Active IN (true, false)", "Item"))
+        return out
+
+    def account(self, key: str) -> str:
+        """Income account for new items (settings, else the company's product income account)."""
+        if key == INCOME_ACCOUNT_KEY and self.settings.income_account_id:
+            return self.settings.income_account_id
+        cached = ItemMap.get_or_none((ItemMap.shop == self.shop.id) & (ItemMap.key == key))
+        if cached:
+            return cached.qbo_item_id
+        if key == INCOME_ACCOUNT_KEY:
+            rows = self.client.query("SELECT * FROM Account WHERE AccountType = 'Income'")
+            preferred = [r for r in rows if "product" in (r.get("Name") or "").lower()] or rows
+            if not preferred:
+                raise FatalError("the QuickBooks company has no income account: choose one in settings")
+            account_id = str(preferred[0]["Id"])
+        else:  # gift card liability account: gift card sales are owed to the buyer, not revenue
+            rows = self.client.query("SELECT * FROM Account WHERE AccountType = 'Other Current Liability'")
+            named = [r for r in rows if "gift" in (r.get("Name") or "").lower()]
+            row = named[0] if named else self.client.create(
+                "Account", {"Name": "Gift Card Liability", "AccountType": "Other Current Liability"},
+                make_request_id(self.shop.domain, GIFT_CARD_ACCOUNT_KEY, "Account"))
+            account_id = str(row["Id"])
+        _remember(ItemMap, self.shop, key, account_id, name=key)
+        return account_id
+
+    def create_item(self, request: ItemRequest) -> dict:
+        account_key = GIFT_CARD_ACCOUNT_KEY if request.key == "special:gift_card" else INCOME_ACCOUNT_KEY
+        account_id = self.account(account_key)
+        last = None
+        for name in name_candidates(request.name):
+            payload = item_payload(name, item_type=request.item_type, income_account_id=account_id, sku=request.sku,
+                                   description=request.description)
+            try:
+                return self.client.create("Item", payload, make_request_id(self.shop.domain, f"item:{name}", "Item"))
+            except QboDuplicateName as exc:
+                last = exc
+            except QboValidationError as exc:
+                if exc.code != "6240":
+                    raise
+                last = exc
+        raise FatalError(f"no free QuickBooks item name for {request.name!r}: {last}")
+
+    # -- both --------------------------------------------------------------------------------
+    def resolve(self, identity: CustomerIdentity, currency: str | None, requests: list[ItemRequest]) -> tuple[str, dict]:
+        """(customer id, {item key: item id}) with at most one lookup batch and one create batch."""
+        keys = self.customer_keys(identity, currency)
+        customer_id = self.cached_customer(keys) if keys else None
+        guest = not keys
+        items = self.cached_items(requests)
+        missing = [r for r in requests if r.key not in items]
+
+        lookups: list[_Lookup] = []
+        if not guest and customer_id is None:
+            lookups += self.customer_lookups(identity)
+        for index, request in enumerate(missing):
+            lookups += self.item_lookups(index, request)
+        found = _batch_queries(self.client, lookups) if lookups else {}
+
+        creates: list[tuple[str, str, dict]] = []
+        customer_row = None
+        if not guest and customer_id is None:
+            customer_row = self.pick_customer(identity, found)
+            if customer_row is not None:
+                customer_row = _reactivate(self.client, "Customer", customer_row, self.shop)
+            else:
+                name = next(iter(display_name_candidates(identity)), None)
+                if name is None:
+                    guest = True
+                else:
+                    creates.append(("c-new", "Customer", customer_payload(identity, name, currency=currency)))
+        for index, request in enumerate(missing):
+            rows = found.get(f"i{index}-sku") or found.get(f"i{index}-name") or []
+            if rows:
+                items[request.key] = str(_reactivate(self.client, "Item", rows[0], self.shop)["Id"])
+            elif not request.key.startswith("special:gift_card"):
+                creates.append((f"i{index}-new", "Item", item_payload(
+                    request.name, item_type=request.item_type, income_account_id=self.account(INCOME_ACCOUNT_KEY),
+                    sku=request.sku, description=request.description)))
+        results = _create_batch(self.client, self.shop, creates) if creates else {}
+
+        for index, request in enumerate(missing):
+            if request.key in items:
+                continue
+            created = results.get(f"i{index}-new")
+            if isinstance(created, Exception) and not isinstance(created, QboDuplicateName):
+                raise created
+            row = created if isinstance(created, dict) else self.create_item(request)
+            items[request.key] = str(row["Id"])
+        for request in missing:
+            _remember(ItemMap, self.shop, request.key, items[request.key], name=request.name[:255])
+
+        if guest:
+            customer_id = self.guest_customer(currency)
+        elif customer_id is None:
+            created = results.get("c-new")
+            if isinstance(created, Exception) and not isinstance(created, QboDuplicateName):
+                raise created
+            row = customer_row or (created if isinstance(created, dict) else
+                                   self.create_customer(identity, currency, skip_first=True))
+            customer_id = str(row["Id"])
+            for key in keys:
+                _remember(CustomerMap, self.shop, key, customer_id, display_name=row.get("DisplayName"),
+                          shopify_customer_id=identity.shopify_customer_id)
+        return customer_id, items
