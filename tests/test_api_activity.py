@@ -165,14 +165,18 @@ def test_preview_of_untranslatable_order_is_an_answer_not_a_500(client, two_shop
 
 
 def test_connect_answers_clearly_when_quickbooks_cannot_start(client, two_shops, bearer, monkeypatch):  # noqa: F811
-    from ecomflux_app.web import qbo_bridge
+    import requests
 
-    def broken(_shop):
-        raise qbo_bridge.QboUnavailable("QuickBooks could not be reached to start the connection; try again")
+    from ecomflux_app.quickbooks import oauth
 
-    monkeypatch.setattr(qbo_bridge, "start_connect", broken)
+    def unreachable(_state):
+        # What AuthClient raises when Intuit's discovery document cannot be fetched.
+        raise requests.ConnectionError("discovery document unreachable")
+
+    monkeypatch.setattr(oauth, "authorize_url", unreachable)
     resp = client.post("/api/qbo/connect", headers=bearer(SHOP_A))
-    assert resp.status_code == 503 and "QuickBooks" in resp.json["error"]
+    assert resp.status_code == 503
+    assert resp.json["error"] == "QuickBooks could not be reached to start the connection; try again"
 
 
 def test_reconnect_required_is_reported(client, db, two_shops, bearer):  # noqa: F811
