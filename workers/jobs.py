@@ -45,9 +45,9 @@ def run_backfill(backfill_id: int):
         return run(backfill_id)
 
 
-def replay_deliveries(delivery_ids: list[int]):
+def replay_deliveries(delivery_ids: list[int], job_key: str | None = None, actor: str | None = None):
     runtime.config()
     from ecomflux_app.sync.replay import replay_many
 
     with database.connection_context():
-        return replay_many(delivery_ids)
+        return replay_many(delivery_ids, job_key=job_key, actor=actor)
