@@ -121,6 +121,36 @@ def preview_cmd(order_file, settings_file, document_type, shop_timezone, shop_cu
     sys.exit(0 if result.get("ok") else 1)
 
 
+@cli.group("staff")
+def staff_group():
+    """Support staff accounts."""
+
+
+@staff_group.command("add")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["viewer", "operator"]), default="viewer", show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--generate", is_flag=True, help="Generate a password and print it once.")
+@with_appcontext
+def staff_add(email: str, role: str, password_stdin: bool, generate: bool):
+    """Create a staff account (password prompted, read from stdin, or generated)."""
+    from .db import database
+    from .staff import create_staff, generate_password
+
+    if generate:
+        password = generate_password()
+    elif password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with database.connection_context():
+        try:
+            create_staff(email, password, role)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"created {role} {email.strip().lower()}" + (f" with password: {password}" if generate else ""))
+
+
 @cli.command("dev-webhook")
 @click.option("--topic", default="orders/fulfilled", show_default=True)
 @click.option("--order", "order_name", default=None, help="Order name such as #1001 (default: the newest).")

@@ -171,10 +171,11 @@ class WebhookDelivery(BaseModel):
     intake_ms = IntegerField(null=True)
 
     class Meta:
+        # The support log pages by id (keyset) under each filter: (filter column, id) indexes.
         indexes = (
-            (("status", "received_at"), False),
-            (("shop_domain", "received_at"), False),
-            (("topic", "received_at"), False),
+            (("status", "id"), False),
+            (("shop_domain", "id"), False),
+            (("topic", "id"), False),
             (("received_at",), False),
         )
 
