@@ -123,6 +123,11 @@ def _render(plan):
 def test_generated_orders_add_up_to_shopifys_total_to_the_cent(generated, settings):
     order, expected = generated
     plan = plan_order(order, settings)
+    if expected["total"] - expected["redeemed"] < 0:
+        # Prorating discounts of a partly removed line can leave more discount than value:
+        # no real order looks like that, and it must be refused, not posted.
+        assert not plan.balance.ok and "below zero" in plan.balance.reason
+        return
     assert plan.balance.ok, plan.balance.reason
     assert plan.balance.expected == plan.balance.computed == expected["total"]
     doc = _render(plan)

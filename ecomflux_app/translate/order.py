@@ -521,9 +521,11 @@ def _balance(expected: Decimal, computed: Decimal, document_total: Decimal, tax_
              tax_total: Decimal) -> BalanceCheck:
     if computed == expected:
         if document_total < 0:
+            why = "gift card redemptions exceed the order total" if document_total != computed else \
+                "the order's remaining lines are worth less than their discounts"
             return BalanceCheck(expected, computed, False,
-                                f"gift card redemptions exceed the order total: document total would be "
-                                f"{format_money(document_total)}")
+                                f"{why}: the QuickBooks document would total {format_money(document_total)}, "
+                                f"below zero")
         return BalanceCheck(expected, computed, True, None)
     diff = computed - expected
     return BalanceCheck(
