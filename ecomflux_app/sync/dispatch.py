@@ -130,6 +130,12 @@ def process_delivery(delivery_id: int, *, force: bool = False) -> str | None:
                         next_attempt_at=utcnow() + timedelta(seconds=5))
             return "pending"
         except Exception as exc:  # a bug must not leave the row stuck in processing
+            if getattr(exc, "retryable", False):
+                # Adapter errors that know they are transient (throttling, 5xx, timeouts) retry later.
+                delay = float(getattr(exc, "retry_after", 0) or 30)
+                _finish(delivery, "pending", f"will retry: {exc}", None,
+                        next_attempt_at=utcnow() + timedelta(seconds=delay))
+                return "pending"
             log.exception("delivery %s (%s) crashed", delivery.id, delivery.topic)
             _finish(delivery, "failed", f"internal error: {type(exc).__name__}: {exc}")
             return "failed"

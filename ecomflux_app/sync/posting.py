@@ -153,14 +153,14 @@ def _post_locked(shop, client, record, build, delivery) -> PostResult:
         return PostResult("skipped_duplicate", record)
     uncertain = record.status == "posting"
     started = time.perf_counter()
-    doc = build()
-    if isinstance(doc, PostResult):  # the builder decided (flagged, nothing to post)
-        return doc
-    rid = make_request_id(shop.domain, record.source_key, doc.entity)
-    _update(record, status="posting", attempts=record.attempts + 1, document_type=doc.entity, request_id=rid,
-            qbo_doc_number=doc.doc_number, reason=None, error_code=None, error_element=None,
-            delivery=delivery or record.delivery, **_money_figures(doc), **doc.ledger)
     try:
+        doc = build()  # may call QBO too (customer/item resolution): same error mapping as the write
+        if isinstance(doc, PostResult):  # the builder decided (flagged, nothing to post)
+            return doc
+        rid = make_request_id(shop.domain, record.source_key, doc.entity)
+        _update(record, status="posting", attempts=record.attempts + 1, document_type=doc.entity, request_id=rid,
+                qbo_doc_number=doc.doc_number, reason=None, error_code=None, error_element=None,
+                delivery=delivery or record.delivery, **_money_figures(doc), **doc.ledger)
         existing = find_existing(client, doc.entity, doc.doc_number, doc.marker) if uncertain else None
         if existing is None:
             try:
