@@ -305,28 +305,6 @@ def test_app_bridge_token_is_used_when_app_bridge_loads(browser_page, page_url, 
     assert page.evaluate("window.__toasts") == ["Settings saved"]
 
 
-def test_connect_through_the_intuit_sandbox(request, browser_page, page_url, shop, shopify_sandbox, live_server, db):
-    """Connect QuickBooks -> Intuit consent page (Approve) -> back in the app, connected."""
-    try:
-        intuit = request.getfixturevalue("intuit_sandbox")
-    except pytest.FixtureLookupError:
-        pytest.skip("the Intuit sandbox fixture (tests/fixtures_intuit.py) is not available yet")
-    pytest.importorskip("ecomflux_app.quickbooks.connection")
-    from ecomflux_app.models import QboConnection
-
-    expect = _expect()
-    shopify_sandbox.state.app_url = live_server.url  # "open the app in the admin" lands on our page
-    page = _open(browser_page, page_url)
-    page.get_by_role("button", name="Connect QuickBooks").click()
-    page.wait_for_url(re.compile("^" + re.escape(intuit.url)))
-    screenshot(page, "08-intuit-consent")
-    page.get_by_role("button", name=re.compile("approve|connect|authorize", re.I)).first.click()
-    page.wait_for_url(re.compile("^" + re.escape(live_server.url)))
-    expect(page.locator("#app")).to_have_attribute("data-ready", "true")
-    expect(page.get_by_text(re.compile("Connected to"))).to_be_visible()
-    assert QboConnection.get(QboConnection.shop == shop).status == "connected"
-
-
 def test_declined_consent_is_explained_on_return(browser_page, page_url, shop):
     expect = _expect()
     page = browser_page()
