@@ -84,9 +84,8 @@ def complete_connect(code: str | None, state: str | None, realm_id: str | None, 
         QboConnection.update(realm_id=realm_id, status="connected", status_reason=None, connected_at=utcnow(),
                              updated_at=utcnow()).where(QboConnection.id == conn.id).execute()
         store_tokens(conn, tokens)
-    conn = QboConnection.get_by_id(conn.id)
-    _read_company(conn)
-    return Connected(shop, conn, resume_parked(shop))
+    _read_company(QboConnection.get_by_id(conn.id))
+    return Connected(shop, QboConnection.get_by_id(conn.id), resume_parked(shop))
 
 
 def _read_company(conn: QboConnection) -> None:
