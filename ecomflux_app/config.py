@@ -12,9 +12,9 @@ from cryptography.fernet import Fernet
 # Sandbox credentials used only when the variables are unset (dev and tests); the local
 # Shopify and Intuit stand-ins are started with the same values.
 DEV_SHOPIFY_API_KEY = "ecomflux-dev-api-key"
-DEV_SHOPIFY_API_SECRET = "ecomflux-dev-api-secret"
+DEV_SHOPIFY_API_SECRET = "ecomflux-dev-api-secret-0f3a9c27d1b84e6a"  # >= 32 bytes for HS256
 DEV_INTUIT_CLIENT_ID = "ecomflux-dev-intuit-client"
-DEV_INTUIT_CLIENT_SECRET = "ecomflux-dev-intuit-secret"
+DEV_INTUIT_CLIENT_SECRET = "ecomflux-dev-intuit-secret-7b2e41d09a6c"
 
 SHOPIFY_API_VERSION = "2025-10"
 SHOPIFY_SCOPES = "read_orders,read_all_orders,read_customers,read_products,read_fulfillments"

@@ -85,6 +85,9 @@ def run_dev(port: int = 8000, with_worker: bool = True) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     try:
-        app.run(host="127.0.0.1", port=port, threaded=True, use_reloader=False)
+        # Not app.run(): Flask refuses to block inside its own CLI process.
+        from werkzeug.serving import run_simple
+
+        run_simple("127.0.0.1", port, app, threaded=True, use_reloader=False)
     finally:
         _stop()
