@@ -193,6 +193,9 @@ class SyncRecord(BaseModel):
     status = CharField(default="pending", max_length=24)
     document_type = CharField(null=True, max_length=24)  # SalesReceipt | Invoice | RefundReceipt | ...
     request_id = CharField(null=True, max_length=50)
+    # Bumped when QBO definitively rejects the document (nothing created): the fixed retry needs
+    # a new requestid, because QBO replays the original answer for a repeated one.
+    request_generation = IntegerField(default=0)
     qbo_id = CharField(null=True, max_length=64)
     qbo_doc_number = CharField(null=True, max_length=32)
     qbo_sync_token = CharField(null=True, max_length=16)

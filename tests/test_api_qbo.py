@@ -94,10 +94,6 @@ def test_settings_ids_are_checked_against_the_real_company(client, connected, be
     assert ok.status_code == 200 and ok.json["settings"]["class_id"] == classes["Retail"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known cross-team bug: the requestid is the same for the retry, and QuickBooks (and the Intuit sandbox) replay the "
-    "original 400 for a repeated requestid, so a failed order can never post after the admin fixes the cause; "
-    "sync/posting.py must issue a new requestid after a validation failure (no document was created)"))
 def test_failed_order_retried_after_fixing_settings_posts_exactly_once(client, redis_conn, connected, bearer):  # noqa: F811
     from ecomflux_app.models import SyncRecord
     from tests.fixtures_flow import simple_order

@@ -96,6 +96,13 @@ def find_existing(client: QboClient, entity: str, doc_number: str | None, marker
     return None
 
 
+def request_id_for(shop: Shop, record: SyncRecord, entity: str) -> str:
+    """Same requestid across uncertain retries (Intuit replays instead of duplicating); a new one
+    only after a definite rejection (a replay of that 400 would block the fixed document forever)."""
+    key = record.source_key if not record.request_generation else f"{record.source_key}#{record.request_generation}"
+    return make_request_id(shop.domain, key, entity)
+
+
 def record_attempt(record: SyncRecord | None, delivery: WebhookDelivery | None, client: QboClient | None,
                    outcome: str, error: QboError | None = None, started: float | None = None) -> None:
     """Keep the QBO exchange (tokens never: the client keeps only method, path, params and bodies)."""
@@ -157,7 +164,7 @@ def _post_locked(shop, client, record, build, delivery) -> PostResult:
         doc = build()  # may call QBO too (customer/item resolution): same error mapping as the write
         if isinstance(doc, PostResult):  # the builder decided (flagged, nothing to post)
             return doc
-        rid = make_request_id(shop.domain, record.source_key, doc.entity)
+        rid = request_id_for(shop, record, doc.entity)
         _update(record, status="posting", attempts=record.attempts + 1, document_type=doc.entity, request_id=rid,
                 qbo_doc_number=doc.doc_number, reason=None, error_code=None, error_element=None,
                 delivery=delivery or record.delivery, **_money_figures(doc), **doc.ledger)
@@ -182,8 +189,10 @@ def _post_locked(shop, client, record, build, delivery) -> PostResult:
         record_attempt(record, delivery, client, "error", exc, started)
         mapped = translate_error(exc, record)
         if isinstance(mapped, FatalError):
+            # QBO refused it: nothing was created, so a retry after a fix is a different request.
             _update(record, status="failed", reason=exc.describe(), error_code=exc.code,
-                    error_element=exc.element, intuit_tid=exc.intuit_tid)
+                    error_element=exc.element, intuit_tid=exc.intuit_tid,
+                    request_generation=record.request_generation + 1)
         else:
             # Outcome unknown for transient errors on the create: stay 'posting' so the next
             # attempt looks the document up before creating (requestid replay covers it too).
