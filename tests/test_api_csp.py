@@ -46,3 +46,9 @@ def test_embedded_page_csp_names_the_token_shop(client, two_shops, shopify_sandb
 def test_api_json_is_not_given_an_html_csp_but_is_nosniff(client, two_shops, shopify_sandbox):  # noqa: F811
     resp = client.get("/api/status", headers={"Authorization": f"Bearer {shopify_sandbox.session_token(SHOP_A)}"})
     assert resp.is_json and resp.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_error_pages_carry_the_csp_too(client):
+    resp = client.get("/no-such-page")
+    assert resp.status_code == 404 and resp.mimetype == "text/html"
+    assert resp.headers["Content-Security-Policy"].startswith("frame-ancestors ")
