@@ -183,6 +183,8 @@ def _reference_errors(shop, values: dict, submitted: set[str]) -> dict[str, str]
         value = values.get(name)
         if not source or value in (None, "") or source[0] not in options:
             continue
+        if len(options[source[0]]) >= qbo_bridge.MAX_LIST:
+            continue  # a truncated list (e.g. thousands of customers) cannot prove an id is missing
         if str(value) not in {str(o["id"]) for o in options[source[0]]}:
             errors[name] = f"not an active {source[1]} in {company}"
     return errors
