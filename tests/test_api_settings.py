@@ -109,3 +109,16 @@ def test_company_facts_come_from_the_qbo_connection(client, db, two_shops, beare
     QboConnection.update(company_country="CA", home_currency="CAD", multicurrency=True).execute()
     company = client.get("/api/settings", headers=bearer(SHOP_A)).json["company"]
     assert company["country"] == "CA" and company["home_currency"] == "CAD" and company["multicurrency"] is True
+
+
+def test_truncated_company_list_does_not_reject_an_id(client, db, redis_conn, two_shops, bearer):  # noqa: F811
+    from ecomflux_app.web.qbo_bridge import MAX_LIST
+
+    shop_a, _ = two_shops
+    conn = connect_qbo(shop_a)
+    customers = [{"id": str(n), "name": f"Customer {n}"} for n in range(MAX_LIST)]
+    lists = {"accounts": [], "items": [], "classes": [], "departments": [], "customers": customers}
+    redis_conn.set(f"ecomflux:qbo-options:{SHOP_A}:{conn.realm_id}", json.dumps(lists), ex=60)
+    # Customer 5000 exists in QuickBooks but is past the first page the page could read.
+    assert client.put("/api/settings", json={"default_customer_id": "5000"}, headers=bearer(SHOP_A)).status_code == 200
+    assert client.put("/api/settings", json={"class_id": "77"}, headers=bearer(SHOP_A)).status_code == 422
