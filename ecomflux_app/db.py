@@ -11,11 +11,25 @@ from playhouse.pool import PooledPostgresqlDatabase
 database = DatabaseProxy()
 
 
+class CheckedPooledPostgresqlDatabase(PooledPostgresqlDatabase):
+    """A pool that never hands out a connection the server has dropped (restart, failover, idle kill)."""
+
+    def _is_closed(self, conn):
+        if super()._is_closed(conn):
+            return True
+        try:
+            with conn.cursor() as cursor:  # one cheap round trip per checkout, not per query
+                cursor.execute("SELECT 1")
+            return False
+        except Exception:
+            return True
+
+
 def open_database(url: str):
     """Create the peewee database for a URL and bind the proxy to it."""
     parsed = urlparse(url)
     if parsed.scheme in ("postgres", "postgresql"):
-        db = PooledPostgresqlDatabase(
+        db = CheckedPooledPostgresqlDatabase(
             parsed.path.lstrip("/"),
             user=parsed.username or None,
             password=parsed.password or None,

@@ -17,6 +17,7 @@ import threading
 from dataclasses import dataclass, field
 
 import redis
+from peewee import InterfaceError, OperationalError
 
 from .db import database
 from .models import WebhookDelivery, utcnow
@@ -78,7 +79,13 @@ class IntakeWriter:
                 except queue_mod.Empty:
                     break
             try:
-                self._write(batch)
+                try:
+                    self._write(batch)
+                except (OperationalError, InterfaceError):
+                    # A pooled connection the server dropped (restart, failover): reconnect once.
+                    # The insert is idempotent (ON CONFLICT DO NOTHING), so a retry is safe.
+                    database.close()
+                    self._write(batch)
             except Exception as exc:  # the requests answer 503 and Shopify retries: nothing is lost
                 log.exception("intake batch of %d failed", len(batch))
                 for pending in batch:

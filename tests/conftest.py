@@ -123,17 +123,13 @@ def app(base_config, request):
     return application
 
 
-@pytest.fixture(autouse=True)
-def _clean_state(request):
-    """Empty every table and the Redis db before each test that uses the app."""
-    if "app" not in request.fixturenames:
-        yield
-        return
+def reset_state(app, sandboxes=()) -> None:
+    """Empty every table, the Redis db and the sandboxes (each test, and each hypothesis example)."""
     from ecomflux_app import runtime
     from ecomflux_app.db import database, is_postgres
     from ecomflux_app.models import ALL_MODELS, SchemaVersion
+    from ecomflux_app.web import webhooks
 
-    app = request.getfixturevalue("app")
     runtime.init(app.config)
     tables = [m._meta.table_name for m in ALL_MODELS if m is not SchemaVersion]
     with database.connection_context():
@@ -145,11 +141,16 @@ def _clean_state(request):
                 database.execute_sql(f'DELETE FROM "{t}"')
             database.execute_sql("PRAGMA foreign_keys = ON")
     runtime.redis().flushdb()
-    from ecomflux_app.web import webhooks
-
     webhooks._shop_ids.clear()  # row ids restart with the emptied tables
-    for sandbox in _sandboxes(request):
+    for sandbox in sandboxes:
         sandbox.reset()
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(request):
+    """Empty every table and the Redis db before each test that uses the app."""
+    if "app" in request.fixturenames:
+        reset_state(request.getfixturevalue("app"), _sandboxes(request))
     yield
 
 

@@ -39,7 +39,7 @@ from .outcomes import FatalError, RetryLater, WaitingForReconnect
 
 log = logging.getLogger(__name__)
 
-LOCK_SECONDS = 300
+LOCK_SECONDS = 120  # > the 60 s QBO read timeout plus resolution; a dead holder frees it by itself
 
 
 @dataclass
