@@ -22,6 +22,7 @@ SPECIAL_ITEMS: dict[str, tuple[str, str]] = {
     "special:fallback": ("Shopify Sale", "NonInventory"),
     "special:discount": ("Discount", "Service"),
     "special:tax": ("Sales Tax Collected", "Service"),
+    "special:refund_adjustment": ("Refund Adjustments", "Service"),
 }
 
 

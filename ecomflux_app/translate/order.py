@@ -44,7 +44,7 @@ __all__ = [
     "TaxEntry", "TranslationError", "doc_number_for", "document_totals", "identity_for", "money_reader_for",
     "order_marker", "plan_order", "render_document", "txn_date_for", "CENT_STEP", "DOC_NUMBER_MAX",
     "MARKER_PREFIX", "PRIVATE_NOTE_MAX", "SHIPPING_ITEM_ID", "TAX_AS_LINE", "TAX_EXCLUDED", "TAX_INCLUSIVE",
-    "TAX_US", "MoneyError",
+    "TAX_US", "MoneyError", "product_item",
 ]
 
 
@@ -114,6 +114,19 @@ def _proration_fix(order: Mapping[str, Any], read: "MoneyReader") -> Decimal:
     theirs = read.amount(order, "current_total_discounts", "order", default=ours)
     diff = theirs - ours
     return diff if abs(diff) <= CENT_STEP * prorated else ZERO
+
+
+def product_item(sku: str | None, title: str | None, description: str,
+                 settings: SyncSettings) -> tuple[str | None, str | None, str | None]:
+    """(item key, item id from settings, item name) for a product line: the SAME item for an order
+    line and for its refund (SKU first, then title, then the fallback item)."""
+    if sku:
+        return f"sku:{sku}", None, sanitize_item_name(description)  # the variant: one QBO item per SKU
+    if title:
+        return f"title:{sanitize_item_name(title)}", None, sanitize_item_name(title)
+    if settings.fallback_item_id:
+        return None, settings.fallback_item_id, None
+    return "special:fallback", None, None
 
 
 def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts | None = None) -> OrderPlan:
@@ -223,17 +236,7 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
             item_name = None
         else:
             kind = PRODUCT
-            item_id = None
-            if sku:
-                item_key = f"sku:{sku}"
-                item_name = sanitize_item_name(description)  # the variant: one QBO item per SKU
-            elif title:
-                item_key = f"title:{sanitize_item_name(title)}"
-                item_name = sanitize_item_name(title)
-            elif settings.fallback_item_id:
-                item_key, item_id, item_name = None, settings.fallback_item_id, None
-            else:
-                item_key, item_name = "special:fallback", None
+            item_key, item_id, item_name = product_item(sku, title, description, settings)
             taxable = bool(li.get("taxable", True)) and line_tax > 0
             if li.get("taxable", True):
                 declared_taxable.append(len(lines))

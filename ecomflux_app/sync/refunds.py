@@ -1,0 +1,170 @@
+"""refunds/create: one RefundReceipt (receipt mode) or CreditMemo (invoice mode) per Shopify refund, exactly once."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from ..models import QboConnection, Shop, SyncRecord, WebhookDelivery, utcnow
+from ..quickbooks.client import QboClient, connection_for
+from ..translate.order import Refs, TranslationError
+from ..translate.refund import plan_refund
+from ..translate.settings import SyncSettings
+from .dispatch import DeliveryContext
+from .lifecycle import ensure_shop_active
+from .orders import post_order, shop_facts, shop_settings
+from .outcomes import FatalError, Outcome, RetryLater
+from .posting import Document, PostResult, flag, ledger_row, post_document
+from .references import ReferenceResolver
+
+log = logging.getLogger(__name__)
+
+_bank_accounts: dict[str, str] = {}  # realm -> first Bank account id (read once per process)
+
+
+def order_record(shop: Shop, order_id: str) -> SyncRecord | None:
+    return SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == f"order:{order_id}"))
+
+
+def _delivery_body(delivery: WebhookDelivery | None) -> dict | None:
+    if delivery is None:
+        return None
+    try:
+        body = json.loads(delivery.body)
+    except (TypeError, ValueError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def order_body(shop: Shop, order_id: str) -> dict | None:
+    """The order JSON: its latest orders/* delivery, else read from Shopify (None if Shopify has none)."""
+    latest = (WebhookDelivery.select()
+              .where((WebhookDelivery.shop == shop.id) & (WebhookDelivery.order_id == str(order_id))
+                     & WebhookDelivery.topic.startswith("orders/"))
+              .order_by(WebhookDelivery.id.desc()).first())
+    body = _delivery_body(latest)
+    if body is not None and str(body.get("id")) == str(order_id):
+        return body
+    from ..shopify.graphql import fetch_order
+
+    return fetch_order(shop, order_id)
+
+
+def refund_ids_in(order: dict | None) -> set[str]:
+    """Refunds an order body already carries (its document, posted from this body, nets them out)."""
+    return {str(r.get("id")) for r in (order or {}).get("refunds") or [] if isinstance(r, dict) and r.get("id")}
+
+
+def mark_reflected(shop: Shop, order: dict) -> None:
+    """Refunds the just-posted order document already nets out: ledger them as skipped, never post them."""
+    for refund_id in refund_ids_in(order):
+        row = ledger_row(shop, f"refund:{refund_id}", kind="refund", order_id=str(order.get("id")),
+                         order_name=order.get("name"))
+        if row.status in ("pending", "failed", "flagged"):
+            SyncRecord.update(status="skipped", reason="already reflected in the order's document",
+                              updated_at=utcnow()).where(SyncRecord.id == row.id).execute()
+
+
+def ensure_order_posted(shop: Shop, order_id: str, settings: SyncSettings, conn: QboConnection,
+                        client: QboClient) -> tuple[SyncRecord, dict | None, set[str]]:
+    """The order's posted ledger row (posting it first when it never was), its body, and the refunds
+    its document reflects. RetryLater while the order cannot be read or posted yet."""
+    record = order_record(shop, order_id)
+    if record is not None and record.status == "posted":
+        reflected = refund_ids_in(_delivery_body(record.delivery)) if record.delivery else set()
+        return record, None, reflected
+    body = order_body(shop, order_id)
+    if body is None:
+        raise RetryLater(f"order {order_id} is not known yet: waiting for it before its refund", 60)
+    outcome = post_order(shop, body, settings, conn, client=client)
+    record = order_record(shop, order_id)
+    if record is None or record.status != "posted":
+        raise RetryLater(f"order {order_id} is not posted ({outcome.status}: {outcome.error}); "
+                         "its refund waits for it", 300)
+    mark_reflected(shop, body)
+    return record, body, refund_ids_in(body)
+
+
+def refund_account(client: QboClient, settings: SyncSettings) -> str:
+    """settings.refund_account_id, else the company's first Bank account (where the money left from)."""
+    if settings.refund_account_id:
+        return settings.refund_account_id
+    realm = client.conn.realm_id
+    if realm not in _bank_accounts:
+        rows = client.query("SELECT * FROM Account WHERE AccountType = 'Bank'")
+        if not rows:
+            raise FatalError("no refund account: set one in settings (the company has no Bank account)")
+        _bank_accounts[realm] = str(sorted(rows, key=lambda r: int(r["Id"]) if str(r["Id"]).isdigit() else 0)[0]["Id"])
+    return _bank_accounts[realm]
+
+
+def handle_refund(ctx: DeliveryContext) -> Outcome:
+    shop = ensure_shop_active(ctx.shop)
+    conn = connection_for(shop)
+    return post_refund(shop, ctx.payload, shop_settings(shop, conn), conn, delivery=ctx.delivery)
+
+
+def post_refund(shop: Shop, refund: dict, settings: SyncSettings, conn: QboConnection,
+                delivery: WebhookDelivery | None = None, client: QboClient | None = None,
+                order: dict | None = None) -> Outcome:
+    """Post one Shopify refund through the ledger (key refund:<id>), after its order's document."""
+    refund_id, order_id = refund.get("id"), refund.get("order_id") or (order or {}).get("id")
+    if refund_id in (None, "") or order_id in (None, ""):
+        raise FatalError("refund payload has no id or order_id")
+    record = ledger_row(shop, f"refund:{refund_id}", kind="refund", order_id=str(order_id), delivery=delivery)
+    if record.status in ("posted", "voided", "skipped"):
+        return Outcome("skipped_duplicate", record.reason or f"already posted as {record.document_type} "
+                                                             f"{record.qbo_doc_number}")
+    client = client or QboClient(conn)
+    order_rec, body, reflected = ensure_order_posted(shop, str(order_id), settings, conn, client)
+    if str(refund_id) in reflected:
+        SyncRecord.update(status="skipped", reason=f"already reflected in {order_rec.document_type} "
+                                                   f"{order_rec.qbo_doc_number}", order_name=order_rec.order_name,
+                          updated_at=utcnow()).where(SyncRecord.id == record.id).execute()
+        return Outcome("processed", f"the order's document {order_rec.qbo_doc_number} already reflects this refund")
+    body = order or body or order_body(shop, str(order_id)) or {"id": order_id, "name": order_rec.order_name}
+
+    def build() -> Document | PostResult:
+        try:
+            plan = plan_refund(refund, body, settings, shop_facts(shop), order_rec.qbo_doc_number,
+                               order_rec.document_type)
+        except TranslationError as exc:
+            reason = f"refund cannot be translated: {exc}"
+            flag(record, reason)
+            raise FatalError(reason, {"field": exc.field}) from None
+        if not plan.balance.ok:
+            return flag(record, f"not posted: {plan.balance.reason}", shopify_total=plan.balance.expected,
+                        qbo_total=plan.balance.computed, tax_total=plan.tax_total, currency=plan.currency)
+        if plan.empty:
+            SyncRecord.update(status="skipped", reason="refund moved no money and no lines (restock only)",
+                              updated_at=utcnow()).where(SyncRecord.id == record.id).execute()
+            record.status = "skipped"
+            return PostResult("skipped_duplicate", record)
+        customer_id, items = ReferenceResolver(shop, client, settings).resolve(
+            plan.customer, plan.currency_ref, plan.item_requests(settings.item_type))
+        if plan.customer.guest and body.get("customer") is None and order_rec.qbo_id and not body.get("line_items"):
+            # No order body at hand: the refund goes to the customer of the order's document.
+            customer_id = client.read(order_rec.document_type, order_rec.qbo_id)["CustomerRef"]["value"]
+        account = refund_account(client, settings) if plan.doc_type == "RefundReceipt" else None
+        from ..translate.refund import render_refund
+
+        try:
+            payload = render_refund(plan, Refs(customer_id=customer_id, items=items), account)
+        except TranslationError as exc:
+            flag(record, f"refund cannot be rendered: {exc}")
+            raise FatalError(str(exc), {"field": exc.field}) from None
+        return Document(entity=plan.doc_type, payload=payload, doc_number=plan.doc_number, marker=plan.marker,
+                        figures={"shopify_total": plan.balance.expected, "qbo_total": plan.document_total,
+                                 "tax_total": plan.tax_total, "shipping_total": plan.shipping_total},
+                        ledger={"currency": plan.currency, "order_date": plan.txn_date,
+                                "order_name": plan.order_name})
+
+    result = post_document(shop, client, record, build, delivery)
+    rec = result.record
+    if result.status == "flagged":
+        return Outcome("flagged", rec.reason, {"shopify_total": str(rec.shopify_total),
+                                               "qbo_total": str(rec.qbo_total)})
+    if result.status == "skipped_duplicate":
+        return Outcome("skipped_duplicate" if rec.status != "skipped" else "processed", rec.reason)
+    return Outcome("posted", None, {"qbo_id": rec.qbo_id, "doc_number": rec.qbo_doc_number,
+                                    "document_type": rec.document_type, "linked_to": order_rec.qbo_doc_number})

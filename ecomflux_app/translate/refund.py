@@ -1,0 +1,292 @@
+"""Shopify refund (refunds/create body) -> RefundPlan -> QBO RefundReceipt or CreditMemo JSON.
+
+What the balance check compares:
+    expected = the refund's successful refund transactions (money that actually left)
+    computed = refunded lines (subtotal after discounts) + shipping refunded + adjustments
+               (refund discrepancies etc., shown as visible lines) + tax refunded (as Shopify computed it)
+A mismatch is flagged, never posted.
+
+Shopify's order_adjustments carry NEGATIVE amounts for money given back (a 5.00 shipping refund is
+amount -5.00), so a line's amount is the negated adjustment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Mapping
+
+from .item import SPECIAL_ITEMS, ItemRequest, sanitize_item_name, sanitize_sku
+from .money import ZERO, format_money, quantize, sum_money
+from .order import product_item
+from .plan import (
+    DESCRIPTION_MAX, DOC_NUMBER_MAX, GIFT_CARD, PRIVATE_NOTE_MAX, PRODUCT, SHIPPING, SHIPPING_ITEM_ID, TAX,
+    TAX_AS_LINE, TAX_EXCLUDED, TAX_INCLUSIVE, TAX_US, BalanceCheck, PlanLine, Refs, ShopFacts, TranslationError,
+)
+from .reading import doc_number_for, identity_for, money_reader_for, objects, order_marker, text, txn_date_for, whole
+from .settings import SyncSettings
+from .customer import CustomerIdentity
+
+ADJUSTMENT = "adjustment"
+REFUND_MARKER_PREFIX = "ecomflux:refund:"
+UNIT_PLACES = Decimal("0.0000001")
+
+
+@dataclass(frozen=True)
+class RefundPlan:
+    """Everything needed to render one refund document for one Shopify refund."""
+
+    doc_type: str  # RefundReceipt | CreditMemo
+    refund_id: str
+    order_id: str
+    order_name: str
+    source_key: str  # refund:<id>
+    doc_number: str
+    order_doc_number: str
+    marker: str  # ecomflux:refund:<id>
+    private_note: str
+    txn_date: Any
+    currency: str
+    currency_ref: str | None
+    customer: CustomerIdentity
+    lines: tuple[PlanLine, ...]
+    tax_total: Decimal
+    tax_mode: str
+    shipping_total: Decimal
+    adjustments_total: Decimal
+    document_total: Decimal
+    balance: BalanceCheck
+    us_company: bool = True
+    taxable_tax_code_id: str | None = None
+    exempt_tax_code_id: str | None = None
+    class_id: str | None = None
+    department_id: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to post: no lines and no money (e.g. a restock-only refund)."""
+        return not self.lines and self.tax_total == 0 and self.balance.expected == 0
+
+    def item_requests(self, item_type: str = "NonInventory") -> list[ItemRequest]:
+        out: list[ItemRequest] = []
+        for line in self.lines:
+            if line.item_id or not line.item_key or any(r.key == line.item_key for r in out):
+                continue
+            if line.item_key in SPECIAL_ITEMS:
+                name, special_type = SPECIAL_ITEMS[line.item_key]
+                out.append(ItemRequest(key=line.item_key, name=name, sku=None, item_type=special_type))
+            else:
+                out.append(ItemRequest(key=line.item_key, name=line.item_name or sanitize_item_name(line.description),
+                                       sku=line.sku, item_type=item_type, description=line.description))
+        return out
+
+
+def refund_marker(refund_id: str) -> str:
+    return f"{REFUND_MARKER_PREFIX}{refund_id}"
+
+
+def refund_doc_number(order_doc_number: str, refund_id: str) -> str:
+    """<order doc number>-R<last digits of the refund id>, <= 21 chars, deterministic."""
+    suffix = f"-R{refund_id[-6:]}"
+    return order_doc_number[:DOC_NUMBER_MAX - len(suffix)] + suffix
+
+
+def refunded_transactions_total(refund: Mapping[str, Any], read: Any) -> Decimal:
+    """Money that actually left for this refund: successful refund transactions."""
+    total = ZERO
+    for k, tx in enumerate(objects(refund, "transactions")):
+        if tx.get("kind") == "refund" and tx.get("status") in ("success", None):
+            total += read.amount(tx, "amount", f"transactions[{k}]")
+    return quantize(total)
+
+
+def plan_refund(refund: Mapping[str, Any], order: Mapping[str, Any], settings: SyncSettings,
+                shop: ShopFacts | None = None, order_doc_number: str | None = None,
+                order_doc_type: str | None = None) -> RefundPlan:
+    """Translate a Shopify refund of order into a RefundPlan; raises TranslationError."""
+    if not isinstance(refund, Mapping) or not isinstance(order, Mapping):
+        raise TranslationError("refund", "expected JSON objects")
+    shop = shop or ShopFacts()
+    refund_id = text(refund.get("id"))
+    if not refund_id:
+        raise TranslationError("refund.id", "missing refund id")
+    order_id = text(order.get("id")) or text(refund.get("order_id"))
+    if not order_id:
+        raise TranslationError("order.id", "missing order id")
+    order_name = text(order.get("name")) or f"#{order.get('order_number') or order_id}"
+    read, currency, currency_ref = money_reader_for(order, settings, shop)
+    company = settings.company
+    taxes_included = bool(order.get("taxes_included"))
+
+    order_lines = {text(li.get("id")): li for li in objects(order, "line_items")}
+    lines: list[PlanLine] = []
+    tax_total = ZERO
+    for k, rli in enumerate(objects(refund, "refund_line_items")):
+        where = f"refund_line_items[{k}]"
+        quantity = whole(rli.get("quantity"), f"{where}.quantity")
+        li = rli.get("line_item") if isinstance(rli.get("line_item"), Mapping) else None
+        li = li or order_lines.get(text(rli.get("line_item_id"))) or {}
+        subtotal = read.amount(rli, "subtotal", where)
+        line_tax = read.amount(rli, "total_tax", where, default=ZERO)
+        tax_total += line_tax
+        if quantity <= 0 and not subtotal:
+            continue
+        description = text(li.get("name")) or text(li.get("title")) or f"Refunded line {k + 1}"
+        net = subtotal - line_tax if taxes_included else subtotal
+        if li.get("gift_card"):
+            key_id: tuple[str | None, str | None, str | None] = (
+                None if settings.gift_card_liability_item_id else "special:gift_card",
+                settings.gift_card_liability_item_id, None)
+            kind = GIFT_CARD
+        else:
+            key_id = product_item(sanitize_sku(text(li.get("sku"))), text(li.get("title")), description, settings)
+            kind = PRODUCT
+        qty = Decimal(quantity) if quantity > 0 else Decimal(1)
+        unit = (net / qty).quantize(UNIT_PLACES)
+        if quantize(unit * qty) != net:  # keep Qty x UnitPrice == Amount (QBO checks it)
+            qty, unit = Decimal(1), net
+            description = f"{description} (x{quantity})"
+        lines.append(PlanLine(
+            kind=kind, description=f"Refund: {description}"[:DESCRIPTION_MAX], qty=qty, unit_price=unit, amount=net,
+            taxable=line_tax > 0, item_key=key_id[0], item_id=key_id[1], item_name=key_id[2],
+            sku=sanitize_sku(text(li.get("sku"))) if kind == PRODUCT else None, source_id=text(rli.get("line_item_id")),
+            gross_amount=subtotal if taxes_included else None,
+        ))
+
+    ship_item_id = SHIPPING_ITEM_ID if company.shipping_allowed else settings.shipping_item_id
+    shipping_total = ZERO
+    adjustments_total = ZERO
+    shipping_from_adjustments = False
+    for a, adj in enumerate(objects(refund, "order_adjustments")):
+        where = f"order_adjustments[{a}]"
+        amount = -read.amount(adj, "amount", where)
+        adj_tax = -read.amount(adj, "tax_amount", where, default=ZERO)
+        tax_total += adj_tax
+        kind_name = text(adj.get("kind")) or "adjustment"
+        if kind_name == "shipping_refund":
+            shipping_from_adjustments = True
+            shipping_total += amount
+            lines.append(_shipping_line(amount, adj_tax, ship_item_id, taxes_included, text(adj.get("id"))))
+            continue
+        if not amount:
+            continue
+        adjustments_total += amount
+        label = "Refund discrepancy" if kind_name == "refund_discrepancy" else f"Refund adjustment ({kind_name})"
+        reason = text(adj.get("reason"))
+        lines.append(PlanLine(
+            kind=ADJUSTMENT, description=(f"{label}: {reason}" if reason else label)[:DESCRIPTION_MAX],
+            qty=Decimal(1), unit_price=amount, amount=amount, taxable=False,
+            item_key="special:refund_adjustment", source_id=text(adj.get("id")),
+        ))
+    if not shipping_from_adjustments:  # newer payloads: refund_shipping_lines
+        for s, rsl in enumerate(objects(refund, "refund_shipping_lines")):
+            where = f"refund_shipping_lines[{s}]"
+            amount = read.amount(rsl, "subtotal_amount", where, default=ZERO)
+            ship_tax = read.amount(rsl, "tax_amount", where, default=ZERO)
+            tax_total += ship_tax
+            if amount:
+                shipping_total += amount
+                lines.append(_shipping_line(amount, ship_tax, ship_item_id, taxes_included, text(rsl.get("id"))))
+
+    tax_total = quantize(tax_total)
+    if settings.tax_handling == "tax_line" and not taxes_included:
+        tax_mode = TAX_AS_LINE
+        if tax_total:
+            lines.append(PlanLine(kind=TAX, description="Sales tax refunded", qty=Decimal(1), unit_price=tax_total,
+                                  amount=tax_total, taxable=False, item_id=settings.tax_item_id,
+                                  item_key=None if settings.tax_item_id else "special:tax"))
+    elif taxes_included:
+        tax_mode = TAX_INCLUSIVE
+    elif company.is_us:
+        tax_mode = TAX_US
+    else:
+        tax_mode = TAX_EXCLUDED
+
+    lines_sum = sum_money(line.amount for line in lines)
+    document_total = quantize(lines_sum + (tax_total if tax_mode != TAX_AS_LINE else ZERO))
+    expected = refunded_transactions_total(refund, read)
+    if document_total == expected:
+        balance = BalanceCheck(expected, document_total, True, None)
+    else:
+        balance = BalanceCheck(expected, document_total, False, (
+            f"refund lines + tax total {format_money(document_total)} but Shopify refunded "
+            f"{format_money(expected)} in transactions (difference {format_money(document_total - expected)})"))
+
+    doc_type = "CreditMemo" if (order_doc_type == "Invoice" or (order_doc_type is None and
+                                                                 settings.document_type == "invoice")) \
+        else "RefundReceipt"
+    base_number = order_doc_number or doc_number_for(order_name, settings.doc_number_prefix)
+    marker = refund_marker(refund_id)
+    note = text(refund.get("note"))
+    private_note = (f"Refund {refund_id} of Shopify order {order_name} (QuickBooks document {base_number}) "
+                    f"[{marker}] [order {order_marker(order_id)}]")
+    if note:
+        private_note += f"\nNote: {note}"
+    when = {"processed_at": refund.get("processed_at") or refund.get("created_at") or order.get("processed_at"),
+            "created_at": refund.get("created_at") or order.get("created_at")}
+    return RefundPlan(
+        doc_type=doc_type, refund_id=refund_id, order_id=order_id, order_name=order_name,
+        source_key=f"refund:{refund_id}", doc_number=refund_doc_number(base_number, refund_id),
+        order_doc_number=base_number, marker=marker, private_note=private_note[:PRIVATE_NOTE_MAX],
+        txn_date=txn_date_for(when, shop.timezone), currency=currency, currency_ref=currency_ref,
+        customer=identity_for(order), lines=tuple(lines), tax_total=tax_total, tax_mode=tax_mode,
+        shipping_total=quantize(shipping_total), adjustments_total=quantize(adjustments_total),
+        document_total=document_total, balance=balance, us_company=company.is_us,
+        taxable_tax_code_id=settings.taxable_tax_code_id, exempt_tax_code_id=settings.exempt_tax_code_id,
+        class_id=settings.class_id, department_id=settings.department_id,
+    )
+
+
+def _shipping_line(amount: Decimal, tax: Decimal, ship_item_id: str | None, taxes_included: bool,
+                   source_id: str | None) -> PlanLine:
+    net = amount - tax if taxes_included else amount
+    return PlanLine(kind=SHIPPING, description="Shipping refunded", qty=Decimal(1), unit_price=net, amount=net,
+                    taxable=tax > 0, item_id=ship_item_id, item_key=None if ship_item_id else "special:shipping",
+                    source_id=source_id, gross_amount=amount if taxes_included else None)
+
+
+def _tax_code(plan: RefundPlan, taxable: bool) -> dict[str, str] | None:
+    if plan.tax_mode == TAX_US or (plan.tax_mode == TAX_INCLUSIVE and plan.us_company):
+        return {"value": "TAX" if taxable else "NON"}
+    if plan.tax_mode in (TAX_EXCLUDED, TAX_INCLUSIVE):
+        code = plan.taxable_tax_code_id if taxable else plan.exempt_tax_code_id
+        return {"value": code} if code else None
+    return None
+
+
+def render_refund(plan: RefundPlan, refs: Refs, deposit_account_id: str | None = None) -> dict[str, Any]:
+    """The RefundReceipt / CreditMemo create body; a RefundReceipt needs the money-out account."""
+    if plan.doc_type == "RefundReceipt" and not deposit_account_id:
+        raise TranslationError("refund_account_id", "a Refund Receipt needs the account the money left from")
+    out: list[dict[str, Any]] = []
+    for n, line in enumerate(plan.lines, start=1):
+        item_id = line.item_id or (refs.items.get(line.item_key) if line.item_key else None)
+        if not item_id:
+            raise TranslationError(f"refs.items[{line.item_key}]", "no QuickBooks item for this line")
+        detail: dict[str, Any] = {"ItemRef": {"value": item_id}, "Qty": line.qty, "UnitPrice": line.unit_price}
+        if plan.tax_mode == TAX_INCLUSIVE:
+            detail["TaxInclusiveAmt"] = quantize(line.gross_amount if line.gross_amount is not None else line.amount)
+        code = _tax_code(plan, line.taxable)
+        if code:
+            detail["TaxCodeRef"] = code
+        out.append({"DetailType": "SalesItemLineDetail", "Amount": quantize(line.amount), "LineNum": n,
+                    "Description": line.description, "SalesItemLineDetail": detail})
+    body: dict[str, Any] = {
+        "DocNumber": plan.doc_number, "TxnDate": plan.txn_date.isoformat(), "PrivateNote": plan.private_note,
+        "CustomerRef": {"value": refs.customer_id}, "Line": out,
+    }
+    if plan.tax_mode in (TAX_US, TAX_EXCLUDED, TAX_INCLUSIVE):
+        body["TxnTaxDetail"] = {"TotalTax": quantize(plan.tax_total)}  # Shopify's tax, not QBO's
+    if plan.tax_mode == TAX_EXCLUDED:
+        body["GlobalTaxCalculation"] = "TaxExcluded"
+    elif plan.tax_mode == TAX_INCLUSIVE:
+        body["GlobalTaxCalculation"] = "TaxInclusive"
+    if plan.currency_ref:
+        body["CurrencyRef"] = {"value": plan.currency_ref}
+    if plan.class_id:
+        body["ClassRef"] = {"value": plan.class_id}
+    if plan.department_id:
+        body["DepartmentRef"] = {"value": plan.department_id}
+    if plan.doc_type == "RefundReceipt":
+        body["DepositToAccountRef"] = {"value": deposit_account_id}
+    return body
