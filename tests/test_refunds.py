@@ -60,7 +60,10 @@ def test_full_refund_posts_one_refund_receipt_linked_to_the_sales_receipt(client
 
 def test_partial_refund_by_quantity_with_discrepancy_and_settings_refund_account(client, redis_conn, connected_shop):
     order = simple_order(qty=3, tax="2.40")
+    connected_shop.intuit.put_entity(connected_shop.realm, "Account", {
+        "Name": "Refunds Clearing", "AccountType": "Bank", "AccountSubType": "Checking"})
     bank = [a for a in connected_shop.documents("Account") if a.get("AccountType") == "Bank"]
+    assert len(bank) == 2
     connected_shop.settings(refund_account_id=bank[-1]["Id"])
     send(client, connected_shop, "orders/fulfilled", order)
     drain(redis_conn)

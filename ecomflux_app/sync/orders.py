@@ -58,7 +58,10 @@ def handle_order_webhook(ctx: DeliveryContext) -> Outcome:
     day = _order_day(order)
     if start and day and day < start:
         return Outcome("ignored", f"order dated {day} is before the sync start date {start}")
-    return post_order(shop, order, settings, conn, delivery=ctx.delivery)
+    outcome = post_order(shop, order, settings, conn, delivery=ctx.delivery)
+    if topic == "orders/paid" and settings.document_type == "invoice" and outcome.status in ("posted", "skipped_duplicate"):
+        return _payment(shop, order, settings, ctx.delivery)  # invoice posted on payment: record the payment too
+    return outcome
 
 
 def _payment(shop: Shop, order: dict, settings: SyncSettings, delivery: WebhookDelivery) -> Outcome:

@@ -19,8 +19,6 @@ from .references import ReferenceResolver
 
 log = logging.getLogger(__name__)
 
-_bank_accounts: dict[str, str] = {}  # realm -> first Bank account id (read once per process)
-
 
 def order_record(shop: Shop, order_id: str) -> SyncRecord | None:
     return SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == f"order:{order_id}"))
@@ -89,13 +87,10 @@ def refund_account(client: QboClient, settings: SyncSettings) -> str:
     """settings.refund_account_id, else the company's first Bank account (where the money left from)."""
     if settings.refund_account_id:
         return settings.refund_account_id
-    realm = client.conn.realm_id
-    if realm not in _bank_accounts:
-        rows = client.query("SELECT * FROM Account WHERE AccountType = 'Bank'")
-        if not rows:
-            raise FatalError("no refund account: set one in settings (the company has no Bank account)")
-        _bank_accounts[realm] = str(sorted(rows, key=lambda r: int(r["Id"]) if str(r["Id"]).isdigit() else 0)[0]["Id"])
-    return _bank_accounts[realm]
+    rows = client.query("SELECT * FROM Account WHERE AccountType = 'Bank'")
+    if not rows:
+        raise FatalError("no refund account: set one in settings (the company has no Bank account)")
+    return str(sorted(rows, key=lambda r: int(r["Id"]) if str(r["Id"]).isdigit() else 0)[0]["Id"])
 
 
 def handle_refund(ctx: DeliveryContext) -> Outcome:

@@ -40,7 +40,7 @@ class PaymentPlan:
 
 def deposit_account_for(settings: SyncSettings, gateway: str | None) -> str | None:
     """The deposit account for a gateway: deposit_account_map[gateway] ('*' = any), else deposit_account_id."""
-    mapping: Mapping[str, str] = getattr(settings, "deposit_account_map", None) or {}
+    mapping: Mapping[str, str] = settings.deposit_account_map or {}
     if gateway:
         lowered = {k.lower(): v for k, v in mapping.items()}
         if gateway.lower() in lowered:

@@ -95,6 +95,7 @@ class SyncSettings:
     item_type: str = "NonInventory"
     invoice_terms_days: int = 30
     payment_method_map: dict[str, str] = field(default_factory=dict)
+    deposit_account_map: dict[str, str] = field(default_factory=dict)  # gateway -> deposit account (Payments)
     company: CompanyFacts = field(default_factory=CompanyFacts)
     # Fields from_values() could not read (they kept their defaults); validate() reports them.
     parse_errors: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -249,20 +250,23 @@ def parse_settings(values: Mapping[str, Any]) -> tuple[SyncSettings, dict[str, s
             else:
                 errors["invoice_terms_days"] = "must be between 0 and 365"
 
-    if "payment_method_map" in values and values["payment_method_map"] is not None:
-        raw = values["payment_method_map"]
+    # Gateway -> QBO id maps: payment methods, and deposit accounts for invoice Payments ("*" = any).
+    for map_name, what in (("payment_method_map", "payment method"), ("deposit_account_map", "account")):
+        if map_name not in values or values[map_name] is None:
+            continue
+        raw = values[map_name]
         if not isinstance(raw, Mapping):
-            errors["payment_method_map"] = "must map gateway names to QuickBooks payment method ids"
+            errors[map_name] = f"must map gateway names to QuickBooks {what} ids"
+            continue
+        mapping: dict[str, str] = {}
+        for gateway, method in raw.items():
+            method_s = str(method).strip() if isinstance(method, (str, int)) else ""
+            if not isinstance(gateway, str) or not gateway.strip() or not _QBO_ID.match(method_s):
+                errors[map_name] = f"bad entry for gateway {gateway!r}"
+                break
+            mapping[gateway.strip()] = method_s
         else:
-            mapping: dict[str, str] = {}
-            for gateway, method in raw.items():
-                method_s = str(method).strip() if isinstance(method, (str, int)) else ""
-                if not isinstance(gateway, str) or not gateway.strip() or not _QBO_ID.match(method_s):
-                    errors["payment_method_map"] = f"bad entry for gateway {gateway!r}"
-                    break
-                mapping[gateway.strip()] = method_s
-            else:
-                kwargs["payment_method_map"] = mapping
+            kwargs[map_name] = mapping
 
     if "company" in values and values["company"] is not None:
         raw = values["company"]

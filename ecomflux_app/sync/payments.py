@@ -1,0 +1,81 @@
+"""orders/paid in invoice mode: a QBO Payment applied to the order's Invoice (LinkedTxn), once per payment."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from ..models import Shop, SyncRecord, WebhookDelivery
+from ..quickbooks.client import QboClient, connection_for
+from ..translate.money import ZERO
+from ..translate.order import TranslationError
+from ..translate.payment import deposit_account_for, payment_method_for, plan_payments, render_payment
+from ..translate.settings import SyncSettings
+from .orders import post_order, shop_facts
+from .outcomes import FatalError, Outcome, RetryLater
+from .posting import Document, PostResult, flag, ledger_row, post_document
+
+log = logging.getLogger(__name__)
+
+
+def recorded_payments(shop: Shop, order_id: str) -> Decimal:
+    """What is already recorded as paid for this order (posted Payment rows)."""
+    rows = SyncRecord.select(SyncRecord.shopify_total).where(
+        (SyncRecord.shop == shop.id) & (SyncRecord.kind == "payment") & (SyncRecord.order_id == str(order_id))
+        & (SyncRecord.status == "posted"))
+    return sum((r.shopify_total or ZERO for r in rows), ZERO)
+
+
+def post_payment_for_order(shop: Shop, order: dict, settings: SyncSettings, delivery: WebhookDelivery | None = None,
+                           client: QboClient | None = None) -> Outcome:
+    """Record the order's payments against its invoice (posting the invoice first if it never was)."""
+    order_id = str(order.get("id") or "")
+    if not order_id:
+        raise FatalError("order payload has no id")
+    conn = connection_for(shop)
+    client = client or QboClient(conn)
+    invoice_row = SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == f"order:{order_id}"))
+    if invoice_row is None or invoice_row.status != "posted":
+        outcome = post_order(shop, order, settings, conn, delivery=delivery, client=client)
+        invoice_row = SyncRecord.get_or_none((SyncRecord.shop == shop.id)
+                                             & (SyncRecord.source_key == f"order:{order_id}"))
+        if invoice_row is None or invoice_row.status != "posted":
+            if outcome.status == "flagged":
+                return Outcome("flagged", f"invoice not posted, payment not recorded: {outcome.error}")
+            raise RetryLater(f"invoice for order {order_id} is not posted yet: {outcome.error}", 300)
+    if invoice_row.document_type != "Invoice":
+        return Outcome("processed", f"order was posted as a {invoice_row.document_type}: it is paid already")
+    try:
+        plans = plan_payments(order, settings, shop_facts(shop), recorded_payments(shop, order_id))
+    except TranslationError as exc:
+        raise FatalError(f"payment cannot be translated: {exc}", {"field": exc.field}) from None
+    if not plans:
+        return Outcome("processed", "no new payment on this order")
+    posted, flagged = [], []
+    for plan in plans:
+        record = ledger_row(shop, plan.source_key, kind="payment", order_id=order_id, order_name=plan.order_name,
+                            delivery=delivery)
+        if record.status in ("posted", "skipped", "voided"):
+            continue
+
+        def build(plan=plan, record=record) -> Document | PostResult:
+            invoice = client.read("Invoice", invoice_row.qbo_id)
+            balance = Decimal(str(invoice.get("Balance", 0)))
+            if plan.amount > balance:
+                return flag(record, f"payment {plan.amount} is more than the invoice's open balance {balance}",
+                            shopify_total=plan.amount)
+            payload = render_payment(plan, invoice["CustomerRef"]["value"], str(invoice_row.qbo_id),
+                                     deposit_account_for(settings, plan.gateway),
+                                     payment_method_for(settings, plan.gateway))
+            return Document(entity="Payment", payload=payload, doc_number=None, marker=None,
+                            figures={"shopify_total": plan.amount, "qbo_total": plan.amount},
+                            ledger={"order_date": plan.txn_date})
+
+        result = post_document(shop, client, record, build, delivery)
+        (flagged if result.status == "flagged" else posted).append(result.record)
+    if flagged:
+        return Outcome("flagged", "; ".join(r.reason or "" for r in flagged))
+    if not posted:
+        return Outcome("skipped_duplicate", "payments already recorded")
+    return Outcome("posted", None, {"payments": [{"qbo_id": r.qbo_id, "amount": str(r.shopify_total)} for r in posted],
+                                    "invoice": invoice_row.qbo_doc_number})

@@ -1,0 +1,124 @@
+"""orders/paid in invoice mode: Payments linked to the invoice (LinkedTxn), partial payments, exactly once."""
+
+from __future__ import annotations
+
+import copy
+from decimal import Decimal
+
+from ecomflux_app.models import SyncRecord, WebhookDelivery
+from ecomflux_app.sync import dispatch
+from tests.fixtures_flow import simple_order
+from tests.helpers import drain, post_webhook
+
+
+def send(client, connected, topic, payload, webhook_id=None):
+    resp = post_webhook(client, topic, connected.shop.domain, payload, webhook_id=webhook_id)
+    assert resp.status_code == 200, resp.data
+
+
+def amount(value) -> Decimal:
+    return Decimal(str(value))
+
+
+def invoice_balance(connected) -> Decimal:
+    [invoice] = connected.documents("Invoice")
+    return amount(invoice["Balance"])
+
+
+def with_transactions(order, *txs, status="partially_paid"):
+    out = copy.deepcopy(order)
+    out["financial_status"] = status
+    out["transactions"] = [{"id": tid, "kind": "sale", "status": "success", "amount": amt, "gateway": gw,
+                            "processed_at": "2026-11-22T12:00:00-05:00"} for tid, amt, gw in txs]
+    return out
+
+
+def test_invoice_then_payment_links_the_payment_and_closes_the_invoice(client, redis_conn, connected_shop):
+    accounts = connected_shop.documents("Account")
+    bank = [a for a in accounts if a.get("AccountType") == "Bank"][-1]
+    method = connected_shop.documents("PaymentMethod")[0]
+    connected_shop.settings(document_type="invoice", deposit_account_id=bank["Id"],
+                            payment_method_map={"shopify_payments": method["Id"]})
+    order = simple_order()
+    order["financial_status"] = "pending"
+    send(client, connected_shop, "orders/fulfilled", order)
+    drain(redis_conn)
+    assert invoice_balance(connected_shop) == Decimal("26.60")
+    paid = dict(order, financial_status="paid")
+    for webhook_id in ("p1", "p2"):
+        send(client, connected_shop, "orders/paid", paid, webhook_id=webhook_id)
+    drain(redis_conn)
+    [invoice] = connected_shop.documents("Invoice")
+    [payment] = connected_shop.documents("Payment")
+    assert amount(payment["TotalAmt"]) == Decimal("26.60")
+    assert payment["Line"][0]["LinkedTxn"] == [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]
+    assert payment["CustomerRef"] == invoice["CustomerRef"]
+    assert payment["DepositToAccountRef"]["value"] == bank["Id"]
+    assert payment["PaymentMethodRef"]["value"] == method["Id"]
+    assert amount(invoice["Balance"]) == 0
+    row = SyncRecord.get(SyncRecord.kind == "payment")
+    assert row.status == "posted" and row.source_key == "payment:9001:paid-26.60"
+    for delivery in WebhookDelivery.select().where(WebhookDelivery.topic == "orders/paid"):
+        dispatch.process_delivery(delivery.id, force=True)
+    assert len(connected_shop.documents("Payment")) == 1
+
+
+def test_partial_payments_by_transaction_each_post_once(client, redis_conn, connected_shop):
+    connected_shop.intuit.put_entity(connected_shop.realm, "Account", {
+        "Name": "PayPal Clearing", "AccountType": "Bank", "AccountSubType": "Checking"})
+    banks = [a["Id"] for a in connected_shop.documents("Account") if a.get("AccountType") == "Bank"]
+    assert len(set(banks)) == 2
+    connected_shop.settings(document_type="invoice", deposit_account_id=banks[0],
+                            deposit_account_map={"manual": banks[-1]})
+    order = simple_order()
+    send(client, connected_shop, "orders/fulfilled", order)
+    drain(redis_conn)
+    first = with_transactions(order, (501, "10.00", "shopify_payments"))
+    send(client, connected_shop, "orders/paid", first)
+    drain(redis_conn)
+    assert invoice_balance(connected_shop) == Decimal("16.60")
+    second = with_transactions(order, (501, "10.00", "shopify_payments"), (502, "16.60", "manual"), status="paid")
+    send(client, connected_shop, "orders/paid", second)
+    send(client, connected_shop, "orders/paid", second, webhook_id="again")
+    drain(redis_conn)
+    payments = connected_shop.documents("Payment")
+    assert sorted(amount(p["TotalAmt"]) for p in payments) == [Decimal("10.00"), Decimal("16.60")]
+    deposits = {amount(p["TotalAmt"]): p["DepositToAccountRef"]["value"] for p in payments}
+    assert deposits == {Decimal("10.00"): banks[0], Decimal("16.60"): banks[-1]}  # per gateway
+    assert invoice_balance(connected_shop) == 0
+    assert {r.source_key for r in SyncRecord.select().where(SyncRecord.kind == "payment")} == \
+        {"payment:9001:501", "payment:9001:502"}
+
+
+def test_partial_payment_without_transactions_uses_amount_paid_so_far(client, redis_conn, connected_shop):
+    connected_shop.settings(document_type="invoice")
+    order = simple_order()
+    send(client, connected_shop, "orders/fulfilled", order)
+    drain(redis_conn)
+    send(client, connected_shop, "orders/paid", dict(order, financial_status="partially_paid", total_outstanding="6.60"))
+    drain(redis_conn)
+    assert invoice_balance(connected_shop) == Decimal("6.60")
+    send(client, connected_shop, "orders/paid", dict(order, financial_status="paid", total_outstanding="0.00"))
+    drain(redis_conn)
+    assert sorted(amount(p["TotalAmt"]) for p in connected_shop.documents("Payment")) == \
+        [Decimal("6.60"), Decimal("20.00")]
+    assert invoice_balance(connected_shop) == 0
+
+
+def test_payment_before_the_invoice_posts_the_invoice_first(client, redis_conn, connected_shop):
+    connected_shop.settings(document_type="invoice")  # trigger stays "fulfilled"
+    send(client, connected_shop, "orders/paid", simple_order())
+    drain(redis_conn)
+    [invoice] = connected_shop.documents("Invoice")
+    [payment] = connected_shop.documents("Payment")
+    assert payment["Line"][0]["LinkedTxn"][0]["TxnId"] == invoice["Id"]
+    assert amount(invoice["Balance"]) == 0
+
+
+def test_paid_trigger_in_invoice_mode_posts_invoice_and_payment(client, redis_conn, connected_shop):
+    connected_shop.settings(document_type="invoice", trigger="paid")
+    send(client, connected_shop, "orders/paid", simple_order())
+    drain(redis_conn)
+    assert len(connected_shop.documents("Invoice")) == 1
+    assert len(connected_shop.documents("Payment")) == 1
+    assert invoice_balance(connected_shop) == 0
