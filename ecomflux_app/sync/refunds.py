@@ -110,6 +110,12 @@ def post_refund(shop: Shop, refund: dict, settings: SyncSettings, conn: QboConne
     if record.status in ("posted", "voided", "skipped"):
         return Outcome("skipped_duplicate", record.reason or f"already posted as {record.document_type} "
                                                              f"{record.qbo_doc_number}")
+    existing = order_record(shop, str(order_id))
+    cancelled = SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == f"cancel:{order_id}"))
+    if cancelled is not None and (existing is None or existing.status != "posted"):
+        SyncRecord.update(status="skipped", reason="order cancelled before it was posted: nothing to refund in "
+                          "QuickBooks", updated_at=utcnow()).where(SyncRecord.id == record.id).execute()
+        return Outcome("processed", "order cancelled before it was posted: nothing to refund in QuickBooks")
     client = client or QboClient(conn)
     order_rec, body, reflected = ensure_order_posted(shop, str(order_id), settings, conn, client)
     if str(refund_id) in reflected:
