@@ -178,6 +178,47 @@ def dev_webhook(topic: str, order_name: str | None, duplicate: int, sandbox: str
         click.echo(f"{topic} {chosen.get('name')} -> {result}")
 
 
+@cli.command("backfill")
+@click.option("--shop", "shop_domain", required=True, help="The shop's myshopify domain.")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), required=True, help="First day (YYYY-MM-DD).")
+@click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Last day (inclusive).")
+@click.option("--resume", "resume_id", type=int, default=None, help="Continue this backfill run from its cursor.")
+@with_appcontext
+def backfill_cmd(shop_domain: str, since, until, resume_id: int | None):
+    """Post a shop's historical orders into QuickBooks, exactly once, with a progress bar."""
+    from .db import database
+    from .models import BackfillRun, Shop
+    from .sync.backfill import run_backfill, start_backfill
+
+    with database.connection_context():
+        shop = Shop.get_or_none(Shop.domain == shop_domain)
+        if shop is None:
+            raise click.ClickException(f"unknown shop {shop_domain}")
+        if resume_id is not None:
+            run = BackfillRun.get_or_none((BackfillRun.id == resume_id) & (BackfillRun.shop == shop.id))
+            if run is None:
+                raise click.ClickException(f"no backfill run {resume_id} for {shop_domain}")
+        else:
+            run = start_backfill(shop, since.date(), until.date() if until else None, enqueue_job=False)
+
+        def pages():
+            current = run
+            while current.status == "running":
+                current = run_backfill(current.id, max_pages=1)
+                yield current
+
+        last = run
+        with click.progressbar(pages(), label=f"backfill #{run.id} {shop_domain}",
+                               item_show_func=lambda r: r and f"{r.seen} read, {r.posted} posted, {r.failed} failed"
+                               ) as bar:
+            for last in bar:
+                pass
+        click.echo(f"backfill #{last.id}: {last.status}; {last.seen} orders read, {last.posted} posted, "
+                   f"{last.failed} failed or flagged" + (f" ({last.error})" if last.error else ""))
+        if last.status != "done":
+            click.echo(f"resume with: ecomflux backfill --shop {shop_domain} --since {since.date()} --resume {last.id}")
+
+
 def main() -> None:
     cli(prog_name="ecomflux")
 

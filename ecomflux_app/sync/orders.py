@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import date
 
-from ..models import QboConnection, Shop, ShopSettings, WebhookDelivery
+from ..models import QboConnection, Shop, ShopSettings, SyncRecord, WebhookDelivery
 from ..quickbooks.client import QboClient, connection_for
 from ..translate.order import Refs, ShopFacts, TranslationError, plan_order, render_document
 from ..translate.settings import CompanyFacts, SyncSettings
@@ -72,6 +72,31 @@ def _payment(shop: Shop, order: dict, settings: SyncSettings, delivery: WebhookD
     return post_payment_for_order(shop, order, settings, delivery=delivery)
 
 
+def build_order_document(shop: Shop, order: dict, settings: SyncSettings, client: QboClient,
+                         record: SyncRecord) -> Document | PostResult:
+    """The order's document (references resolved), or the flag when it must not be posted; shared by
+    webhooks, refunds, backfill (which batches the writes) and reconciliation."""
+    try:
+        plan = plan_order(order, settings, shop_facts(shop))
+    except TranslationError as exc:
+        field = getattr(exc, "field", None)
+        reason = f"order cannot be translated: {exc}"
+        flag(record, reason)  # visible on the page; a replay after a fix posts it
+        raise FatalError(reason, {"field": field}) from None
+    figures = {"shopify_total": plan.balance.expected, "qbo_total": plan.document_total,
+               "tax_total": plan.tax_total, "shipping_total": plan.shipping_total - plan.shipping_discount_total,
+               "discount_total": plan.discount_total}
+    ledger = {"currency": plan.currency, "order_date": plan.txn_date}
+    if not plan.balance.ok:
+        return flag(record, f"not posted: {plan.balance.reason}", shopify_total=plan.balance.expected,
+                    qbo_total=plan.balance.computed, tax_total=plan.tax_total, currency=plan.currency)
+    customer_id, items = ReferenceResolver(shop, client, settings).resolve(
+        plan.customer, plan.currency_ref, plan.item_requests(settings.item_type))
+    payload = render_document(plan, Refs(customer_id=customer_id, items=items))
+    return Document(entity=plan.doc_type, payload=payload, doc_number=plan.doc_number, marker=plan.marker,
+                    figures=figures, ledger=ledger)
+
+
 def post_order(shop: Shop, order: dict, settings: SyncSettings, conn: QboConnection,
                delivery: WebhookDelivery | None = None, client: QboClient | None = None) -> Outcome:
     """Post the order's document through the ledger; reused by replays, backfill and reconciliation."""
@@ -83,29 +108,8 @@ def post_order(shop: Shop, order: dict, settings: SyncSettings, conn: QboConnect
     if record.status == "posted":
         return Outcome("skipped_duplicate", f"already posted as {record.document_type} {record.qbo_doc_number}")
     client = client or QboClient(conn)
-
-    def build() -> Document | PostResult:
-        try:
-            plan = plan_order(order, settings, shop_facts(shop))
-        except TranslationError as exc:
-            field = getattr(exc, "field", None)
-            reason = f"order cannot be translated: {exc}"
-            flag(record, reason)  # visible on the page; a replay after a fix posts it
-            raise FatalError(reason, {"field": field}) from None
-        figures = {"shopify_total": plan.balance.expected, "qbo_total": plan.document_total,
-                   "tax_total": plan.tax_total, "shipping_total": plan.shipping_total - plan.shipping_discount_total,
-                   "discount_total": plan.discount_total}
-        ledger = {"currency": plan.currency, "order_date": plan.txn_date}
-        if not plan.balance.ok:
-            return flag(record, f"not posted: {plan.balance.reason}", shopify_total=plan.balance.expected,
-                        qbo_total=plan.balance.computed, tax_total=plan.tax_total, currency=plan.currency)
-        customer_id, items = ReferenceResolver(shop, client, settings).resolve(
-            plan.customer, plan.currency_ref, plan.item_requests(settings.item_type))
-        payload = render_document(plan, Refs(customer_id=customer_id, items=items))
-        return Document(entity=plan.doc_type, payload=payload, doc_number=plan.doc_number, marker=plan.marker,
-                        figures=figures, ledger=ledger)
-
-    result = post_document(shop, client, record, build, delivery)
+    result = post_document(shop, client, record, lambda: build_order_document(shop, order, settings, client, record),
+                           delivery)
     rec = result.record
     if result.status == "flagged":
         return Outcome("flagged", rec.reason, {"shopify_total": str(rec.shopify_total), "qbo_total": str(rec.qbo_total)})
