@@ -1,0 +1,267 @@
+"""Reconciliation: Shopify orders (GraphQL) vs the ledger vs the QBO documents over a date range.
+
+Differences: missing_in_qbo (an order that should be posted has no document and no posted ledger
+row), deleted_in_qbo (the ledger says posted, QBO has no document with our marker), duplicated_in_qbo
+(two or more documents carry one order's marker), mismatch (document total / tax / shipping /
+discount differ from what the order implies). The report is stored on models.ReconciliationRun;
+heal=True posts what is missing through the same exactly-once path (deleted documents are only
+reported: a bookkeeper may have removed them on purpose).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Iterable
+from zoneinfo import ZoneInfo
+
+from ..models import QboConnection, ReconciliationRun, Shop, SyncRecord, utcnow
+from ..quickbooks.client import QboClient, connection_for
+from ..translate.money import ZERO, format_money, quantize, sum_money
+from ..translate.order import SHIPPING_ITEM_ID, TranslationError, plan_order
+from ..translate.plan import SHIPPING
+from ..translate.query import quote
+from .backfill import eligible
+from .orders import post_order, shop_facts, shop_settings
+from .outcomes import FatalError, RetryLater, WaitingForReconnect
+from .refunds import mark_reflected
+
+log = logging.getLogger(__name__)
+
+MARKER = re.compile(r"ecomflux:order:([0-9A-Za-z_-]+)")
+DOCUMENT_ENTITIES = ("SalesReceipt", "Invoice")
+CSV_FIELDS = ("kind", "order_id", "order_name", "doc_number", "document_type", "field", "shopify", "qbo", "detail")
+
+
+def _dec(value: Any) -> Decimal:
+    return quantize(Decimal(str(value if value not in (None, "") else 0)))
+
+
+def document_facts(doc: dict, shipping_item_id: str | None = None) -> dict:
+    """What a QBO document adds up to: total, tax, shipping lines, discount lines."""
+    lines = doc.get("Line") or []
+    ship_ids = {SHIPPING_ITEM_ID} | ({shipping_item_id} if shipping_item_id else set())
+    shipping = sum_money(_dec(line.get("Amount")) for line in lines if line.get("DetailType") == "SalesItemLineDetail"
+                         and ((line.get("SalesItemLineDetail") or {}).get("ItemRef") or {}).get("value") in ship_ids)
+    discount = sum_money(_dec(line.get("Amount")) for line in lines if line.get("DetailType") == "DiscountLineDetail")
+    return {"total": _dec(doc.get("TotalAmt")), "tax": _dec((doc.get("TxnTaxDetail") or {}).get("TotalTax")),
+            "shipping": shipping, "discount": discount}
+
+
+def compare(expected: list[dict], ledger: dict[str, dict], documents: dict[str, list[dict]]) -> list[dict]:
+    """The differences (pure): expected = per order {order_id, order_name, doc_number, total, tax, shipping,
+    discount, compare_lines}; ledger = order_id -> {status, doc_number, document_type}; documents =
+    order_id -> [{id, doc_number, document_type, total, tax, shipping, discount}]."""
+    out: list[dict] = []
+    for order in expected:
+        oid = order["order_id"]
+        docs = documents.get(oid, [])
+        row = ledger.get(oid) or {}
+        base = {"order_id": oid, "order_name": order.get("order_name"), "doc_number": order.get("doc_number"),
+                "document_type": row.get("document_type")}
+        if row.get("status") in ("voided", "skipped"):
+            continue
+        if not docs:
+            if row.get("status") == "posted":
+                out.append(dict(base, kind="deleted_in_qbo", doc_number=row.get("doc_number") or base["doc_number"],
+                                detail="the ledger says posted but QuickBooks has no document for this order"))
+            else:
+                out.append(dict(base, kind="missing_in_qbo",
+                                detail=f"not in QuickBooks (ledger: {row.get('status') or 'no record'})"))
+            continue
+        if len(docs) > 1:
+            out.append(dict(base, kind="duplicated_in_qbo", doc_number=", ".join(d["doc_number"] or "" for d in docs),
+                            document_type=docs[0]["document_type"],
+                            detail=f"{len(docs)} documents carry this order's marker (ids "
+                                   f"{', '.join(str(d['id']) for d in docs)})"))
+        if order.get("total") is None:
+            continue
+        fields = ("total", "tax") + (("shipping", "discount") if order.get("compare_lines") else ())
+        for doc in docs:
+            for field in fields:
+                if doc[field] != order[field]:
+                    out.append(dict(base, kind="mismatch", field=field, doc_number=doc["doc_number"],
+                                    document_type=doc["document_type"], shopify=format_money(order[field]),
+                                    qbo=format_money(doc[field]),
+                                    detail=f"{field}: Shopify implies {format_money(order[field])}, QuickBooks "
+                                           f"document {doc['doc_number']} has {format_money(doc[field])}"))
+    return out
+
+
+def _shopify_orders(shop: Shop, start: date, end: date) -> list[dict]:
+    from ..shopify.graphql import fetch_orders
+
+    orders, cursor = [], None
+    while True:
+        page, cursor = fetch_orders(shop, start, end, cursor=cursor, page_size=100)
+        orders.extend(page)
+        if not cursor:
+            return orders
+
+
+def _qbo_documents(client: QboClient, start: date, end: date) -> dict[str, list[dict]]:
+    """order id -> our documents (by marker) dated in [start - 1, end + 1] (timezone slack)."""
+    out: dict[str, list[dict]] = {}
+    lo, hi = (start - timedelta(days=1)).isoformat(), (end + timedelta(days=1)).isoformat()
+    for entity in DOCUMENT_ENTITIES:
+        for doc in client.query(f"SELECT * FROM {entity} WHERE TxnDate >= {quote(lo)} AND TxnDate <= {quote(hi)}"):
+            match = MARKER.search(doc.get("PrivateNote") or "")
+            if match:
+                out.setdefault(match.group(1), []).append(dict(doc, _entity=entity))
+    return out
+
+
+def _refund_totals(shop: Shop, order_ids: Iterable[str]) -> dict[str, dict]:
+    """Refund documents posted separately per order: the order's own document keeps its full amounts."""
+    out: dict[str, dict] = {}
+    ids = list(order_ids)
+    if not ids:
+        return out
+    for row in SyncRecord.select().where((SyncRecord.shop == shop.id) & (SyncRecord.kind == "refund")
+                                         & (SyncRecord.status == "posted") & SyncRecord.order_id.in_(ids)):
+        bucket = out.setdefault(row.order_id, {"total": ZERO, "tax": ZERO})
+        bucket["total"] += row.qbo_total or ZERO
+        bucket["tax"] += row.tax_total or ZERO
+    return out
+
+
+def reconcile_range(shop: Shop, start: date, end: date, heal: bool = False, trigger: str = "manual",
+                    client: QboClient | None = None) -> ReconciliationRun:
+    """Compare and store the report (and post what is missing when heal)."""
+    run = ReconciliationRun.create(shop=shop, start_date=start, end_date=end, trigger=trigger, status="running")
+    try:
+        conn = connection_for(shop)
+        client = client or QboClient(conn)
+        settings = shop_settings(shop, conn)
+        orders = _shopify_orders(shop, start, end)
+        documents = _qbo_documents(client, start, end)
+        ledger_rows = {r.order_id: r for r in SyncRecord.select().where(
+            (SyncRecord.shop == shop.id) & (SyncRecord.kind == "order")
+            & SyncRecord.order_id.in_([str(o.get("id")) for o in orders] or ["-"]))}
+        refunds = _refund_totals(shop, ledger_rows)
+        expected, by_id, skipped = [], {}, 0
+        for order in orders:
+            oid = str(order.get("id"))
+            ok, _why = eligible(order, settings)
+            row = ledger_rows.get(oid)
+            if not ok and not (row and row.status == "posted") and oid not in documents:
+                skipped += 1
+                continue
+            by_id[oid] = order
+            entry: dict[str, Any] = {"order_id": oid, "order_name": order.get("name"), "total": None}
+            try:
+                plan = plan_order(order, settings, shop_facts(shop))
+            except TranslationError as exc:
+                entry["detail"] = str(exc)
+                expected.append(entry)
+                continue
+            extra = refunds.get(oid, {"total": ZERO, "tax": ZERO})
+            entry.update(doc_number=plan.doc_number, total=plan.document_total + extra["total"],
+                         tax=plan.tax_total + extra["tax"],
+                         shipping=sum_money(l.amount for l in plan.lines if l.kind == SHIPPING),
+                         discount=plan.discount_line_amount, compare_lines=oid not in refunds)
+            expected.append(entry)
+        facts = {oid: [dict(document_facts(d, settings.shipping_item_id), id=d.get("Id"), doc_number=d.get("DocNumber"),
+                            document_type=d["_entity"]) for d in docs] for oid, docs in documents.items()}
+        ledger = {oid: {"status": r.status, "doc_number": r.qbo_doc_number, "document_type": r.document_type}
+                  for oid, r in ledger_rows.items()}
+        differences = compare(expected, ledger, facts)
+        healed = heal_missing(shop, [d for d in differences if d["kind"] == "missing_in_qbo"], by_id, settings, conn,
+                              client) if heal else []
+        report = {
+            "start": start.isoformat(), "end": end.isoformat(), "shopify_orders": len(orders),
+            "compared": len(expected), "not_due": skipped,
+            "qbo_documents": sum(len(v) for v in documents.values()),
+            "counts": {k: sum(1 for d in differences if d["kind"] == k)
+                       for k in ("missing_in_qbo", "deleted_in_qbo", "duplicated_in_qbo", "mismatch")},
+            "differences": differences, "healed": healed,
+        }
+        ReconciliationRun.update(status="done", report=report, healed=len([h for h in healed if h["status"] == "posted"]),
+                                 finished_at=utcnow()).where(ReconciliationRun.id == run.id).execute()
+    except (RetryLater, WaitingForReconnect, FatalError) as exc:
+        ReconciliationRun.update(status="failed", report={"error": getattr(exc, "reason", str(exc))},
+                                 finished_at=utcnow()).where(ReconciliationRun.id == run.id).execute()
+    return ReconciliationRun.get_by_id(run.id)
+
+
+def heal_missing(shop: Shop, missing: list[dict], orders: dict[str, dict], settings, conn: QboConnection,
+                 client: QboClient) -> list[dict]:
+    """Post each missing order through the exactly-once path; returns what happened to each."""
+    out = []
+    for diff in missing:
+        order = orders.get(diff["order_id"])
+        if order is None:
+            from ..shopify.graphql import fetch_order
+
+            order = fetch_order(shop, diff["order_id"])
+        if order is None:
+            out.append({"order_id": diff["order_id"], "status": "failed", "detail": "order not found in Shopify"})
+            continue
+        try:
+            outcome = post_order(shop, order, settings, conn, client=client)
+        except (RetryLater, FatalError) as exc:
+            out.append({"order_id": diff["order_id"], "order_name": order.get("name"), "status": "failed",
+                        "detail": exc.reason})
+            continue
+        if outcome.status == "posted":
+            mark_reflected(shop, order)
+        out.append({"order_id": diff["order_id"], "order_name": order.get("name"), "status": outcome.status,
+                    "detail": outcome.error or (outcome.detail or {}).get("doc_number")})
+    return out
+
+
+def post_missing(run_id: int) -> ReconciliationRun:
+    """The page's "post what is missing": heal a stored report's missing orders (fetched again from Shopify)."""
+    run = ReconciliationRun.get_by_id(run_id)
+    report = dict(run.report or {})
+    missing = [d for d in report.get("differences", []) if d["kind"] == "missing_in_qbo"]
+    conn = connection_for(run.shop)
+    client = QboClient(conn)
+    healed = heal_missing(run.shop, missing, {}, shop_settings(run.shop, conn), conn, client)
+    report["healed"] = list(report.get("healed") or []) + healed
+    ReconciliationRun.update(report=report, healed=run.healed + sum(1 for h in healed if h["status"] == "posted")) \
+        .where(ReconciliationRun.id == run.id).execute()
+    return ReconciliationRun.get_by_id(run.id)
+
+
+def report_csv(run: ReconciliationRun) -> str:
+    """The differences as CSV (one row per difference)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for diff in (run.report or {}).get("differences", []):
+        writer.writerow({k: diff.get(k, "") for k in CSV_FIELDS})
+    return buf.getvalue()
+
+
+def report_json(run: ReconciliationRun) -> dict:
+    return {"id": run.id, "start": run.start_date.isoformat(), "end": run.end_date.isoformat(),
+            "trigger": run.trigger, "status": run.status, "healed": run.healed,
+            "created_at": run.created_at.isoformat() if run.created_at else None,
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None, "report": run.report}
+
+
+def reconcile_all_shops(days: int = 3) -> list[dict]:
+    """Daily job: each connected shop's last `days` days, healing gaps (missed webhooks); what it fixed."""
+    results = []
+    shops = Shop.select().join(QboConnection, on=(QboConnection.shop == Shop.id)).where(
+        QboConnection.status == "connected")
+    for shop in shops:
+        if not shop.is_active:
+            continue
+        today = datetime.now(ZoneInfo(shop.timezone or "UTC")).date()
+        try:
+            run = reconcile_range(shop, today - timedelta(days=days), today, heal=True, trigger="scheduled")
+        except Exception as exc:  # one shop's trouble must not stop the others
+            log.exception("scheduled reconciliation failed for %s", shop.domain)
+            results.append({"shop": shop.domain, "status": "failed", "error": str(exc)})
+            continue
+        report = run.report or {}
+        results.append({"shop": shop.domain, "run": run.id, "status": run.status, "healed": run.healed,
+                        "fixed": [h for h in report.get("healed", []) if h.get("status") == "posted"],
+                        "counts": report.get("counts")})
+    return results

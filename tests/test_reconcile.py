@@ -1,0 +1,103 @@
+"""Reconciliation: Shopify vs ledger vs QBO; a sample week lists exactly the planted differences; the daily
+run heals dropped webhooks through the exactly-once path."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+
+from ecomflux_app.models import ReconciliationRun, SyncRecord
+from ecomflux_app.sync import backfill, reconcile
+from tests.helpers import drain, post_webhook
+
+WEEK_START, WEEK_END = date(2026, 11, 16), date(2026, 11, 22)
+
+
+def plant_week(connected, orders, count=12):
+    week = orders.week(count)
+    for order in week:
+        connected.shopify.add_order(connected.shop.domain, order)
+    backfill.run_backfill(backfill.start_backfill(connected.shop, WEEK_START, enqueue_job=False).id)
+    return week
+
+
+def doc_for(connected, order):
+    return next(d for d in connected.documents("SalesReceipt") if d["DocNumber"] == order["name"].lstrip("#"))
+
+
+def test_sample_week_report_lists_exactly_the_planted_differences(connected_shop, orders):
+    week = plant_week(connected_shop, orders)
+    deleted, edited, duplicated = week[2], week[5], week[9]
+    company = connected_shop.intuit.company(connected_shop.realm)
+    with connected_shop.intuit.state.lock:
+        receipts = company.entities["SalesReceipt"]
+        receipts[doc_for(connected_shop, deleted)["Id"]]["status"] = "Deleted"  # the bookkeeper deleted it
+        target = receipts[doc_for(connected_shop, edited)["Id"]]  # ... edited a line amount
+        first = next(line for line in target["Line"] if line.get("DetailType") == "SalesItemLineDetail")
+        first["Amount"] = float(Decimal(str(first["Amount"])) + Decimal("10.00"))
+        target["TotalAmt"] = float(Decimal(str(target["TotalAmt"])) + Decimal("10.00"))
+    copy_of = copy.deepcopy(doc_for(connected_shop, duplicated))  # ... and entered it twice
+    copy_of.pop("Id")
+    connected_shop.intuit.put_entity(connected_shop.realm, "SalesReceipt", copy_of)
+
+    run = reconcile.reconcile_range(connected_shop.shop, WEEK_START, WEEK_END)
+    assert run.status == "done"
+    report = run.report
+    assert report["shopify_orders"] == 12 and report["compared"] == 12
+    found = sorted((d["kind"], d["order_id"], d.get("field")) for d in report["differences"])
+    assert found == sorted([
+        ("deleted_in_qbo", str(deleted["id"]), None),
+        ("mismatch", str(edited["id"]), "total"),
+        ("duplicated_in_qbo", str(duplicated["id"]), None),
+    ])
+    assert report["counts"] == {"missing_in_qbo": 0, "deleted_in_qbo": 1, "duplicated_in_qbo": 1, "mismatch": 1}
+    mismatch = next(d for d in report["differences"] if d["kind"] == "mismatch")
+    assert Decimal(mismatch["qbo"]) - Decimal(mismatch["shopify"]) == Decimal("10.00")
+    rows = list(csv.DictReader(io.StringIO(reconcile.report_csv(run))))
+    assert sorted(r["kind"] for r in rows) == ["deleted_in_qbo", "duplicated_in_qbo", "mismatch"]
+    assert ReconciliationRun.select().count() == 1
+    # reconciliation reports; it never touches QBO on its own (no heal asked)
+    assert len(connected_shop.documents("SalesReceipt")) == 12
+
+
+def test_missing_orders_are_reported_and_posted_with_one_click(connected_shop, orders):
+    week = orders.week(6)
+    for order in week:
+        connected_shop.shopify.add_order(connected_shop.shop.domain, order)
+    run = reconcile.reconcile_range(connected_shop.shop, WEEK_START, WEEK_END)
+    assert run.report["counts"]["missing_in_qbo"] == 6
+    run = reconcile.post_missing(run.id)
+    assert run.healed == 6
+    assert len(connected_shop.documents("SalesReceipt")) == 6
+    run = reconcile.post_missing(run.id)  # a second click: exactly once
+    assert len(connected_shop.documents("SalesReceipt")) == 6
+    assert reconcile.reconcile_range(connected_shop.shop, WEEK_START, WEEK_END).report["differences"] == []
+
+
+def test_daily_reconciliation_heals_dropped_webhooks_and_reports_what_it_fixed(client, redis_conn, connected_shop,
+                                                                               orders):
+    recent = datetime.now(timezone.utc) - timedelta(hours=30)
+    placed = [orders.order(processed_at=recent + timedelta(minutes=i)) for i in range(5)]
+    for order in placed:
+        connected_shop.shopify.add_order(connected_shop.shop.domain, order)
+    for order in placed[:3]:  # the webhooks of the last two were dropped
+        resp = post_webhook(client, "orders/fulfilled", connected_shop.shop.domain, order)
+        assert resp.status_code == 200
+    drain(redis_conn)
+    assert len(connected_shop.documents("SalesReceipt")) == 3
+
+    results = reconcile.reconcile_all_shops()
+    [result] = results
+    assert result["shop"] == connected_shop.shop.domain and result["healed"] == 2
+    assert sorted(f["order_id"] for f in result["fixed"]) == sorted(str(o["id"]) for o in placed[3:])
+    assert len(connected_shop.documents("SalesReceipt")) == 5
+    run = ReconciliationRun.get_by_id(result["run"])
+    assert run.trigger == "scheduled" and run.report["counts"]["missing_in_qbo"] == 2
+
+    again = reconcile.reconcile_all_shops()  # the next day's run finds nothing to fix
+    assert again[0]["healed"] == 0 and again[0]["counts"]["missing_in_qbo"] == 0
+    assert len(connected_shop.documents("SalesReceipt")) == 5
+    assert SyncRecord.select().where(SyncRecord.status == "posted").count() == 5
