@@ -130,9 +130,12 @@ def _refund_totals(shop: Shop, order_ids: Iterable[str]) -> dict[str, dict]:
 
 
 def reconcile_range(shop: Shop, start: date, end: date, heal: bool = False, trigger: str = "manual",
-                    client: QboClient | None = None) -> ReconciliationRun:
-    """Compare and store the report (and post what is missing when heal)."""
-    run = ReconciliationRun.create(shop=shop, start_date=start, end_date=end, trigger=trigger, status="running")
+                    client: QboClient | None = None, run: ReconciliationRun | None = None) -> ReconciliationRun:
+    """Compare and store the report (and post what is missing when heal); run: a queued row to fill."""
+    if run is None:
+        run = ReconciliationRun.create(shop=shop, start_date=start, end_date=end, trigger=trigger, status="running")
+    else:
+        ReconciliationRun.update(status="running").where(ReconciliationRun.id == run.id).execute()
     try:
         conn = connection_for(shop)
         client = client or QboClient(conn)
@@ -265,3 +268,41 @@ def reconcile_all_shops(days: int = 3) -> list[dict]:
                         "fixed": [h for h in report.get("healed", []) if h.get("status") == "posted"],
                         "counts": report.get("counts")})
     return results
+
+
+def queue_reconciliation(shop: Shop, start: date, end: date) -> ReconciliationRun:
+    """The page's request: a queued run, computed on the bulk queue (Shopify and QBO reads take a while)."""
+    from .. import runtime
+    from ..queue import BULK_QUEUE, enqueue
+
+    run = ReconciliationRun.create(shop=shop, start_date=start, end_date=end, trigger="manual", status="queued")
+    enqueue(runtime.redis(), BULK_QUEUE, "ecomflux_app.sync.reconcile.reconcile_job", run.id,
+            job_id=f"reconcile-{run.id}")
+    return run
+
+
+def queue_post_missing(run: ReconciliationRun) -> None:
+    from .. import runtime
+    from ..queue import BULK_QUEUE, enqueue
+
+    enqueue(runtime.redis(), BULK_QUEUE, "ecomflux_app.sync.reconcile.post_missing_job", run.id)
+
+
+def reconcile_job(run_id: int) -> str:
+    """RQ entry point for a queued run."""
+    from .. import runtime
+    from ..db import database
+
+    runtime.config()
+    with database.connection_context():
+        run = ReconciliationRun.get_by_id(run_id)
+        return reconcile_range(run.shop, run.start_date, run.end_date, run=run).status
+
+
+def post_missing_job(run_id: int) -> int:
+    from .. import runtime
+    from ..db import database
+
+    runtime.config()
+    with database.connection_context():
+        return post_missing(run_id).healed

@@ -1,0 +1,152 @@
+"""After-sale API for the embedded page: backfill runs and reconciliation reports of g.shop only."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from flask import Blueprint, Response, g, jsonify, request
+
+from ..models import BackfillRun, QboConnection, ReconciliationRun
+from ..translate.jsonout import dumps
+from .session_auth import require_session_token
+
+bp = Blueprint("after_sale_api", __name__, url_prefix="/api")
+
+MAX_RANGE_DAYS = 93
+MAX_BACKFILL_YEARS = 5
+
+
+def _error(status: int, message: str, **extra):
+    resp = jsonify(error=message, **extra)
+    resp.status_code = status
+    return resp
+
+
+def _json(value, status: int = 200) -> Response:
+    return Response(dumps(value), status=status, mimetype="application/json")
+
+
+def _ready():
+    """The token's shop when installed and connected to QuickBooks, else an error response."""
+    if g.shop is None or g.shop.status != "active":
+        return _error(409, "the app is not installed on this shop; open it from the Shopify admin")
+    conn = QboConnection.get_or_none(QboConnection.shop == g.shop)
+    if conn is None or conn.status != "connected":
+        return _error(409, "connect QuickBooks first")
+    return None
+
+
+def _date(body: dict, name: str) -> date | None:
+    raw = body.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return date.fromisoformat(str(raw))
+    except ValueError:
+        raise ValueError(f"{name} must be a date (YYYY-MM-DD)") from None
+
+
+def _body() -> dict:
+    body = request.get_json(silent=True)
+    return body if isinstance(body, dict) else {}
+
+
+@bp.post("/backfill")
+@require_session_token
+def start_backfill_route():
+    from ..sync.backfill import progress, start_backfill
+
+    problem = _ready()
+    if problem is not None:
+        return problem
+    try:
+        since = _date(_body(), "since")
+    except ValueError as exc:
+        return _error(400, str(exc), field="since")
+    today = date.today()
+    if since is None or since > today or since < today - timedelta(days=366 * MAX_BACKFILL_YEARS):
+        return _error(400, f"since must be a date within the last {MAX_BACKFILL_YEARS} years", field="since")
+    running = BackfillRun.get_or_none((BackfillRun.shop == g.shop) & (BackfillRun.status == "running"))
+    if running is not None:
+        return _error(409, "a backfill is already running", backfill=progress(running))
+    return _json(progress(start_backfill(g.shop, since)), 202)
+
+
+@bp.get("/backfill")
+@require_session_token
+def backfill_progress():
+    from ..sync.backfill import progress
+
+    runs = (BackfillRun.select().where(BackfillRun.shop == g.shop).order_by(BackfillRun.id.desc()).limit(10))
+    items = [progress(r) for r in runs]
+    return _json({"current": items[0] if items else None, "runs": items})
+
+
+@bp.post("/reconciliation")
+@require_session_token
+def start_reconciliation():
+    from ..sync.reconcile import queue_reconciliation, report_json
+
+    problem = _ready()
+    if problem is not None:
+        return problem
+    body = _body()
+    try:
+        start, end = _date(body, "start"), _date(body, "end")
+    except ValueError as exc:
+        return _error(400, str(exc))
+    if body.get("sample_week") and start is None:  # the page's "sample week": the last full 7 days
+        end = date.today() - timedelta(days=1)
+        start = end - timedelta(days=6)
+    if start is None or end is None or end < start:
+        return _error(400, "start and end dates are required, start <= end")
+    if (end - start).days > MAX_RANGE_DAYS:
+        return _error(400, f"at most {MAX_RANGE_DAYS} days per reconciliation")
+    return _json(report_json(queue_reconciliation(g.shop, start, end)), 202)
+
+
+def _own_run(run_id: int) -> ReconciliationRun | None:
+    return ReconciliationRun.get_or_none((ReconciliationRun.id == run_id) & (ReconciliationRun.shop == g.shop))
+
+
+@bp.get("/reconciliation/<int:run_id>")
+@require_session_token
+def reconciliation_report(run_id: int):
+    from ..sync.reconcile import report_json
+
+    run = _own_run(run_id)
+    if run is None:
+        return _error(404, "no such reconciliation")
+    return _json(report_json(run))
+
+
+@bp.get("/reconciliation/<int:run_id>.csv")
+@require_session_token
+def reconciliation_csv(run_id: int):
+    from ..sync.reconcile import report_csv
+
+    run = _own_run(run_id)
+    if run is None:
+        return _error(404, "no such reconciliation")
+    return Response(report_csv(run), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="reconciliation-{run.start_date}-{run.end_date}.csv"'})
+
+
+@bp.post("/reconciliation/<int:run_id>/post-missing")
+@require_session_token
+def reconciliation_post_missing(run_id: int):
+    from ..sync.reconcile import queue_post_missing, report_json
+
+    problem = _ready()
+    if problem is not None:
+        return problem
+    run = _own_run(run_id)
+    if run is None:
+        return _error(404, "no such reconciliation")
+    if run.status != "done":
+        return _error(409, f"the reconciliation is {run.status}")
+    missing = [d for d in (run.report or {}).get("differences", []) if d.get("kind") == "missing_in_qbo"]
+    if not missing:
+        return _json(dict(report_json(run), queued=0))
+    queue_post_missing(run)
+    return _json(dict(report_json(run), queued=len(missing)), 202)
