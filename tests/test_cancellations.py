@@ -70,8 +70,10 @@ def test_cancellation_after_payment_posts_the_refund_and_keeps_the_documents(cli
     [invoice] = connected_shop.documents("Invoice")
     assert amount(invoice["TotalAmt"]) == Decimal("26.60")  # not voided: it was paid
     assert len(connected_shop.documents("Payment")) == 1
-    [memo] = connected_shop.documents("CreditMemo")
-    assert amount(memo["TotalAmt"]) == Decimal("26.60")
+    # the invoice was paid and the money went back out: a Refund Receipt, not a customer credit
+    assert connected_shop.documents("CreditMemo") == []
+    [refund_doc] = connected_shop.documents("RefundReceipt")
+    assert amount(refund_doc["TotalAmt"]) == Decimal("26.60") and invoice["DocNumber"] in refund_doc["PrivateNote"]
     assert SyncRecord.get(SyncRecord.source_key == "cancel:9001").status == "skipped"
     assert SyncRecord.get(SyncRecord.source_key == "refund:7001").status == "posted"
 

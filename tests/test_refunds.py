@@ -143,3 +143,17 @@ def test_refund_of_an_unknown_order_waits(client, redis_conn, connected_shop):
     delivery = WebhookDelivery.get(WebhookDelivery.topic == "refunds/create")
     assert delivery.status in ("queued", "received", "pending") and "not known yet" in (delivery.error or "")
     assert connected_shop.documents("RefundReceipt") == []
+
+
+def test_lines_removed_from_an_unpaid_invoice_become_a_credit_memo_without_money(client, redis_conn, connected_shop):
+    connected_shop.settings(document_type="invoice")
+    order = dict(simple_order(), financial_status="pending")
+    send(client, connected_shop, "orders/fulfilled", order)
+    drain(redis_conn)
+    refund = make_refund(order, qty=1)
+    refund["transactions"] = []  # nothing was paid, nothing goes back
+    send(client, connected_shop, "refunds/create", refund)
+    drain(redis_conn)
+    [memo] = connected_shop.documents("CreditMemo")
+    assert amount(memo["TotalAmt"]) == Decimal("10.80")
+    assert SyncRecord.get(SyncRecord.source_key == "refund:7001").status == "posted"

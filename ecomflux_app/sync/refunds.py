@@ -93,6 +93,15 @@ def refund_account(client: QboClient, settings: SyncSettings) -> str:
     return str(sorted(rows, key=lambda r: int(r["Id"]) if str(r["Id"]).isdigit() else 0)[0]["Id"])
 
 
+def _invoice_paid(shop: Shop, order_rec: SyncRecord) -> bool:
+    """Has a Payment been recorded against the order's invoice (money came in through QBO)?"""
+    if order_rec.document_type != "Invoice":
+        return False
+    return SyncRecord.select().where((SyncRecord.shop == shop.id) & (SyncRecord.kind == "payment")
+                                     & (SyncRecord.order_id == order_rec.order_id)
+                                     & (SyncRecord.status == "posted")).exists()
+
+
 def handle_refund(ctx: DeliveryContext) -> Outcome:
     shop = ensure_shop_active(ctx.shop)
     conn = connection_for(shop)
@@ -128,7 +137,7 @@ def post_refund(shop: Shop, refund: dict, settings: SyncSettings, conn: QboConne
     def build() -> Document | PostResult:
         try:
             plan = plan_refund(refund, body, settings, shop_facts(shop), order_rec.qbo_doc_number,
-                               order_rec.document_type)
+                               order_rec.document_type, invoice_paid=_invoice_paid(shop, order_rec))
         except TranslationError as exc:
             reason = f"refund cannot be translated: {exc}"
             flag(record, reason)

@@ -102,8 +102,12 @@ def refunded_transactions_total(refund: Mapping[str, Any], read: Any) -> Decimal
 
 def plan_refund(refund: Mapping[str, Any], order: Mapping[str, Any], settings: SyncSettings,
                 shop: ShopFacts | None = None, order_doc_number: str | None = None,
-                order_doc_type: str | None = None) -> RefundPlan:
-    """Translate a Shopify refund of order into a RefundPlan; raises TranslationError."""
+                order_doc_type: str | None = None, invoice_paid: bool = False) -> RefundPlan:
+    """Translate a Shopify refund of order into a RefundPlan; raises TranslationError.
+
+    Receipt mode: a RefundReceipt (money out). Invoice mode: a CreditMemo against the customer's
+    open invoice; but when the invoice was paid (invoice_paid) and money actually left, a
+    RefundReceipt, since the money went back out of the bank rather than into a credit."""
     if not isinstance(refund, Mapping) or not isinstance(order, Mapping):
         raise TranslationError("refund", "expected JSON objects")
     shop = shop or ShopFacts()
@@ -205,6 +209,11 @@ def plan_refund(refund: Mapping[str, Any], order: Mapping[str, Any], settings: S
     lines_sum = sum_money(line.amount for line in lines)
     document_total = quantize(lines_sum + (tax_total if tax_mode != TAX_AS_LINE else ZERO))
     expected = refunded_transactions_total(refund, read)
+    invoice_mode = order_doc_type == "Invoice" or (order_doc_type is None and settings.document_type == "invoice")
+    doc_type = "RefundReceipt" if not invoice_mode or (invoice_paid and expected > 0) else "CreditMemo"
+    no_money = not any(tx.get("kind") == "refund" for tx in objects(refund, "transactions"))
+    if doc_type == "CreditMemo" and no_money:
+        expected = document_total  # lines removed from an unpaid invoice: a credit, no money to check against
     if document_total == expected:
         balance = BalanceCheck(expected, document_total, True, None)
     else:
@@ -212,9 +221,6 @@ def plan_refund(refund: Mapping[str, Any], order: Mapping[str, Any], settings: S
             f"refund lines + tax total {format_money(document_total)} but Shopify refunded "
             f"{format_money(expected)} in transactions (difference {format_money(document_total - expected)})"))
 
-    doc_type = "CreditMemo" if (order_doc_type == "Invoice" or (order_doc_type is None and
-                                                                 settings.document_type == "invoice")) \
-        else "RefundReceipt"
     base_number = order_doc_number or doc_number_for(order_name, settings.doc_number_prefix)
     marker = refund_marker(refund_id)
     note = text(refund.get("note"))
