@@ -33,17 +33,9 @@ class Connected:
 
 def connect_shop_to_company(shop, intuit_sandbox, realm: str) -> None:
     """Link a shop to a sandbox company with real tokens from the Intuit sandbox (no browser)."""
-    from ecomflux_app.models import QboConnection, utcnow
-    from ecomflux_app.quickbooks.oauth import TokenSet
-    from ecomflux_app.quickbooks.tokens import store_tokens
+    from ecomflux_app.sandbox.harness import connect_to_sandbox_company
 
-    issued = intuit_sandbox.issue_tokens(realm)
-    conn, _ = QboConnection.get_or_create(shop=shop)
-    QboConnection.update(realm_id=realm, status="connected", status_reason=None, company_name="Sandbox Company",
-                         company_country="US", home_currency="USD", connected_at=utcnow()).where(
-        QboConnection.id == conn.id).execute()
-    store_tokens(conn, TokenSet(issued["access_token"], issued["refresh_token"], int(issued.get("expires_in", 3600)),
-                                issued.get("x_refresh_token_expires_in"), None))
+    connect_to_sandbox_company(shop, intuit_sandbox.state, realm)
 
 
 @pytest.fixture

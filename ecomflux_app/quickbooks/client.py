@@ -20,6 +20,7 @@ from ..models import QboConnection, Shop, utcnow
 from ..sync.outcomes import WaitingForReconnect
 from ..translate.jsonout import dumps
 from .errors import QboAuthError, QboError, QboThrottled, QboTransient, parse_fault
+from .limiter import MAX_WAIT_SECONDS as MAX_WAIT
 from .limiter import RealmLimiter
 from .tokens import fresh_access_token
 
@@ -47,7 +48,9 @@ class QboClient:
 
     # -- transport ---------------------------------------------------------------------------
     def _send(self, method: str, path: str, params: dict, body: Any, token: str) -> requests.Response:
-        slot = self.limiter.acquire(self.realm)
+        # A batch that would exceed the batch budget fails fast: callers fall back to single calls.
+        batch = path == "batch"
+        slot = self.limiter.acquire(self.realm, max_wait=0 if batch else MAX_WAIT, batch=batch)
         try:
             # Amounts are Decimal: jsonout writes them as exact JSON numbers (json= would need floats).
             return _session.request(

@@ -11,13 +11,14 @@ from ..translate.order import Refs, ShopFacts, TranslationError, plan_order, ren
 from ..translate.settings import CompanyFacts, SyncSettings
 from .dispatch import DeliveryContext
 from .lifecycle import ensure_shop_active
-from .outcomes import FatalError, Outcome
+from .outcomes import FatalError, Outcome, RetryLater
 from .posting import Document, PostResult, flag, ledger_row, post_document
 from .references import ReferenceResolver
 
 log = logging.getLogger(__name__)
 
 TRIGGER_TOPICS = {"fulfilled": "orders/fulfilled", "paid": "orders/paid"}
+ORDER_CALL_BUDGET = 6  # the most calls a cold order needs (lookups, creates, a name retry, the document)
 
 
 def shop_settings(shop: Shop, conn: QboConnection | None) -> SyncSettings:
@@ -108,6 +109,11 @@ def post_order(shop: Shop, order: dict, settings: SyncSettings, conn: QboConnect
     if record.status == "posted":
         return Outcome("skipped_duplicate", f"already posted as {record.document_type} {record.qbo_doc_number}")
     client = client or QboClient(conn)
+    left, refill = client.limiter.headroom(client.realm)
+    if left < ORDER_CALL_BUDGET:
+        # Park before spending anything: an order cut off halfway would redo its lookups later.
+        raise RetryLater("QuickBooks request budget for this company is used up for this minute",
+                         max(refill, 1.0))
     result = post_document(shop, client, record, lambda: build_order_document(shop, order, settings, client, record),
                            delivery)
     rec = result.record

@@ -193,6 +193,9 @@ def _post_locked(shop, client, record, build, delivery) -> PostResult:
             _update(record, status="failed", reason=exc.describe(), error_code=exc.code,
                     error_element=exc.element, intuit_tid=exc.intuit_tid,
                     request_generation=record.request_generation + 1)
+        elif isinstance(exc, RealmBusy):
+            # Refused by our limiter before anything was sent: no more uncertain than before.
+            _update(record, status="posting" if uncertain else "pending", reason=mapped.reason)
         else:
             # Outcome unknown for transient errors on the create: stay 'posting' so the next
             # attempt looks the document up before creating (requestid replay covers it too).

@@ -1,0 +1,256 @@
+"""QBO-side benchmarks against the throttling sandbox: calls per order, throughput vs Intuit's limits,
+end-to-end latency and fairness across shops.
+
+Everything runs on this machine: the Intuit and Shopify sandboxes are served over loopback HTTP
+by this process, the app's workers run as real `ecomflux worker` processes against PostgreSQL
+and Redis, webhooks come through the real (signed) endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg2
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN = os.environ.get("ECOMFLUX_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+class Bench:
+    """A fresh database, both sandboxes and the app, wired through the configuration contract."""
+
+    def __init__(self, db: str = "postgres", label: str = "qbo"):
+        from ecomflux_app.config import (
+            DEV_INTUIT_CLIENT_ID,
+            DEV_INTUIT_CLIENT_SECRET,
+            DEV_SHOPIFY_API_KEY,
+            DEV_SHOPIFY_API_SECRET,
+        )
+        from ecomflux_app.sandbox.intuit_server import create_intuit_sandbox
+        from ecomflux_app.sandbox.serving import BackgroundServer
+        from ecomflux_app.sandbox.shopify_server import create_shopify_sandbox
+
+        self.workdir = Path(f"/tmp/ecomflux-bench-{label}")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if db == "postgres":
+            name = f"ecomflux_bench_{label}"
+            admin = psycopg2.connect(PG_ADMIN)
+            admin.autocommit = True
+            with admin.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS {name}")
+                cur.execute(f"CREATE DATABASE {name}")
+            admin.close()
+            db_url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+        else:
+            for suffix in ("", "-wal", "-shm"):
+                (self.workdir / f"bench.db{suffix}").unlink(missing_ok=True)
+            db_url = f"sqlite:///{self.workdir / 'bench.db'}"
+        self.shopify_app = create_shopify_sandbox(DEV_SHOPIFY_API_KEY, DEV_SHOPIFY_API_SECRET)
+        self.intuit_app = create_intuit_sandbox(DEV_INTUIT_CLIENT_ID, DEV_INTUIT_CLIENT_SECRET)
+        self.servers = [BackgroundServer(self.shopify_app).start(), BackgroundServer(self.intuit_app).start()]
+        shopify_url, intuit_url = self.servers[0].url, self.servers[1].url
+        self.env = dict(
+            os.environ, DATABASE_URL=db_url, REDIS_URL=REDIS_URL, ECOMFLUX_INSTANCE=str(self.workdir),
+            ENCRYPTION_KEYS=Fernet.generate_key().decode(), SECRET_KEY="bench",
+            SHOPIFY_SHOP_BASE_URL=f"{shopify_url}/{{shop}}",
+            INTUIT_ENVIRONMENT=f"{intuit_url}/.well-known/openid_configuration", QBO_API_BASE_URL=f"{intuit_url}/v3",
+            PYTHONPATH=str(ROOT),
+        )
+        os.environ.update({k: v for k, v in self.env.items() if k != "PYTHONPATH"})
+        from ecomflux_app import create_app, runtime
+        from ecomflux_app.db import database
+        from ecomflux_app.migrations import upgrade
+
+        self.app = create_app()
+        runtime.redis().flushdb()
+        with database.connection_context():
+            upgrade()
+        self.client = self.app.test_client()
+        self.intuit = self.intuit_app.sandbox
+        self.shopify = self.shopify_app.sandbox
+        self.workers: list[subprocess.Popen] = []
+
+    def shop(self, domain: str, latency: float = 0.0) -> tuple[object, str]:
+        from ecomflux_app.db import database
+        from ecomflux_app.sandbox.harness import connect_to_sandbox_company, install_sandbox_shop
+
+        realm = self.intuit.create_company(name=f"{domain} books")
+        self.intuit.companies[realm].latency = latency
+        with database.connection_context():
+            shop = install_sandbox_shop(self.app.config, self.shopify, domain, currency="USD",
+                                        timezone="America/New_York", country="US")
+            connect_to_sandbox_company(shop, self.intuit, realm)
+        return shop, realm
+
+    def send(self, shop_domain: str, orders: list[dict]) -> None:
+        from tests.helpers import post_webhook
+
+        for order in orders:
+            resp = post_webhook(self.client, "orders/fulfilled", shop_domain, order)
+            assert resp.status_code == 200, resp.data
+
+    def drain_in_process(self, until_done: bool = False, deadline_s: float = 600) -> None:
+        """Run queued jobs here; with until_done, keep sweeping retries (throttled work) until all posted."""
+        from ecomflux_app import runtime
+        from ecomflux_app.db import database
+        from ecomflux_app.models import WebhookDelivery
+        from ecomflux_app.sync.sweeper import sweep
+        from tests.helpers import drain
+
+        deadline = time.time() + deadline_s
+        with database.connection_context():
+            while True:
+                drain(runtime.redis())
+                waiting = WebhookDelivery.select().where(WebhookDelivery.status.in_(("pending", "queued"))).count()
+                if not until_done or not waiting or time.time() > deadline:
+                    return
+                time.sleep(1.0)  # wait for the per-minute QBO budget to refill (benchmark pacing)
+                sweep(runtime.redis(), 0)
+
+    def start_workers(self, count: int) -> None:
+        for n in range(count):
+            self.workers.append(subprocess.Popen(
+                [sys.executable, "-m", "ecomflux_app.cli", "worker", "--name", f"bench-{os.getpid()}-{n}"],
+                env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.terminate()
+        for worker in self.workers:
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        for server in self.servers:
+            server.stop()
+
+    def posted(self, shop=None) -> list:
+        from ecomflux_app.db import database
+        from ecomflux_app.models import SyncRecord
+
+        with database.connection_context():
+            query = SyncRecord.select().where(SyncRecord.status == "posted")
+            if shop is not None:
+                query = query.where(SyncRecord.shop == shop.id)
+            return list(query)
+
+    def latencies(self, shop) -> list[float]:
+        """Seconds from webhook receipt to the QBO document being recorded, per posted order."""
+        from ecomflux_app.db import database
+        from ecomflux_app.models import SyncRecord, WebhookDelivery
+
+        with database.connection_context():
+            rows = (SyncRecord.select(SyncRecord.posted_at, WebhookDelivery.received_at)
+                    .join(WebhookDelivery, on=(SyncRecord.delivery == WebhookDelivery.id))
+                    .where((SyncRecord.shop == shop.id) & (SyncRecord.status == "posted")).tuples())
+            return [(posted - received).total_seconds() for posted, received in rows]
+
+
+def pct(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))], 3)
+
+
+def efficiency(orders: int = 600) -> dict:
+    """QBO calls per posted order on a realistic week (repeat buyers, Zipf SKUs), one worker."""
+    from ecomflux_app.sandbox.demo_orders import OrderGenerator
+
+    bench = Bench(db="sqlite", label="efficiency")
+    try:
+        shop, realm = bench.shop("week-shop.myshopify.com")
+        corpus = OrderGenerator(seed=42, customers=150).week(orders)
+        bench.send(shop.domain, corpus)
+        started = time.perf_counter()
+        bench.drain_in_process(until_done=True)
+        seconds = time.perf_counter() - started
+        posted = len(bench.posted(shop))
+        counters = bench.intuit.companies[realm].counters
+        return {"orders": orders, "posted": posted, "qbo_calls": counters["requests"],
+                "calls_per_order": round(counters["requests"] / max(posted, 1), 3),
+                "customers_created": counters["created"].get("Customer", 0),
+                "items_created": counters["created"].get("Item", 0), "by_endpoint": counters["by_endpoint"],
+                "seconds": round(seconds, 1), "corpus": "1 week, 150 customers (Zipf repeat buyers), Zipf SKUs"}
+    finally:
+        bench.stop()
+
+
+def throughput(realms: int, workers: int = 6, seconds: int = 60, backlog_per_realm: int = 700) -> dict:
+    """Orders posted per minute per realm with several worker processes against the throttling sandbox."""
+    from ecomflux_app.sandbox.demo_orders import OrderGenerator
+
+    bench = Bench(db="postgres", label=f"throughput{realms}")
+    try:
+        shops = [bench.shop(f"tp{n}-shop.myshopify.com") for n in range(realms)]
+        for n, (shop, _realm) in enumerate(shops):
+            gen = OrderGenerator(seed=100 + n, customers=20)
+            warm = gen.week(20)  # caches warm (customers/items exist): steady state is one call per order
+            bench.send(shop.domain, warm)
+        bench.drain_in_process()
+        for n, (shop, _realm) in enumerate(shops):
+            bench.send(shop.domain, OrderGenerator(seed=100 + n, customers=20).week(backlog_per_realm)[20:])
+        start_counts = {realm: bench.intuit.companies[realm].counters["requests"] for _, realm in shops}
+        bench.start_workers(workers)
+        t0 = time.time()
+        time.sleep(seconds)  # the measurement window (a benchmark, not a test synchronisation)
+        elapsed = time.time() - t0
+        per_realm = {}
+        for shop, realm in shops:
+            counters = bench.intuit.companies[realm].counters
+            calls = counters["requests"] - start_counts[realm]
+            per_realm[realm] = {"orders_posted": len(bench.posted(shop)) - 20, "qbo_calls": calls,
+                                "calls_per_min": round(calls * 60 / elapsed, 1),
+                                "throttled_429": counters["throttled"]}
+        total_posted = sum(v["orders_posted"] for v in per_realm.values())
+        return {"realms": realms, "workers": workers, "window_s": round(elapsed, 1),
+                "orders_per_min_total": round(total_posted * 60 / elapsed, 1),
+                "orders_per_min_per_realm": round(total_posted * 60 / elapsed / realms, 1),
+                "share_of_500_per_min": round(total_posted * 60 / elapsed / realms / 500, 3),
+                "throttled_429_total": sum(v["throttled_429"] for v in per_realm.values()),
+                "per_realm": per_realm}
+    finally:
+        bench.stop()
+
+
+def latency_and_fairness(backlog: int = 5000, fresh: int = 40, workers: int = 4, qbo_latency: float = 0.2) -> dict:
+    """Shop A has a 5,000-order backlog; shop B's new orders arrive one a second: B's p50/p99."""
+    from ecomflux_app.sandbox.demo_orders import OrderGenerator
+
+    bench = Bench(db="postgres", label="fairness")
+    try:
+        shop_a, _ = bench.shop("busy-shop.myshopify.com", latency=qbo_latency)
+        shop_b, _ = bench.shop("quiet-shop.myshopify.com", latency=qbo_latency)
+        bench.send(shop_a.domain, OrderGenerator(seed=1, customers=200).week(backlog))
+        bench.start_workers(workers)
+        gen_b = OrderGenerator(seed=2, customers=10)
+        for order in gen_b.week(fresh):
+            bench.send(shop_b.domain, [order])
+            time.sleep(1.0)  # B's orders arrive at one a second while A's backlog drains
+        deadline = time.time() + 60
+        while len(bench.posted(shop_b)) < fresh and time.time() < deadline:
+            time.sleep(0.5)
+        b_latency = bench.latencies(shop_b)
+        a_latency = bench.latencies(shop_a)
+        return {"qbo_latency_s": qbo_latency, "workers": workers, "shop_a_backlog": backlog,
+                "shop_a_posted_meanwhile": len(a_latency),
+                "shop_b_orders": fresh, "shop_b_posted": len(b_latency),
+                "shop_b_latency_p50_s": pct(b_latency, 50), "shop_b_latency_p99_s": pct(b_latency, 99),
+                "shop_b_latency_max_s": round(max(b_latency), 3) if b_latency else None,
+                "shop_a_latency_median_s": round(statistics.median(a_latency), 1) if a_latency else None}
+    finally:
+        bench.stop()
+
+
+if __name__ == "__main__":
+    which = sys.argv[1] if len(sys.argv) > 1 else "efficiency"
+    result = {"efficiency": efficiency, "fairness": latency_and_fairness}.get(which, efficiency)()
+    print(json.dumps(result, indent=2, default=str))
