@@ -21,6 +21,12 @@ ROUTES = [
     ("GET", "/api/orders", None),
     ("POST", "/api/orders/1001/retry", {}),
     ("POST", "/api/preview", {"order_id": "1001"}),
+    ("POST", "/api/backfill", {"since": "2026-11-01"}),
+    ("GET", "/api/backfill", None),
+    ("POST", "/api/reconciliation", {"sample_week": True}),
+    ("GET", "/api/reconciliation/2002", None),
+    ("GET", "/api/reconciliation/2002.csv", None),
+    ("POST", "/api/reconciliation/2002/post-missing", {}),
 ]
 
 
@@ -46,7 +52,7 @@ BAD_KINDS = ["missing", "expired", "wrong_audience", "wrong_signature", "not_yet
 
 def test_route_table_covers_every_api_route(app):
     """A new /api route must be added to ROUTES so it is checked for authentication and isolation."""
-    declared = {(m, p.replace("1001", "<order_id>")) for m, p, _ in ROUTES}
+    declared = {(m, p.replace("1001", "<order_id>").replace("2002", "<int:run_id>")) for m, p, _ in ROUTES}
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith("/api/"):
             for method in rule.methods - {"HEAD", "OPTIONS"}:
