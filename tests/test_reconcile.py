@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from ecomflux_app.models import ReconciliationRun, SyncRecord
 from ecomflux_app.sync import backfill, reconcile
+from tests.after_sale_helpers import make_refund, order_with_refund
 from tests.helpers import drain, post_webhook
 
 WEEK_START, WEEK_END = date(2026, 11, 16), date(2026, 11, 22)
@@ -53,7 +54,8 @@ def test_sample_week_report_lists_exactly_the_planted_differences(connected_shop
         ("mismatch", str(edited["id"]), "total"),
         ("duplicated_in_qbo", str(duplicated["id"]), None),
     ])
-    assert report["counts"] == {"missing_in_qbo": 0, "deleted_in_qbo": 1, "duplicated_in_qbo": 1, "mismatch": 1}
+    assert report["counts"] == {"missing_in_qbo": 0, "deleted_in_qbo": 1, "duplicated_in_qbo": 1, "mismatch": 1,
+                                "missing_refund": 0}
     mismatch = next(d for d in report["differences"] if d["kind"] == "mismatch")
     assert Decimal(mismatch["qbo"]) - Decimal(mismatch["shopify"]) == Decimal("10.00")
     rows = list(csv.DictReader(io.StringIO(reconcile.report_csv(run))))
@@ -88,16 +90,24 @@ def test_daily_reconciliation_heals_dropped_webhooks_and_reports_what_it_fixed(c
         assert resp.status_code == 200
     drain(redis_conn)
     assert len(connected_shop.documents("SalesReceipt")) == 3
+    # the first order was then partly refunded in Shopify; that refunds/create webhook was dropped too
+    refund = make_refund(placed[0], refund_id=8801, qty=1)
+    connected_shop.shopify.add_order(connected_shop.shop.domain, order_with_refund(placed[0], refund))
 
     results = reconcile.reconcile_all_shops()
     [result] = results
-    assert result["shop"] == connected_shop.shop.domain and result["healed"] == 2
-    assert sorted(f["order_id"] for f in result["fixed"]) == sorted(str(o["id"]) for o in placed[3:])
+    assert result["shop"] == connected_shop.shop.domain and result["healed"] == 3
+    assert sorted((f["kind"], f["order_id"]) for f in result["fixed"]) == sorted(
+        [("missing_in_qbo", str(o["id"])) for o in placed[3:]] + [("missing_refund", str(placed[0]["id"]))])
     assert len(connected_shop.documents("SalesReceipt")) == 5
+    [refund_doc] = connected_shop.documents("RefundReceipt")
+    assert Decimal(str(refund_doc["TotalAmt"])) == sum(Decimal(t["amount"]) for t in refund["transactions"])
     run = ReconciliationRun.get_by_id(result["run"])
     assert run.trigger == "scheduled" and run.report["counts"]["missing_in_qbo"] == 2
+    assert run.report["counts"]["missing_refund"] == 1
 
-    again = reconcile.reconcile_all_shops()  # the next day's run finds nothing to fix
-    assert again[0]["healed"] == 0 and again[0]["counts"]["missing_in_qbo"] == 0
+    again = reconcile.reconcile_all_shops()  # the next day's run finds nothing to fix or differing
+    assert again[0]["healed"] == 0 and set(again[0]["counts"].values()) == {0}
+    assert len(connected_shop.documents("RefundReceipt")) == 1
     assert len(connected_shop.documents("SalesReceipt")) == 5
-    assert SyncRecord.select().where(SyncRecord.status == "posted").count() == 5
+    assert SyncRecord.select().where(SyncRecord.status == "posted").count() == 6  # 5 orders + 1 refund

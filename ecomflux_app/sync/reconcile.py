@@ -1,7 +1,7 @@
 """Reconciliation: Shopify orders (GraphQL) vs the ledger vs the QBO documents over a date range.
 
 Differences: missing_in_qbo (an order that should be posted has no document and no posted ledger
-row), deleted_in_qbo (the ledger says posted, QBO has no document with our marker), duplicated_in_qbo
+row), missing_refund (a Shopify refund of a posted order with no refund document), deleted_in_qbo (the ledger says posted, QBO has no document with our marker), duplicated_in_qbo
 (two or more documents carry one order's marker), mismatch (document total / tax / shipping /
 discount differ from what the order implies). The report is stored on models.ReconciliationRun;
 heal=True posts what is missing through the same exactly-once path (deleted documents are only
@@ -28,13 +28,14 @@ from ..translate.query import quote
 from .backfill import eligible
 from .orders import post_order, shop_facts, shop_settings
 from .outcomes import FatalError, RetryLater, WaitingForReconnect
-from .refunds import mark_reflected
+from .refunds import _delivery_body, mark_reflected, post_refund, refund_ids_in
 
 log = logging.getLogger(__name__)
 
 MARKER = re.compile(r"ecomflux:order:([0-9A-Za-z_-]+)")
 DOCUMENT_ENTITIES = ("SalesReceipt", "Invoice")
-CSV_FIELDS = ("kind", "order_id", "order_name", "doc_number", "document_type", "field", "shopify", "qbo", "detail")
+CSV_FIELDS = ("kind", "order_id", "order_name", "doc_number", "document_type", "field", "shopify", "qbo", "refund_id",
+              "detail")
 
 
 def _dec(value: Any) -> Decimal:
@@ -73,13 +74,16 @@ def compare(expected: list[dict], ledger: dict[str, dict], documents: dict[str, 
                 out.append(dict(base, kind="missing_in_qbo",
                                 detail=f"not in QuickBooks (ledger: {row.get('status') or 'no record'})"))
             continue
+        for refund_id in order.get("missing_refunds") or ():
+            out.append(dict(base, kind="missing_refund", refund_id=refund_id, document_type=None,
+                            detail=f"refund {refund_id} is in Shopify but not in QuickBooks"))
         if len(docs) > 1:
             out.append(dict(base, kind="duplicated_in_qbo", doc_number=", ".join(d["doc_number"] or "" for d in docs),
                             document_type=docs[0]["document_type"],
                             detail=f"{len(docs)} documents carry this order's marker (ids "
                                    f"{', '.join(str(d['id']) for d in docs)})"))
-        if order.get("total") is None:
-            continue
+        if order.get("total") is None or order.get("missing_refunds"):
+            continue  # totals are compared once the missing refunds are posted
         fields = ("total", "tax") + (("shipping", "discount") if order.get("compare_lines") else ())
         for doc in docs:
             for field in fields:
@@ -129,6 +133,19 @@ def _refund_totals(shop: Shop, order_ids: Iterable[str]) -> dict[str, dict]:
     return out
 
 
+def _missing_refunds(shop: Shop, order: dict, order_row: SyncRecord | None) -> list[str]:
+    """Refunds Shopify lists for a posted order that the ledger neither posted nor knows as reflected
+    in the order's own document (the body it was posted from)."""
+    ids = refund_ids_in(order)
+    if not ids or order_row is None or order_row.status != "posted":
+        return []
+    reflected = refund_ids_in(_delivery_body(order_row.delivery)) if order_row.delivery else set()
+    done = {r.source_key.split(":", 1)[1] for r in SyncRecord.select(SyncRecord.source_key).where(
+        (SyncRecord.shop == shop.id) & SyncRecord.source_key.in_([f"refund:{i}" for i in ids])
+        & SyncRecord.status.in_(("posted", "skipped", "voided")))}
+    return sorted(ids - reflected - done)
+
+
 def reconcile_range(shop: Shop, start: date, end: date, heal: bool = False, trigger: str = "manual",
                     client: QboClient | None = None, run: ReconciliationRun | None = None) -> ReconciliationRun:
     """Compare and store the report (and post what is missing when heal); run: a queued row to fill."""
@@ -162,6 +179,7 @@ def reconcile_range(shop: Shop, start: date, end: date, heal: bool = False, trig
                 entry["detail"] = str(exc)
                 expected.append(entry)
                 continue
+            entry["missing_refunds"] = _missing_refunds(shop, order, ledger_rows.get(oid))
             extra = refunds.get(oid, {"total": ZERO, "tax": ZERO})
             entry.update(doc_number=plan.doc_number, total=plan.document_total + extra["total"],
                          tax=plan.tax_total + extra["tax"],
@@ -173,14 +191,15 @@ def reconcile_range(shop: Shop, start: date, end: date, heal: bool = False, trig
         ledger = {oid: {"status": r.status, "doc_number": r.qbo_doc_number, "document_type": r.document_type}
                   for oid, r in ledger_rows.items()}
         differences = compare(expected, ledger, facts)
-        healed = heal_missing(shop, [d for d in differences if d["kind"] == "missing_in_qbo"], by_id, settings, conn,
-                              client) if heal else []
+        healed = heal_missing(shop, [d for d in differences if d["kind"] in ("missing_in_qbo", "missing_refund")],
+                              by_id, settings, conn, client) if heal else []
         report = {
             "start": start.isoformat(), "end": end.isoformat(), "shopify_orders": len(orders),
             "compared": len(expected), "not_due": skipped,
             "qbo_documents": sum(len(v) for v in documents.values()),
             "counts": {k: sum(1 for d in differences if d["kind"] == k)
-                       for k in ("missing_in_qbo", "deleted_in_qbo", "duplicated_in_qbo", "mismatch")},
+                       for k in ("missing_in_qbo", "deleted_in_qbo", "duplicated_in_qbo", "mismatch",
+                                 "missing_refund")},
             "differences": differences, "healed": healed,
         }
         ReconciliationRun.update(status="done", report=report, healed=len([h for h in healed if h["status"] == "posted"]),
@@ -205,14 +224,20 @@ def heal_missing(shop: Shop, missing: list[dict], orders: dict[str, dict], setti
             out.append({"order_id": diff["order_id"], "status": "failed", "detail": "order not found in Shopify"})
             continue
         try:
-            outcome = post_order(shop, order, settings, conn, client=client)
+            if diff["kind"] == "missing_refund":
+                refund = next(r for r in order.get("refunds") or [] if str(r.get("id")) == diff["refund_id"])
+                outcome = post_refund(shop, dict(refund, order_id=refund.get("order_id") or order.get("id")),
+                                      settings, conn, client=client, order=order)
+            else:
+                outcome = post_order(shop, order, settings, conn, client=client)
         except (RetryLater, FatalError) as exc:
             out.append({"order_id": diff["order_id"], "order_name": order.get("name"), "status": "failed",
                         "detail": exc.reason})
             continue
-        if outcome.status == "posted":
+        if outcome.status == "posted" and diff["kind"] == "missing_in_qbo":
             mark_reflected(shop, order)
-        out.append({"order_id": diff["order_id"], "order_name": order.get("name"), "status": outcome.status,
+        out.append({"order_id": diff["order_id"], "order_name": order.get("name"), "kind": diff["kind"],
+                    "refund_id": diff.get("refund_id"), "status": outcome.status,
                     "detail": outcome.error or (outcome.detail or {}).get("doc_number")})
     return out
 
@@ -221,7 +246,7 @@ def post_missing(run_id: int) -> ReconciliationRun:
     """The page's "post what is missing": heal a stored report's missing orders (fetched again from Shopify)."""
     run = ReconciliationRun.get_by_id(run_id)
     report = dict(run.report or {})
-    missing = [d for d in report.get("differences", []) if d["kind"] == "missing_in_qbo"]
+    missing = [d for d in report.get("differences", []) if d["kind"] in ("missing_in_qbo", "missing_refund")]
     conn = connection_for(run.shop)
     client = QboClient(conn)
     healed = heal_missing(run.shop, missing, {}, shop_settings(run.shop, conn), conn, client)

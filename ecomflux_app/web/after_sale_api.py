@@ -145,7 +145,8 @@ def reconciliation_post_missing(run_id: int):
         return _error(404, "no such reconciliation")
     if run.status != "done":
         return _error(409, f"the reconciliation is {run.status}")
-    missing = [d for d in (run.report or {}).get("differences", []) if d.get("kind") == "missing_in_qbo"]
+    missing = [d for d in (run.report or {}).get("differences", [])
+               if d.get("kind") in ("missing_in_qbo", "missing_refund")]
     if not missing:
         return _json(dict(report_json(run), queued=0))
     queue_post_missing(run)
