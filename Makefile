@@ -29,8 +29,10 @@ test-sqlite: $(STAMP)
 test-postgres: $(STAMP)
 	ECOMFLUX_TEST_DB=postgres $(PY) -m pytest -q $(PYTEST_ARGS)
 
+# Benchmarks need wrk (load generator) and the local PostgreSQL + Redis; results in bench/results/.
 bench: $(STAMP)
-	$(PY) -m bench.run
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
+	$(PY) -m bench $(BENCH)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .hypothesis

@@ -1,0 +1,43 @@
+"""`make bench`: every benchmark in turn, results to bench/results/latest.json and latest.md."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main(argv: list[str]) -> int:
+    from bench import intake, qbo
+
+    only = set(argv)
+    plan = [
+        ("intake", lambda: intake.run(duration="15s", burst=20000)),
+        ("qbo_efficiency", lambda: qbo.efficiency(1000)),
+        ("throughput_1_realm", lambda: qbo.throughput(realms=1)),
+        ("throughput_4_realms", lambda: qbo.throughput(realms=4)),
+        ("latency_fairness", qbo.latency_and_fairness),
+    ]
+    results: dict = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                     "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()}}
+    for name, run in plan:
+        if only and name not in only:
+            continue
+        print(f"== {name}", flush=True)
+        started = time.perf_counter()
+        results[name] = run()
+        results[name]["bench_seconds"] = round(time.perf_counter() - started, 1)
+        print(json.dumps(results[name], indent=2, default=str), flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2, default=str))
+    print(f"results: {RESULTS / 'latest.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
