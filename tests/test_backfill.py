@@ -119,3 +119,17 @@ def test_cli_backfill_shows_progress_and_posts(app, redis_conn, connected_shop, 
     assert result.exit_code == 0, result.output
     assert "done; 5 orders read, 5 posted, 0 failed" in result.output
     assert len(connected_shop.documents("SalesReceipt")) == 5
+
+
+def test_invoice_mode_backfill_records_the_payments_of_paid_orders(redis_conn, connected_shop, orders):
+    connected_shop.settings(document_type="invoice")
+    week = seed(connected_shop, orders, 6)
+    week[0]["financial_status"] = "pending"
+    connected_shop.shopify.add_order(connected_shop.shop.domain, week[0])
+    run = backfill.run_backfill(backfill.start_backfill(connected_shop.shop, date(2026, 11, 1),
+                                                        enqueue_job=False).id)
+    assert (run.seen, run.posted) == (6, 6)
+    invoices = {d["DocNumber"]: d for d in connected_shop.documents("Invoice")}
+    assert len(invoices) == 6 and len(connected_shop.documents("Payment")) == 5
+    assert Decimal(str(invoices[week[0]["name"].lstrip("#")]["Balance"])) > 0  # the unpaid one stays open
+    assert sum(1 for d in invoices.values() if Decimal(str(d["Balance"])) == 0) == 5

@@ -191,7 +191,25 @@ def post_page(shop: Shop, orders: list[dict], settings: SyncSettings, client: Qb
         batchable.append((order, record, doc))
     for start in range(0, len(batchable), BATCH_MAX):
         _post_batch(shop, client, batchable[start:start + BATCH_MAX], settings, counts)
+    if settings.document_type == "invoice":
+        _record_payments(shop, [order for order, _r in work], settings, client)
     return counts
+
+
+def _record_payments(shop: Shop, orders: list[dict], settings: SyncSettings, client: QboClient) -> None:
+    """Invoice mode: historical invoices that Shopify shows as paid get their Payments (else they stay open)."""
+    from .payments import post_payment_for_order
+
+    for order in orders:
+        if order.get("financial_status") not in ("paid", "partially_paid", "partially_refunded", "refunded"):
+            continue
+        row = SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == f"order:{order['id']}"))
+        if row is None or row.status != "posted":
+            continue
+        try:
+            post_payment_for_order(shop, order, settings, client=client)
+        except (FatalError, RetryLater) as exc:
+            log.info("backfill: payment for order %s not recorded: %s", order.get("id"), exc.reason)
 
 
 def _single(shop: Shop, order: dict, settings: SyncSettings, client: QboClient, counts: dict) -> None:
