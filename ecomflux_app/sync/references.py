@@ -178,8 +178,9 @@ class ReferenceResolver:
         with conn.pipeline() as pipe:
             pipe.set(key, json.dumps(mapping), ex=SNAPSHOT_TTL)
             pipe.delete(self._names_key())
-            if names:
-                pipe.sadd(self._names_key(), *names)
+            # The empty-name sentinel keeps the set alive when the company has no customers yet,
+            # so names created during the burst are still tracked.
+            pipe.sadd(self._names_key(), "", *names)
             pipe.expire(self._names_key(), SNAPSHOT_TTL)
             pipe.execute()
         return mapping
