@@ -202,9 +202,17 @@ def backfill_cmd(shop_domain: str, since, until, resume_id: int | None):
             run = start_backfill(shop, since.date(), until.date() if until else None, enqueue_job=False)
 
         def pages():
+            import time
+
+            from .sync.outcomes import RetryLater
+
             current = run
             while current.status == "running":
-                current = run_backfill(current.id, max_pages=1)
+                try:
+                    current = run_backfill(current.id, max_pages=1, requeue=False)
+                except RetryLater as exc:  # throttled: wait as asked, then continue from the cursor
+                    time.sleep(max(1.0, float(exc.delay_seconds)))
+                    current = BackfillRun.get_by_id(run.id)
                 yield current
 
         last = run

@@ -133,3 +133,31 @@ def test_invoice_mode_backfill_records_the_payments_of_paid_orders(redis_conn, c
     assert len(invoices) == 6 and len(connected_shop.documents("Payment")) == 5
     assert Decimal(str(invoices[week[0]["name"].lstrip("#")]["Balance"])) > 0  # the unpaid one stays open
     assert sum(1 for d in invoices.values() if Decimal(str(d["Balance"])) == 0) == 5
+
+
+def test_backfill_waits_out_a_lost_batch_answer_and_resumes_without_duplicates(redis_conn, connected_shop, orders,
+                                                                               monkeypatch):
+    from ecomflux_app.quickbooks.errors import QboTransient
+
+    week = seed(connected_shop, orders, 40)
+    original = QboClient.batch
+    state = {"failed": False}
+
+    def flaky_batch(self, items, request_id):
+        answers = original(self, items, request_id)
+        if not state["failed"] and any("SalesReceipt" in item for item in items):
+            state["failed"] = True
+            raise QboTransient("read timeout: the answer was lost")  # QBO did create the documents
+        return answers
+
+    monkeypatch.setattr(QboClient, "batch", flaky_batch)
+    run = backfill.start_backfill(connected_shop.shop, date(2026, 11, 1), enqueue_job=False)
+    run = backfill.run_backfill(run.id)
+    assert run.status == "running" and run.posted == 0 and "waiting" in run.error  # queued again, not failed
+    assert SyncRecord.select().where(SyncRecord.status == "posting").count() == 30
+    with pytest.raises(Exception):  # the CLI path gets the RetryLater itself
+        state["failed"] = False
+        backfill.run_backfill(run.id, requeue=False)
+    run = backfill.run_backfill(run.id)
+    assert (run.status, run.seen, run.posted) == ("done", 40, 40)
+    assert_one_document_per_order(connected_shop, week)

@@ -18,7 +18,7 @@ from .. import runtime
 from ..models import BackfillRun, CustomerMap, ItemMap, Shop, SyncRecord, utcnow
 from ..queue import BULK_QUEUE, enqueue
 from ..quickbooks.client import QboClient, connection_for
-from ..quickbooks.errors import QboError
+from ..quickbooks.errors import QboAuthError, QboError, QboThrottled, QboTransient, RealmBusy
 from ..translate.customer import customer_payload, display_name_candidates
 from ..translate.item import ItemRequest, item_payload
 from ..translate.order import TranslationError, order_marker, plan_order
@@ -27,7 +27,7 @@ from ..translate.requestid import request_id as make_request_id
 from ..translate.settings import SyncSettings
 from .orders import build_order_document, post_order, shop_facts, shop_settings
 from .outcomes import FatalError, RetryLater, WaitingForReconnect
-from .posting import Document, PostResult, _money_figures, _update, ledger_row, request_id_for
+from .posting import Document, PostResult, _money_figures, _update, ledger_row, request_id_for, translate_error
 from .references import INCOME_ACCOUNT_KEY, ReferenceResolver, _Lookup, _batch_queries, _create_batch, _remember
 from .refunds import mark_reflected
 
@@ -143,24 +143,35 @@ def adopt_uncertain(client: QboClient, records: list[SyncRecord]) -> set[int]:
     return adopted
 
 
+def _bump(counts: dict, key: str) -> None:
+    """Count as it happens (posted/failed also on the run row), so a crash mid-page loses no count and
+    the resumed page, which skips what is done, counts nothing twice."""
+    counts[key] += 1
+    run_id = counts.get("run_id")
+    if run_id and key in ("posted", "failed", "flagged"):
+        column = BackfillRun.posted if key == "posted" else BackfillRun.failed
+        BackfillRun.update({column: column + 1}).where(BackfillRun.id == run_id).execute()
+
+
 def _batch_request_id(shop: Shop, records: list[SyncRecord]) -> str:
     digest = hashlib.sha256("\x1f".join(sorted(r.source_key for r in records)).encode()).hexdigest()[:32]
     return make_request_id(shop.domain, f"batch:{digest}", "batch")
 
 
-def post_page(shop: Shop, orders: list[dict], settings: SyncSettings, client: QboClient) -> dict:
+def post_page(shop: Shop, orders: list[dict], settings: SyncSettings, client: QboClient,
+              run_id: int | None = None) -> dict:
     """Post a page of orders exactly once; returns counts {posted, skipped, failed, flagged}."""
-    counts = {"posted": 0, "skipped": 0, "failed": 0, "flagged": 0}
+    counts: dict = {"posted": 0, "skipped": 0, "failed": 0, "flagged": 0, "run_id": run_id}
     work: list[tuple[dict, SyncRecord]] = []
     for order in orders:
         ok, why = eligible(order, settings)
         record = SyncRecord.get_or_none((SyncRecord.shop == shop.id)
                                         & (SyncRecord.source_key == f"order:{order.get('id')}"))
         if record is not None and record.status in DONE_STATUSES:
-            counts["skipped"] += 1
+            _bump(counts, "skipped")
             continue
         if not ok:
-            counts["skipped"] += 1
+            _bump(counts, "skipped")
             continue
         record = record or ledger_row(shop, f"order:{order['id']}", kind="order", order_id=str(order["id"]),
                                       order_name=order.get("name"))
@@ -177,16 +188,16 @@ def post_page(shop: Shop, orders: list[dict], settings: SyncSettings, client: Qb
     batchable: list[tuple[dict, SyncRecord, Document]] = []
     for order, record in work:
         if record.id in adopted:
-            counts["posted"] += 1
+            _bump(counts, "posted")
             mark_reflected(shop, order)
             continue
         try:
             doc = build_order_document(shop, order, settings, client, record)
         except FatalError:
-            counts["failed"] += 1
+            _bump(counts, "failed")
             continue
         if isinstance(doc, PostResult):
-            counts["flagged"] += 1
+            _bump(counts, "flagged")
             continue
         batchable.append((order, record, doc))
     for start in range(0, len(batchable), BATCH_MAX):
@@ -216,15 +227,15 @@ def _single(shop: Shop, order: dict, settings: SyncSettings, client: QboClient, 
     try:
         outcome = post_order(shop, order, settings, client.conn, client=client)
     except FatalError:
-        counts["failed"] += 1
+        _bump(counts, "failed")
         return
     if outcome.status == "posted":
-        counts["posted"] += 1
+        _bump(counts, "posted")
         mark_reflected(shop, order)
     elif outcome.status == "flagged":
-        counts["flagged"] += 1
+        _bump(counts, "flagged")
     else:
-        counts["skipped"] += 1
+        _bump(counts, "skipped")
 
 
 def _post_batch(shop: Shop, client: QboClient, chunk: list[tuple[dict, SyncRecord, Document]],
@@ -238,6 +249,9 @@ def _post_batch(shop: Shop, client: QboClient, chunk: list[tuple[dict, SyncRecor
         answers = client.batch(items, _batch_request_id(shop, [r for _o, r, _d in chunk]))
     except WaitingForReconnect:
         raise
+    except (QboThrottled, RealmBusy, QboTransient, QboAuthError) as exc:
+        # Outcome unknown: the rows stay 'posting' and the resumed page looks them up before creating.
+        raise translate_error(exc, chunk[0][1]) from None
     except QboError as exc:
         log.info("backfill batch failed (%s): posting its orders one by one", exc.describe())
         for order, _record, _doc in chunk:  # rows are 'posting': each is looked up before any create
@@ -253,15 +267,17 @@ def _post_batch(shop: Shop, client: QboClient, chunk: list[tuple[dict, SyncRecor
                     qbo_sync_token=str(entity.get("SyncToken", "0")),
                     qbo_doc_number=entity.get("DocNumber") or doc.doc_number, posted_at=utcnow(),
                     qbo_total=Decimal(str(total)) if total is not None else doc.figures.get("qbo_total"))
-            counts["posted"] += 1
+            _bump(counts, "posted")
             mark_reflected(shop, order)
         else:  # a fault for this item (e.g. 6140): the single path adopts ours or fails clearly
             _single(shop, order, settings, client, counts)
 
 
-def run_backfill(backfill_id: int, max_pages: int | None = None) -> BackfillRun:
-    """Continue the run from its saved cursor until Shopify has no more pages (or max_pages)."""
-    from ..shopify.errors import ShopifyThrottled
+def run_backfill(backfill_id: int, max_pages: int | None = None, requeue: bool = True) -> BackfillRun:
+    """Continue the run from its saved cursor until Shopify has no more pages (or max_pages).
+
+    Throttling (Shopify or QBO) and transient trouble: the job is queued again after the delay asked
+    for (requeue=False: the RetryLater is raised to the caller, e.g. the CLI, instead)."""
     from ..shopify.graphql import fetch_orders
 
     run = BackfillRun.get_by_id(backfill_id)
@@ -281,20 +297,26 @@ def run_backfill(backfill_id: int, max_pages: int | None = None) -> BackfillRun:
         run = BackfillRun.get_by_id(backfill_id)
         try:
             orders, next_cursor = fetch_orders(shop, run.since, run.until, cursor=run.cursor, page_size=PAGE_SIZE)
-            counts = post_page(shop, orders, settings, client)
-        except ShopifyThrottled as exc:
+            post_page(shop, orders, settings, client, run_id=run.id)
+        except WaitingForReconnect as exc:
+            BackfillRun.update(status="paused", error=exc.reason).where(BackfillRun.id == run.id).execute()
+            return BackfillRun.get_by_id(run.id)
+        except (RetryLater, QboError) as exc:  # ShopifyThrottled included
+            if isinstance(exc, QboError):  # from the page's reference reads/creates
+                exc = translate_error(exc, SyncRecord(attempts=1))
+                if isinstance(exc, FatalError):
+                    BackfillRun.update(status="failed", error=exc.reason, finished_at=utcnow()).where(
+                        BackfillRun.id == run.id).execute()
+                    return BackfillRun.get_by_id(run.id)
+            BackfillRun.update(error=f"waiting: {exc.reason}").where(BackfillRun.id == run.id).execute()
+            if not requeue:
+                raise
             enqueue(runtime.redis(), BULK_QUEUE, "workers.jobs.run_backfill", run.id,
                     delay=timedelta(seconds=max(1.0, float(exc.delay_seconds))))
-            return run
-        except (RetryLater, WaitingForReconnect) as exc:
-            BackfillRun.update(status="paused", error=getattr(exc, "reason", str(exc))).where(
-                BackfillRun.id == run.id).execute()
             return BackfillRun.get_by_id(run.id)
         done = next_cursor is None
         BackfillRun.update(
-            cursor=next_cursor, seen=BackfillRun.seen + len(orders), posted=BackfillRun.posted + counts["posted"],
-            failed=BackfillRun.failed + counts["failed"] + counts["flagged"],
-            status="done" if done else "running", finished_at=utcnow() if done else None,
+            cursor=next_cursor, seen=BackfillRun.seen + len(orders), status="done" if done else "running", finished_at=utcnow() if done else None, error=None,
         ).where(BackfillRun.id == run.id).execute()
         pages += 1
         if done or (max_pages is not None and pages >= max_pages):
