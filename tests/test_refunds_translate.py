@@ -1,0 +1,101 @@
+"""translate.refund / translate.payment: pure, Decimal, the same item keys as the order document."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from ecomflux_app.translate.order import Refs, plan_order
+from ecomflux_app.translate.payment import deposit_account_for, plan_payments, render_payment
+from ecomflux_app.translate.refund import plan_refund, render_refund
+from ecomflux_app.translate.settings import SyncSettings
+from tests.after_sale_helpers import make_refund
+from tests.fixtures_flow import simple_order
+
+S = SyncSettings()
+
+
+def test_refund_lines_use_the_same_item_keys_as_the_order_lines():
+    for sku, title in (("SKU-9", "Mug"), (None, "Mug"), (None, None)):
+        order = simple_order(sku=sku, title=title or "")
+        if title is None:
+            order["line_items"][0]["title"] = None
+            order["line_items"][0]["name"] = None
+        order_keys = [l.item_key for l in plan_order(order, S).lines if l.kind == "product"]
+        refund_keys = [l.item_key for l in plan_refund(make_refund(order, qty=1), order, S).lines
+                       if l.kind == "product"]
+        assert refund_keys == order_keys
+
+
+def test_partial_quantity_with_uneven_unit_price_keeps_qty_times_price_equal_to_amount():
+    order = simple_order(qty=3, tax="2.40")
+    plan = plan_refund(make_refund(order, qty=3, line_subtotal="25.00", line_tax="2.00"), order, S)
+    [line] = plan.lines
+    assert line.amount == Decimal("25.00")
+    assert (line.qty * line.unit_price).quantize(Decimal("0.01")) == line.amount
+    assert plan.balance.ok and plan.document_total == Decimal("27.00")
+
+
+def test_mismatch_with_transactions_is_not_ok_and_says_both_figures():
+    order = simple_order()
+    plan = plan_refund(make_refund(order, transaction="5.00"), order, S)
+    assert not plan.balance.ok and "21.60" in plan.balance.reason and "5.00" in plan.balance.reason
+
+
+def test_tax_as_line_setting_refunds_tax_as_an_item_line():
+    order = simple_order()
+    settings = SyncSettings.from_values({"tax_handling": "tax_line"})
+    plan = plan_refund(make_refund(order), order, settings)
+    body = render_refund(plan, Refs(customer_id="1", items={"sku:SKU-1": "5", "special:tax": "6"}), "35")
+    assert "TxnTaxDetail" not in body
+    assert [line["Amount"] for line in body["Line"]] == [Decimal("20.00"), Decimal("1.60")]
+
+
+def test_newer_refund_shipping_lines_and_taxes_included():
+    order = simple_order()
+    order["taxes_included"] = True
+    refund = make_refund(order, qty=0)
+    refund["refund_shipping_lines"] = [{"id": 1, "subtotal_amount_set": {"shop_money": {"amount": "5.00"}},
+                                        "tax_amount_set": {"shop_money": {"amount": "0.50"}}}]
+    refund["transactions"][0]["amount"] = "5.00"
+    plan = plan_refund(refund, order, S)
+    [ship] = plan.lines
+    assert ship.amount == Decimal("4.50") and ship.gross_amount == Decimal("5.00") and plan.tax_total == Decimal("0.50")
+    assert plan.balance.ok
+    body = render_refund(plan, Refs(customer_id="1"), "35")
+    assert body["GlobalTaxCalculation"] == "TaxInclusive"
+
+
+def test_refund_receipt_without_account_refuses_and_doc_number_fits():
+    order = simple_order(name="#SHOPIFY-ORDER-1234567890")
+    plan = plan_refund(make_refund(order, refund_id=99887766554433), order, S)
+    assert len(plan.doc_number) <= 21 and plan.doc_number.endswith("-R554433")
+    with pytest.raises(ValueError):
+        render_refund(plan, Refs(customer_id="1", items={"sku:SKU-1": "5"}), None)
+
+
+def test_payments_per_transaction_and_gateway_deposit_map():
+    order = simple_order()
+    order["transactions"] = [
+        {"id": 1, "kind": "sale", "status": "success", "amount": "6.60", "gateway": "gift_card"},
+        {"id": 2, "kind": "sale", "status": "success", "amount": "20.00", "gateway": "PayPal"},
+        {"id": 3, "kind": "sale", "status": "failure", "amount": "20.00", "gateway": "PayPal"},
+    ]
+    [plan] = plan_payments(order, S)
+    assert (plan.source_key, plan.amount, plan.gateway) == ("payment:9001:2", Decimal("20.00"), "PayPal")
+    settings = SyncSettings.from_values({"deposit_account_id": "35", "deposit_account_map": {"paypal": "77"}})
+    assert deposit_account_for(settings, "PayPal") == "77" and deposit_account_for(settings, "manual") == "35"
+    body = render_payment(plan, "9", "100", "77", None)
+    assert body["Line"] == [{"Amount": Decimal("20.00"), "LinkedTxn": [{"TxnId": "100", "TxnType": "Invoice"}]}]
+    assert SyncSettings.validate_values({"deposit_account_map": {"paypal": "not an id!"}})
+
+
+def test_amount_based_payment_key_is_stable_and_only_the_new_money_is_paid():
+    order = dict(simple_order(), total_outstanding="6.60", financial_status="partially_paid")
+    [first] = plan_payments(order, S)
+    assert (first.source_key, first.amount) == ("payment:9001:paid-20.00", Decimal("20.00"))
+    assert plan_payments(order, S, already_recorded=Decimal("20.00")) == []
+    [second] = plan_payments(dict(order, total_outstanding="0.00", financial_status="paid"), S,
+                             already_recorded=Decimal("20.00"))
+    assert (second.source_key, second.amount) == ("payment:9001:paid-26.60", Decimal("6.60"))
