@@ -189,3 +189,21 @@ def test_apostrophes_and_colons_in_names(client, redis_conn, connected_shop):
     names = [i["Name"] for i in connected_shop.intuit.entities(connected_shop.realm, "Item")]
     assert all(":" not in n for n in names)
     assert SyncRecord.select().where(SyncRecord.status == "posted").count() == 2
+
+
+def test_gift_card_redemption_reads_transactions_and_posts_what_was_paid(client, redis_conn, connected_shop):
+    """Webhook bodies carry no transactions: the order is read once via GraphQL so the gift card
+    part is booked against the liability instead of as money deposited."""
+    order = simple_order()
+    order["payment_gateway_names"] = ["gift_card", "shopify_payments"]
+    stored = dict(order, transactions=[
+        {"id": 1, "kind": "sale", "status": "success", "gateway": "gift_card", "amount": "10.00"},
+        {"id": 2, "kind": "sale", "status": "success", "gateway": "shopify_payments", "amount": "16.60"},
+    ])
+    connected_shop.shopify.add_order(connected_shop.shop.domain, stored)
+    send(client, connected_shop, order)
+    drain(redis_conn)
+    [doc] = connected_shop.documents("SalesReceipt")
+    assert Decimal(str(doc["TotalAmt"])) == Decimal("16.60")  # 26.60 charged, 10.00 of it by gift card
+    record = SyncRecord.get()
+    assert record.status == "posted" and record.shopify_total == Decimal("26.60")

@@ -73,10 +73,27 @@ def _payment(shop: Shop, order: dict, settings: SyncSettings, delivery: WebhookD
     return post_payment_for_order(shop, order, settings, delivery=delivery)
 
 
+def with_transactions(shop: Shop, order: dict) -> dict:
+    """Orders paid (partly) with a gift card need their transactions, which webhook bodies lack:
+    read them once through the Admin API so the redemption is not posted as money deposited.
+    Shopify being unreachable or throttling raises RetryLater (it is better to wait than to post
+    a wrong deposit)."""
+    gateways = [str(g).lower() for g in order.get("payment_gateway_names") or []]
+    if order.get("transactions") is not None or not any("gift" in g for g in gateways):
+        return order
+    from ..shopify.graphql import fetch_order
+
+    fetched = fetch_order(shop, order.get("id"))
+    if fetched and fetched.get("transactions") is not None:
+        return dict(order, transactions=fetched["transactions"])
+    return order
+
+
 def build_order_document(shop: Shop, order: dict, settings: SyncSettings, client: QboClient,
                          record: SyncRecord) -> Document | PostResult:
     """The order's document (references resolved), or the flag when it must not be posted; shared by
     webhooks, refunds, backfill (which batches the writes) and reconciliation."""
+    order = with_transactions(shop, order)
     try:
         plan = plan_order(order, settings, shop_facts(shop))
     except TranslationError as exc:
