@@ -1,0 +1,93 @@
+"""The support console in Debian chromium: sign in, filter the log, open a masked detail, reveal, replay."""
+
+from __future__ import annotations
+
+import json
+
+from ecomflux_app.models import AuditLog, Shop, WebhookDelivery
+from ecomflux_app.queue import get_queue, shop_queue_name
+from ecomflux_app.staff import create_staff
+from tests.browser.embedded_fixtures import screenshot
+
+SHOP = "console-shop.myshopify.com"
+PASSWORD = "correct horse battery"
+
+
+def _deliveries():
+    shop = Shop.create(domain=SHOP, access_token="x")
+    for i in range(6):
+        WebhookDelivery.create(
+            webhook_id=f"wh-ok-{i}", topic="orders/paid", shop_domain=SHOP, shop=shop, status="posted",
+            body=json.dumps({"id": 100 + i, "name": f"#{100 + i}"}), order_id=str(100 + i), order_name=f"#{100 + i}")
+    return WebhookDelivery.create(
+        webhook_id="wh-failed-1", topic="orders/fulfilled", shop_domain=SHOP, shop=shop, status="failed",
+        error="QBO rejected the document: 6000 Business Validation Error", attempts=3,
+        headers={"X-Shopify-Topic": "orders/fulfilled"}, order_id="555", order_name="#555",
+        body=json.dumps({"id": 555, "name": "#555", "email": "secret.buyer@private.example",
+                         "customer": {"first_name": "Secretia", "email": "secret.buyer@private.example"}}))
+
+
+def _sign_in(page, url: str, email: str, password: str) -> None:
+    page.goto(f"{url}/support/webhooks")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+
+
+def test_operator_signs_in_filters_opens_reveals_and_replays(live_server, browser_page, db, redis_conn):
+    create_staff("op@example.com", PASSWORD, "operator")
+    failed = _deliveries()
+    page = browser_page()
+
+    page.goto(f"{live_server.url}/support/webhooks")
+    assert page.url.startswith(f"{live_server.url}/support/login")  # unauthenticated -> sign-in page
+    screenshot(page, "support-01-login")
+    _sign_in(page, live_server.url, "op@example.com", PASSWORD)
+    page.wait_for_selector("h1:has-text('Webhook deliveries')")
+    assert page.locator("tbody tr").count() == 7
+    screenshot(page, "support-02-log")
+
+    page.select_option("select[name=status]", "failed")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_url("**status=failed**")
+    assert page.locator("tbody tr").count() == 1
+    assert "#555" in page.locator("tbody").inner_text()
+    screenshot(page, "support-03-filtered-failed")
+
+    page.click(f"tbody a:text-is('{failed.id}')")
+    page.wait_for_selector("#payload")
+    payload = page.locator("#payload").inner_text()
+    assert "secret.buyer@private.example" not in payload and "Secretia" not in payload
+    assert "6000 Business Validation Error" in page.content()
+    screenshot(page, "support-04-detail-masked")
+
+    page.click("#reveal")
+    page.wait_for_selector("#payload:has-text('secret.buyer@private.example')")
+    assert AuditLog.select().where(AuditLog.action == "reveal").count() == 1
+    screenshot(page, "support-05-revealed")
+
+    page.click("#replay")
+    page.wait_for_selector(".flash:has-text('Replay queued')")
+    assert WebhookDelivery.get_by_id(failed.id).status == "queued"
+    assert [j.args for j in get_queue(redis_conn, shop_queue_name(SHOP)).jobs] == [[failed.id]]
+    screenshot(page, "support-06-replay-queued")
+
+
+def test_viewer_sees_no_replay_or_reveal_and_lockout_is_shown(live_server, browser_page, db):
+    create_staff("viewer@example.com", PASSWORD, "viewer")
+    failed = _deliveries()
+    page = browser_page()
+    _sign_in(page, live_server.url, "viewer@example.com", PASSWORD)
+    page.wait_for_selector("h1:has-text('Webhook deliveries')")
+    page.goto(f"{live_server.url}/support/webhooks/{failed.id}")
+    page.wait_for_selector("#payload")
+    assert page.locator("#replay").count() == 0 and page.locator("#reveal").count() == 0
+    assert page.locator("#replay-failed").count() == 0
+
+    other = browser_page()
+    for _ in range(5):
+        _sign_in(other, live_server.url, "viewer@example.com", "wrong password!")
+    _sign_in(other, live_server.url, "viewer@example.com", PASSWORD)  # right password, but locked now
+    alert = other.locator("[role=alert]").inner_text()
+    assert "locked" in alert.lower()
+    screenshot(other, "support-07-locked-out")
