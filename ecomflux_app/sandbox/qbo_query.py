@@ -47,46 +47,10 @@ def _value(token: str) -> Any:
         raise QueryError(f"bad value {token!r}") from None
 
 
-def _split_and(where: str) -> list[str]:
-    """Split on AND outside quotes and parentheses."""
-    parts, depth, quote, current, i = [], 0, False, [], 0
-    while i < len(where):
-        ch = where[i]
-        if quote:
-            current.append(ch)
-            if ch == "\\" and i + 1 < len(where):
-                current.append(where[i + 1])
-                i += 1
-            elif ch == "'":
-                quote = False
-        elif ch == "'":
-            quote = True
-            current.append(ch)
-        elif ch == "(":
-            depth += 1
-            current.append(ch)
-        elif ch == ")":
-            depth -= 1
-            current.append(ch)
-        elif depth == 0 and where[i:i + 5].lower() == " and " :
-            parts.append("".join(current))
-            current = []
-            i += 4
-        else:
-            current.append(ch)
-        i += 1
-    if quote:
-        raise QueryError("unterminated string literal")
-    parts.append("".join(current))
-    return [p.strip() for p in parts if p.strip()]
-
-
-_COND = re.compile(r"^(?P<field>[\w.]+)\s*(?P<op><=|>=|!=|=|<|>|\blike\b|\bin\b)\s*(?P<value>.+)$", re.I | re.S)
-
-
-def _split_list(text: str) -> list[str]:
-    items, current, quote = [], [], False
-    i = 0
+def _split_top(text: str, separator: str) -> list[str]:
+    """Split on a separator (case-insensitive) that stands outside quotes and parentheses."""
+    parts, current, depth, quote, i = [], [], 0, False, 0
+    sep, width = separator.lower(), len(separator)
     while i < len(text):
         ch = text[i]
         if quote:
@@ -99,14 +63,21 @@ def _split_list(text: str) -> list[str]:
         elif ch == "'":
             quote = True
             current.append(ch)
-        elif ch == ",":
-            items.append("".join(current))
+        elif depth == 0 and text[i:i + width].lower() == sep:
+            parts.append("".join(current))
             current = []
+            i += width - 1
         else:
+            depth += {"(": 1, ")": -1}.get(ch, 0)
             current.append(ch)
         i += 1
-    items.append("".join(current))
-    return [x.strip() for x in items if x.strip()]
+    if quote:
+        raise QueryError("unterminated string literal")
+    parts.append("".join(current))
+    return [p.strip() for p in parts if p.strip()]
+
+
+_COND = re.compile(r"^(?P<field>[\w.]+)\s*(?P<op><=|>=|!=|=|<|>|\blike\b|\bin\b)\s*(?P<value>.+)$", re.I | re.S)
 
 
 def parse(text: str) -> Query:
@@ -115,7 +86,7 @@ def parse(text: str) -> Query:
         raise QueryError(f"QueryParserError: could not parse {text!r}")
     conditions = []
     if m.group("where"):
-        for part in _split_and(m.group("where")):
+        for part in _split_top(m.group("where"), " and "):
             c = _COND.match(part)
             if not c:
                 raise QueryError(f"QueryParserError: bad condition {part!r}")
@@ -124,7 +95,7 @@ def parse(text: str) -> Query:
             if op == "in":
                 if not (raw.startswith("(") and raw.endswith(")")):
                     raise QueryError("IN needs a parenthesised list")
-                value: Any = [_value(v) for v in _split_list(raw[1:-1])]
+                value: Any = [_value(v) for v in _split_top(raw[1:-1], ",")]
             else:
                 value = _value(raw)
             conditions.append((c.group("field"), op, value))

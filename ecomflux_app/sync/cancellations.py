@@ -7,9 +7,6 @@ import logging
 import time
 from decimal import Decimal
 
-import redis
-
-from .. import runtime
 from ..models import QboConnection, Shop, SyncRecord, WebhookDelivery, utcnow
 from ..quickbooks.client import QboClient, connection_for
 from ..quickbooks.errors import QboError
@@ -18,8 +15,8 @@ from ..translate.settings import SyncSettings
 from .dispatch import DeliveryContext
 from .lifecycle import ensure_shop_active
 from .orders import shop_settings
-from .outcomes import FatalError, Outcome, RetryLater, WaitingForReconnect
-from .posting import LOCK_SECONDS, ledger_row, record_attempt, translate_error
+from .outcomes import FatalError, Outcome, WaitingForReconnect
+from .posting import ledger_lock, ledger_row, record_attempt, translate_error
 from .refunds import post_refund
 
 log = logging.getLogger(__name__)
@@ -62,21 +59,8 @@ def cancel_order(shop: Shop, order: dict, settings: SyncSettings, conn: QboConne
     if doc.status == "voided":
         _set(record, status="posted", qbo_id=doc.qbo_id, document_type=doc.document_type, reason="already voided")
         return Outcome("skipped_duplicate", "document already voided")
-    try:
-        lock = runtime.redis().lock(f"ecomflux:post:{shop.id}:{record.source_key}", timeout=LOCK_SECONDS,
-                                    blocking_timeout=5)
-        acquired = lock.acquire()
-    except redis.RedisError as exc:
-        raise RetryLater(f"ledger lock unavailable: {exc}", 15) from None
-    if not acquired:
-        raise RetryLater("this cancellation is being handled by another worker", 15)
-    try:
+    with ledger_lock(shop, record, busy="this cancellation is being handled by another worker"):
         return _void_locked(shop, client, record, doc, delivery)
-    finally:
-        try:
-            lock.release()
-        except redis.RedisError:
-            pass
 
 
 def _void_locked(shop: Shop, client: QboClient, record: SyncRecord, doc: SyncRecord,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Callable
@@ -134,9 +135,9 @@ def translate_error(exc: QboError, record: SyncRecord) -> Exception:
     return FatalError(exc.describe(), detail)
 
 
-def post_document(shop: Shop, client: QboClient, record: SyncRecord, build: Callable[[], Document | PostResult],
-                  delivery: WebhookDelivery | None = None) -> PostResult:
-    """Create the document for this ledger row exactly once (see the module docstring)."""
+@contextmanager
+def ledger_lock(shop: Shop, record: SyncRecord, busy: str = "this document is being posted by another worker"):
+    """One writer per ledger row across all workers; a dead holder's lock expires (LOCK_SECONDS)."""
     try:
         lock = runtime.redis().lock(f"ecomflux:post:{shop.id}:{record.source_key}", timeout=LOCK_SECONDS,
                                     blocking_timeout=5)
@@ -144,14 +145,21 @@ def post_document(shop: Shop, client: QboClient, record: SyncRecord, build: Call
     except redis.RedisError as exc:
         raise RetryLater(f"ledger lock unavailable: {exc}", 15) from None
     if not acquired:
-        raise RetryLater("this document is being posted by another worker", 15)
+        raise RetryLater(busy, 15)
     try:
-        return _post_locked(shop, client, record, build, delivery)
+        yield
     finally:
         try:
             lock.release()
         except redis.RedisError:
             pass
+
+
+def post_document(shop: Shop, client: QboClient, record: SyncRecord, build: Callable[[], Document | PostResult],
+                  delivery: WebhookDelivery | None = None) -> PostResult:
+    """Create the document for this ledger row exactly once (see the module docstring)."""
+    with ledger_lock(shop, record):
+        return _post_locked(shop, client, record, build, delivery)
 
 
 def _post_locked(shop, client, record, build, delivery) -> PostResult:
