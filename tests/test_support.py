@@ -170,3 +170,28 @@ def test_staff_add_cli_creates_an_operator(app, db):
     assert result.exit_code == 0, result.output
     user = StaffUser.get(StaffUser.email == "new@ecomflux.test")
     assert user.role == "operator" and user.password_hash.startswith("$argon2")
+
+
+def test_console_replay_of_a_posted_order_creates_nothing_new_in_qbo(client, operator, redis_conn, connected_shop):
+    from ecomflux_app.models import SyncRecord
+    from tests.fixtures_flow import simple_order
+    from tests.helpers import drain
+
+    post_webhook(client, "orders/fulfilled", connected_shop.shop.domain, simple_order())
+    drain(redis_conn)
+    delivery = WebhookDelivery.get()
+    assert delivery.status == "posted" and len(connected_shop.documents("SalesReceipt")) == 1
+    requests_before = connected_shop.intuit.counters(connected_shop.realm)["requests"]
+    sign_in(client, operator.email)
+    for _ in range(2):  # replayed twice from the console, each through the worker
+        resp = client.post(f"/support/webhooks/{delivery.id}/replay",
+                           data={"csrf_token": csrf(client, "/support/webhooks")})
+        assert resp.status_code == 302
+        drain(redis_conn)
+        assert WebhookDelivery.get_by_id(delivery.id).status == "skipped_duplicate"
+    assert len(connected_shop.documents("SalesReceipt")) == 1
+    assert SyncRecord.select().count() == 1
+    # The ledger short-circuits: not a single further QBO call.
+    assert connected_shop.intuit.counters(connected_shop.realm)["requests"] == requests_before
+    detail = client.get(f"/support/webhooks/{delivery.id}").get_data(as_text=True)
+    assert "Ledger: order:9001" in detail and "26.60" in detail
