@@ -223,3 +223,73 @@ def test_tokens_never_reach_the_logs(client, db, shop, shopify_sandbox, intuit_s
             fresh_access_token(QboConnection.get())
     text = caplog.text
     assert conn.access_token not in text and conn.refresh_token not in text
+
+
+def test_expired_state_is_refused(client, db, shop, shopify_sandbox, intuit_sandbox):
+    from ecomflux_app.models import OAuthState
+
+    query = connect(client, shopify_sandbox, intuit_sandbox.create_company())
+    OAuthState.update(expires_at=utcnow() - timedelta(seconds=1)).where(OAuthState.nonce == query["state"]).execute()
+    resp = client.get("/qbo/callback", query_string=query)
+    assert resp.status_code == 400 and b"not valid any more" in resp.data
+    assert QboConnection.select().count() == 0
+
+
+def _calls_in_threads(count: int, threads: int) -> tuple[int, int, list]:
+    """company_info from `threads` workers, `count` calls in all: (succeeded, RealmBusy, other errors)."""
+    from ecomflux_app.db import database
+
+    lock, tally, left = threading.Lock(), {"ok": 0, "busy": 0, "other": []}, [count]
+
+    def worker():
+        with database.connection_context():
+            client = QboClient(QboConnection.get())
+            while True:
+                with lock:
+                    if not left[0]:
+                        return
+                    left[0] -= 1
+                try:
+                    client.company_info()
+                    outcome = "ok"
+                except errors.RealmBusy:
+                    outcome = "busy"
+                except Exception as exc:  # collected: the caller's assertion names it
+                    outcome = exc
+                with lock:
+                    if isinstance(outcome, str):
+                        tally[outcome] += 1
+                    else:
+                        tally["other"].append(outcome)
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(120)
+    return tally["ok"], tally["busy"], tally["other"]
+
+
+def test_sandbox_never_sees_more_than_ten_concurrent_requests(db, connected_shop):
+    intuit = connected_shop.intuit
+    intuit.set_latency(connected_shop.realm, 0.2)
+    before = dict(intuit.company(connected_shop.realm).counters)
+    ok, busy, other = _calls_in_threads(30, threads=25)
+    counters = intuit.company(connected_shop.realm).counters
+    # The sandbox answers 429 when an 11th request arrives while ten are in flight.
+    assert other == [] and counters["throttled"] == before["throttled"] == 0
+    assert ok + busy == 30 and ok >= 10
+    assert counters["requests"] - before["requests"] == ok
+
+
+def test_sandbox_never_sees_more_than_the_minute_budget(db, connected_shop):
+    from ecomflux_app.quickbooks.limiter import PER_MINUTE
+
+    intuit = connected_shop.intuit
+    before = intuit.company(connected_shop.realm).counters["requests"]
+    ok, busy, other = _calls_in_threads(PER_MINUTE + 20, threads=8)
+    counters = intuit.company(connected_shop.realm).counters
+    assert other == [] and counters["throttled"] == 0
+    # Whatever the connect flow already spent counts against the same rolling minute.
+    assert counters["requests"] <= PER_MINUTE < 500 and busy >= 20
+    assert counters["requests"] - before == ok
