@@ -18,7 +18,6 @@ from .references import ReferenceResolver
 log = logging.getLogger(__name__)
 
 TRIGGER_TOPICS = {"fulfilled": "orders/fulfilled", "paid": "orders/paid"}
-ORDER_CALL_BUDGET = 6  # the most calls a cold order needs (lookups, creates, a name retry, the document)
 
 
 def shop_settings(shop: Shop, conn: QboConnection | None) -> SyncSettings:
@@ -108,8 +107,15 @@ def build_order_document(shop: Shop, order: dict, settings: SyncSettings, client
     if not plan.balance.ok:
         return flag(record, f"not posted: {plan.balance.reason}", shopify_total=plan.balance.expected,
                     qbo_total=plan.balance.computed, tax_total=plan.tax_total, currency=plan.currency)
-    customer_id, items = ReferenceResolver(shop, client, settings).resolve(
-        plan.customer, plan.currency_ref, plan.item_requests(settings.item_type))
+    resolver = ReferenceResolver(shop, client, settings)
+    requests = plan.item_requests(settings.item_type)
+    needed = resolver.calls_needed(plan.customer, plan.currency_ref, requests)
+    left, refill = client.limiter.headroom(client.realm)
+    if left < needed:
+        # Park before spending anything: an order cut off halfway would redo its lookups later.
+        raise RetryLater("QuickBooks request budget for this company is used up for this minute",
+                         max(refill, 1.0))
+    customer_id, items = resolver.resolve(plan.customer, plan.currency_ref, requests)
     payload = render_document(plan, Refs(customer_id=customer_id, items=items))
     return Document(entity=plan.doc_type, payload=payload, doc_number=plan.doc_number, marker=plan.marker,
                     figures=figures, ledger=ledger)
@@ -126,11 +132,6 @@ def post_order(shop: Shop, order: dict, settings: SyncSettings, conn: QboConnect
     if record.status == "posted":
         return Outcome("skipped_duplicate", f"already posted as {record.document_type} {record.qbo_doc_number}")
     client = client or QboClient(conn)
-    left, refill = client.limiter.headroom(client.realm)
-    if left < ORDER_CALL_BUDGET:
-        # Park before spending anything: an order cut off halfway would redo its lookups later.
-        raise RetryLater("QuickBooks request budget for this company is used up for this minute",
-                         max(refill, 1.0))
     result = post_document(shop, client, record, lambda: build_order_document(shop, order, settings, client, record),
                            delivery)
     rec = result.record

@@ -310,6 +310,13 @@ class ReferenceResolver:
         raise FatalError(f"no free QuickBooks item name for {request.name!r}: {last}")
 
     # -- both --------------------------------------------------------------------------------
+    def calls_needed(self, identity: CustomerIdentity, currency: str | None, requests: list[ItemRequest]) -> int:
+        """QBO calls this order may need: 1 when customer and items are cached, up to 6 when cold."""
+        keys = self.customer_keys(identity, currency)
+        cold_customer = bool(keys) and self.cached_customer(keys) is None
+        cold_items = len(self.cached_items(requests)) < len(requests)
+        return 1 + (3 if cold_customer else 0) + (2 if cold_items else 0)
+
     def resolve(self, identity: CustomerIdentity, currency: str | None, requests: list[ItemRequest]) -> tuple[str, dict]:
         """(customer id, {item key: item id}) with at most one lookup batch and one create batch."""
         keys = self.customer_keys(identity, currency)
