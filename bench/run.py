@@ -23,8 +23,11 @@ def main(argv: list[str]) -> int:
         ("throughput_4_realms", lambda: qbo.throughput(realms=4)),
         ("latency_fairness", qbo.latency_and_fairness),
     ]
-    results: dict = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                     "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()}}
+    latest = RESULTS / "latest.json"
+    # Running only some benchmarks updates those entries and keeps the others' last results.
+    results: dict = json.loads(latest.read_text()) if only and latest.exists() else {}
+    results.update({"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()}})
     for name, run in plan:
         if only and name not in only:
             continue
@@ -32,6 +35,7 @@ def main(argv: list[str]) -> int:
         started = time.perf_counter()
         results[name] = run()
         results[name]["bench_seconds"] = round(time.perf_counter() - started, 1)
+        results[name]["measured_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         print(json.dumps(results[name], indent=2, default=str), flush=True)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2, default=str))

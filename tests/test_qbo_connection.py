@@ -17,6 +17,7 @@ from ecomflux_app.quickbooks.keepalive import keep_connections_alive
 from ecomflux_app.quickbooks.limiter import RealmLimiter
 from ecomflux_app.quickbooks.tokens import fresh_access_token
 from ecomflux_app.sync.outcomes import WaitingForReconnect
+from tests.fixtures_flow import connect_shop_to_company
 
 SHOP = "qbo-shop.myshopify.com"
 
@@ -142,7 +143,11 @@ def test_disconnect_from_page_and_from_intuit(client, db, connected_shop, shopif
     conn = QboConnection.get()
     assert (conn.status, conn.access_token, conn.realm_id) == ("not_connected", None, connected_shop.realm)
     assert not [t for t, v in connected_shop.intuit.state.refresh.items() if v[0] == connected_shop.realm]
-    QboConnection.update(status="connected").execute()
+    connect_shop_to_company(connected_shop.shop, connected_shop.intuit, connected_shop.realm)
+    # Intuit's Disconnect URL is an unsigned redirect: while Intuit still honours our tokens it changes nothing.
+    resp = client.get("/qbo/disconnected", query_string={"realmId": connected_shop.realm})
+    assert resp.status_code == 200 and QboConnection.get().status == "connected"
+    connected_shop.intuit.revoke_all(connected_shop.realm)  # the user really disconnected inside QuickBooks
     resp = client.get("/qbo/disconnected", query_string={"realmId": connected_shop.realm})
     assert resp.status_code == 200 and QboConnection.get().status == "not_connected"
 

@@ -137,9 +137,25 @@ def disconnect(shop: Shop) -> None:
 
 
 def handle_intuit_disconnect(realm_id: str | None) -> int:
-    """Intuit's Disconnect URL: the user disconnected the app inside QuickBooks."""
+    """Intuit's Disconnect URL: the user disconnected the app inside QuickBooks.
+
+    The redirect carries no signature, so it is not trusted: a connection is forgotten only when
+    Intuit confirms it (the refresh token no longer works). A forged link changes nothing.
+    """
+    from ..sync.outcomes import WaitingForReconnect
+    from .tokens import fresh_access_token
+
     count = 0
-    for conn in QboConnection.select().where(QboConnection.realm_id == (realm_id or "")):
+    for conn in QboConnection.select().where((QboConnection.realm_id == (realm_id or ""))
+                                             & (QboConnection.status != "not_connected")):
+        if conn.status == "connected":
+            try:
+                fresh_access_token(conn, rejected=conn.access_token or "")
+                continue  # Intuit still honours our tokens: not disconnected
+            except WaitingForReconnect:
+                pass
+            except QboError:
+                continue  # Intuit unreachable: cannot confirm, change nothing
         _forget(conn, "Disconnected from QuickBooks")
         count += 1
     return count
