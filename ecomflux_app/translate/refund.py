@@ -24,6 +24,7 @@ from .plan import (
     TAX_AS_LINE, TAX_EXCLUDED, TAX_INCLUSIVE, TAX_US, BalanceCheck, PlanLine, Refs, ShopFacts, TranslationError,
 )
 from .reading import doc_number_for, identity_for, money_reader_for, objects, order_marker, text, txn_date_for, whole
+from .render import sales_item_line
 from .settings import SyncSettings
 from .customer import CustomerIdentity
 
@@ -251,32 +252,13 @@ def _shipping_line(amount: Decimal, tax: Decimal, ship_item_id: str | None, taxe
                     source_id=source_id, gross_amount=amount if taxes_included else None)
 
 
-def _tax_code(plan: RefundPlan, taxable: bool) -> dict[str, str] | None:
-    if plan.tax_mode == TAX_US or (plan.tax_mode == TAX_INCLUSIVE and plan.us_company):
-        return {"value": "TAX" if taxable else "NON"}
-    if plan.tax_mode in (TAX_EXCLUDED, TAX_INCLUSIVE):
-        code = plan.taxable_tax_code_id if taxable else plan.exempt_tax_code_id
-        return {"value": code} if code else None
-    return None
-
-
 def render_refund(plan: RefundPlan, refs: Refs, deposit_account_id: str | None = None) -> dict[str, Any]:
     """The RefundReceipt / CreditMemo create body; a RefundReceipt needs the money-out account."""
     if plan.doc_type == "RefundReceipt" and not deposit_account_id:
         raise TranslationError("refund_account_id", "a Refund Receipt needs the account the money left from")
     out: list[dict[str, Any]] = []
     for n, line in enumerate(plan.lines, start=1):
-        item_id = line.item_id or (refs.items.get(line.item_key) if line.item_key else None)
-        if not item_id:
-            raise TranslationError(f"refs.items[{line.item_key}]", "no QuickBooks item for this line")
-        detail: dict[str, Any] = {"ItemRef": {"value": item_id}, "Qty": line.qty, "UnitPrice": line.unit_price}
-        if plan.tax_mode == TAX_INCLUSIVE:
-            detail["TaxInclusiveAmt"] = quantize(line.gross_amount if line.gross_amount is not None else line.amount)
-        code = _tax_code(plan, line.taxable)
-        if code:
-            detail["TaxCodeRef"] = code
-        out.append({"DetailType": "SalesItemLineDetail", "Amount": quantize(line.amount), "LineNum": n,
-                    "Description": line.description, "SalesItemLineDetail": detail})
+        out.append(dict(sales_item_line(plan, line, refs), LineNum=n))
     body: dict[str, Any] = {
         "DocNumber": plan.doc_number, "TxnDate": plan.txn_date.isoformat(), "PrivateNote": plan.private_note,
         "CustomerRef": {"value": refs.customer_id}, "Line": out,

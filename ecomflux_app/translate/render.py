@@ -18,6 +18,21 @@ def _num(value: Decimal) -> Decimal:
     return quantize(value)
 
 
+def sales_item_line(plan: Any, line: PlanLine, refs: Refs) -> dict[str, Any]:
+    """One SalesItemLineDetail line (order documents and refunds alike); the item must be resolved."""
+    item_id = line.item_id or (refs.items.get(line.item_key) if line.item_key else None)
+    if not item_id:
+        raise TranslationError(f"refs.items[{line.item_key}]", "no QuickBooks item for this line")
+    detail: dict[str, Any] = {"ItemRef": {"value": item_id}, "Qty": line.qty, "UnitPrice": line.unit_price}
+    if plan.tax_mode == TAX_INCLUSIVE:
+        detail["TaxInclusiveAmt"] = _num(line.gross_amount if line.gross_amount is not None else line.amount)
+    tax_code = _tax_code(plan, line.taxable)
+    if tax_code:
+        detail["TaxCodeRef"] = tax_code
+    return {"DetailType": "SalesItemLineDetail", "Amount": _num(line.amount), "Description": line.description,
+            "SalesItemLineDetail": detail}
+
+
 def _tax_code(plan: OrderPlan, taxable: bool) -> dict[str, str] | None:
     if plan.tax_mode == TAX_US or (plan.tax_mode == TAX_INCLUSIVE and plan.us_company):
         return {"value": "TAX" if taxable else "NON"}
@@ -57,19 +72,7 @@ def render_document(plan: OrderPlan, refs: Refs) -> dict[str, Any]:
         if not discount_inserted and plan.discount_line_amount and line.kind not in covered:
             add_discount_line()
             discount_inserted = True
-        item_id = line.item_id or (refs.items.get(line.item_key) if line.item_key else None)
-        if not item_id:
-            raise TranslationError(f"refs.items[{line.item_key}]", "no QuickBooks item for this line")
-        detail: dict[str, Any] = {"ItemRef": {"value": item_id}, "Qty": line.qty, "UnitPrice": line.unit_price}
-        if plan.tax_mode == TAX_INCLUSIVE:
-            detail["TaxInclusiveAmt"] = _num(line.gross_amount if line.gross_amount is not None else line.amount)
-        tax_code = _tax_code(plan, line.taxable)
-        if tax_code:
-            detail["TaxCodeRef"] = tax_code
-        out_lines.append({
-            "DetailType": "SalesItemLineDetail", "Amount": _num(line.amount), "Description": line.description,
-            "SalesItemLineDetail": detail,
-        })
+        out_lines.append(sales_item_line(plan, line, refs))
     if not discount_inserted and plan.discount_line_amount:
         add_discount_line()
     for n, line_json in enumerate(out_lines, start=1):
