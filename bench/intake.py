@@ -24,7 +24,8 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 SHOP = "bench-shop.myshopify.com"
-GUNICORN = ["--worker-class", "gthread", "--workers", "4", "--threads", "16", "--backlog", "2048",
+# Same as `ecomflux web` defaults (one process per core, threads feed the group commit).
+GUNICORN = ["--worker-class", "gthread", "--workers", "2", "--threads", "32", "--backlog", "2048",
             "--log-level", "warning"]
 PG_ADMIN = os.environ.get("ECOMFLUX_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_DB = 15  # benchmarks use their own db index on the machine's Redis

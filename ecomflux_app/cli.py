@@ -52,8 +52,8 @@ def worker_cmd(burst: bool, name: str | None):
 @cli.command("web")
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=8000, type=int)
-@click.option("--workers", "web_workers", default=2, type=int, help="gunicorn worker processes")
-@click.option("--threads", default=8, type=int)
+@click.option("--workers", "web_workers", default=2, type=int, help="gunicorn worker processes (one per core)")
+@click.option("--threads", default=32, type=int, help="threads per process: concurrent webhooks share group commits")
 def web_cmd(host: str, port: int, web_workers: int, threads: int):
     """Serve the app with gunicorn."""
     args = [
