@@ -488,12 +488,109 @@
   }
 
   // -- wiring --------------------------------------------------------------------------------------
+  // -- reconciliation and history import -------------------------------------------------
+  var DIFF_LABELS = { missing_in_qbo: "Missing in QuickBooks", missing_refund: "Refund missing in QuickBooks",
+    deleted_in_qbo: "Deleted in QuickBooks", duplicated_in_qbo: "Duplicated in QuickBooks", mismatch: "Amounts differ" };
+  var polls = {};
+
+  function poll(name, fn) {
+    clearTimeout(polls[name]);
+    polls[name] = setTimeout(fn, 2000);
+  }
+
+  function renderReconciliation(run) {
+    state.reconciliation = run;
+    var busy = run.status === "queued" || run.status === "running";
+    $("reconcile-status").textContent = busy
+      ? "Checking " + run.start + " to " + run.end + "…"
+      : (run.status === "done" ? "Checked " + run.start + " to " + run.end + "." : "The check " + run.status + ".");
+    if (busy) { poll("reconcile", function () { loadReconciliation(run.id); }); }
+    var report = run.report || {};
+    var diffs = report.differences || [];
+    show($("reconcile-result"), run.status === "done");
+    var counts = Object.keys(report.counts || {}).filter(function (k) { return report.counts[k]; })
+      .map(function (k) { return (DIFF_LABELS[k] || k) + ": " + report.counts[k]; });
+    $("reconcile-counts").textContent = diffs.length ? counts.join(" · ") : "No differences: QuickBooks matches Shopify.";
+    var body = $("reconcile-rows");
+    body.textContent = "";
+    diffs.forEach(function (d) {
+      body.appendChild(el("tr", null, el("td", { text: d.order_name || d.order_id || "" }),
+        el("td", { text: (DIFF_LABELS[d.kind] || d.kind) + (d.field ? " (" + d.field + ")" : "") }),
+        el("td", { "class": "num", text: d.shopify === undefined || d.shopify === null ? "" : String(d.shopify) }),
+        el("td", { "class": "num", text: d.qbo === undefined || d.qbo === null ? "" : String(d.qbo) })));
+    });
+    show($("post-missing"), diffs.some(function (d) { return d.kind === "missing_in_qbo" || d.kind === "missing_refund"; }));
+  }
+
+  function loadReconciliation(id) {
+    return api("GET", "/api/reconciliation/" + id).then(renderReconciliation)
+      .catch(function (err) { $("reconcile-status").textContent = err.message; });
+  }
+
+  function startReconciliation(body) {
+    $("reconcile-status").textContent = "Starting the check…";
+    return api("POST", "/api/reconciliation", body).then(renderReconciliation)
+      .catch(function (err) { $("reconcile-status").textContent = err.message; });
+  }
+
+  function downloadCsv() {
+    var run = state.reconciliation;
+    if (!run) return;
+    freshToken(false).then(function (t) {
+      return fetch("/api/reconciliation/" + run.id + ".csv", { headers: { "Authorization": "Bearer " + t } });
+    }).then(function (resp) {
+      if (!resp.ok) throw new Error("download failed (" + resp.status + ")");
+      return resp.blob();
+    }).then(function (blob) {
+      var link = el("a", { href: URL.createObjectURL(blob), download: "reconciliation-" + run.start + "-" + run.end + ".csv" });
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+    }).catch(function (err) { $("reconcile-status").textContent = err.message; });
+  }
+
+  function postMissing(button) {
+    var run = state.reconciliation;
+    if (!run || !window.confirm("Post the orders missing in QuickBooks now? Each is posted once; nothing is duplicated.")) return;
+    button.disabled = true;
+    api("POST", "/api/reconciliation/" + run.id + "/post-missing").then(function (data) {
+      $("reconcile-status").textContent = "Posting " + ((data && data.queued) || "the") + " missing orders. Check again in a moment.";
+      toast("Missing orders queued");
+      loadActivity();
+    }).catch(function (err) { $("reconcile-status").textContent = err.message; })
+      .then(function () { button.disabled = false; });
+  }
+
+  function renderBackfill(run) {
+    if (!run) { $("backfill-status").textContent = "No import yet."; return; }
+    var text = "Import since " + run.since + ": " + run.status + " — " + run.seen + " orders read, " + run.posted +
+      " posted, " + run.failed + " failed." + (run.error ? " " + run.error : "");
+    $("backfill-status").textContent = text;
+    if (run.status === "running") { poll("backfill", loadBackfill); }
+  }
+
+  function loadBackfill() {
+    return api("GET", "/api/backfill").then(function (data) { renderBackfill(data && data.current); })
+      .catch(function (err) { $("backfill-status").textContent = err.message; });
+  }
+
+  function startBackfill(event) {
+    event.preventDefault();
+    var since = $("backfill-since").value;
+    if (!since) { $("backfill-status").textContent = "Choose the date to import from."; return; }
+    api("POST", "/api/backfill", { since: since }).then(renderBackfill).catch(function (err) {
+      $("backfill-status").textContent = err.message;
+      if (err.body && err.body.backfill) renderBackfill(err.body.backfill);
+    });
+  }
+
   function refreshAll() {
     pageError("");
     return loadStatus()
       .then(function () { return Promise.all([loadSettings(), loadOptions()]); })
       .then(renderSettings)
       .then(loadActivity)
+      .then(function () { if (state.status && state.status.installed !== false) return loadBackfill(); })
       .catch(function (err) {
         pageError(err.message);
         var card = $("connection");
@@ -514,6 +611,9 @@
       case "refresh-activity": loadActivity(); loadStatus(); break;
       case "prev-page": if (state.page > 1) { state.page -= 1; loadActivity(); } break;
       case "next-page": if (state.page < state.pages) { state.page += 1; loadActivity(); } break;
+      case "sample-week": startReconciliation({ sample_week: true }); break;
+      case "download-csv": downloadCsv(); break;
+      case "post-missing": postMissing(target); break;
       default: break;
     }
   });
@@ -525,6 +625,11 @@
   $("tax_handling").addEventListener("change", updateConditional);
   $("settings-form").addEventListener("submit", saveSettings);
   $("preview-form").addEventListener("submit", runPreview);
+  $("backfill-form").addEventListener("submit", startBackfill);
+  $("reconcile-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    startReconciliation({ start: $("reconcile-start").value, end: $("reconcile-end").value });
+  });
 
   // Coming back from Intuit: the callback may name what happened (e.g. qbo_error=access_denied).
   var qboError = params.get("qbo_error");
