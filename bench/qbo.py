@@ -118,7 +118,8 @@ class Bench:
     def start_workers(self, count: int) -> None:
         for n in range(count):
             self.workers.append(subprocess.Popen(
-                [sys.executable, "-m", "ecomflux_app.cli", "worker", "--name", f"bench-{os.getpid()}-{n}"],
+                [sys.executable, "-m", "ecomflux_app.cli", "worker", "--name", f"bench-{os.getpid()}-{n}"]
+                + (["--fork"] if os.environ.get("ECOMFLUX_BENCH_FORK_WORKERS") == "1" else []),
                 env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
     def stop(self) -> None:

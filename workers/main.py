@@ -7,7 +7,7 @@ from ecomflux_app.queue import make_worker
 from ecomflux_app.scheduler import SchedulerThread
 
 
-def run_worker(burst: bool = False, name: str | None = None, with_scheduler: bool = True) -> bool:
+def run_worker(burst: bool = False, name: str | None = None, with_scheduler: bool = True, simple: bool = True) -> bool:
     runtime.config()
     conn = runtime.redis()
     scheduler = None
@@ -15,7 +15,7 @@ def run_worker(burst: bool = False, name: str | None = None, with_scheduler: boo
         scheduler = SchedulerThread(conn)
         scheduler.start()
     try:
-        return make_worker(conn, name=name).work(burst=burst, logging_level="INFO")
+        return make_worker(conn, name=name, simple=simple).work(burst=burst, logging_level="INFO")
     finally:
         if scheduler:
             scheduler.stopped.set()
