@@ -47,3 +47,14 @@ def record_job(label: str) -> str:
 
     runtime.redis().rpush("test:job-order", label)
     return label
+
+
+def walk(value):
+    """Every node of a JSON value, depth first (tests that inspect whole payloads)."""
+    yield value
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from walk(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from walk(v)

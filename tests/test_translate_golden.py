@@ -13,6 +13,7 @@ from ecomflux_app.translate.jsonout import dumps, loads
 from ecomflux_app.translate.order import ShopFacts, document_totals, plan_order
 from ecomflux_app.translate.preview import preview_document
 from ecomflux_app.translate.settings import SyncSettings
+from tests.helpers import walk
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = json.loads((GOLDEN / "cases.json").read_text())
@@ -25,16 +26,6 @@ def _load(name: str):
     case = CASES[name]
     assert SyncSettings.validate_values(case["settings"]) == {}
     return order, SyncSettings.from_values(case["settings"]), ShopFacts(**case["shop"])
-
-
-def _walk(value):
-    yield value
-    if isinstance(value, dict):
-        for v in value.values():
-            yield from _walk(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _walk(v)
 
 
 def test_every_order_fixture_has_a_case_and_an_expected_file():
@@ -60,7 +51,7 @@ def test_golden_document_adds_up(name):
     order, settings, shop = _load(name)
     plan = plan_order(order, settings, shop)
     doc = preview_document(order, settings, shop)["document"]
-    for value in _walk(doc):
+    for value in walk(doc):
         assert not isinstance(value, float)
     for line in doc["Line"]:
         if line["DetailType"] == "SalesItemLineDetail":

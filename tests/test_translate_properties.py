@@ -15,6 +15,7 @@ from ecomflux_app.translate.order import (
 )
 from ecomflux_app.translate.requestid import request_id
 from ecomflux_app.translate.settings import CompanyFacts, SyncSettings
+from tests.helpers import walk
 
 CENT = D("0.01")
 cents = st.integers(min_value=0, max_value=200_000).map(lambda c: D(c) * CENT)
@@ -104,16 +105,6 @@ settings_strategy = st.builds(
 )
 
 
-def _walk(value):
-    yield value
-    if isinstance(value, dict):
-        for v in value.values():
-            yield from _walk(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _walk(v)
-
-
 def _render(plan):
     return render_document(plan, Refs(customer_id="1", items={k: "7" for k in plan.item_keys}))
 
@@ -148,7 +139,7 @@ def test_generated_orders_add_up_to_shopifys_total_to_the_cent(generated, settin
         assert gross - gross_discounts == expected["total"] - expected["redeemed"]
     else:
         assert shown_discounts == expected["discount"]
-    for value in _walk(doc):
+    for value in walk(doc):
         assert not isinstance(value, float)
     for line in doc["Line"]:
         assert isinstance(line["Amount"], D) and line["Amount"] == quantize(line["Amount"])

@@ -24,7 +24,7 @@ from .plan import (
     TAX_AS_LINE, TAX_EXCLUDED, TAX_INCLUSIVE, TAX_US, BalanceCheck, PlanLine, Refs, ShopFacts, TranslationError,
 )
 from .reading import doc_number_for, identity_for, money_reader_for, objects, order_marker, text, txn_date_for, whole
-from .render import sales_item_line
+from .render import sales_item_line, tax_header
 from .settings import SyncSettings
 from .customer import CustomerIdentity
 
@@ -263,12 +263,7 @@ def render_refund(plan: RefundPlan, refs: Refs, deposit_account_id: str | None =
         "DocNumber": plan.doc_number, "TxnDate": plan.txn_date.isoformat(), "PrivateNote": plan.private_note,
         "CustomerRef": {"value": refs.customer_id}, "Line": out,
     }
-    if plan.tax_mode in (TAX_US, TAX_EXCLUDED, TAX_INCLUSIVE):
-        body["TxnTaxDetail"] = {"TotalTax": quantize(plan.tax_total)}  # Shopify's tax, not QBO's
-    if plan.tax_mode == TAX_EXCLUDED:
-        body["GlobalTaxCalculation"] = "TaxExcluded"
-    elif plan.tax_mode == TAX_INCLUSIVE:
-        body["GlobalTaxCalculation"] = "TaxInclusive"
+    body.update(tax_header(plan))  # Shopify's tax, not QBO's
     if plan.currency_ref:
         body["CurrencyRef"] = {"value": plan.currency_ref}
     if plan.class_id:

@@ -33,6 +33,19 @@ def sales_item_line(plan: Any, line: PlanLine, refs: Refs) -> dict[str, Any]:
             "SalesItemLineDetail": detail}
 
 
+def tax_header(plan: Any) -> dict[str, Any]:
+    """Document-level tax fields (orders and refunds alike): Shopify's tax, and how lines carry it."""
+    out: dict[str, Any] = {}
+    if plan.tax_mode in (TAX_US, TAX_EXCLUDED, TAX_INCLUSIVE):
+        # Sending TotalTax stops QBO (automated sales tax) from recomputing Shopify's tax.
+        out["TxnTaxDetail"] = {"TotalTax": _num(plan.tax_total)}
+    if plan.tax_mode == TAX_EXCLUDED:
+        out["GlobalTaxCalculation"] = "TaxExcluded"
+    elif plan.tax_mode == TAX_INCLUSIVE:
+        out["GlobalTaxCalculation"] = "TaxInclusive"
+    return out
+
+
 def _tax_code(plan: OrderPlan, taxable: bool) -> dict[str, str] | None:
     if plan.tax_mode == TAX_US or (plan.tax_mode == TAX_INCLUSIVE and plan.us_company):
         return {"value": "TAX" if taxable else "NON"}
@@ -79,13 +92,7 @@ def render_document(plan: OrderPlan, refs: Refs) -> dict[str, Any]:
         line_json["LineNum"] = n
     body["Line"] = out_lines
 
-    if plan.tax_mode in (TAX_US, TAX_EXCLUDED, TAX_INCLUSIVE):
-        # Sending TotalTax stops QBO (automated sales tax) from recomputing Shopify's tax.
-        body["TxnTaxDetail"] = {"TotalTax": _num(plan.tax_total)}
-    if plan.tax_mode == TAX_EXCLUDED:
-        body["GlobalTaxCalculation"] = "TaxExcluded"
-    elif plan.tax_mode == TAX_INCLUSIVE:
-        body["GlobalTaxCalculation"] = "TaxInclusive"
+    body.update(tax_header(plan))
     if plan.currency_ref:
         body["CurrencyRef"] = {"value": plan.currency_ref}
         if plan.exchange_rate is not None:
