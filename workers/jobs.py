@@ -13,6 +13,13 @@ def process_delivery(delivery_id: int, force: bool = False):
     return run(delivery_id, force=force)
 
 
+def process_deliveries(shop_domain: str, delivery_ids: list[int]):
+    runtime.config()
+    from ecomflux_app.sync.dispatch import process_batch
+
+    return process_batch(shop_domain, delivery_ids)
+
+
 def sweep():
     cfg = runtime.config()
     from ecomflux_app.sync.sweeper import sweep as run

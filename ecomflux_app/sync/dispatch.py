@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -17,6 +18,8 @@ from .outcomes import FatalError, Outcome, RetryLater, WaitingForReconnect
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=5)
+# A batch job gives its worker back after this long, so other shops' work is served in between.
+FAIR_SLICE_SECONDS = 2.0
 MAX_RETRIES = 12  # transient failures; after that the row fails visibly and support can replay it
 
 # Topic -> handler, by dotted path so each topic's module is loaded only when needed.
@@ -141,3 +144,27 @@ def process_delivery(delivery_id: int, *, force: bool = False) -> str | None:
             return "failed"
         _finish(delivery, outcome.status, outcome.error, outcome.detail)
         return outcome.status
+
+
+def process_batch(shop_domain: str, delivery_ids: list[int], *, slice_seconds: float = FAIR_SLICE_SECONDS,
+                  redis_conn=None) -> dict:
+    """Process a shop's batch in arrival order; past the time slice the rest goes back to the front
+    of the shop queue (a new job), so a shop with a backlog cannot hold a worker from the others."""
+    from .sweeper import enqueue_continuation
+
+    started = time.monotonic()
+    statuses: dict[str, int] = {}
+    for position, delivery_id in enumerate(delivery_ids):
+        status = process_delivery(delivery_id) or "skipped"
+        statuses[status] = statuses.get(status, 0) + 1
+        rest = delivery_ids[position + 1:]
+        if rest and time.monotonic() - started >= slice_seconds:
+            if redis_conn is None:
+                from .. import runtime
+
+                redis_conn = runtime.redis()
+            # If Redis is unreachable now the rows stay 'queued' and the sweeper re-enqueues them.
+            enqueue_continuation(redis_conn, shop_domain, rest)
+            statuses["continued"] = len(rest)
+            break
+    return statuses

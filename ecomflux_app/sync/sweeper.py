@@ -10,16 +10,56 @@ import redis
 from ..models import WebhookDelivery, utcnow
 from rq.serializers import JSONSerializer
 
-from ..queue import enqueue, enqueue_batch, shop_queue_name
+from ..queue import enqueue, enqueue_batch, get_queue, shop_queue_name
 
 log = logging.getLogger(__name__)
 
 PROCESS_JOB = "workers.jobs.process_delivery"
+# Intake enqueues one job per shop per group commit: RQ's per-job bookkeeping cost more CPU than
+# the insert itself, and a batch keeps the shop's deliveries in arrival order.
+BATCH_JOB = "workers.jobs.process_deliveries"
+BATCH_PREFIX = "deliveries-"
 LIVE_JOB_STATES = ("queued", "started", "scheduled", "deferred")
 
 
 def job_id_for(delivery_id: int) -> str:
     return f"delivery-{delivery_id}"
+
+
+def batch_job_id(delivery_ids: list[int]) -> str:
+    """Unique per batch: no two batches share a first id, length and last id."""
+    return f"{BATCH_PREFIX}{delivery_ids[0]}-{delivery_ids[-1]}-{len(delivery_ids)}"
+
+
+def _batch_range(job_id: str) -> tuple[int, int] | None:
+    if not job_id.startswith(BATCH_PREFIX):
+        return None
+    first, last, _count = job_id[len(BATCH_PREFIX):].split("-")
+    return min(int(first), int(last)), max(int(first), int(last))
+
+
+def live_batch_ranges(conn: redis.Redis, shop_domain: str) -> list[tuple[int, int]]:
+    """Id ranges of the shop's batch jobs still waiting or running.
+
+    A range may also span ids of another batch (two web processes interleave ids); such a row
+    only counts as alive until that job ends, so a lost job is re-enqueued late, never lost.
+    """
+    from rq.registry import StartedJobRegistry
+
+    queue = get_queue(conn, shop_queue_name(shop_domain))
+    job_ids = queue.get_job_ids() + StartedJobRegistry(queue=queue).get_job_ids()
+    return [r for r in map(_batch_range, job_ids) if r is not None]
+
+
+def queued_delivery_ids(conn: redis.Redis, shop_domain: str) -> list[int]:
+    """Every delivery id the shop's queue holds a job for, single or batch, in queue order."""
+    out: list[int] = []
+    for job in get_queue(conn, shop_queue_name(shop_domain)).get_jobs():
+        if job.func_name == BATCH_JOB:
+            out.extend(job.args[1])
+        elif job.func_name == PROCESS_JOB:
+            out.append(job.args[0])
+    return out
 
 
 def _job_alive(conn: redis.Redis, delivery_id: int) -> bool:
@@ -38,8 +78,19 @@ def _enqueue_job(conn: redis.Redis, delivery: WebhookDelivery) -> None:
 
 
 def enqueue_many(conn: redis.Redis, deliveries: list[tuple[str, int]]) -> None:
-    """Enqueue (shop domain, delivery id) pairs in one round trip; raises RedisError on failure."""
-    enqueue_batch(conn, [(shop_queue_name(shop), PROCESS_JOB, (did,), job_id_for(did)) for shop, did in deliveries])
+    """Enqueue (shop domain, delivery id) pairs as one batch job per shop, in one round trip;
+    raises RedisError on failure."""
+    by_shop: dict[str, list[int]] = {}
+    for shop, did in deliveries:
+        by_shop.setdefault(shop, []).append(did)
+    enqueue_batch(conn, [(shop_queue_name(shop), BATCH_JOB, (shop, ids), batch_job_id(ids))
+                         for shop, ids in by_shop.items()])
+
+
+def enqueue_continuation(conn: redis.Redis, shop_domain: str, delivery_ids: list[int]) -> None:
+    """Put the unprocessed rest of a batch back at the FRONT of its shop queue (arrival order kept)."""
+    enqueue(conn, shop_queue_name(shop_domain), BATCH_JOB, shop_domain, delivery_ids,
+            job_id=batch_job_id(delivery_ids), at_front=True)
 
 
 def enqueue_delivery(conn: redis.Redis, delivery: WebhookDelivery) -> bool:
@@ -76,10 +127,14 @@ def due_deliveries(stale_after: timedelta, limit: int = 1000):
 def sweep(conn: redis.Redis, stale_after_seconds: int = 60) -> int:
     """Re-enqueue every due delivery; returns how many were enqueued."""
     count = 0
+    ranges: dict[str, list[tuple[int, int]]] = {}
     for delivery in due_deliveries(timedelta(seconds=stale_after_seconds)):
         try:
-            if delivery.status == "queued" and _job_alive(conn, delivery.id):
-                continue  # still waiting its turn in a backlog: not lost
+            if delivery.status == "queued":
+                if delivery.shop_domain not in ranges:
+                    ranges[delivery.shop_domain] = live_batch_ranges(conn, delivery.shop_domain)
+                if _job_alive(conn, delivery.id) or any(lo <= delivery.id <= hi for lo, hi in ranges[delivery.shop_domain]):
+                    continue  # still waiting its turn in a backlog: not lost
             _enqueue_job(conn, delivery)
         except redis.RedisError as exc:
             log.warning("sweeper cannot reach Redis: %s", exc)

@@ -1,0 +1,69 @@
+"""Batch jobs from intake: one per shop per group commit, fair time slices, and lost batches swept."""
+
+from __future__ import annotations
+
+import pytest
+
+from ecomflux_app.models import Shop, WebhookDelivery
+from ecomflux_app.queue import get_queue, shop_queue_name
+from ecomflux_app.sync.dispatch import process_batch
+from ecomflux_app.sync.sweeper import BATCH_JOB, enqueue_many, queued_delivery_ids, sweep
+from tests.helpers import drain, post_webhook
+
+SHOP_A = "batch-a.myshopify.com"
+SHOP_B = "batch-b.myshopify.com"
+
+
+@pytest.fixture
+def deliveries(client, db, redis_conn):
+    """Three signed deliveries for shop A and one for shop B; their own intake jobs are dropped so
+    each test can enqueue them the way a group commit would."""
+    for domain in (SHOP_A, SHOP_B):
+        Shop.create(domain=domain, access_token="shpat_x")
+    ids = {SHOP_A: [], SHOP_B: []}
+    for n, domain in enumerate([SHOP_A, SHOP_A, SHOP_B, SHOP_A]):
+        resp = post_webhook(client, "orders/fulfilled", domain, {"id": 500 + n, "name": f"#{500 + n}"},
+                            webhook_id=f"batch-{n}")
+        ids[domain].append(resp.get_json()["id"])
+    for domain in ids:
+        get_queue(redis_conn, shop_queue_name(domain)).empty()
+    return ids
+
+
+def test_one_group_commit_makes_one_job_per_shop(deliveries, redis_conn):
+    enqueue_many(redis_conn, [(SHOP_A, deliveries[SHOP_A][0]), (SHOP_A, deliveries[SHOP_A][1]),
+                              (SHOP_B, deliveries[SHOP_B][0]), (SHOP_A, deliveries[SHOP_A][2])])
+    jobs_a = get_queue(redis_conn, shop_queue_name(SHOP_A)).get_jobs()
+    jobs_b = get_queue(redis_conn, shop_queue_name(SHOP_B)).get_jobs()
+    assert [(j.func_name, j.args) for j in jobs_a] == [(BATCH_JOB, [SHOP_A, deliveries[SHOP_A]])]
+    assert [(j.func_name, j.args) for j in jobs_b] == [(BATCH_JOB, [SHOP_B, deliveries[SHOP_B]])]
+
+
+def test_batch_past_its_slice_puts_the_rest_first_in_its_shop_queue(deliveries, redis_conn):
+    ids = deliveries[SHOP_A]
+    enqueue_many(redis_conn, [(SHOP_A, ids[-1] + 1000)])  # a later job already waiting for shop A
+    statuses = process_batch(SHOP_A, ids, slice_seconds=0, redis_conn=redis_conn)
+    # No QuickBooks connection yet: the first order parks as pending, the other two wait their turn.
+    assert statuses == {"pending": 1, "continued": 2}
+    assert queued_delivery_ids(redis_conn, SHOP_A) == [ids[1], ids[2], ids[-1] + 1000]
+    rows = {r.id: r for r in WebhookDelivery.select().where(WebhookDelivery.shop_domain == SHOP_A)}
+    assert [rows[i].attempts for i in ids] == [1, 0, 0]
+
+    drain(redis_conn)
+    rows = {r.id: r for r in WebhookDelivery.select().where(WebhookDelivery.shop_domain == SHOP_A)}
+    assert [(rows[i].status, rows[i].attempts) for i in ids] == [("pending", 1)] * 3
+    started = [rows[i].started_at for i in ids]
+    assert started == sorted(started)  # arrival order kept through the continuation
+
+
+def test_sweeper_leaves_a_live_batch_alone_and_re_enqueues_a_lost_one(deliveries, redis_conn):
+    ids = deliveries[SHOP_A]
+    enqueue_many(redis_conn, [(SHOP_A, i) for i in ids])
+    stale = WebhookDelivery.select().where(WebhookDelivery.id.in_(ids)).first().received_at.replace(year=2020)
+    WebhookDelivery.update(enqueued_at=stale).where(WebhookDelivery.id.in_(ids)).execute()
+
+    assert sweep(redis_conn, 60) == 0  # old but still waiting in a live batch: a backlog, not a loss
+    get_queue(redis_conn, shop_queue_name(SHOP_A)).empty()  # the batch is lost (Redis emptied, worker died)
+    assert sweep(redis_conn, 60) == 3
+    assert sorted(queued_delivery_ids(redis_conn, SHOP_A)) == ids
+    assert sweep(redis_conn, 60) == 0  # and never twice
