@@ -17,7 +17,7 @@ def main(argv: list[str]) -> int:
 
     only = set(argv)
     plan = [
-        ("intake", lambda: intake.run(duration="15s", burst=20000)),
+        ("intake", lambda: intake.run(duration="10s", burst=20000, rounds=3)),
         ("qbo_efficiency", lambda: qbo.efficiency(1000)),
         ("throughput_1_realm", lambda: qbo.throughput(realms=1)),
         ("throughput_4_realms", lambda: qbo.throughput(realms=4)),

@@ -17,6 +17,7 @@ import queue as queue_mod
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import redis
 from peewee import InterfaceError, OperationalError, SqliteDatabase
@@ -107,16 +108,12 @@ class IntakeWriter:
                     pending.done.release()
 
     def _write(self, batch: list[PendingRow]) -> None:
-        fields = [WebhookDelivery._meta.columns[c] for c in COLUMNS]
-        row_sql = "(" + ", ".join([database.param] * len(COLUMNS)) + ")"
+        convert = [(c, WebhookDelivery._meta.columns[c].db_value) for c in COLUMNS]
         params: list = []
         for pending in batch:
-            params.extend(f.db_value(pending.values[c]) for c, f in zip(COLUMNS, fields))
-        sql = (
-            f'INSERT INTO "{WebhookDelivery._meta.table_name}" ({", ".join(COLUMNS)}) VALUES '
-            + ", ".join([row_sql] * len(batch))
-            + " ON CONFLICT (webhook_id) DO NOTHING RETURNING id, webhook_id"
-        )
+            values = pending.values
+            params.extend([to_db(values[c]) for c, to_db in convert])
+        sql = _insert_sql(len(batch), database.param)
         database.connect(reuse_if_open=True)
         # One statement is its own transaction (peewee runs in autocommit): no BEGIN/COMMIT round trips.
         with _sqlite_writer_turn():
@@ -143,6 +140,17 @@ class IntakeWriter:
             log.warning("enqueue of %d deliveries failed, the sweeper will retry: %s", len(rows), exc)
             ids = [r.delivery_id for r in rows]
             WebhookDelivery.update(status="received", enqueued_at=None).where(WebhookDelivery.id.in_(ids)).execute()
+
+
+@lru_cache(maxsize=MAX_BATCH)
+def _insert_sql(rows: int, param: str) -> str:
+    """The multi-row INSERT for a batch of `rows` (built once per size)."""
+    row_sql = "(" + ", ".join([param] * len(COLUMNS)) + ")"
+    return (
+        f'INSERT INTO "{WebhookDelivery._meta.table_name}" ({", ".join(COLUMNS)}) VALUES '
+        + ", ".join([row_sql] * rows)
+        + " ON CONFLICT (webhook_id) DO NOTHING RETURNING id, webhook_id"
+    )
 
 
 @contextmanager

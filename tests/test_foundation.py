@@ -73,3 +73,22 @@ def test_one_shops_backlog_does_not_starve_another(app, redis_conn):
     assert order[0] == "control-0"  # control work (sweeps, keepalives) goes first
     assert "quiet-0" in order[:3]
     assert sum(1 for label in order if label.startswith("busy")) <= 2
+
+
+def test_web_command_runs_two_gunicorn_processes_per_core_unless_told(monkeypatch):
+    """`ecomflux web` (the Procfile's web line) sizes gunicorn from WEB_CONCURRENCY, else the cores."""
+
+    from click.testing import CliRunner
+
+    from ecomflux_app import cli as cli_module
+
+    calls = []
+    monkeypatch.setattr(cli_module.os, "execvp", lambda prog, args: calls.append(args))
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    assert CliRunner().invoke(cli_module.cli, ["web"]).exit_code == 0
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    assert CliRunner().invoke(cli_module.cli, ["web", "--port", "9000"]).exit_code == 0
+    first, second = calls
+    assert first[first.index("--workers") + 1] == str(2 * os.cpu_count())
+    assert second[second.index("--workers") + 1] == "3" and "127.0.0.1:9000" in second
+    assert first[first.index("--worker-class") + 1] == "gthread"
