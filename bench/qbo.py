@@ -169,14 +169,14 @@ def pct(values: list[float], p: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))], 3)
 
 
-def efficiency(orders: int = 600) -> dict:
+def efficiency(orders: int = 600, customers: int = 150) -> dict:
     """QBO calls per posted order on a realistic week (repeat buyers, Zipf SKUs), one worker."""
     from ecomflux_app.sandbox.demo_orders import OrderGenerator
 
     bench = Bench(db="sqlite", label="efficiency")
     try:
         shop, realm = bench.shop("week-shop.myshopify.com")
-        corpus = OrderGenerator(seed=42, customers=150).week(orders)
+        corpus = OrderGenerator(seed=42, customers=customers).week(orders)
         bench.send(shop.domain, corpus)
         started = time.perf_counter()
         bench.drain_in_process(until_done=True)
@@ -187,7 +187,8 @@ def efficiency(orders: int = 600) -> dict:
                 "calls_per_order": round(counters["requests"] / max(posted, 1), 3),
                 "customers_created": counters["created"].get("Customer", 0),
                 "items_created": counters["created"].get("Item", 0), "by_endpoint": counters["by_endpoint"],
-                "seconds": round(seconds, 1), "corpus": "1 week, 150 customers (Zipf repeat buyers), Zipf SKUs"}
+                "seconds": round(seconds, 1),
+                "corpus": f"1 week, {customers} customers (Zipf repeat buyers), Zipf SKUs"}
     finally:
         bench.stop()
 

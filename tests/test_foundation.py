@@ -77,7 +77,6 @@ def test_one_shops_backlog_does_not_starve_another(app, redis_conn):
 
 def test_web_command_runs_two_gunicorn_processes_per_core_unless_told(monkeypatch):
     """`ecomflux web` (the Procfile's web line) sizes gunicorn from WEB_CONCURRENCY, else the cores."""
-
     from click.testing import CliRunner
 
     from ecomflux_app import cli as cli_module

@@ -260,3 +260,32 @@ def test_realistic_week_costs_at_most_1_2_qbo_calls_per_order(client, redis_conn
     for record in SyncRecord.select():  # to the cent, for every order
         assert record.shopify_total == Decimal(next(o["current_total_price"] for o in week
                                                     if str(o["id"]) == record.order_id))
+
+
+def test_backlog_of_mostly_new_buyers_batches_their_creates_and_keeps_each_buyer_apart(
+        client, redis_conn, connected_shop):
+    """300 orders, a third of them first purchases, buyers often sharing a name: the backlog's new
+    customers are created in batch calls, so the week still costs under 1.2 calls/order, and every
+    document belongs to the customer with the order's own email."""
+    week = OrderGenerator(seed=23, customers=250).week(300)
+    for order in week:
+        send(client, connected_shop.shop.domain, order)
+    drain(redis_conn)
+    assert SyncRecord.select().where(SyncRecord.status == "posted").count() == len(week)
+    counters = connected_shop.intuit.counters(connected_shop.realm)
+    known = [o for o in week if o.get("customer")]
+    buyers = {o["customer"]["email"] for o in known}
+    names = {f'{o["customer"]["first_name"]} {o["customer"]["last_name"]}' for o in known}
+    assert len(names) < len(buyers)  # the corpus really has same-named buyers
+    print(f"\n{len(week)} orders, {len(buyers)} buyers, {counters['requests']} QBO calls, "
+          f"{counters['requests'] / len(week):.3f} calls/order, {counters['by_endpoint']}")
+    assert counters["requests"] / len(week) <= 1.2, counters["by_endpoint"]
+    customers = {c["Id"]: c for c in entities(connected_shop, "Customer")}
+    guests = len(week) - len(known)
+    assert len(customers) == len(buyers) + (1 if guests else 0)  # one QBO customer per buyer, none twice
+    by_number = {d["DocNumber"]: d for d in entities(connected_shop, "SalesReceipt")}
+    assert len(by_number) == len(week)
+    for order in known:
+        document = next(d for d in by_number.values() if f"ecomflux:order:{order['id']}" in d["PrivateNote"])
+        customer = customers[document["CustomerRef"]["value"]]
+        assert customer["PrimaryEmailAddr"]["Address"] == order["customer"]["email"], (order["name"], customer["DisplayName"])

@@ -15,12 +15,10 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from .. import runtime
-from ..models import BackfillRun, CustomerMap, ItemMap, Shop, SyncRecord, utcnow
+from ..models import BackfillRun, Shop, SyncRecord, utcnow
 from ..queue import BULK_QUEUE, enqueue
 from ..quickbooks.client import QboClient, connection_for
 from ..quickbooks.errors import QboAuthError, QboError, QboThrottled, QboTransient, RealmBusy
-from ..translate.customer import customer_payload, display_name_candidates
-from ..translate.item import ItemRequest, item_payload
 from ..translate.order import TranslationError, order_marker, plan_order
 from ..translate.query import quote
 from ..translate.requestid import request_id as make_request_id
@@ -28,7 +26,7 @@ from ..translate.settings import SyncSettings
 from .orders import build_order_document, post_order, shop_facts, shop_settings
 from .outcomes import FatalError, RetryLater, WaitingForReconnect
 from .posting import Document, PostResult, _money_figures, _update, ledger_row, request_id_for, translate_error
-from .references import INCOME_ACCOUNT_KEY, ReferenceResolver, _Lookup, _batch_queries, _create_batch, _remember
+from .references import _Lookup, _batch_queries, prepare_references
 from .refunds import mark_reflected
 
 log = logging.getLogger(__name__)
@@ -55,71 +53,6 @@ def start_backfill(shop: Shop, since: date, until: date | None = None, enqueue_j
     if enqueue_job:
         enqueue(runtime.redis(), BULK_QUEUE, "workers.jobs.run_backfill", run.id, job_id=f"backfill-{run.id}")
     return run
-
-
-class _BulkResolver(ReferenceResolver):
-    """A backfill is a backlog by definition: read the customer directory once instead of per buyer."""
-
-    def _busy(self) -> bool:
-        return True
-
-
-def prepare_references(shop: Shop, client: QboClient, settings: SyncSettings, plans: list) -> None:
-    """Fill CustomerMap/ItemMap for every plan of the page with a handful of batch calls, so each
-    order's own resolve() afterwards is answered from the cache (no call)."""
-    resolver = _BulkResolver(shop, client, settings)
-    # Items: one lookup batch for all unknown keys, one create batch for what QBO does not have.
-    requests: dict[str, ItemRequest] = {}
-    for plan in plans:
-        for req in plan.item_requests(settings.item_type):
-            requests.setdefault(req.key, req)
-    missing = [r for r in requests.values() if r.key not in resolver.cached_items(list(requests.values()))]
-    if missing:
-        lookups = [q for i, r in enumerate(missing) for q in resolver.item_lookups(i, r)]
-        found = _batch_queries(client, lookups)
-        creates, by_bid = [], {}
-        for i, req in enumerate(missing):
-            rows = found.get(f"i{i}-sku") or found.get(f"i{i}-name") or []
-            if rows and rows[0].get("Active", True) is not False:
-                _remember(ItemMap, shop, req.key, str(rows[0]["Id"]), name=req.name[:255])
-            elif not rows and not req.key.startswith("special:gift_card"):
-                by_bid[f"i{i}-new"] = req
-                creates.append((f"i{i}-new", "Item", item_payload(
-                    req.name, item_type=req.item_type, income_account_id=resolver.account(INCOME_ACCOUNT_KEY),
-                    sku=req.sku, description=req.description)))
-        for bid, row in (_create_batch(client, shop, creates) if creates else {}).items():
-            if isinstance(row, dict):  # a failed create is left to the order's own resolve()
-                req = by_bid[bid]
-                _remember(ItemMap, shop, req.key, str(row["Id"]), name=req.name[:255])
-    # Customers: the directory snapshot (one read) answers who exists; the rest are created in batches.
-    pending: dict[str, tuple] = {}
-    for plan in plans:
-        keys = resolver.customer_keys(plan.customer, plan.currency_ref)
-        if not keys or plan.currency_ref or resolver.cached_customer(keys):
-            continue
-        pending.setdefault(keys[0], (plan.customer, keys))
-    if not pending:
-        return
-    directory = resolver.directory() or {}
-    creates, new, taken = [], {}, set()
-    for n, (first, (identity, keys)) in enumerate(pending.items()):
-        hit = next((directory[k] for k in keys if k in directory), None)
-        if hit and hit[1]:
-            for k in keys:
-                _remember(CustomerMap, shop, k, hit[0], shopify_customer_id=identity.shopify_customer_id)
-        elif hit is None:
-            name = next(iter(display_name_candidates(identity)), None)
-            if name and name.lower() not in taken:
-                taken.add(name.lower())
-                new[f"c{n}"] = (identity, keys)
-                creates.append((f"c{n}", "Customer", customer_payload(identity, name, currency=None)))
-    results = _create_batch(client, shop, creates) if creates else {}
-    for bid, (identity, keys) in new.items():
-        row = results.get(bid)
-        if isinstance(row, dict):  # a name clash (6240) is left to the order's own resolve()
-            for k in keys:
-                _remember(CustomerMap, shop, k, str(row["Id"]), display_name=row.get("DisplayName"),
-                          shopify_customer_id=identity.shopify_customer_id)
 
 
 def adopt_uncertain(client: QboClient, records: list[SyncRecord]) -> set[int]:

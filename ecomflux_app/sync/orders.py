@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import date
 
@@ -13,11 +14,14 @@ from .dispatch import DeliveryContext
 from .lifecycle import ensure_shop_active
 from .outcomes import FatalError, Outcome, RetryLater
 from .posting import Document, PostResult, flag, ledger_row, post_document
-from .references import ReferenceResolver
+from .references import ReferenceResolver, prepare_references
 
 log = logging.getLogger(__name__)
 
 TRIGGER_TOPICS = {"fulfilled": "orders/fulfilled", "paid": "orders/paid"}
+# With a backlog, one new buyer triggers the reference work of the next orders too (batch calls).
+BACKLOG_PREFETCH = 60
+PREFETCH_MIN_HEADROOM = 10
 
 
 def shop_settings(shop: Shop, conn: QboConnection | None) -> SyncSettings:
@@ -110,6 +114,9 @@ def build_order_document(shop: Shop, order: dict, settings: SyncSettings, client
     resolver = ReferenceResolver(shop, client, settings)
     requests = plan.item_requests(settings.item_type)
     needed = resolver.calls_needed(plan.customer, plan.currency_ref, requests)
+    if needed > 1 and resolver.busy():
+        prepare_backlog_references(shop, settings, client, plan)
+        needed = resolver.calls_needed(plan.customer, plan.currency_ref, requests)
     left, refill = client.limiter.headroom(client.realm)
     if left < needed:
         # Park before spending anything: an order cut off halfway would redo its lookups later.
@@ -119,6 +126,53 @@ def build_order_document(shop: Shop, order: dict, settings: SyncSettings, client
     payload = render_document(plan, Refs(customer_id=customer_id, items=items))
     return Document(entity=plan.doc_type, payload=payload, doc_number=plan.doc_number, marker=plan.marker,
                     figures=figures, ledger=ledger)
+
+
+def _backlog_plans(shop: Shop, settings: SyncSettings, limit: int) -> list:
+    """Plans of the shop's next waiting order deliveries that would post (trigger topic, start date,
+    balanced, not yet posted): whatever is skipped here is resolved by its own order later."""
+    topic = TRIGGER_TOPICS.get(settings.trigger, "orders/fulfilled")
+    rows = (WebhookDelivery.select(WebhookDelivery.body)
+            .where((WebhookDelivery.shop == shop.id) & (WebhookDelivery.topic == topic)
+                   & WebhookDelivery.status.in_(("queued", "received", "pending")))
+            .order_by(WebhookDelivery.id).limit(limit))
+    orders = []
+    for row in rows:
+        try:
+            order = json.loads(row.body)
+        except ValueError:
+            continue
+        day = _order_day(order) if isinstance(order, dict) else None
+        if not isinstance(order, dict) or (settings.sync_start_date and day and day < settings.sync_start_date):
+            continue
+        orders.append(order)
+    posted = {r.source_key for r in SyncRecord.select(SyncRecord.source_key).where(
+        (SyncRecord.shop == shop.id) & (SyncRecord.status == "posted")
+        & SyncRecord.source_key.in_([f"order:{o.get('id')}" for o in orders]))}
+    facts, plans = shop_facts(shop), []
+    for order in orders:
+        if f"order:{order.get('id')}" in posted:
+            continue
+        try:
+            plan = plan_order(order, settings, facts)
+        except TranslationError:
+            continue
+        if plan.balance.ok:
+            plans.append(plan)
+    return plans
+
+
+def prepare_backlog_references(shop: Shop, settings: SyncSettings, client: QboClient, plan) -> None:
+    """While the shop has a backlog, create the customers and items of its next orders together
+    (a few batch calls for up to BACKLOG_PREFETCH orders) rather than one lookup and one create per
+    new buyer. Best effort: anything it leaves unresolved is resolved by the order itself."""
+    left, _refill = client.limiter.headroom(client.realm)
+    if left < PREFETCH_MIN_HEADROOM:
+        return  # keep this minute's budget for documents; each order resolves its own references
+    try:
+        prepare_references(shop, client, settings, [plan, *_backlog_plans(shop, settings, BACKLOG_PREFETCH)])
+    except Exception as exc:  # noqa: BLE001 - the order's own resolve() meets any real error again
+        log.warning("backlog reference prefetch for %s skipped: %s", shop.domain, exc)
 
 
 def post_order(shop: Shop, order: dict, settings: SyncSettings, conn: QboConnection,

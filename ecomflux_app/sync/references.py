@@ -31,6 +31,7 @@ from ..translate.customer import (
     match_keys,
 )
 from ..translate.item import ItemRequest, item_payload, name_candidates
+from ..translate.settings import SyncSettings
 from ..translate.jsonout import dumps
 from ..translate.query import quote
 from ..translate.requestid import request_id as make_request_id
@@ -149,7 +150,8 @@ class ReferenceResolver:
                 CustomerMap.select().where((CustomerMap.shop == self.shop.id) & (CustomerMap.key.in_(keys)))}
         return next((rows[k] for k in keys if k in rows), None)
 
-    def _busy(self) -> bool:
+    def busy(self) -> bool:
+        """The shop has a backlog (at least SNAPSHOT_BACKLOG deliveries waiting)."""
         return WebhookDelivery.select().where(
             (WebhookDelivery.shop == self.shop.id) & WebhookDelivery.status.in_(("queued", "pending", "received"))
         ).limit(SNAPSHOT_BACKLOG).count() >= SNAPSHOT_BACKLOG
@@ -161,7 +163,7 @@ class ReferenceResolver:
         cached = conn.get(key)
         if cached:
             return json.loads(cached)
-        if not self._busy():
+        if not self.busy():
             return None
         mapping: dict[str, list] = {}
         names: set[str] = set()
@@ -188,16 +190,18 @@ class ReferenceResolver:
     def _names_key(self) -> str:
         return f"ecomflux:qbo-directory:{self.client.realm}:{self.shop.id}:names"
 
-    def free_display_name(self, identity: CustomerIdentity) -> str | None:
-        """The first display-name candidate no customer in the snapshot uses (saves a 6240 round trip)."""
+    def free_display_name(self, identity: CustomerIdentity, also_taken: set[str] = frozenset()) -> str | None:
+        """The first display-name candidate no customer in the snapshot (nor `also_taken`, lower case)
+        uses: saves a 6240 round trip."""
         conn = self.client.limiter.conn
         candidates = list(display_name_candidates(identity))
         if not candidates:
             return None
+        used = [c.lower() in also_taken for c in candidates]
         if conn.exists(self._names_key()):
-            taken = conn.smismember(self._names_key(), [c.lower() for c in candidates])
-            return next((c for c, used in zip(candidates, taken) if not used), candidates[-1])
-        return candidates[0]
+            in_snapshot = conn.smismember(self._names_key(), [c.lower() for c in candidates])
+            used = [a or bool(b) for a, b in zip(used, in_snapshot)]
+        return next((c for c, u in zip(candidates, used) if not u), candidates[-1])
 
     def note_name(self, name: str | None) -> None:
         if name and self.client.limiter.conn.exists(self._names_key()):
@@ -390,3 +394,70 @@ class ReferenceResolver:
                 _remember(CustomerMap, self.shop, key, customer_id, display_name=row.get("DisplayName"),
                           shopify_customer_id=identity.shopify_customer_id)
         return customer_id, items
+
+
+class _BulkResolver(ReferenceResolver):
+    """Many orders at once is a backlog by definition: read the customer directory once, not per buyer."""
+
+    def busy(self) -> bool:
+        return True
+
+
+def prepare_references(shop: Shop, client: QboClient, settings: SyncSettings, plans: list) -> None:
+    """Fill CustomerMap/ItemMap for many orders' plans (a backfill page, a shop's webhook backlog) with
+    a handful of batch calls, so each order's own resolve() afterwards is answered from the cache."""
+    resolver = _BulkResolver(shop, client, settings)
+    # Items: one lookup batch for all unknown keys, one create batch for what QBO does not have.
+    requests: dict[str, ItemRequest] = {}
+    for plan in plans:
+        for req in plan.item_requests(settings.item_type):
+            requests.setdefault(req.key, req)
+    missing = [r for r in requests.values() if r.key not in resolver.cached_items(list(requests.values()))]
+    if missing:
+        lookups = [q for i, r in enumerate(missing) for q in resolver.item_lookups(i, r)]
+        found = _batch_queries(client, lookups)
+        creates, by_bid = [], {}
+        for i, req in enumerate(missing):
+            rows = found.get(f"i{i}-sku") or found.get(f"i{i}-name") or []
+            if rows and rows[0].get("Active", True) is not False:
+                _remember(ItemMap, shop, req.key, str(rows[0]["Id"]), name=req.name[:255])
+            elif not rows and not req.key.startswith("special:gift_card"):
+                by_bid[f"i{i}-new"] = req
+                creates.append((f"i{i}-new", "Item", item_payload(
+                    req.name, item_type=req.item_type, income_account_id=resolver.account(INCOME_ACCOUNT_KEY),
+                    sku=req.sku, description=req.description)))
+        for bid, row in (_create_batch(client, shop, creates) if creates else {}).items():
+            if isinstance(row, dict):  # a failed create is left to the order's own resolve()
+                req = by_bid[bid]
+                _remember(ItemMap, shop, req.key, str(row["Id"]), name=req.name[:255])
+    # Customers: the directory snapshot (one read) answers who exists; the rest are created in batches.
+    pending: dict[str, tuple] = {}
+    for plan in plans:
+        keys = resolver.customer_keys(plan.customer, plan.currency_ref)
+        if not keys or plan.currency_ref or resolver.cached_customer(keys):
+            continue
+        pending.setdefault(keys[0], (plan.customer, keys))
+    if not pending:
+        return
+    directory = resolver.directory() or {}
+    creates, new, taken = [], {}, set()
+    for n, (first, (identity, keys)) in enumerate(pending.items()):
+        hit = next((directory[k] for k in keys if k in directory), None)
+        if hit and hit[1]:
+            for k in keys:
+                _remember(CustomerMap, shop, k, hit[0], shopify_customer_id=identity.shopify_customer_id)
+        elif hit is None:
+            # Same-named buyers are common: pick a name neither QBO (snapshot) nor this batch uses.
+            name = resolver.free_display_name(identity, also_taken=taken)
+            if name and name.lower() not in taken:
+                taken.add(name.lower())
+                new[f"c{n}"] = (identity, keys)
+                creates.append((f"c{n}", "Customer", customer_payload(identity, name, currency=None)))
+    results = _create_batch(client, shop, creates) if creates else {}
+    for bid, (identity, keys) in new.items():
+        row = results.get(bid)
+        if isinstance(row, dict):  # a name clash (6240) is left to the order's own resolve()
+            resolver.note_name(row.get("DisplayName"))
+            for k in keys:
+                _remember(CustomerMap, shop, k, str(row["Id"]), display_name=row.get("DisplayName"),
+                          shopify_customer_id=identity.shopify_customer_id)
