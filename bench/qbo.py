@@ -173,7 +173,7 @@ def efficiency(orders: int = 600, customers: int = 150) -> dict:
     """QBO calls per posted order on a realistic week (repeat buyers, Zipf SKUs), one worker."""
     from ecomflux_app.sandbox.demo_orders import OrderGenerator
 
-    bench = Bench(db="sqlite", label="efficiency")
+    bench = Bench(db="sqlite", label=f"efficiency-{customers}")  # own file: two runs in one process
     try:
         shop, realm = bench.shop("week-shop.myshopify.com")
         corpus = OrderGenerator(seed=42, customers=customers).week(orders)

@@ -67,3 +67,31 @@ def test_sweeper_leaves_a_live_batch_alone_and_re_enqueues_a_lost_one(deliveries
     assert sweep(redis_conn, 60) == 3
     assert sorted(queued_delivery_ids(redis_conn, SHOP_A)) == ids
     assert sweep(redis_conn, 60) == 0  # and never twice
+
+
+def test_a_batch_whose_worker_died_is_swept_once_its_rows_go_stale(deliveries, redis_conn, monkeypatch):
+    """A running batch refreshes its rows' enqueued_at; killed mid-batch, its rows are re-enqueued
+    after the sweep interval, not after RQ's job timeout."""
+    import ecomflux_app.sync.dispatch as dispatch
+
+    ids = deliveries[SHOP_A]
+    enqueue_many(redis_conn, [(SHOP_A, i) for i in ids])
+    queue = get_queue(redis_conn, shop_queue_name(SHOP_A))
+    queue.remove(queue.get_jobs()[0])  # a worker took the batch ...
+    calls = []
+
+    def die_after_first(delivery_id, **_):
+        if calls:
+            raise SystemExit("worker killed")  # ... and died during its second delivery
+        calls.append(delivery_id)
+        return "pending"
+
+    monkeypatch.setattr(dispatch, "process_delivery", die_after_first)
+    with pytest.raises(SystemExit):
+        process_batch(SHOP_A, ids, redis_conn=redis_conn)
+    assert calls == [ids[0]]
+    assert sweep(redis_conn, 60) == 0  # the rows were refreshed when the batch started
+    old = WebhookDelivery.get_by_id(ids[0]).received_at.replace(year=2020)
+    WebhookDelivery.update(enqueued_at=old).where(WebhookDelivery.id.in_(ids)).execute()
+    assert sweep(redis_conn, 60) == 3  # no waiting job covers them any more
+    assert sorted(queued_delivery_ids(redis_conn, SHOP_A)) == ids

@@ -153,6 +153,10 @@ def process_batch(shop_domain: str, delivery_ids: list[int], *, slice_seconds: f
     from .sweeper import enqueue_continuation
 
     started = time.monotonic()
+    with database.connection_context():
+        # The sweeper sees this batch's waiting rows as fresh while it runs (see live_batch_ranges).
+        WebhookDelivery.update(enqueued_at=utcnow()).where(
+            WebhookDelivery.id.in_(delivery_ids) & (WebhookDelivery.status == "queued")).execute()
     statuses: dict[str, int] = {}
     for position, delivery_id in enumerate(delivery_ids):
         status = process_delivery(delivery_id) or "skipped"

@@ -39,15 +39,15 @@ def _batch_range(job_id: str) -> tuple[int, int] | None:
 
 
 def live_batch_ranges(conn: redis.Redis, shop_domain: str) -> list[tuple[int, int]]:
-    """Id ranges of the shop's batch jobs still waiting or running.
+    """Id ranges of the shop's batch jobs still waiting in its queue.
 
+    A running batch is not looked at: it refreshes its rows' enqueued_at when it starts and hands
+    the rest on within its slice, so its rows are never stale while it lives, and a batch whose
+    worker was killed is recovered after SWEEP_AFTER_SECONDS instead of after RQ's job timeout.
     A range may also span ids of another batch (two web processes interleave ids); such a row
-    only counts as alive until that job ends, so a lost job is re-enqueued late, never lost.
+    only counts as alive until that job starts, so a lost job is re-enqueued late, never lost.
     """
-    from rq.registry import StartedJobRegistry
-
-    queue = get_queue(conn, shop_queue_name(shop_domain))
-    job_ids = queue.get_job_ids() + StartedJobRegistry(queue=queue).get_job_ids()
+    job_ids = get_queue(conn, shop_queue_name(shop_domain)).get_job_ids()
     return [r for r in map(_batch_range, job_ids) if r is not None]
 
 
