@@ -58,3 +58,8 @@ def walk(value):
     elif isinstance(value, list):
         for v in value:
             yield from walk(v)
+
+
+def failing_job(message: str) -> None:
+    """A job body for support tests: crashes the way a bug outside a delivery's handler would."""
+    raise RuntimeError(message)

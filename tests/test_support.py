@@ -195,3 +195,23 @@ def test_console_replay_of_a_posted_order_creates_nothing_new_in_qbo(client, ope
     assert connected_shop.intuit.counters(connected_shop.realm)["requests"] == requests_before
     detail = client.get(f"/support/webhooks/{delivery.id}").get_data(as_text=True)
     assert "Ledger: order:9001" in detail and "26.60" in detail
+
+
+def test_health_lists_failed_jobs_with_their_error_and_no_secrets(client, operator, redis_conn, db):
+    from ecomflux_app.queue import enqueue
+    from tests.helpers import drain
+
+    Shop.create(domain=SHOP, access_token="x")
+    enqueue(redis_conn, shop_queue_name(SHOP), "tests.helpers.failing_job",
+            "QBO said no; Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.secretpart.sig99", job_id="crash-1")
+    drain(redis_conn)
+    sign_in(client, operator.email)
+    page = client.get("/support/health").get_data(as_text=True)
+    assert "Failed jobs" in page and "crash-1" in page and "failing_job" in page
+    assert "RuntimeError: QBO said no" in page
+    assert "secretpart" not in page and "eyJhbGciOiJIUzI1NiJ9" not in page
+
+
+def test_health_has_no_failed_jobs_table_when_nothing_failed(client, operator, delivery):
+    sign_in(client, operator.email)
+    assert "Failed jobs</h2>" not in client.get("/support/health").get_data(as_text=True)

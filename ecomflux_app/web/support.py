@@ -291,6 +291,7 @@ def health():
     conn = runtime.redis()
     depths = queue_depths(conn)
     failed = {name: FailedJobRegistry(queue=get_queue(conn, name)).count for name in depths}
+    recent_failures = failed_jobs(conn, [name for name, n in failed.items() if n])
     workers = [{"name": w.name, "state": w.get_state(), "queues": len(w.queues),
                 "last_heartbeat": w.last_heartbeat} for w in Worker.all(connection=conn)]
     shops = []
@@ -300,7 +301,34 @@ def health():
                       .group_by(SyncRecord.status).tuples())
         shops.append({"shop": shop, "qbo": qbo, "counts": counts})
     return render_template("support/health.html", depths=depths, failed=failed, workers=workers, shops=shops,
-                           now=utcnow())
+                           recent_failures=recent_failures, now=utcnow())
+
+
+def failed_jobs(conn, queue_names: list[str], per_queue: int = 20) -> list[dict]:
+    """The newest failed RQ jobs (a crash outside a delivery's own error handling): what ran, on
+    which deliveries, and the exception's last line, scrubbed of anything token-like."""
+    from rq.job import Job
+    from rq.registry import FailedJobRegistry
+    from rq.serializers import JSONSerializer
+
+    from ..logging_setup import scrub
+    from ..queue import get_queue
+
+    out = []
+    for name in queue_names:
+        ids = FailedJobRegistry(queue=get_queue(conn, name)).get_job_ids(0, per_queue - 1, desc=True)
+        for job in Job.fetch_many(ids, connection=conn, serializer=JSONSerializer):
+            if job is None:
+                continue
+            try:
+                result = job.latest_result()
+                lines = ((result.exc_string if result else None) or "").strip().splitlines()
+            except Exception:  # noqa: BLE001 - a result we cannot read still shows the job
+                lines = []
+            out.append({"queue": name, "id": job.id, "func": job.func_name.rsplit(".", 1)[-1],
+                        "args": scrub(json.dumps(job.args))[:200], "ended_at": job.ended_at,
+                        "error": scrub(lines[-1])[:300] if lines else "(no exception recorded)"})
+    return sorted(out, key=lambda f: f["ended_at"].timestamp() if f["ended_at"] else 0, reverse=True)
 
 
 @bp.get("/audit")
