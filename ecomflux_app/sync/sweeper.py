@@ -42,8 +42,10 @@ def live_batch_ranges(conn: redis.Redis, shop_domain: str) -> list[tuple[int, in
     """Id ranges of the shop's batch jobs still waiting in its queue.
 
     A running batch is not looked at: it refreshes its rows' enqueued_at when it starts and hands
-    the rest on within its slice, so its rows are never stale while it lives, and a batch whose
-    worker was killed is recovered after SWEEP_AFTER_SECONDS instead of after RQ's job timeout.
+    the rest on after its slice, so its rows do not go stale while it lives (unless one delivery
+    alone outlasts SWEEP_AFTER_SECONDS: then the rest are re-enqueued early, and the claim still
+    runs each row once), and a batch whose worker was killed is recovered after
+    SWEEP_AFTER_SECONDS instead of after RQ's job timeout.
     A range may also span ids of another batch (two web processes interleave ids); such a row
     only counts as alive until that job starts, so a lost job is re-enqueued late, never lost.
     """
