@@ -16,17 +16,10 @@ from .dispatch import DeliveryContext
 from .lifecycle import ensure_shop_active
 from .orders import shop_settings
 from .outcomes import FatalError, Outcome, WaitingForReconnect
-from .posting import ledger_lock, ledger_row, record_attempt, translate_error
+from .posting import _update, ledger_lock, ledger_row, record_attempt, translate_error
 from .refunds import post_refund
 
 log = logging.getLogger(__name__)
-
-
-def _set(record: SyncRecord, **values) -> None:
-    values["updated_at"] = utcnow()
-    SyncRecord.update(**values).where(SyncRecord.id == record.id).execute()
-    for key, value in values.items():
-        setattr(record, key, value)
 
 
 def handle_cancelled(ctx: DeliveryContext) -> Outcome:
@@ -46,7 +39,7 @@ def cancel_order(shop: Shop, order: dict, settings: SyncSettings, conn: QboConne
         return Outcome("skipped_duplicate", record.reason or "cancellation already handled")
     doc = SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == f"order:{order_id}"))
     if doc is None or doc.status not in ("posted", "voided"):
-        _set(record, status="skipped", reason="order was never posted: nothing in QuickBooks to void")
+        _update(record, status="skipped", reason="order was never posted: nothing in QuickBooks to void")
         return Outcome("processed", record.reason)
     client = client or QboClient(conn)
     refunds = [r for r in order.get("refunds") or [] if isinstance(r, dict) and r.get("id")]
@@ -54,10 +47,10 @@ def cancel_order(shop: Shop, order: dict, settings: SyncSettings, conn: QboConne
         # Money went back: the refunds carry the cancellation (each exactly once under refund:<id>).
         results = [post_refund(shop, dict(r, order_id=r.get("order_id") or order_id), settings, conn,
                                client=client, order=order) for r in refunds]
-        _set(record, status="skipped", reason="cancelled with refunds: the refund documents record it")
+        _update(record, status="skipped", reason="cancelled with refunds: the refund documents record it")
         return Outcome("processed", record.reason, {"refunds": [o.status for o in results]})
     if doc.status == "voided":
-        _set(record, status="posted", qbo_id=doc.qbo_id, document_type=doc.document_type, reason="already voided")
+        _update(record, status="posted", qbo_id=doc.qbo_id, document_type=doc.document_type, reason="already voided")
         return Outcome("skipped_duplicate", "document already voided")
     with ledger_lock(shop, record, busy="this cancellation is being handled by another worker"):
         return _void_locked(shop, client, record, doc, delivery)
@@ -77,11 +70,11 @@ def _void_locked(shop: Shop, client: QboClient, record: SyncRecord, doc: SyncRec
             voided = current  # an earlier attempt voided it; its answer was lost
         else:
             if entity == "Invoice" and Decimal(str(current.get("Balance", total))) != total:
-                _set(record, status="flagged", document_type=entity, qbo_id=doc.qbo_id,
+                _update(record, status="flagged", document_type=entity, qbo_id=doc.qbo_id,
                      reason=f"invoice {doc.qbo_doc_number} is (partly) paid and the cancellation refunded nothing: "
                             "left as is for the bookkeeper")
                 return Outcome("flagged", record.reason)
-            _set(record, status="posting", attempts=record.attempts + 1, document_type=entity, qbo_id=doc.qbo_id,
+            _update(record, status="posting", attempts=record.attempts + 1, document_type=entity, qbo_id=doc.qbo_id,
                  request_id=request_id(shop.domain, record.source_key, "void"))
             voided = client.void(entity, doc.qbo_id, str(current.get("SyncToken", "0")), record.request_id)
     except WaitingForReconnect:
@@ -89,13 +82,13 @@ def _void_locked(shop: Shop, client: QboClient, record: SyncRecord, doc: SyncRec
     except QboError as exc:
         record_attempt(record, delivery, client, "error", exc, started)
         mapped = translate_error(exc, record)
-        _set(record, status="failed" if isinstance(mapped, FatalError) else record.status,
+        _update(record, status="failed" if isinstance(mapped, FatalError) else record.status,
              reason=exc.describe(), error_code=exc.code)
         raise mapped from None
-    _set(record, status="posted", qbo_id=str(voided.get("Id")), qbo_sync_token=str(voided.get("SyncToken", "")),
+    _update(record, status="posted", qbo_id=str(voided.get("Id")), qbo_sync_token=str(voided.get("SyncToken", "")),
          qbo_doc_number=doc.qbo_doc_number, posted_at=utcnow(), reason=f"voided {entity} {doc.qbo_doc_number}",
          shopify_total=doc.shopify_total, qbo_total=Decimal("0.00"))
-    _set(doc, status="voided", qbo_sync_token=str(voided.get("SyncToken", "")),
+    _update(doc, status="voided", qbo_sync_token=str(voided.get("SyncToken", "")),
          reason="order cancelled: document voided in QuickBooks")
     record_attempt(record, delivery, client, "posted", None, started)
     return Outcome("posted", None, {"voided": entity, "qbo_id": doc.qbo_id, "doc_number": doc.qbo_doc_number})

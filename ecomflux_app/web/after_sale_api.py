@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, g, request
 
-from ..models import BackfillRun, QboConnection, ReconciliationRun
-from ..translate.jsonout import dumps
+from ..models import BackfillRun, ReconciliationRun
+from .api import _connection, _error, _json, _require_installed
 from .session_auth import require_session_token
 
 bp = Blueprint("after_sale_api", __name__, url_prefix="/api")
@@ -16,21 +16,12 @@ MAX_RANGE_DAYS = 93
 MAX_BACKFILL_YEARS = 5
 
 
-def _error(status: int, message: str, **extra):
-    resp = jsonify(error=message, **extra)
-    resp.status_code = status
-    return resp
-
-
-def _json(value, status: int = 200) -> Response:
-    return Response(dumps(value), status=status, mimetype="application/json")
-
-
 def _ready():
     """The token's shop when installed and connected to QuickBooks, else an error response."""
-    if g.shop is None or g.shop.status != "active":
-        return _error(409, "the app is not installed on this shop; open it from the Shopify admin")
-    conn = QboConnection.get_or_none(QboConnection.shop == g.shop)
+    shop, problem = _require_installed()
+    if problem is not None:
+        return problem
+    conn = _connection(shop)
     if conn is None or conn.status != "connected":
         return _error(409, "connect QuickBooks first")
     return None

@@ -7,6 +7,8 @@ import re
 from flask import Flask, g, request
 
 SHOP_DOMAIN_RE = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
+# On every response, the webhook intake's included (it answers before Flask, web/webhooks.py).
+BASE_HEADERS = (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "strict-origin-when-cross-origin"))
 
 
 def valid_shop_domain(shop: str | None) -> bool:
@@ -16,8 +18,8 @@ def valid_shop_domain(shop: str | None) -> bool:
 def install_security_headers(app: Flask) -> None:
     @app.after_request
     def _headers(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        for name, value in BASE_HEADERS:
+            response.headers.setdefault(name, value)
         if response.mimetype == "text/html":
             if request.path.startswith("/support"):
                 response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import time
+from http import HTTPStatus
 
 from flask import Blueprint
 from werkzeug.wsgi import get_input_stream
@@ -21,6 +22,7 @@ from ..db import database
 from ..intake import IntakeWriter, row_values
 from ..models import Shop
 from ..shopify.webhooks import ORDER_TOPICS, SUPPORTED_TOPICS, delivery_headers, verify
+from .security import BASE_HEADERS
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
@@ -30,10 +32,6 @@ MAX_BODY = 5 * 1024 * 1024
 # Topics that still matter when we hold no (active) shop row: redaction and uninstall.
 SHOPLESS_TOPICS = frozenset({"shop/redact", "customers/redact", "customers/data_request", "app/uninstalled"})
 SHOP_CACHE_SECONDS = 30.0
-# The same hardening headers the Flask app adds to every response (web/security.py).
-BASE_HEADERS = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "strict-origin-when-cross-origin")]
-REASONS = {200: "200 OK", 400: "400 BAD REQUEST", 401: "401 UNAUTHORIZED", 405: "405 METHOD NOT ALLOWED",
-           413: "413 REQUEST ENTITY TOO LARGE", 500: "500 INTERNAL SERVER ERROR", 503: "503 SERVICE UNAVAILABLE"}
 
 _writer = IntakeWriter(runtime.redis)
 _shop_ids: dict[str, tuple[int, float]] = {}
@@ -66,7 +64,7 @@ class WebhookIntake:
                 log.exception("webhook intake crashed (topic=%s)", environ.get("HTTP_X_SHOPIFY_TOPIC", "-"))
                 code, fields = 500, {"error": "internal error"}
         body = json.dumps(fields).encode()
-        start_response(REASONS[code], [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+        start_response(f"{code} {HTTPStatus(code).phrase}", [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
                                        *BASE_HEADERS])
         return [body]
 
