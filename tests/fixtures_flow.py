@@ -56,12 +56,13 @@ def orders():
 
 def simple_order(order_id: int = 9001, name: str = "#9001", *, email: str | None = "ann@example.com",
                  first: str = "Ann", last: str = "Lee", sku: str | None = "SKU-1", title: str = "Widget",
-                 price: str = "10.00", qty: int = 2, tax: str = "1.60", shipping: str = "5.00") -> dict:
+                 price: str = "10.00", qty: int = 2, tax: str = "1.60", shipping: str = "5.00",
+                 when: datetime | None = None) -> dict:
     """A minimal consistent order: qty x price + tax + shipping = current_total_price."""
     from decimal import Decimal
 
     total = Decimal(price) * qty + Decimal(tax) + Decimal(shipping)
-    when = datetime(2026, 11, 20, 15, 0, tzinfo=timezone.utc).isoformat()
+    when = (when or datetime(2026, 11, 20, 15, 0, tzinfo=timezone.utc)).isoformat()
     customer = None if email is None and not first else {
         "id": 555, "email": email, "first_name": first, "last_name": last}
     address = {"first_name": first, "last_name": last, "address1": "1 Main St", "city": "Albany", "zip": "12207",

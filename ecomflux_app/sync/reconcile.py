@@ -273,6 +273,11 @@ def report_json(run: ReconciliationRun) -> dict:
             "finished_at": run.finished_at.isoformat() if run.finished_at else None, "report": run.report}
 
 
+def shop_today(shop: Shop) -> date:
+    """Today's date where the shop is: a merchant's "last week" ends at their midnight, not the server's."""
+    return datetime.now(ZoneInfo(shop.timezone or "UTC")).date()
+
+
 def reconcile_all_shops(days: int = 3) -> list[dict]:
     """Daily job: each connected shop's last `days` days, healing gaps (missed webhooks); what it fixed."""
     results = []
@@ -281,7 +286,7 @@ def reconcile_all_shops(days: int = 3) -> list[dict]:
     for shop in shops:
         if not shop.is_active:
             continue
-        today = datetime.now(ZoneInfo(shop.timezone or "UTC")).date()
+        today = shop_today(shop)
         try:
             run = reconcile_range(shop, today - timedelta(days=days), today, heal=True, trigger="scheduled")
         except Exception as exc:  # one shop's trouble must not stop the others

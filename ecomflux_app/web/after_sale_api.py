@@ -46,6 +46,7 @@ def _body() -> dict:
 @require_session_token
 def start_backfill_route():
     from ..sync.backfill import progress, start_backfill
+    from ..sync.reconcile import shop_today
 
     problem = _ready()
     if problem is not None:
@@ -54,7 +55,7 @@ def start_backfill_route():
         since = _date(_body(), "since")
     except ValueError as exc:
         return _error(400, str(exc), field="since")
-    today = date.today()
+    today = shop_today(g.shop)
     if since is None or since > today or since < today - timedelta(days=366 * MAX_BACKFILL_YEARS):
         return _error(400, f"since must be a date within the last {MAX_BACKFILL_YEARS} years", field="since")
     running = BackfillRun.get_or_none((BackfillRun.shop == g.shop) & (BackfillRun.status == "running"))
@@ -76,7 +77,7 @@ def backfill_progress():
 @bp.post("/reconciliation")
 @require_session_token
 def start_reconciliation():
-    from ..sync.reconcile import queue_reconciliation, report_json
+    from ..sync.reconcile import queue_reconciliation, report_json, shop_today
 
     problem = _ready()
     if problem is not None:
@@ -87,7 +88,7 @@ def start_reconciliation():
     except ValueError as exc:
         return _error(400, str(exc))
     if body.get("sample_week") and start is None:  # the page's "sample week": the last full 7 days
-        end = date.today() - timedelta(days=1)
+        end = shop_today(g.shop) - timedelta(days=1)
         start = end - timedelta(days=6)
     if start is None or end is None or end < start:
         return _error(400, "start and end dates are required, start <= end")

@@ -12,12 +12,17 @@ pytestmark = pytest.mark.browser
 
 
 def test_sample_week_finds_a_dropped_order_and_posts_it(request, browser_page, page_url, intuit, redis_conn, db):  # noqa: F811
+    from datetime import datetime, timedelta, timezone
+
     from tests.fixtures_flow import simple_order
 
     connected = request.getfixturevalue("connected_shop")
     expect = _expect()
-    # The webhook for this order never arrived: only Shopify knows it.
-    connected.shopify.add_order(connected.shop.domain, dict(simple_order(9301, "#9301"), fulfillment_status="fulfilled"))
+    # The webhook for this order never arrived: only Shopify knows it. It was placed inside the
+    # sample week (the last full 7 days), whatever day the suite runs.
+    when = datetime.now(timezone.utc).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=3)
+    connected.shopify.add_order(connected.shop.domain,
+                                dict(simple_order(9301, "#9301", when=when), fulfillment_status="fulfilled"))
     page = _open(browser_page, page_url, connected.shop.domain)
     page.on("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Check a sample week").click()
