@@ -1,6 +1,7 @@
 """Webhook intake under load: the real endpoint (HMAC + insert + enqueue) vs a bare Flask ceiling.
 
-Both run under the same gunicorn config; wrk drives 200 concurrent connections. Then a
+Both run under the same server config (`ecomflux_app.webserver.server_args`, what `ecomflux web`
+runs); wrk drives 200 concurrent connections. Then a
 20,000-webhook burst checks that every acknowledged delivery has exactly one row and a job.
 """
 
@@ -24,9 +25,6 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 SHOP = "bench-shop.myshopify.com"
-# Same as `ecomflux web` defaults (two processes per core, threads feed the group commit).
-GUNICORN = ["--worker-class", "gthread", "--workers", str(2 * (os.cpu_count() or 1)), "--threads", "32",
-            "--backlog", "2048", "--log-level", "warning"]
 PG_ADMIN = os.environ.get("ECOMFLUX_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_DB = 15  # benchmarks use their own db index on the machine's Redis
 
@@ -66,13 +64,19 @@ def order_body() -> bytes:
     return json.dumps(order).encode()
 
 
+def server_command(target: str, port: int) -> list[str]:
+    """`ecomflux web`'s server with its defaults (no access log: neither side should pay for one)."""
+    from ecomflux_app.webserver import server_args
+
+    return server_args(target, port=port, access_log=False)
+
+
 class Server:
-    """A gunicorn process serving `target` with the bench env."""
+    """The production server serving `target` with the bench env."""
 
     def __init__(self, target: str, env: dict):
         self.port = free_port()
-        self.proc = subprocess.Popen([PY, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", *GUNICORN, target],
-                                     env=env, cwd=ROOT)
+        self.proc = subprocess.Popen(server_command(target, self.port), env=env, cwd=ROOT)
         wait_port(self.port)
 
     def stop(self) -> None:
@@ -204,7 +208,7 @@ def run(duration: str = "10s", burst: int = 20000, rounds: int = 3) -> dict:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (make bench installs it with apt-get)")
     body = order_body()
-    results: dict = {"config": {"gunicorn": " ".join(GUNICORN), "connections": 200, "duration": duration, "rounds": rounds,
+    results: dict = {"config": {"server": " ".join(server_command("APP", 0)[1:-1]), "connections": 200, "duration": duration, "rounds": rounds,
                                 "body_bytes": len(body), "cpus": os.cpu_count()}}
     conn = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
     for kind in ("sqlite", "postgres"):

@@ -23,6 +23,7 @@ def main(argv: list[str]) -> int:
         ("qbo_efficiency_new_buyers", lambda: qbo.efficiency(1000, customers=700)),
         ("throughput_1_realm", lambda: qbo.throughput(realms=1)),
         ("throughput_4_realms", lambda: qbo.throughput(realms=4)),
+        ("latency", qbo.latency),
         ("latency_fairness", qbo.latency_and_fairness),
     ]
     latest = RESULTS / "latest.json"

@@ -52,26 +52,19 @@ def worker_cmd(burst: bool, name: str | None, fork: bool):
     run_worker(burst=burst, name=name, simple=not fork)
 
 
-def default_web_workers() -> int:
-    """Two processes per core: measured in `make bench`, fewer threads per GIL beat one process per core
-    (webhook intake 2,200 -> 3,000 req/s on 2 cores)."""
-    return 2 * (os.cpu_count() or 1)
-
-
 @cli.command("web")
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=8000, type=int)
 @click.option("--workers", "web_workers", type=int, envvar="WEB_CONCURRENCY", default=None,
-              help="gunicorn worker processes (default: WEB_CONCURRENCY, else two per core)")
-@click.option("--threads", default=32, type=int, help="threads per process: concurrent webhooks share group commits")
-def web_cmd(host: str, port: int, web_workers: int | None, threads: int):
-    """Serve the app with gunicorn."""
-    args = [
-        sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
-        "--workers", str(web_workers or default_web_workers()),
-        "--threads", str(threads), "--worker-class", "gthread", "--access-logfile", "-",
-        "ecomflux_app.wsgi:app",
-    ]
+              help="server worker processes (default: WEB_CONCURRENCY, else two per core)")
+@click.option("--threads", default=None, type=int, envvar="WEB_THREADS",
+              help="request threads per process (default: WEB_THREADS, else 32): concurrent webhooks share group commits")
+def web_cmd(host: str, port: int, web_workers: int | None, threads: int | None):
+    """Serve the app with granian (the production server)."""
+    from .webserver import DEFAULT_THREADS, server_args
+
+    args = server_args("ecomflux_app.wsgi:app", host=host, port=port, workers=web_workers,
+                       threads=threads or DEFAULT_THREADS)
     os.execvp(args[0], args)
 
 

@@ -88,5 +88,7 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | os.Pa
         "ENCRYPTION_KEYS": [k.strip() for k in keys.split(",") if k.strip()],
         # Sweeper: a row still "received"/"queued" this long after its last enqueue is re-enqueued.
         "SWEEP_AFTER_SECONDS": int(get("ECOMFLUX_SWEEP_AFTER_SECONDS", "60")),
+        # Intake group commit: under load, wait this long for more deliveries to share a commit.
+        "INTAKE_GATHER_SECONDS": float(get("ECOMFLUX_INTAKE_GATHER_MS", "2")) / 1000,
         "DEV_MODE": get("ECOMFLUX_DEV", "0") == "1",
     }

@@ -6,6 +6,16 @@ ON CONFLICT DO NOTHING RETURNING (duplicate delivery ids simply return nothing),
 enqueues the new rows' jobs through one pipeline, and only then wakes the requests. So every 200
 still means "committed, then enqueued", while the per-row cost of round trips and SQL building
 is shared by the batch.
+
+The writer is also the only thread that reads the database: it resolves the batch's shop ids
+(cached briefly, one query for the domains it does not know), so a process holds one connection
+for intake however many request threads it runs (the pool would otherwise open one per thread).
+
+Under load the writer also waits a moment (the gather window) before it writes, so that more
+requests share each commit: like PostgreSQL's commit_delay, it applies only when the previous
+batch ended moments ago and more than one row is at hand, so a lone webhook is written at once.
+Measured at 200 senders on 2 cores (4 processes x 32 threads): 2 ms gave ~8% more webhooks/s than
+no window, 5 ms the same as 2, and 20 ms capped each process at 32 rows per 20 ms with longer waits.
 """
 
 from __future__ import annotations
@@ -15,19 +25,25 @@ import logging
 import os
 import queue as queue_mod
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import msgspec
 import redis
-from peewee import InterfaceError, OperationalError, SqliteDatabase
+from peewee import DatabaseError, IntegrityError, InterfaceError, OperationalError, SqliteDatabase
 
-from .db import database
-from .models import WebhookDelivery, utcnow
+from .db import database, is_postgres
+from .models import Shop, WebhookDelivery, utcnow
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
+GATHER_SECONDS = 0.002
+SHOP_CACHE_SECONDS = 30.0
+# Topics that still matter when we hold no shop row: redaction and uninstall.
+SHOPLESS_TOPICS = frozenset({"shop/redact", "customers/redact", "customers/data_request", "app/uninstalled"})
 COLUMNS = (
     "webhook_id", "event_id", "topic", "shop_domain", "shop_id", "api_version", "triggered_at", "headers",
     "body", "status", "error", "attempts", "order_id", "order_name", "resource_id", "received_at", "enqueued_at",
@@ -56,15 +72,24 @@ class PendingRow:
 class IntakeWriter:
     """A per-process writer thread that batches webhook rows."""
 
-    def __init__(self, redis_factory, max_batch: int = MAX_BATCH):
+    def __init__(self, redis_factory, max_batch: int = MAX_BATCH, gather_seconds: float = GATHER_SECONDS):
         self._redis_factory = redis_factory
         self._max_batch = max_batch
+        self.gather_seconds = gather_seconds
+        self._sleep = time.sleep
         self._queue: queue_mod.SimpleQueue[PendingRow] = queue_mod.SimpleQueue()
         self._lock = threading.Lock()
         self._pid: int | None = None
+        # domain -> (shop id, expiry); only the writer thread reads or writes it. Unknown shops are
+        # never cached: an install may be seconds old.
+        self._shop_ids: dict[str, tuple[int, float]] = {}
+
+    def forget_shops(self) -> None:
+        """Drop the cached shop ids (tests empty the tables; ids restart)."""
+        self._shop_ids = {}
 
     def _ensure_thread(self) -> None:
-        # gunicorn forks workers: each process needs its own writer thread.
+        # The web server runs several worker processes: each needs its own writer thread.
         if self._pid != os.getpid():
             with self._lock:
                 if self._pid != os.getpid():
@@ -81,40 +106,102 @@ class IntakeWriter:
             pending.outcome, pending.error = "error", "intake writer timed out"
         return pending
 
-    def _run(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            while len(batch) < self._max_batch:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue_mod.Empty:
-                    break
+    def _drain(self, batch: list[PendingRow]) -> None:
+        while len(batch) < self._max_batch:
             try:
-                try:
-                    self._write(batch)
-                except (OperationalError, InterfaceError):
-                    # A pooled connection the server dropped (restart, failover): reconnect once.
-                    # The insert is idempotent (ON CONFLICT DO NOTHING), so a retry is safe.
-                    database.close()
-                    self._write(batch)
+                batch.append(self._queue.get_nowait())
+            except queue_mod.Empty:
+                return
+
+    def _next_batch(self, last_size: int, last_end: float) -> list[PendingRow]:
+        """Block for a row, take what else is queued and, under load, what arrives in the gather window."""
+        batch = [self._queue.get()]
+        self._drain(batch)
+        if self._under_load(len(batch), last_size, last_end):
+            self._sleep(self.gather_seconds)  # let more requests join this commit
+            self._drain(batch)
+        return batch
+
+    def _run(self) -> None:
+        last_size, last_end = 0, 0.0
+        while True:
+            batch = self._next_batch(last_size, last_end)
+            try:
+                self._commit(batch)
             except Exception as exc:  # the requests answer 503 and Shopify retries: nothing is lost
                 log.exception("intake batch of %d failed", len(batch))
-                for pending in batch:
-                    pending.outcome, pending.error = "error", f"{type(exc).__name__}: {exc}"
+                self._fail(batch, exc)
                 if not database.is_closed():
                     database.close()
             finally:
                 for pending in batch:
                     pending.done.release()
+                last_size, last_end = len(batch), time.monotonic()
 
-    def _write(self, batch: list[PendingRow]) -> None:
-        convert = [(c, WebhookDelivery._meta.columns[c].db_value) for c in COLUMNS]
-        params: list = []
+    def _commit(self, batch: list[PendingRow]) -> None:
+        """Write the batch, recovering from what a retry fixes; a row the database refuses fails alone."""
+        try:
+            self._write_retrying(batch)
+        except DatabaseError as exc:
+            if len(batch) == 1 or isinstance(exc, (OperationalError, InterfaceError)):
+                raise
+            # One row the database refuses (a value it will not store) must not turn away the
+            # deliveries that shared its commit: write them one by one.
+            log.warning("intake batch of %d refused (%s); writing its rows one by one", len(batch), exc)
+            for pending in batch:
+                try:
+                    self._write_retrying([pending])
+                except DatabaseError as row_exc:
+                    log.error("webhook %s (%s) refused by the database: %s", pending.values["webhook_id"],
+                              pending.values["topic"], row_exc)
+                    self._fail([pending], row_exc)
+
+    def _write_retrying(self, batch: list[PendingRow]) -> None:
+        try:
+            self._write(batch)
+        except (OperationalError, InterfaceError):
+            # A pooled connection the server dropped (restart, failover): reconnect once.
+            # The insert is idempotent (ON CONFLICT DO NOTHING), so a retry is safe.
+            database.close()
+            self._write(batch)
+        except IntegrityError:
+            # A cached shop id whose row is gone (shop/redact, then a reinstall): look again.
+            self.forget_shops()
+            self._write(batch)
+
+    @staticmethod
+    def _fail(batch: list[PendingRow], exc: Exception) -> None:
+        for pending in batch:
+            pending.outcome, pending.error = "error", f"{type(exc).__name__}: {exc}"
+
+    def _under_load(self, size: int, last_size: int, last_end: float) -> bool:
+        """Whether to wait for more rows: batches are arriving back to back and not already full."""
+        return (self.gather_seconds > 0 and size < self._max_batch and (size > 1 or last_size > 1)
+                and time.monotonic() - last_end < self.gather_seconds)
+
+    def _resolve_shops(self, batch: list[PendingRow]) -> None:
+        """Set each row's shop id; a queued row for a shop we do not hold is ignored, with the reason."""
+        now = time.monotonic()
+        ids: dict[str, int | None] = {}
+        for pending in batch:
+            domain = pending.values["shop_domain"]
+            hit = self._shop_ids.get(domain)
+            ids[domain] = hit[0] if hit and hit[1] > now else None
+        missing = [d for d, shop_id in ids.items() if shop_id is None]
+        if missing:
+            for shop_id, domain in Shop.select(Shop.id, Shop.domain).where(Shop.domain.in_(missing)).tuples():
+                ids[domain] = shop_id
+                self._shop_ids[domain] = (shop_id, now + SHOP_CACHE_SECONDS)
         for pending in batch:
             values = pending.values
-            params.extend([to_db(values[c]) for c, to_db in convert])
-        sql = _insert_sql(len(batch), database.param)
+            values["shop_id"] = ids[values["shop_domain"]]
+            if values["shop_id"] is None and values["status"] == "queued" and values["topic"] not in SHOPLESS_TOPICS:
+                values["status"], values["error"], values["enqueued_at"] = "ignored", f"unknown shop {values['shop_domain']}", None
+
+    def _write(self, batch: list[PendingRow]) -> None:
         database.connect(reuse_if_open=True)
+        self._resolve_shops(batch)
+        sql, params = _pg_insert(batch) if is_postgres() else _values_insert(batch)
         # One statement is its own transaction (peewee runs in autocommit): no BEGIN/COMMIT round trips.
         with _sqlite_writer_turn():
             inserted = {wid: did for did, wid in database.execute_sql(sql, params).fetchall()}
@@ -142,15 +229,46 @@ class IntakeWriter:
             WebhookDelivery.update(status="received", enqueued_at=None).where(WebhookDelivery.id.in_(ids)).execute()
 
 
+def _headers_json(value: dict) -> str:
+    return msgspec.json.encode(value, order="sorted").decode()
+
+
+# Column values as the database takes them; the headers as JSON through msgspec (the model's
+# JSONField would use the json module, a few times slower on every delivery).
+_CONVERTERS = [(c, _headers_json if c == "headers" else WebhookDelivery._meta.columns[c].db_value) for c in COLUMNS]
+_TABLE = WebhookDelivery._meta.table_name
+_RETURNING = " ON CONFLICT (webhook_id) DO NOTHING RETURNING id, webhook_id"
+# PostgreSQL: the whole batch as ONE JSON parameter, expanded by the server into rows of the
+# table's own type. Measured against a multi-row VALUES of 17 parameters a row: about half the
+# Python time per row (one string to quote instead of 17 values to adapt) and less parsing for
+# the server, which lexes one literal instead of hundreds.
+_PG_INSERT = (f'INSERT INTO "{_TABLE}" ({", ".join(COLUMNS)}) SELECT {", ".join(COLUMNS)} '
+              f'FROM json_populate_recordset(NULL::"{_TABLE}", %s)' + _RETURNING)
+
+
+def _pg_insert(batch: list[PendingRow]) -> tuple[str, list]:
+    rows = []
+    for pending in batch:
+        row = {c: pending.values[c] for c in COLUMNS}
+        row["headers"] = _headers_json(row["headers"])
+        rows.append(row)
+    # msgspec writes naive datetimes as ISO 8601 without an offset: PostgreSQL reads them as the UTC they are.
+    return _PG_INSERT, [msgspec.json.encode(rows).decode()]
+
+
+def _values_insert(batch: list[PendingRow]) -> tuple[str, list]:
+    params: list = []
+    for pending in batch:
+        values = pending.values
+        params.extend([to_db(values[c]) for c, to_db in _CONVERTERS])
+    return _values_sql(len(batch), database.param), params
+
+
 @lru_cache(maxsize=MAX_BATCH)
-def _insert_sql(rows: int, param: str) -> str:
+def _values_sql(rows: int, param: str) -> str:
     """The multi-row INSERT for a batch of `rows` (built once per size)."""
     row_sql = "(" + ", ".join([param] * len(COLUMNS)) + ")"
-    return (
-        f'INSERT INTO "{WebhookDelivery._meta.table_name}" ({", ".join(COLUMNS)}) VALUES '
-        + ", ".join([row_sql] * rows)
-        + " ON CONFLICT (webhook_id) DO NOTHING RETURNING id, webhook_id"
-    )
+    return f'INSERT INTO "{_TABLE}" ({", ".join(COLUMNS)}) VALUES ' + ", ".join([row_sql] * rows) + _RETURNING
 
 
 @contextmanager

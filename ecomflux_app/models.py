@@ -146,7 +146,7 @@ class WebhookDelivery(BaseModel):
 
     webhook_id = CharField(unique=True, max_length=255)
     event_id = CharField(null=True, max_length=255, index=True)
-    topic = CharField(max_length=64, index=True)
+    topic = CharField(max_length=64)  # indexed with id below (filters and keyset pages)
     shop_domain = CharField(max_length=255)
     shop = ForeignKeyField(Shop, null=True, backref="deliveries", on_delete="SET NULL")
     api_version = CharField(null=True, max_length=16)

@@ -141,7 +141,7 @@ def reset_state(app, sandboxes=()) -> None:
                 database.execute_sql(f'DELETE FROM "{t}"')
             database.execute_sql("PRAGMA foreign_keys = ON")
     runtime.redis().flushdb()
-    webhooks._shop_ids.clear()  # row ids restart with the emptied tables
+    webhooks._writer.forget_shops()  # row ids restart with the emptied tables
     for sandbox in sandboxes:
         sandbox.reset()
 

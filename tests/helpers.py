@@ -63,3 +63,17 @@ def walk(value):
 def failing_job(message: str) -> None:
     """A job body for support tests: crashes the way a bug outside a delivery's handler would."""
     raise RuntimeError(message)
+
+
+def app_env(app) -> dict:
+    """The environment that points a child process (worker, web server) at this test app's database and Redis."""
+    import os
+
+    cfg = app.config
+    env = dict(os.environ)
+    for key in ("DATABASE_URL", "REDIS_URL", "QBO_API_BASE_URL", "INTUIT_ENVIRONMENT", "SHOPIFY_SHOP_BASE_URL",
+                "SECRET_KEY", "INTUIT_CLIENT_ID", "INTUIT_CLIENT_SECRET"):
+        env[key] = str(cfg[key])
+    env["ENCRYPTION_KEYS"] = ",".join(cfg["ENCRYPTION_KEYS"])
+    env["ECOMFLUX_INSTANCE"] = cfg["INSTANCE_PATH"]
+    return env

@@ -20,7 +20,7 @@ from ecomflux_app.sync import dispatch, posting
 from ecomflux_app.sync.sweeper import sweep
 from tests.conftest import TEST_DB, reset_state
 from tests.fixtures_flow import connect_shop_to_company, simple_order
-from tests.helpers import drain, post_webhook
+from tests.helpers import app_env, drain, post_webhook
 
 
 def wait_for(condition, timeout: float = 20.0, what: str = "condition"):
@@ -32,17 +32,6 @@ def wait_for(condition, timeout: float = 20.0, what: str = "condition"):
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-def worker_env(app) -> dict:
-    cfg = app.config
-    env = dict(os.environ)
-    for key in ("DATABASE_URL", "REDIS_URL", "QBO_API_BASE_URL", "INTUIT_ENVIRONMENT", "SHOPIFY_SHOP_BASE_URL",
-                "SECRET_KEY", "INTUIT_CLIENT_ID", "INTUIT_CLIENT_SECRET"):
-        env[key] = str(cfg[key])
-    env["ENCRYPTION_KEYS"] = ",".join(cfg["ENCRYPTION_KEYS"])
-    env["ECOMFLUX_INSTANCE"] = cfg["INSTANCE_PATH"]
-    return env
 
 
 def kill_worker_processes(name: str) -> int:
@@ -81,7 +70,7 @@ def test_worker_sigkilled_during_the_qbo_write_leaves_exactly_one_document(app, 
     post_webhook(client, "orders/fulfilled", shop.domain, simple_order(9002, "#9002"))
 
     worker = subprocess.Popen([sys.executable, "-m", "ecomflux_app.cli", "worker", "--burst", "--name", "victim"],
-                              env=worker_env(app), stdout=subprocess.DEVNULL,
+                              env=app_env(app), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: intuit.counters(realm)["by_endpoint"].get("POST salesreceipt", 0) > creates_before,

@@ -27,12 +27,25 @@ def test_db_upgrade_cli_creates_schema_on_a_fresh_database(tmp_path):
         first = subprocess.run([sys.executable, "-m", "ecomflux_app.cli", "db", "upgrade"], env=env,
                                capture_output=True, text=True, timeout=120)
         assert first.returncode == 0, first.stderr
-        assert "applied: 1: initial schema" in first.stdout
+        assert "applied: 1: initial schema, 2: lean webhook row writes" in first.stdout
         again = subprocess.run([sys.executable, "-m", "ecomflux_app.cli", "db", "upgrade"], env=env,
                                capture_output=True, text=True, timeout=120)
         assert again.returncode == 0 and "schema is up to date" in again.stdout
     finally:
         drop()
+
+
+def test_delivery_table_indexes_and_body_compression(app, db):
+    """(topic, id) serves topic filters, so no second topic index slows every insert; PostgreSQL
+    compresses webhook bodies with lz4 (cheaper per row than the default pglz)."""
+    from ecomflux_app.db import is_postgres
+
+    names = {index.name for index in db.get_indexes("webhookdelivery")}
+    assert "webhookdelivery_topic_id" in names and "webhookdelivery_topic" not in names
+    if is_postgres():
+        method = db.execute_sql("SELECT attcompression FROM pg_attribute WHERE attrelid = 'webhookdelivery'::regclass "
+                                "AND attname = 'body'").fetchone()[0]
+        assert method == "l"
 
 
 def test_healthz_reports_database_and_redis(client):
@@ -75,8 +88,8 @@ def test_one_shops_backlog_does_not_starve_another(app, redis_conn):
     assert sum(1 for label in order if label.startswith("busy")) <= 2
 
 
-def test_web_command_runs_two_gunicorn_processes_per_core_unless_told(monkeypatch):
-    """`ecomflux web` (the Procfile's web line) sizes gunicorn from WEB_CONCURRENCY, else the cores."""
+def test_web_command_runs_two_server_processes_per_core_unless_told(monkeypatch):
+    """`ecomflux web` (the Procfile's web line) sizes granian from WEB_CONCURRENCY / WEB_THREADS, else the cores."""
     from click.testing import CliRunner
 
     from ecomflux_app import cli as cli_module
@@ -84,10 +97,14 @@ def test_web_command_runs_two_gunicorn_processes_per_core_unless_told(monkeypatc
     calls = []
     monkeypatch.setattr(cli_module.os, "execvp", lambda prog, args: calls.append(args))
     monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    monkeypatch.delenv("WEB_THREADS", raising=False)
     assert CliRunner().invoke(cli_module.cli, ["web"]).exit_code == 0
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    monkeypatch.setenv("WEB_THREADS", "16")
     assert CliRunner().invoke(cli_module.cli, ["web", "--port", "9000"]).exit_code == 0
     first, second = calls
     assert first[first.index("--workers") + 1] == str(2 * os.cpu_count())
-    assert second[second.index("--workers") + 1] == "3" and "127.0.0.1:9000" in second
-    assert first[first.index("--worker-class") + 1] == "gthread"
+    assert first[first.index("--blocking-threads") + 1] == "32"
+    assert second[second.index("--workers") + 1] == "3" and second[second.index("--port") + 1] == "9000"
+    assert second[second.index("--blocking-threads") + 1] == "16"
+    assert first[first.index("--interface") + 1] == "wsgi" and first[-1] == "ecomflux_app.wsgi:app"

@@ -114,6 +114,135 @@ def test_burst_from_many_threads_lands_every_delivery_once(app, db, redis_conn):
     assert sorted(queued_delivery_ids(redis_conn, SHOP)) == [d.id for d in WebhookDelivery.select().order_by(WebhookDelivery.id)]
 
 
+def test_only_the_writer_thread_touches_the_database(app, db, monkeypatch):
+    """Request threads never open a connection (shop ids are resolved by the writer), so a process
+    needs one intake connection however many threads its server runs."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ecomflux_app.db import database
+
+    make_shop()
+    make_shop("second-shop.myshopify.com")
+    callers: set[str] = set()
+    real_connect = database.obj.connect
+
+    def connect(*args, **kwargs):
+        callers.add(threading.current_thread().name)
+        return real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(database.obj, "connect", connect)
+
+    def send(i):
+        with app.test_client() as c:
+            shop = SHOP if i % 2 else "second-shop.myshopify.com"
+            return post_webhook(c, "orders/fulfilled", shop, {"id": i}, webhook_id=f"conn-{i}").status_code
+
+    with ThreadPoolExecutor(max_workers=48) as pool:
+        assert list(pool.map(send, range(96))) == [200] * 96
+    assert callers == {"ecomflux-intake-writer"}
+    by_shop = {d.shop_domain: d.shop_id for d in WebhookDelivery.select()}
+    assert by_shop == {SHOP: Shop.get(domain=SHOP).id,
+                       "second-shop.myshopify.com": Shop.get(domain="second-shop.myshopify.com").id}
+
+
+def test_a_cached_shop_id_whose_row_was_replaced_is_looked_up_again(client, db, redis_conn):
+    """shop/redact deletes the row, a reinstall creates a new one: the next delivery gets the new id."""
+    old = make_shop()
+    make_shop("other-shop.myshopify.com")  # so the new row cannot reuse the old id (SQLite would)
+    assert post_webhook(client, "orders/fulfilled", SHOP, {"id": 1}, webhook_id="before").status_code == 200
+    WebhookDelivery.delete().execute()
+    old.delete_instance()
+    new = make_shop()
+    assert new.id != old.id
+    assert post_webhook(client, "orders/fulfilled", SHOP, {"id": 2}, webhook_id="after").status_code == 200
+    row = WebhookDelivery.get(WebhookDelivery.webhook_id == "after")
+    assert (row.shop_id, row.status) == (new.id, "queued")
+
+
+def test_big_integers_keep_every_digit_and_nan_is_not_malformed(client, db):
+    make_shop()
+    raw = b'{"id": 123456789012345678901234567890, "name": "#1"}'  # beyond 64 bits
+    assert post_webhook(client, "orders/fulfilled", SHOP, None, raw=raw, webhook_id="big").status_code == 200
+    assert post_webhook(client, "orders/fulfilled", SHOP, None, raw=b'{"id": 5, "x": NaN}', webhook_id="nan").status_code == 200
+    rows = {r.webhook_id: r for r in WebhookDelivery.select()}
+    assert (rows["big"].status, rows["big"].order_id) == ("queued", "123456789012345678901234567890")
+    assert (rows["nan"].status, rows["nan"].order_id) == ("queued", "5")
+
+
+def test_a_row_the_database_refuses_fails_alone_and_its_batch_mates_land(app, db, redis_conn):
+    """One delivery the database will not store must not turn away the others that shared its commit."""
+    from ecomflux_app import runtime
+    from ecomflux_app.intake import IntakeWriter, PendingRow, row_values
+
+    make_shop()
+    writer = IntakeWriter(runtime.redis)
+
+    def pending(wid, body="{}"):
+        return PendingRow(row_values(webhook_id=wid, topic="orders/fulfilled", shop_domain=SHOP, body=body,
+                                     status="queued"))
+
+    batch = [pending("good-1"), pending("bad", body=None), pending("good-2")]  # body is NOT NULL
+    writer._commit(batch)
+    assert [p.outcome for p in batch] == ["inserted", "error", "inserted"]
+    assert "IntegrityError" in batch[1].error
+    assert sorted(d.webhook_id for d in WebhookDelivery.select()) == ["good-1", "good-2"]
+    assert sorted(queued_delivery_ids(redis_conn, SHOP)) == sorted(p.delivery_id for p in (batch[0], batch[2]))
+
+
+def test_oversized_headers_and_a_raw_nul_byte_still_land(client, db):
+    """Header values are cut to their columns; a raw NUL (never valid JSON) is stored replaced, as a failed row."""
+    make_shop()
+    body = b'{"id": 9, "note": "a\x00b"}'
+    headers = dict(webhook_headers("orders/fulfilled", SHOP, body, webhook_id="odd"),
+                   **{"X-Shopify-API-Version": "v" * 40, "X-Shopify-Event-Id": "e" * 400})
+    assert client.post("/webhooks", data=body, headers=headers).status_code == 200
+    row = WebhookDelivery.get()
+    assert (row.status, len(row.api_version), len(row.event_id)) == ("failed", 16, 255)
+    assert row.error.startswith("malformed JSON payload") and row.body == '{"id": 9, "note": "a\ufffdb"}'
+
+
+def test_gather_window_joins_arrivals_under_load_but_not_a_lone_delivery():
+    """Under load the writer waits one gather window so late arrivals share the commit; a lone row does not wait."""
+    import time
+
+    from ecomflux_app.intake import IntakeWriter, PendingRow
+
+    writer = IntakeWriter(redis_factory=None, gather_seconds=0.02)
+    slept: list[float] = []
+
+    def arrivals_during_window(seconds):  # stands in for time.sleep: two requests arrive meanwhile
+        slept.append(seconds)
+        writer._queue.put(PendingRow({"webhook_id": "late-1"}))
+        writer._queue.put(PendingRow({"webhook_id": "late-2"}))
+
+    writer._sleep = arrivals_during_window
+    for wid in ("a", "b"):
+        writer._queue.put(PendingRow({"webhook_id": wid}))
+    batch = writer._next_batch(last_size=7, last_end=time.monotonic())
+    assert [p.values["webhook_id"] for p in batch] == ["a", "b", "late-1", "late-2"]
+    assert slept == [0.02]
+
+    # Written at once: a lone delivery after a lone one, rows after the writer sat idle, a disabled window.
+    cases = [(["alone"], 1, time.monotonic(), 0.02), (["x", "y"], 7, time.monotonic() - 5, 0.02),
+             (["x", "y"], 7, time.monotonic(), 0.0)]
+    for ids, last_size, last_end, gather in cases:
+        writer.gather_seconds = gather
+        for wid in ids:
+            writer._queue.put(PendingRow({"webhook_id": wid}))
+        slept.clear()
+        batch = writer._next_batch(last_size=last_size, last_end=last_end)
+        assert slept == [] and [p.values["webhook_id"] for p in batch] == ids
+
+
+def test_gather_window_comes_from_the_configuration(tmp_path):
+    from ecomflux_app.config import load_config
+
+    assert load_config({}, tmp_path)["INTAKE_GATHER_SECONDS"] == 0.002
+    assert load_config({"ECOMFLUX_INTAKE_GATHER_MS": "5"}, tmp_path)["INTAKE_GATHER_SECONDS"] == 0.005
+    assert load_config({"ECOMFLUX_INTAKE_GATHER_MS": "0"}, tmp_path)["INTAKE_GATHER_SECONDS"] == 0.0
+
+
 def test_body_is_stored_raw_for_replay(client, db):
     make_shop()
     payload = {"id": 11, "note": "café ☕"}

@@ -162,6 +162,7 @@ def filtered(filters: dict):
         name = q if q.startswith("#") else f"#{q}"
         query = query.where((WebhookDelivery.order_name == name) | (WebhookDelivery.order_name == q)
                             | (WebhookDelivery.order_id == q) | (WebhookDelivery.webhook_id == q)
+                            | (WebhookDelivery.event_id == q)
                             | (WebhookDelivery.resource_id == q))
     return query
 

@@ -1,0 +1,105 @@
+"""The production server (`ecomflux web`, granian) serving the real app over HTTP: intake, health, shutdown."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from ecomflux_app.models import Shop, WebhookDelivery
+from ecomflux_app.sync.sweeper import queued_delivery_ids
+from ecomflux_app.webserver import KILL_TIMEOUT_SECONDS
+from tests.helpers import app_env, webhook_headers
+
+SHOP = "served-shop.myshopify.com"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(app, tmp_path):
+    """`ecomflux web` on a free port (2 processes x 8 threads), against the test database and Redis."""
+    port = _free_port()
+    log_path = tmp_path / "web.log"  # a file, not a pipe: nobody drains a pipe, and a full one blocks the server
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen([sys.executable, "-m", "ecomflux_app.cli", "web", "--port", str(port), "--workers",
+                                 "2", "--threads", "8"], env=app_env(app), stdout=log_file, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while True:  # poll until it accepts connections (or died)
+        assert proc.poll() is None, log_path.read_text()
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        assert time.monotonic() < deadline, "ecomflux web did not start"
+        time.sleep(0.05)
+    yield port, proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def _post(port: int, body: bytes, headers: dict, *, chunked: bool = False) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        if chunked:
+            conn.request("POST", "/webhooks", body=iter([body[:10], body[10:]]), headers=headers, encode_chunked=True)
+        else:
+            conn.request("POST", "/webhooks", body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read() or b"{}")
+    finally:
+        conn.close()
+
+
+def test_webhooks_over_http_land_once_and_health_answers(served, db, redis_conn):
+    port, _ = served
+    Shop.create(domain=SHOP, access_token="shpat_x")
+    body = json.dumps({"id": 77, "name": "#1077"}).encode()
+    headers = webhook_headers("orders/fulfilled", SHOP, body, webhook_id="served-1")
+
+    status, answer = _post(port, body, headers)
+    assert status == 200 and answer["status"] == "queued"
+    assert _post(port, body, headers) == (200, {"status": "duplicate"})
+    forged = dict(headers, **{"X-Shopify-Hmac-Sha256": "AAAA", "X-Shopify-Webhook-Id": "forged"})
+    assert _post(port, body, forged)[0] == 401
+    chunked = webhook_headers("orders/fulfilled", SHOP, body, webhook_id="served-chunked")
+    assert _post(port, body, chunked, chunked=True)[0] == 200
+
+    rows = {r.webhook_id: r for r in WebhookDelivery.select()}
+    assert set(rows) == {"served-1", "served-chunked"}
+    assert rows["served-1"].order_name == "#1077" and rows["served-1"].shop_id == Shop.get(domain=SHOP).id
+    assert sorted(queued_delivery_ids(redis_conn, SHOP)) == sorted(r.id for r in rows.values())
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/healthz")
+    assert conn.getresponse().status == 200
+    conn.close()
+
+
+def test_concurrent_deliveries_over_http_each_land_once_then_sigterm_stops_it(served, db, redis_conn):
+    port, proc = served
+    Shop.create(domain=SHOP, access_token="shpat_x")
+
+    def send(i: int) -> int:
+        body = json.dumps({"id": 1000 + i % 60}).encode()
+        return _post(port, body, webhook_headers("orders/fulfilled", SHOP, body, webhook_id=f"par-{i % 60}"))[0]
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        assert list(pool.map(send, range(120))) == [200] * 120
+    assert WebhookDelivery.select().count() == 60
+    assert sorted(queued_delivery_ids(redis_conn, SHOP)) == sorted(r.id for r in WebhookDelivery.select())
+
+    proc.send_signal(signal.SIGTERM)
+    # granian drains its workers and exits cleanly; a worker still booting is killed after the kill timeout.
+    assert proc.wait(timeout=KILL_TIMEOUT_SECONDS + 20) == 0
