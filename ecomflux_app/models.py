@@ -87,6 +87,7 @@ class Shop(BaseModel):
     status = CharField(default="active", index=True)  # active | uninstalled | reauth_required | redacted
     # Why Shopify access stopped (refresh rejected, token revoked); cleared by a (re)install.
     auth_error = TextField(null=True)
+    # The latest token grant (install, reinstall, re-grant): a late app/uninstalled from before it is checked.
     installed_at = DateTimeField(default=utcnow)
     uninstalled_at = DateTimeField(null=True)
     redacted_at = DateTimeField(null=True)

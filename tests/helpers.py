@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime, timezone
 
 from ecomflux_app.config import DEV_SHOPIFY_API_SECRET
 from ecomflux_app.shopify.webhooks import sign
 
 
 def webhook_headers(topic: str, shop: str, body: bytes, secret: str = DEV_SHOPIFY_API_SECRET,
-                    webhook_id: str | None = None) -> dict:
+                    webhook_id: str | None = None, triggered_at: str | None = None) -> dict:
+    # Like Shopify: the event happened now unless a test replays an older one.
+    triggered_at = triggered_at or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return {
         "Content-Type": "application/json",
         "X-Shopify-Topic": topic,
@@ -18,15 +21,16 @@ def webhook_headers(topic: str, shop: str, body: bytes, secret: str = DEV_SHOPIF
         "X-Shopify-Hmac-Sha256": sign(body, secret),
         "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
         "X-Shopify-Event-Id": str(uuid.uuid4()),
-        "X-Shopify-Triggered-At": "2026-11-25T10:00:00Z",
+        "X-Shopify-Triggered-At": triggered_at,
         "X-Shopify-API-Version": "2025-10",
     }
 
 
 def post_webhook(client, topic: str, shop: str, payload, *, secret: str = DEV_SHOPIFY_API_SECRET,
-                 webhook_id: str | None = None, raw: bytes | None = None):
+                 webhook_id: str | None = None, raw: bytes | None = None, triggered_at: str | None = None):
     body = raw if raw is not None else json.dumps(payload).encode()
-    return client.post("/webhooks", data=body, headers=webhook_headers(topic, shop, body, secret, webhook_id))
+    return client.post("/webhooks", data=body,
+                       headers=webhook_headers(topic, shop, body, secret, webhook_id, triggered_at))
 
 
 def drain(conn) -> int:

@@ -6,6 +6,7 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
+from itsdangerous import URLSafeTimedSerializer
 
 from ecomflux_app.config import DEV_SHOPIFY_API_SECRET
 from ecomflux_app.models import OAuthState, Shop, WebhookDelivery, utcnow
@@ -15,6 +16,7 @@ from ecomflux_app.shopify.errors import OAuthError
 from ecomflux_app.shopify.oauth import (consume_state, exchange_session_token, install_via_token_exchange,
                                         issue_state, verify_query_hmac)
 from ecomflux_app.shopify.session_token import verify_session_token
+from ecomflux_app.web.install import STATE_COOKIE, STATE_COOKIE_SALT
 
 SHOP = "install-shop.myshopify.com"
 
@@ -126,21 +128,101 @@ def test_callback_with_tampered_param_is_400(client, db, shopify_sandbox):
     assert Shop.select().count() == 0
 
 
-def test_callback_with_unknown_state_is_400(client, db, shopify_sandbox):
+def test_callback_with_a_state_this_browser_did_not_start_is_403(client, db, shopify_sandbox):
     params = follow_authorize(start_auth(client))
     params["state"] = "not-a-state"
-    params["hmac"] = query_hmac(params, DEV_SHOPIFY_API_SECRET)  # correctly signed, but not our nonce
+    params["hmac"] = query_hmac(params, DEV_SHOPIFY_API_SECRET)  # correctly signed, but not this browser's nonce
     resp = client.get("/auth/callback?" + urlencode(params))
-    assert resp.status_code == 400 and b"expired or was already used" in resp.data
-    assert Shop.select().count() == 0
+    assert resp.status_code == 403 and resp.mimetype == "text/html" and b"another browser" in resp.data
+    assert Shop.select().count() == 0 and shopify_sandbox.stats["code_grants"] == 0
 
 
-def test_reused_state_is_400(client, db, shopify_sandbox):
+def test_reused_state_is_refused(client, db, shopify_sandbox):
     params = follow_authorize(start_auth(client))
     assert client.get("/auth/callback?" + urlencode(params)).status_code == 302
     again = client.get("/auth/callback?" + urlencode(params))
-    assert again.status_code == 400
+    assert again.status_code == 403  # the cookie went with the first use
     assert shopify_sandbox.stats["code_grants"] == 1
+
+
+def test_replayed_cookie_still_meets_the_single_use_state(client, db, shopify_sandbox):
+    params = follow_authorize(start_auth(client))
+    cookie = client.get_cookie(STATE_COOKIE, path="/auth").value
+    assert client.get("/auth/callback?" + urlencode(params)).status_code == 302
+    client.set_cookie(STATE_COOKIE, cookie, path="/auth")  # a copied cookie does not make the nonce reusable
+    again = client.get("/auth/callback?" + urlencode(params))
+    assert again.status_code == 400 and b"expired or was already used" in again.data
+    assert shopify_sandbox.stats["code_grants"] == 1
+
+
+# -- the state is bound to the browser that started the flow (login CSRF) ---------------------------
+def set_cookie_header(resp) -> str:
+    [header] = [h for h in resp.headers.getlist("Set-Cookie") if h.startswith(f"{STATE_COOKIE}=")]
+    return header
+
+
+def test_auth_sets_a_short_lived_signed_http_only_lax_cookie_with_the_nonce(app, client, db, monkeypatch):
+    resp = client.get(f"/auth?shop={SHOP}")
+    state = parse_qs(urlparse(resp.headers["Location"]).query)["state"][0]
+    header = set_cookie_header(resp)
+    attributes = {part.strip().split("=")[0].lower() for part in header.split(";")[1:]}
+    assert {"httponly", "path", "max-age", "samesite"} <= attributes and "secure" not in attributes
+    assert "Path=/auth" in header and "SameSite=Lax" in header and "Max-Age=600" in header
+    value = client.get_cookie(STATE_COOKIE, path="/auth").value
+    assert value != state  # signed, not the bare nonce
+    assert URLSafeTimedSerializer(app.config["SECRET_KEY"], salt=STATE_COOKIE_SALT).loads(value) == state
+
+    monkeypatch.setitem(app.config, "APP_URL", "https://ecomflux.example")
+    assert "Secure" in set_cookie_header(client.get(f"/auth?shop={SHOP}"))
+
+
+def test_callback_opened_in_another_browser_is_403_and_installs_nothing(app, client, db, shopify_sandbox, caplog):
+    params = follow_authorize(start_auth(client))  # the attacker's own flow...
+    victim = app.test_client()  # ...completed in someone else's browser
+    with caplog.at_level("WARNING", logger="ecomflux_app.web.install"):
+        resp = victim.get("/auth/callback?" + urlencode(params))
+    assert resp.status_code == 403 and b"another browser" in resp.data
+    assert Shop.select().count() == 0 and shopify_sandbox.stats["code_grants"] == 0
+    assert "state cookie missing" in caplog.text
+    assert params["state"] not in caplog.text and params["code"] not in caplog.text
+    # The browser that started it can still finish: the refused attempt did not burn the nonce.
+    assert client.get("/auth/callback?" + urlencode(params)).status_code == 302
+    assert Shop.get(Shop.domain == SHOP).status == "active"
+
+
+def test_callback_with_another_flows_cookie_is_403(client, db, shopify_sandbox):
+    mine = follow_authorize(start_auth(client))
+    start_auth(client)  # a second start in this browser replaces the cookie
+    resp = client.get("/auth/callback?" + urlencode(mine))
+    assert resp.status_code == 403 and Shop.select().count() == 0
+    assert client.get_cookie(STATE_COOKIE, path="/auth") is not None  # the newer flow can still finish
+
+
+@pytest.mark.parametrize("forged", ["not-signed", "signed-with-another-key"])
+def test_callback_with_a_forged_cookie_is_403_and_clears_it(client, db, shopify_sandbox, forged):
+    params = follow_authorize(start_auth(client))
+    value = params["state"] if forged == "not-signed" else URLSafeTimedSerializer(
+        "another-key", salt=STATE_COOKIE_SALT).dumps(params["state"])
+    client.set_cookie(STATE_COOKIE, value, path="/auth")
+    resp = client.get("/auth/callback?" + urlencode(params))
+    assert resp.status_code == 403 and Shop.select().count() == 0
+    assert client.get_cookie(STATE_COOKIE, path="/auth") is None
+
+
+def test_callback_with_an_expired_cookie_is_403(client, db, shopify_sandbox, monkeypatch):
+    from ecomflux_app.web import install
+
+    params = follow_authorize(start_auth(client))
+    monkeypatch.setattr(install, "STATE_COOKIE_MAX_AGE", -1)  # any age is now past the limit
+    resp = client.get("/auth/callback?" + urlencode(params))
+    assert resp.status_code == 403 and Shop.select().count() == 0
+
+
+def test_successful_callback_clears_the_cookie(client, db, shopify_sandbox):
+    params = follow_authorize(start_auth(client))
+    resp = client.get("/auth/callback?" + urlencode(params))
+    assert resp.status_code == 302 and "Max-Age=0" in set_cookie_header(resp)
+    assert client.get_cookie(STATE_COOKIE, path="/auth") is None
 
 
 def test_state_bound_to_another_shop_is_400(client, db, shopify_sandbox):
@@ -210,9 +292,23 @@ def test_ensure_installed_installs_once_then_reuses(app, db, shopify_sandbox):
     assert back.status == "active" and shopify_sandbox.stats["token_exchanges"] == 2
 
 
-def test_auth_inside_the_admin_iframe_breaks_out_to_the_top_window(client, db):
+def test_auth_inside_the_admin_iframe_breaks_out_to_the_top_window(app, client, db, shopify_sandbox):
     resp = client.get(f"/auth?shop={SHOP}&embedded=1")
     assert resp.status_code == 200 and resp.mimetype == "text/html"
     assert b"window.open(" in resp.data and b"_top" in resp.data
-    assert f"/{SHOP}/admin/oauth/authorize".encode() in resp.data
-    assert OAuthState.select().count() == 1
+    # The frame only restarts /auth at the top, where the state cookie is first-party and kept.
+    top = f"{app.config['APP_URL']}/auth?{urlencode({'shop': SHOP})}"
+    assert f'window.open("{top}", \'_top\')'.encode() in resp.data
+    assert OAuthState.select().count() == 0 and client.get_cookie(STATE_COOKIE, path="/auth") is None
+    params = follow_authorize(start_auth(client))
+    assert client.get("/auth/callback?" + urlencode(params)).status_code == 302
+    assert Shop.get(Shop.domain == SHOP).status == "active"
+
+
+def test_code_grant_over_a_shop_we_still_think_active_counts_as_a_new_install(app, client, db, shopify_sandbox):
+    first = install_via_token_exchange(session_for(app, shopify_sandbox.session_token(SHOP)))
+    shopify_sandbox.revoke(SHOP)  # uninstalled at Shopify; its webhook has not come yet
+    params = follow_authorize(start_auth(client))
+    assert client.get("/auth/callback?" + urlencode(params)).status_code == 302
+    again = Shop.get(Shop.domain == SHOP)
+    assert again.installed_at > first.installed_at and again.access_token != first.access_token

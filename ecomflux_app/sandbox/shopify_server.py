@@ -412,7 +412,8 @@ class ShopifySandboxState:
             "X-Shopify-Shop-Domain": shop,
             "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
             "X-Shopify-Event-Id": event_id or str(uuid.uuid4()),
-            "X-Shopify-Triggered-At": triggered_at or _now_text(),
+            # Shopify stamps the event with sub-second precision (it sends nanoseconds).
+            "X-Shopify-Triggered-At": triggered_at or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "X-Shopify-API-Version": api_version,
         }
         return {"headers": headers, "body": body}

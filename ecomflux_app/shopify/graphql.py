@@ -177,6 +177,21 @@ def execute(shop: Shop, query: str, variables: dict | None = None) -> dict:
 
 # -- reads -----------------------------------------------------------------------------------------
 SHOP_QUERY_MINIMAL = "query EcomfluxShopBasics { shop { name email currencyCode ianaTimezone } }"
+ACCESS_CHECK_QUERY = "query EcomfluxAccessCheck { shop { id } }"
+
+
+def token_accepted(shop: Shop) -> bool:
+    """Whether Shopify still accepts the shop's token (one refresh allowed); transient trouble raises RetryLater."""
+    try:
+        execute(shop, ACCESS_CHECK_QUERY)
+    except ShopifyReauthRequired:
+        # 401 twice or the refresh refused: execute() has already marked the shop reauth_required.
+        return False
+    except ShopifyError as exc:
+        # GraphQL errors come with HTTP 200, i.e. after Shopify authenticated the token; any other
+        # unusable answer (404 for a shop that is gone, a refused refresh) proves no access.
+        return getattr(exc, "codes", None) is not None
+    return True
 
 
 def fetch_shop_info(shop: Shop) -> dict:

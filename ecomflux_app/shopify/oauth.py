@@ -190,11 +190,12 @@ def store_install(shop_domain: str, tokens: TokenSet) -> Shop:
             status="active",
             auth_error=None,
             uninstalled_at=None,
+            # Every grant counts, even over a row we still think active (the uninstall webhook may not
+            # have come yet): a later-arriving app/uninstalled from before it is then checked, not obeyed.
+            installed_at=now,
             token_version=Shop.token_version + 1,
             updated_at=now,
         )
-        if reinstall:
-            changes["installed_at"] = now
         Shop.update(**changes).where(Shop.id == current.id).execute()
     shop = Shop.get_by_id(current.id)
     info = fetch_shop_info(shop)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+from datetime import datetime, timezone
 from typing import Iterable, Mapping
 
 ORDER_TOPICS = frozenset({"orders/fulfilled", "orders/paid", "orders/cancelled", "orders/create", "orders/updated"})
@@ -41,3 +42,20 @@ def delivery_headers(environ: Mapping[str, str]) -> dict:
         for key, value in environ.items()
         if key.startswith("HTTP_X_SHOPIFY_") and key != "HTTP_X_SHOPIFY_HMAC_SHA256"
     }
+
+
+def triggered_at(value: str | None, headers: Mapping[str, str] | None = None) -> datetime | None:
+    """X-Shopify-Triggered-At (row value, else the stored header) as naive UTC; None if absent or unreadable."""
+    text = (value or "").strip()
+    if not text and headers:
+        text = next((str(v).strip() for k, v in headers.items() if k.lower() == "x-shopify-triggered-at"), "")
+    if not text:
+        return None
+    try:
+        # Shopify sends nanoseconds and a "Z" (2025-03-11T20:54:30.516267807Z); fromisoformat keeps microseconds.
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:  # without an offset the value is already UTC, as our columns are
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment

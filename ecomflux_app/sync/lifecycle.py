@@ -12,19 +12,47 @@ from .outcomes import Outcome
 log = logging.getLogger(__name__)
 
 
+def _token_check(ctx: DeliveryContext) -> dict | None:
+    """When the delivery predates the shop's latest install: both times and Shopify's verdict on our token."""
+    from ..shopify.graphql import token_accepted
+    from ..shopify.webhooks import triggered_at
+
+    shop = ctx.shop
+    triggered = triggered_at(ctx.delivery.triggered_at, ctx.delivery.headers)
+    # Shopify retries for hours and does not keep order, so an uninstall from before a reinstall can
+    # land now; only Shopify knows whether it is current. No usable stamp or no token: drop as always.
+    if triggered is None or triggered >= shop.installed_at or not shop.is_active:
+        return None
+    # RetryLater (unreachable, 5xx, throttled) rises to the dispatcher: retried later, nothing touched.
+    verdict = "accepted" if token_accepted(shop) else "refused"
+    return {"triggered_at": triggered.isoformat() + "Z", "installed_at": shop.installed_at.isoformat() + "Z",
+            "token_check": verdict}
+
+
 def handle_uninstalled(ctx: DeliveryContext) -> Outcome:
+    """Drop the shop's tokens unless Shopify confirms that this (late) uninstall predates a reinstall."""
     shop = ctx.shop
     if shop is None:
         return Outcome("processed", "unknown shop: nothing stored, nothing to drop")
-    # No "stale uninstall" guess from X-Shopify-Triggered-At: Shopify revokes our tokens on uninstall,
-    # so dropping them is always right; a reinstall (token exchange) restores the shop.
+    checked = _token_check(ctx) or {}
+    if checked.get("token_check") == "accepted":
+        reason = (f"stale app/uninstalled ignored: triggered at {checked['triggered_at']}, before the install at "
+                  f"{checked['installed_at']}, and Shopify still accepts the shop's token")
+        log.info("shop %s: %s", shop.domain, reason)
+        return Outcome("ignored", reason, dict(checked, stale_uninstall=True))
     now = utcnow()
     with database.atomic():
+        # Only the install this handler looked at: a reinstall meanwhile brought new tokens that stay.
         dropped = Shop.update(
             status="uninstalled", uninstalled_at=now, access_token=None, access_token_expires_at=None,
             refresh_token=None, refresh_token_expires_at=None, auth_error=None,
             token_version=Shop.token_version + 1, updated_at=now,
-        ).where((Shop.id == shop.id) & (Shop.status.in_(("active", "reauth_required")))).execute()
+        ).where((Shop.id == shop.id) & (Shop.status.in_(("active", "reauth_required")))
+                & (Shop.installed_at == shop.installed_at)).execute()
+        current = Shop.get_by_id(shop.id)
+        if not dropped and current.status == "active":
+            return Outcome("ignored", "the shop was reinstalled while this uninstall ran: its new tokens stay",
+                           checked or None)
         # QuickBooks tokens go too; realm and company name stay as history for a reconnect.
         qbo = QboConnection.update(
             status="not_connected", status_reason="Shopify app uninstalled", access_token=None,
@@ -34,9 +62,10 @@ def handle_uninstalled(ctx: DeliveryContext) -> Outcome:
             QboConnection.access_token.is_null(False) | QboConnection.refresh_token.is_null(False)
             | (QboConnection.status != "not_connected"))).execute()
     if not dropped:
-        return Outcome("processed", f"already {shop.status}: nothing to drop")
-    log.info("shop %s uninstalled: tokens dropped%s, work paused", shop.domain, " (incl. QuickBooks)" if qbo else "")
-    return Outcome("processed", None, {"shopify_tokens_dropped": True, "qbo_tokens_dropped": bool(qbo)})
+        return Outcome("processed", f"already {current.status}: nothing to drop", checked or None)
+    log.info("shop %s uninstalled: tokens dropped%s, work paused%s", shop.domain, " (incl. QuickBooks)" if qbo else "",
+             " (late delivery, but Shopify refused our token)" if checked else "")
+    return Outcome("processed", None, dict(checked, shopify_tokens_dropped=True, qbo_tokens_dropped=bool(qbo)))
 
 
 def ensure_shop_active(shop: Shop | None) -> Shop:

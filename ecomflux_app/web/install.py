@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
+from urllib.parse import urlencode
 
-from flask import Blueprint, current_app, redirect, request
+from flask import Blueprint, current_app, make_response, redirect, request
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from markupsafe import escape
 
 from ..shopify.errors import OAuthError, ShopifyError, ShopifyUnavailable
-from ..shopify.oauth import (admin_base, authorize_url, consume_state, install_via_code, issue_state,
+from ..shopify.oauth import (STATE_TTL, admin_base, authorize_url, consume_state, install_via_code, issue_state,
                              normalize_shop, verify_query_hmac)
 
 log = logging.getLogger(__name__)
@@ -18,9 +21,47 @@ bp = Blueprint("install", __name__)
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
 <body><main><h1>{title}</h1><p>{message}</p></main></body></html>"""
 
+# The state nonce also rides in this browser's cookie, so a callback URL only completes in the
+# browser that started the flow (no login CSRF); the server-side row still makes it single-use.
+STATE_COOKIE = "ecomflux_shopify_oauth"
+STATE_COOKIE_PATH = "/auth"
+STATE_COOKIE_MAX_AGE = int(STATE_TTL.total_seconds())
+STATE_COOKIE_SALT = "ecomflux.shopify-oauth-state"
+
 
 def error_page(message: str, status: int = 400, title: str = "Installation failed"):
     return PAGE.format(title=escape(title), message=escape(message)), status, {"Content-Type": "text/html; charset=utf-8"}
+
+
+def _state_signer() -> URLSafeTimedSerializer:
+    """Signs the state cookie with SECRET_KEY; the salt keeps it from passing for any other signed value."""
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=STATE_COOKIE_SALT)
+
+
+def _set_state_cookie(response, nonce: str) -> None:
+    # Lax: the cookie still comes back on Shopify's top-level GET redirect to the callback.
+    response.set_cookie(STATE_COOKIE, _state_signer().dumps(nonce), max_age=STATE_COOKIE_MAX_AGE,
+                        path=STATE_COOKIE_PATH, httponly=True, samesite="Lax",
+                        secure=current_app.config["APP_URL"].startswith("https://"))
+
+
+def _clear_state_cookie(response) -> None:
+    response.delete_cookie(STATE_COOKIE, path=STATE_COOKIE_PATH, httponly=True, samesite="Lax",
+                           secure=current_app.config["APP_URL"].startswith("https://"))
+
+
+def _cookie_nonce() -> tuple[str | None, str]:
+    """The nonce from this browser's signed state cookie, or None and why the cookie is unusable."""
+    raw = request.cookies.get(STATE_COOKIE)
+    if not raw:
+        return None, "missing"
+    try:
+        nonce = _state_signer().loads(raw, max_age=STATE_COOKIE_MAX_AGE)
+    except SignatureExpired:
+        return None, "expired"
+    except BadSignature:
+        return None, "invalid"
+    return (nonce, "ok") if isinstance(nonce, str) and nonce else (None, "invalid")
 
 
 @bp.get("/auth")
@@ -28,14 +69,18 @@ def begin():
     shop = normalize_shop(request.args.get("shop"))
     if shop is None:
         return error_page("The shop parameter must be a myshopify.com domain, e.g. example.myshopify.com.")
-    url = authorize_url(shop, issue_state(shop))
     if request.args.get("embedded") == "1":
-        # Inside the admin iframe Shopify's consent screen cannot load: leave the frame first.
-        target = json.dumps(url).replace("</", "<\\/")
+        # Inside the admin iframe Shopify's consent screen cannot load, and a cookie set in a cross-site
+        # frame is not kept: restart /auth in the top window, which issues the state and its cookie.
+        top = f"{current_app.config['APP_URL']}/auth?{urlencode({'shop': shop})}"
+        target = json.dumps(top).replace("</", "<\\/")
         script = f"<script>window.open({target}, '_top');</script>"
         page = PAGE.format(title="Redirecting to Shopify", message="Continuing the installation...")
         return page.replace("</main>", "</main>" + script), 200, {"Content-Type": "text/html; charset=utf-8"}
-    return redirect(url, code=302)
+    nonce = issue_state(shop)
+    response = redirect(authorize_url(shop, nonce), code=302)
+    _set_state_cookie(response, nonce)
+    return response
 
 
 @bp.get("/auth/callback")
@@ -48,7 +93,27 @@ def callback():
     if not verify_query_hmac(params, (cfg["SHOPIFY_API_SECRET"], cfg.get("SHOPIFY_API_SECRET_OLD"))):
         log.warning("install callback rejected: bad hmac (shop=%s remote=%s)", shop, request.remote_addr)
         return error_page("The request signature is invalid. Start the installation again from Shopify.")
-    if not consume_state(request.args.get("state"), shop):
+    state = request.args.get("state") or ""
+    nonce, problem = _cookie_nonce()
+    if nonce is None or not hmac.compare_digest(nonce.encode(), state.encode()):
+        log.warning("install callback rejected: state cookie %s (shop=%s remote=%s)",
+                    problem if nonce is None else "does not match state", shop, request.remote_addr)
+        response = make_response(error_page(
+            "This installation was started in another browser, or its link has expired. "
+            "Start the installation again from Shopify in this browser.", 403, title="Installation refused"))
+        if problem in ("expired", "invalid"):
+            _clear_state_cookie(response)  # a valid cookie of another flow stays: it may still finish
+        return response
+    # The cookie has done its job whatever happens next; the nonce stays single-use server-side.
+    response = make_response(_complete_install(shop, state))
+    _clear_state_cookie(response)
+    return response
+
+
+def _complete_install(shop: str, state: str):
+    """The callback after its signature and browser checks: single-use state, code exchange, shop stored."""
+    cfg = current_app.config
+    if not consume_state(state, shop):
         return error_page("This installation link has expired or was already used. Start the installation again.")
     code = request.args.get("code")
     if not code:
