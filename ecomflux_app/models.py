@@ -186,6 +186,7 @@ class SyncRecord(BaseModel):
 
     shop = ForeignKeyField(Shop, backref="sync_records", on_delete="CASCADE")
     # order:<id> | refund:<id> | payment:<order id>:<transaction id> | cancel:<order id>
+    # | apply:<refund id> (a credit memo applied to its invoice)
     source_key = CharField(max_length=128)
     kind = CharField(max_length=16, default="order")
     order_id = CharField(max_length=64, index=True)

@@ -47,9 +47,15 @@ class IntuitSandbox:
             return self.company(realm).add(entity, obj)
 
     def inject_fault(self, realm: str, kind: str, count: int = 1, **options) -> None:
-        """kind: 429 | 429-xml | 500 | 503 | 401 | timeout | latency (options: seconds)."""
+        """kind: 429 | 429-xml | 500 | 503 | 401 | timeout | latency (options: seconds; endpoint such as
+        "POST payment" to hit only that call)."""
         with self.state.lock:
             self.company(realm).faults.append({"kind": kind, "count": count, **options})
+
+    def forget_request_ids(self, realm: str) -> None:
+        """Intuit's requestid retention ran out: a repeated requestid is a new request again."""
+        with self.state.lock:
+            self.company(realm).replies.clear()
 
     def token_fault(self, kind: str = "invalid_grant", count: int = 1) -> None:
         with self.state.lock:

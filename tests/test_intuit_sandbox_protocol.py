@@ -160,3 +160,119 @@ def test_an_injected_xml_throttle_fault_comes_as_intuit_sends_it(intuit_sandbox,
     assert resp.status_code == 429 and resp.headers["Content-Type"].startswith("application/xml")
     assert '<Error code="3001">' in resp.text
     assert qbo(intuit_sandbox, realm, "GET", "companyinfo/1", token).status_code == 200  # one fault, then normal
+
+
+def write(sandbox, realm: str, token: str, entity: str, body: dict, rid: str) -> requests.Response:
+    return qbo(sandbox, realm, "POST", entity.lower(), token,
+               params={"minorversion": str(MIN_MINOR_VERSION), "requestid": rid}, json=body)
+
+
+def query(sandbox, realm: str, token: str, sql: str) -> requests.Response:
+    return qbo(sandbox, realm, "GET", "query", token, params={"minorversion": str(MIN_MINOR_VERSION), "query": sql})
+
+
+def read(sandbox, realm: str, token: str, entity: str, entity_id: str) -> dict:
+    return qbo(sandbox, realm, "GET", f"{entity.lower()}/{entity_id}", token).json()[entity]
+
+
+@pytest.fixture
+def open_invoice_and_credit(intuit_sandbox, realm):
+    """A token, a 100.00 invoice and a 30.00 credit memo of one customer, and a second customer."""
+    token = intuit_sandbox.issue_tokens(realm)["access_token"]
+    ann = write(intuit_sandbox, realm, token, "Customer", {"DisplayName": "Ann Lee"}, "c-1").json()["Customer"]
+    bob = write(intuit_sandbox, realm, token, "Customer", {"DisplayName": "Bob Roe"}, "c-2").json()["Customer"]
+    item = query(intuit_sandbox, realm, token, "SELECT * FROM Item WHERE Name = 'Shipping'").json()
+    item_id = item["QueryResponse"]["Item"][0]["Id"]
+
+    def doc(entity, customer, amount, rid):
+        line = {"Amount": amount, "DetailType": "SalesItemLineDetail",
+                "SalesItemLineDetail": {"ItemRef": {"value": item_id}}}
+        resp = write(intuit_sandbox, realm, token, entity, {"CustomerRef": {"value": customer["Id"]}, "Line": [line]},
+                     rid)
+        assert resp.status_code == 200, resp.text
+        return resp.json()[entity]
+
+    return {"token": token, "ann": ann, "bob": bob, "invoice": doc("Invoice", ann, 100, "i-1"),
+            "memo": doc("CreditMemo", ann, 30, "m-1"), "bob_memo": doc("CreditMemo", bob, 5, "m-2")}
+
+
+def credit_application(customer_id: str, invoice_id: str, memo_id: str, invoice_amount, memo_amount, total=0):
+    return {"CustomerRef": {"value": customer_id}, "TotalAmt": total, "Line": [
+        {"Amount": invoice_amount, "LinkedTxn": [{"TxnId": invoice_id, "TxnType": "Invoice"}]},
+        {"Amount": memo_amount, "LinkedTxn": [{"TxnId": memo_id, "TxnType": "CreditMemo"}]}]}
+
+
+def test_a_zero_payment_applies_a_credit_memo_to_an_invoice(intuit_sandbox, realm, open_invoice_and_credit):
+    s = open_invoice_and_credit
+    assert s["memo"]["RemainingCredit"] == 30
+    resp = write(intuit_sandbox, realm, s["token"], "Payment",
+                 credit_application(s["ann"]["Id"], s["invoice"]["Id"], s["memo"]["Id"], 30, 30), "p-1")
+    assert resp.status_code == 200, resp.text
+    payment = resp.json()["Payment"]
+    assert (payment["TotalAmt"], payment["UnappliedAmt"]) == (0, 0)
+    invoice = read(intuit_sandbox, realm, s["token"], "Invoice", s["invoice"]["Id"])
+    memo = read(intuit_sandbox, realm, s["token"], "CreditMemo", s["memo"]["Id"])
+    assert (invoice["TotalAmt"], invoice["Balance"]) == (100, 70)
+    assert (memo["TotalAmt"], memo["RemainingCredit"]) == (30, 0)
+    assert {"TxnId": payment["Id"], "TxnType": "Payment"} in invoice["LinkedTxn"]
+    again = write(intuit_sandbox, realm, s["token"], "Payment",
+                  credit_application(s["ann"]["Id"], s["invoice"]["Id"], s["memo"]["Id"], 1, 1), "p-2")
+    assert again.status_code == 400 and fault(again)["code"] == "6000"  # no credit left on the memo
+    assert "credit remaining" in fault(again)["Detail"]
+    deleted = qbo(intuit_sandbox, realm, "POST", "payment", s["token"], json={"Id": payment["Id"], "SyncToken": "0"},
+                  params={"minorversion": str(MIN_MINOR_VERSION), "requestid": "p-del", "operation": "delete"})
+    assert deleted.status_code == 200  # deleting the application reopens the invoice and the credit
+    assert read(intuit_sandbox, realm, s["token"], "Invoice", s["invoice"]["Id"])["Balance"] == 100
+    assert read(intuit_sandbox, realm, s["token"], "CreditMemo", s["memo"]["Id"])["RemainingCredit"] == 30
+
+
+@pytest.mark.parametrize("case, element", [
+    ("missing invoice", "Line[0].LinkedTxn"),
+    ("another customer's credit", "Line[1].LinkedTxn"),
+    ("more than the invoice balance", "Line[0].Amount"),
+    ("more than the credit remaining", "Line[1].Amount"),
+    ("zero total that does not net to zero", "TotalAmt"),
+    ("more applied than paid", "TotalAmt"),
+])
+def test_an_invalid_payment_is_refused_with_qbo_codes_and_changes_nothing(intuit_sandbox, realm,
+                                                                          open_invoice_and_credit, case, element):
+    s = open_invoice_and_credit
+    ann, invoice, memo = s["ann"]["Id"], s["invoice"]["Id"], s["memo"]["Id"]
+    body = {
+        "missing invoice": credit_application(ann, "999999", memo, 10, 10),
+        "another customer's credit": credit_application(ann, invoice, s["bob_memo"]["Id"], 5, 5),
+        "more than the invoice balance": credit_application(ann, invoice, memo, "100.01", 30, total="70.01"),
+        "more than the credit remaining": credit_application(ann, invoice, memo, "30.01", "30.01"),
+        "zero total that does not net to zero": credit_application(ann, invoice, memo, 20, 10),
+        "more applied than paid": credit_application(ann, invoice, memo, 50, 10, total=30),
+    }[case]
+    resp = write(intuit_sandbox, realm, s["token"], "Payment", body, f"bad-{case}")
+    assert resp.status_code == 400
+    assert fault(resp)["code"] == ("2500" if case == "missing invoice" else "6000")
+    assert fault(resp)["element"] == element
+    assert read(intuit_sandbox, realm, s["token"], "Invoice", invoice)["Balance"] == 100
+    assert read(intuit_sandbox, realm, s["token"], "CreditMemo", memo)["RemainingCredit"] == 30
+    assert intuit_sandbox.entities(realm, "Payment") == []
+
+
+def test_payments_can_be_filtered_by_customer_and_date_but_not_by_note_or_reference(intuit_sandbox, realm,
+                                                                                    open_invoice_and_credit):
+    s = open_invoice_and_credit
+    body = dict(credit_application(s["ann"]["Id"], s["invoice"]["Id"], s["memo"]["Id"], 10, 10),
+                TxnDate="2026-11-21", PrivateNote="[ecomflux:apply:1]", PaymentRefNum="CM-1")
+    assert write(intuit_sandbox, realm, s["token"], "Payment", body, "p-3").status_code == 200
+    found = query(intuit_sandbox, realm, s["token"],
+                  f"SELECT * FROM Payment WHERE CustomerRef = '{s['ann']['Id']}' AND TxnDate = '2026-11-21'")
+    assert [p["PrivateNote"] for p in found.json()["QueryResponse"]["Payment"]] == ["[ecomflux:apply:1]"]
+    for where in ("PrivateNote = '[ecomflux:apply:1]'", "PaymentRefNum = 'CM-1'"):
+        refused = query(intuit_sandbox, realm, s["token"], f"SELECT * FROM Payment WHERE {where}")
+        assert refused.status_code == 400 and fault(refused)["code"] == "4001"
+        assert "not queryable" in fault(refused)["Detail"]
+
+
+def test_a_fault_can_wait_for_the_endpoint_it_targets(intuit_sandbox, realm):
+    token = intuit_sandbox.issue_tokens(realm)["access_token"]
+    intuit_sandbox.inject_fault(realm, "503", endpoint="POST customer")
+    assert qbo(intuit_sandbox, realm, "GET", "companyinfo/1", token).status_code == 200  # not its endpoint
+    assert write(intuit_sandbox, realm, token, "Customer", {"DisplayName": "Cy Doe"}, "c-9").status_code == 503
+    assert write(intuit_sandbox, realm, token, "Customer", {"DisplayName": "Cy Doe"}, "c-9").status_code == 200

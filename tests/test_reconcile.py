@@ -111,3 +111,31 @@ def test_daily_reconciliation_heals_dropped_webhooks_and_reports_what_it_fixed(c
     assert len(connected_shop.documents("RefundReceipt")) == 1
     assert len(connected_shop.documents("SalesReceipt")) == 5
     assert SyncRecord.select().where(SyncRecord.status == "posted").count() == 6  # 5 orders + 1 refund
+
+
+def test_invoice_mode_refund_healed_by_reconciliation_is_applied_and_the_week_then_balances(client, redis_conn,
+                                                                                             connected_shop):
+    from tests.fixtures_flow import simple_order
+
+    connected_shop.settings(document_type="invoice")
+    order = dict(simple_order(), financial_status="pending", fulfillment_status="fulfilled")
+    assert post_webhook(client, "orders/fulfilled", connected_shop.shop.domain, order).status_code == 200
+    drain(redis_conn)
+    # lines came off the unpaid invoice in Shopify (no money moved); that refunds/create webhook was dropped
+    refund = make_refund(order, qty=1)
+    refund["transactions"] = []
+    after = dict(order_with_refund(order, refund), current_total_price="15.80", financial_status="pending")
+    connected_shop.shopify.add_order(connected_shop.shop.domain, after)
+
+    run = reconcile.reconcile_range(connected_shop.shop, WEEK_START, WEEK_END, heal=True)
+    assert run.report["counts"]["missing_refund"] == 1
+    assert [(h["kind"], h["status"]) for h in run.report["healed"]] == [("missing_refund", "posted")]
+    [invoice] = connected_shop.documents("Invoice")
+    [memo] = connected_shop.documents("CreditMemo")
+    [application] = connected_shop.documents("Payment")
+    assert Decimal(str(application["TotalAmt"])) == 0 and Decimal(str(memo["RemainingCredit"])) == 0
+    assert Decimal(str(invoice["Balance"])) == Decimal("15.80")  # A/R down by the credit
+    # the applied credit changes balances, not totals: the next run finds the week in balance
+    again = reconcile.reconcile_range(connected_shop.shop, WEEK_START, WEEK_END)
+    assert again.report["differences"] == [] and again.report["compared"] == 1
+    assert SyncRecord.get(SyncRecord.source_key == "apply:7001").status == "posted"

@@ -91,7 +91,10 @@ def test_refund_whose_lines_do_not_match_its_transactions_is_flagged_not_posted(
     assert WebhookDelivery.get(WebhookDelivery.topic == "refunds/create").status == "flagged"
 
 
-def test_invoice_mode_refund_is_a_credit_memo(client, redis_conn, connected_shop):
+def test_invoice_mode_cash_refund_before_orders_paid_records_the_payment_then_a_refund_receipt(
+        client, redis_conn, connected_shop):
+    """Money went back, so it had come in: the payment is recorded first (its orders/paid is late),
+    the refund leaves the bank as a RefundReceipt, and the late orders/paid adds nothing."""
     connected_shop.settings(document_type="invoice")
     order = simple_order()
     send(client, connected_shop, "orders/fulfilled", order)
@@ -99,11 +102,15 @@ def test_invoice_mode_refund_is_a_credit_memo(client, redis_conn, connected_shop
     send(client, connected_shop, "refunds/create", make_refund(order, qty=1))
     drain(redis_conn)
     [invoice] = connected_shop.documents("Invoice")
-    [memo] = connected_shop.documents("CreditMemo")
-    assert connected_shop.documents("RefundReceipt") == []
-    assert amount(memo["TotalAmt"]) == Decimal("10.80")
-    assert memo["CustomerRef"] == invoice["CustomerRef"]
-    assert invoice["DocNumber"] in memo["PrivateNote"]
+    [payment] = connected_shop.documents("Payment")
+    [receipt] = connected_shop.documents("RefundReceipt")
+    assert connected_shop.documents("CreditMemo") == []
+    assert amount(payment["TotalAmt"]) == Decimal("26.60") and amount(invoice["Balance"]) == 0
+    assert amount(receipt["TotalAmt"]) == Decimal("10.80")
+    assert receipt["CustomerRef"] == invoice["CustomerRef"] and invoice["DocNumber"] in receipt["PrivateNote"]
+    send(client, connected_shop, "orders/paid", order)
+    drain(redis_conn)
+    assert len(connected_shop.documents("Payment")) == 1
 
 
 def test_refund_before_the_order_was_posted_posts_the_order_first(client, redis_conn, connected_shop):
@@ -157,3 +164,152 @@ def test_lines_removed_from_an_unpaid_invoice_become_a_credit_memo_without_money
     [memo] = connected_shop.documents("CreditMemo")
     assert amount(memo["TotalAmt"]) == Decimal("10.80")
     assert SyncRecord.get(SyncRecord.source_key == "refund:7001").status == "posted"
+
+
+def unpaid_invoice(client, redis_conn, connected, **order_kwargs):
+    """Invoice mode, an order posted as an open Invoice (26.60)."""
+    connected.settings(document_type="invoice")
+    order = dict(simple_order(**order_kwargs), financial_status="pending")
+    send(client, connected, "orders/fulfilled", order)
+    drain(redis_conn)
+    return order
+
+
+def credit_only_refund(order, refund_id=7001):
+    """Lines taken off an unpaid invoice: no money moved, a 10.80 credit."""
+    refund = make_refund(order, refund_id=refund_id, qty=1)
+    refund["transactions"] = []
+    return refund
+
+
+def test_credit_memo_for_an_open_invoice_is_applied_to_it_once(client, redis_conn, connected_shop):
+    order = unpaid_invoice(client, redis_conn, connected_shop)
+    refund = credit_only_refund(order)
+    for webhook_id in ("r1", "r2"):
+        send(client, connected_shop, "refunds/create", refund, webhook_id=webhook_id)
+    drain(redis_conn)
+    [invoice] = connected_shop.documents("Invoice")
+    [memo] = connected_shop.documents("CreditMemo")
+    [application] = connected_shop.documents("Payment")
+    # a zero payment: the invoice line and the credit memo line net out
+    assert amount(application["TotalAmt"]) == 0 and amount(application["UnappliedAmt"]) == 0
+    assert [(line["LinkedTxn"][0]["TxnType"], line["LinkedTxn"][0]["TxnId"], amount(line["Amount"]))
+            for line in application["Line"]] == [("Invoice", invoice["Id"], Decimal("10.80")),
+                                                  ("CreditMemo", memo["Id"], Decimal("10.80"))]
+    assert application["CustomerRef"] == invoice["CustomerRef"] == memo["CustomerRef"]
+    assert application["PaymentRefNum"] == memo["DocNumber"] and application["TxnDate"] == memo["TxnDate"]
+    assert "[ecomflux:apply:7001]" in application["PrivateNote"]
+    assert amount(invoice["Balance"]) == Decimal("15.80") and amount(invoice["TotalAmt"]) == Decimal("26.60")
+    assert amount(memo["RemainingCredit"]) == 0
+    row = SyncRecord.get(SyncRecord.source_key == "apply:7001")
+    assert (row.kind, row.status, row.document_type, row.qbo_id) == ("apply", "posted", "Payment", application["Id"])
+    assert row.shopify_total == row.qbo_total == Decimal("10.80")  # what was applied, not the zero TotalAmt
+    posted = WebhookDelivery.get((WebhookDelivery.topic == "refunds/create") & (WebhookDelivery.status == "posted"))
+    assert posted.error_detail["applied"]["amount"] == "10.80"
+    for delivery in WebhookDelivery.select().where(WebhookDelivery.topic == "refunds/create"):
+        assert dispatch.process_delivery(delivery.id, force=True) == "skipped_duplicate"
+    assert len(connected_shop.documents("Payment")) == 1
+    # the customer then pays what is left: the invoice closes, and the credit counts as no payment
+    paid = dict(order_with_refund(order, refund), financial_status="paid", current_total_price="15.80",
+                total_outstanding="0.00")
+    send(client, connected_shop, "orders/paid", paid)
+    drain(redis_conn)
+    [invoice] = connected_shop.documents("Invoice")
+    assert amount(invoice["Balance"]) == 0
+    assert sorted(amount(p["TotalAmt"]) for p in connected_shop.documents("Payment")) == [0, Decimal("15.80")]
+
+
+def test_credit_larger_than_the_open_balance_applies_only_the_balance(client, redis_conn, connected_shop):
+    order = unpaid_invoice(client, redis_conn, connected_shop)
+    partly_paid = dict(order, financial_status="partially_paid", transactions=[
+        {"id": 501, "kind": "sale", "status": "success", "amount": "20.00", "gateway": "manual",
+         "processed_at": "2026-11-20T16:00:00-05:00"}])
+    send(client, connected_shop, "orders/paid", partly_paid)
+    drain(redis_conn)
+    assert amount(connected_shop.documents("Invoice")[0]["Balance"]) == Decimal("6.60")
+    send(client, connected_shop, "refunds/create", credit_only_refund(order))
+    drain(redis_conn)
+    [invoice] = connected_shop.documents("Invoice")
+    [memo] = connected_shop.documents("CreditMemo")
+    assert amount(memo["TotalAmt"]) == Decimal("10.80")
+    application = next(p for p in connected_shop.documents("Payment") if amount(p["TotalAmt"]) == 0)
+    assert [amount(line["Amount"]) for line in application["Line"]] == [Decimal("6.60"), Decimal("6.60")]
+    assert amount(invoice["Balance"]) == 0
+    assert amount(memo["RemainingCredit"]) == Decimal("4.20")  # stays with the customer
+    row = SyncRecord.get(SyncRecord.source_key == "apply:7001")
+    assert row.status == "posted" and row.qbo_total == Decimal("6.60")
+
+
+def test_credit_for_an_invoice_with_nothing_open_is_left_as_customer_credit(client, redis_conn, connected_shop):
+    order = unpaid_invoice(client, redis_conn, connected_shop)
+    send(client, connected_shop, "orders/paid", dict(order, financial_status="paid"))
+    drain(redis_conn)
+    send(client, connected_shop, "refunds/create", credit_only_refund(order))
+    drain(redis_conn)
+    [memo] = connected_shop.documents("CreditMemo")
+    assert amount(memo["RemainingCredit"]) == Decimal("10.80")
+    assert [amount(p["TotalAmt"]) for p in connected_shop.documents("Payment")] == [Decimal("26.60")]
+    row = SyncRecord.get(SyncRecord.source_key == "apply:7001")
+    assert row.status == "skipped" and "no open balance" in row.reason
+
+
+def test_credit_application_timed_out_after_qbo_wrote_it_is_found_not_repeated(client, redis_conn, connected_shop,
+                                                                                 monkeypatch):
+    from ecomflux_app.models import ProcessingAttempt
+    from ecomflux_app.quickbooks import client as qbo_client
+    from tests.test_faults import wait_for
+
+    order = unpaid_invoice(client, redis_conn, connected_shop)
+    monkeypatch.setattr(qbo_client, "TIMEOUT", (2, 1))  # the client gives up after 1 s; QBO finishes anyway
+    connected_shop.intuit.inject_fault(connected_shop.realm, "timeout", seconds=1.5, endpoint="POST payment")
+    send(client, connected_shop, "refunds/create", credit_only_refund(order))
+    drain(redis_conn)
+    delivery = WebhookDelivery.get(WebhookDelivery.topic == "refunds/create")
+    assert delivery.status == "pending"
+    assert SyncRecord.get(SyncRecord.source_key == "refund:7001").status == "posted"
+    assert SyncRecord.get(SyncRecord.source_key == "apply:7001").status == "posting"  # outcome unknown
+    wait_for(lambda: len(connected_shop.documents("Payment")) == 1, what="the timed-out application to land")
+    connected_shop.intuit.forget_request_ids(connected_shop.realm)  # only the lookup can prevent a second one
+    assert dispatch.process_delivery(delivery.id) == "posted"
+    [application] = connected_shop.documents("Payment")
+    row = SyncRecord.get(SyncRecord.source_key == "apply:7001")
+    assert (row.status, row.qbo_id, row.qbo_total) == ("posted", application["Id"], Decimal("10.80"))
+    assert ProcessingAttempt.select().where((ProcessingAttempt.sync_record == row.id)
+                                            & (ProcessingAttempt.outcome == "adopted")).count() == 1
+    assert amount(connected_shop.documents("Invoice")[0]["Balance"]) == Decimal("15.80")
+
+
+def test_worker_killed_after_the_credit_application_was_written_retries_to_one_payment(client, redis_conn,
+                                                                                      connected_shop, monkeypatch):
+    from datetime import timedelta
+
+    from ecomflux_app.models import utcnow
+    from ecomflux_app.sync import posting
+    from tests.test_faults import WorkerKilled
+
+    order = unpaid_invoice(client, redis_conn, connected_shop)
+    real = posting._posted
+
+    def killed_after_the_apply_write(record, *args, **kwargs):
+        if record.source_key.startswith("apply:"):
+            raise WorkerKilled()  # QBO has the payment; the ledger never hears of it
+        return real(record, *args, **kwargs)
+
+    monkeypatch.setattr(posting, "_posted", killed_after_the_apply_write)
+    resp = post_webhook(client, "refunds/create", connected_shop.shop.domain, credit_only_refund(order))
+    assert resp.status_code == 200
+    delivery = WebhookDelivery.get(WebhookDelivery.topic == "refunds/create")
+    try:
+        dispatch.process_delivery(delivery.id)
+    except WorkerKilled:
+        pass
+    monkeypatch.setattr(posting, "_posted", real)
+    assert len(connected_shop.documents("Payment")) == 1
+    assert SyncRecord.get(SyncRecord.source_key == "apply:7001").status == "posting"
+    connected_shop.intuit.forget_request_ids(connected_shop.realm)
+    redis_conn.delete(*redis_conn.keys("ecomflux:post:*") or ["-"])  # the dead worker's lock has expired
+    WebhookDelivery.update(lease_until=utcnow() - timedelta(seconds=1)).where(WebhookDelivery.id == delivery.id).execute()
+    assert dispatch.process_delivery(delivery.id) == "posted"
+    [application] = connected_shop.documents("Payment")
+    assert SyncRecord.get(SyncRecord.source_key == "apply:7001").qbo_id == application["Id"]
+    assert amount(connected_shop.documents("Invoice")[0]["Balance"]) == Decimal("15.80")

@@ -6,8 +6,11 @@ from decimal import Decimal
 
 import pytest
 
-from ecomflux_app.translate.order import Refs, plan_order
-from ecomflux_app.translate.payment import deposit_account_for, plan_payments, render_payment
+from ecomflux_app.translate.order import Refs, TranslationError, plan_order
+from ecomflux_app.translate.payment import (
+    deposit_account_for, has_marker, plan_credit_application, plan_payments, render_credit_application,
+    render_payment,
+)
 from ecomflux_app.translate.refund import plan_refund, render_refund
 from ecomflux_app.translate.settings import SyncSettings
 from tests.after_sale_helpers import make_refund
@@ -99,3 +102,49 @@ def test_amount_based_payment_key_is_stable_and_only_the_new_money_is_paid():
     [second] = plan_payments(dict(order, total_outstanding="0.00", financial_status="paid"), S,
                              already_recorded=Decimal("20.00"))
     assert (second.source_key, second.amount) == ("payment:9001:paid-26.60", Decimal("6.60"))
+
+
+def qbo_docs(memo_left=10.8, balance=26.6, memo_customer="7", invoice_customer="7"):
+    """A credit memo and an invoice as the QBO client parses them (JSON numbers are floats)."""
+    memo = {"Id": "41", "DocNumber": "9001-R007001", "TxnDate": "2026-11-21", "TotalAmt": 10.8,
+            "RemainingCredit": memo_left, "CustomerRef": {"value": memo_customer}, "CurrencyRef": {"value": "USD"}}
+    invoice = {"Id": "40", "DocNumber": "9001", "TotalAmt": 26.6, "Balance": balance,
+               "CustomerRef": {"value": invoice_customer}, "CurrencyRef": {"value": "USD"}}
+    return memo, invoice
+
+
+@pytest.mark.parametrize("memo_left, balance, applied", [
+    (10.8, 26.6, "10.80"), (10.8, 6.6, "6.60"), (4.2, 4.2, "4.20"), (0.1 + 0.2, 26.6, "0.30")])
+def test_credit_application_applies_the_smaller_of_credit_left_and_open_balance(memo_left, balance, applied):
+    memo, invoice = qbo_docs(memo_left, balance)
+    application = plan_credit_application("7001", "9001", "#9001", memo, invoice)
+    assert application.amount == Decimal(applied) and application.skip_reason is None
+    assert application.leftover == Decimal(str(memo_left)).quantize(Decimal("0.01")) - Decimal(applied)
+    body = render_credit_application(application)
+    assert body["TotalAmt"] == Decimal("0.00") and isinstance(body["Line"][0]["Amount"], Decimal)
+    assert [(line["LinkedTxn"][0]["TxnType"], line["LinkedTxn"][0]["TxnId"], line["Amount"]) for line in body["Line"]] \
+        == [("Invoice", "40", Decimal(applied)), ("CreditMemo", "41", Decimal(applied))]
+    assert body["TxnDate"] == "2026-11-21" and body["PaymentRefNum"] == "9001-R007001"
+    assert has_marker(body["PrivateNote"], "ecomflux:apply:7001") and has_marker(body["PrivateNote"],
+                                                                                "ecomflux:order:9001")
+    assert application.source_key == "apply:7001"
+
+
+@pytest.mark.parametrize("docs, why", [
+    (qbo_docs(balance=0), "no open balance"),
+    (qbo_docs(memo_left=0), "no credit left"),
+    (qbo_docs(invoice_customer="8"), "different customers"),
+])
+def test_credit_application_with_nothing_to_apply_says_why_and_renders_nothing(docs, why):
+    application = plan_credit_application("7001", "9001", "#9001", *docs)
+    assert application.amount == 0 and why in application.skip_reason
+    with pytest.raises(TranslationError):
+        render_credit_application(application)
+
+
+def test_payment_markers_match_whole_keys_only():
+    [plan] = plan_payments(dict(simple_order(), transactions=[
+        {"id": 501, "kind": "sale", "status": "success", "amount": "26.60", "gateway": "manual"}]), S)
+    assert plan.payment_marker == "ecomflux:payment:9001:501"
+    note = render_payment(plan, "7", "40", None, None)["PrivateNote"]
+    assert has_marker(note, "ecomflux:payment:9001:501") and not has_marker(note, "ecomflux:payment:9001:50")

@@ -83,7 +83,7 @@ class Company:
         self.window: deque[float] = deque()
         self.batch_window: deque[float] = deque()
         self.in_flight = 0
-        self.faults: deque[dict] = deque()
+        self.faults: deque[dict] = deque()  # {"kind", "count", optional "endpoint", "seconds"}
         self.latency = 0.0
         self.counters = {"requests": 0, "throttled": 0, "created": {}, "by_endpoint": {}}
         self._seed()
@@ -263,13 +263,14 @@ class IntuitSandbox:
         company.in_flight += 1
 
 
-def _next_fault(company: Company) -> dict | None:
-    if company.faults:
-        fault = company.faults[0]
-        fault["count"] -= 1
-        if fault["count"] <= 0:
-            company.faults.popleft()
-        return fault
+def _next_fault(company: Company, endpoint: str) -> dict | None:
+    """The first queued fault for this request; one with an endpoint ("POST payment") waits for that endpoint."""
+    for fault in company.faults:
+        if fault.get("endpoint") in (None, endpoint):
+            fault["count"] -= 1
+            if fault["count"] <= 0:
+                company.faults.remove(fault)
+            return fault
     return None
 
 
@@ -365,7 +366,7 @@ def create_intuit_sandbox(client_id: str, client_secret: str) -> Flask:
                                 f"minorversion {minor or '(missing)'} is not supported; use {MIN_MINOR_VERSION}+",
                                 "minorversion")
                 state.authenticate(realm, request.headers.get("Authorization"))
-                fault = _next_fault(company)
+                fault = _next_fault(company, key)
                 state.admit(company, path == "batch")
             try:
                 if fault:
@@ -469,6 +470,10 @@ def _query(company: Company, text: str) -> dict:
     entity = _entity_name(query.entity.lower())
     if entity is None:
         raise Fault(400, "4001", "Invalid query", f"unknown entity {query.entity}")
+    try:
+        qbo_query.check_filterable(entity, query)
+    except qbo_query.QueryValidationError as exc:
+        raise Fault(400, "4001", "Invalid query", str(exc)) from None
     rows = [o for o in company.entities[entity].values() if o.get("status") != "Deleted"]
     page, total = qbo_query.run(query, rows)
     if query.count:
@@ -511,6 +516,8 @@ def _write(company: Company, entity: str, body: dict, args) -> dict:
         return _update(company, entity, body, operation, args.get("include"))
     obj = _validate(company, entity, copy.deepcopy(body))
     created = company.add(entity, obj)
+    if entity == "Payment":
+        _settle(company, created)
     company.counters["created"][entity] = company.counters["created"].get(entity, 0) + 1
     return copy.deepcopy(created)
 
@@ -521,6 +528,23 @@ def _update(company: Company, entity: str, body: dict, operation: str | None, in
         raise Fault(400, "5010", "Stale Object Error",
                     f"Stale Object Error : You and root were working on this at the same time. "
                     f"root finished before you did, so your work was not saved.", "SyncToken")
+    if entity != "Payment":
+        return _change(company, entity, current, body, operation, include)
+    # An edited Payment is validated as if its old application never happened; deleting or voiding
+    # one reopens what it had settled.
+    _settle(company, current, undo=True)
+    try:
+        answer = _change(company, entity, current, body, operation, include)
+    except Fault:
+        _settle(company, current)  # refused: the old application stands
+        raise
+    if current.get("status") != "Deleted":
+        _settle(company, current)
+    return answer
+
+
+def _change(company: Company, entity: str, current: dict, body: dict, operation: str | None,
+            include: str | None) -> dict:
     if operation == "delete":
         current["status"] = "Deleted"
         return {"Id": current["Id"], "status": "Deleted", "domain": "QBO"}
@@ -683,29 +707,97 @@ def _validate_txn(company: Company, entity: str, obj: dict) -> dict:
     obj["TotalAmt"] = float(total)
     obj["HomeTotalAmt"] = float(total * Decimal(str(obj.get("ExchangeRate") or 1)))
     obj["Balance"] = float(total) if entity in ("Invoice", "CreditMemo") else 0
+    if entity == "CreditMemo":
+        obj["RemainingCredit"] = float(total)  # what a Payment may still apply to invoices
     obj.setdefault("TxnDate", date.today().isoformat())
     obj.setdefault("CurrencyRef", {"value": company.home_currency})
     return obj
 
 
-def _validate_payment(company: Company, obj: dict) -> dict:
-    company.get("Customer", _ref(obj.get("CustomerRef")), "CustomerRef")
-    total = _money(obj.get("TotalAmt"), "TotalAmt")
-    applied = Decimal(0)
+PAYMENT_LINK_TYPES = ("Invoice", "CreditMemo")
+
+
+def _business_fault(detail: str, element: str) -> Fault:
+    return Fault(400, "6000", "A business validation error has occurred while processing your request",
+                 f"Business Validation Error: {detail}", element)
+
+
+def _payment_links(company: Company, obj: dict) -> tuple[Decimal, Decimal]:
+    """(charges applied to invoices, credit used from credit memos), each link checked as QBO does."""
+    customer_id = _ref(obj.get("CustomerRef"))
+    charges, credits = Decimal(0), Decimal(0)
+    per_txn: dict[tuple[str, str], Decimal] = {}
     for n, line in enumerate(obj.get("Line") or []):
         amount = _money(line.get("Amount", 0), f"Line[{n}].Amount")
-        for link in line.get("LinkedTxn") or []:
-            if link.get("TxnType") == "Invoice":
-                invoice = company.get("Invoice", link.get("TxnId"), f"Line[{n}].LinkedTxn")
-                balance = Decimal(str(invoice.get("Balance", 0)))
-                if amount > balance:
-                    raise Fault(400, "6000", "A business validation error has occurred while processing your request",
-                                f"Payment {amount} exceeds the invoice balance {balance}", f"Line[{n}].Amount")
-                invoice["Balance"] = float(balance - amount)
-        applied += amount
-    if applied > total:
-        raise Fault(400, "6000", "A business validation error has occurred while processing your request",
-                    "Applied amount exceeds the payment total", "TotalAmt")
-    obj["UnappliedAmt"] = float(total - applied)
+        if amount < 0:
+            raise _business_fault("a payment line amount cannot be negative", f"Line[{n}].Amount")
+        links = line.get("LinkedTxn") or []
+        if not links:
+            raise Fault(400, "2020", "Required param missing", "Line.LinkedTxn is required", f"Line[{n}].LinkedTxn")
+        for link in links:
+            kind = link.get("TxnType")
+            if kind not in PAYMENT_LINK_TYPES:
+                raise Fault(400, "2010", "Request has invalid or unsupported property",
+                            f"LinkedTxn.TxnType {kind!r} is not supported here (Invoice, CreditMemo)",
+                            f"Line[{n}].LinkedTxn.TxnType")
+            linked = company.get(kind, link.get("TxnId"), f"Line[{n}].LinkedTxn")
+            if _ref(linked.get("CustomerRef")) != customer_id:
+                raise _business_fault(f"the {kind} {linked['Id']} belongs to another customer",
+                                      f"Line[{n}].LinkedTxn")
+            key = (kind, str(linked["Id"]))
+            per_txn[key] = per_txn.get(key, Decimal(0)) + amount
+            open_amount = Decimal(str(linked.get("Balance" if kind == "Invoice" else "RemainingCredit",
+                                                 linked.get("Balance", 0)))).quantize(CENT)
+            if per_txn[key] > open_amount:
+                what = "the invoice balance" if kind == "Invoice" else "the credit remaining on the credit memo"
+                raise _business_fault(f"{per_txn[key]} applied exceeds {what} {open_amount}", f"Line[{n}].Amount")
+            if kind == "Invoice":
+                charges += amount
+            else:
+                credits += amount
+    return charges, credits
+
+
+def _validate_payment(company: Company, obj: dict) -> dict:
+    """Checks a Payment without changing anything: an invalid one must leave every balance as it was."""
+    company.get("Customer", _ref(obj.get("CustomerRef")), "CustomerRef")
+    total = _money(obj.get("TotalAmt"), "TotalAmt")
+    if total < 0:
+        raise _business_fault("TotalAmt cannot be negative", "TotalAmt")
+    charges, credits = _payment_links(company, obj)
+    if credits > charges:
+        raise _business_fault("credit applied exceeds the charges it is applied to", "Line")
+    if total == 0 and (charges != credits or not obj.get("Line")):
+        raise _business_fault("a zero payment must link charges and credits that net to 0", "TotalAmt")
+    if charges - credits > total:
+        raise _business_fault("Applied amount exceeds the payment total", "TotalAmt")
+    obj["TotalAmt"] = float(total)
+    obj["UnappliedAmt"] = float(total - (charges - credits))
     obj.setdefault("TxnDate", date.today().isoformat())
+    obj.setdefault("CurrencyRef", {"value": company.home_currency})
     return obj
+
+
+def _settle(company: Company, payment: dict, undo: bool = False) -> None:
+    """Lower (or, undoing, restore) each linked Invoice's Balance and CreditMemo's RemainingCredit."""
+    applied: dict[tuple[str, str], Decimal] = {}
+    for n, line in enumerate(payment.get("Line") or []):
+        for link in line.get("LinkedTxn") or []:
+            if link.get("TxnType") in PAYMENT_LINK_TYPES:
+                key = (link["TxnType"], str(link.get("TxnId")))
+                applied[key] = applied.get(key, Decimal(0)) + _money(line.get("Amount", 0), f"Line[{n}].Amount")
+    back = {"TxnId": payment["Id"], "TxnType": "Payment"}
+    for (kind, txn_id), amount in applied.items():
+        linked = company.entities[kind].get(txn_id)
+        if linked is None:
+            continue
+        field = "Balance" if kind == "Invoice" else "RemainingCredit"
+        left = Decimal(str(linked.get(field, 0))) + (amount if undo else -amount)
+        linked[field] = float(left)
+        if kind == "CreditMemo":
+            linked["Balance"] = float(left)
+        links = linked.setdefault("LinkedTxn", [])
+        if undo and back in links:
+            links.remove(back)
+        elif not undo and amount and back not in links:
+            links.append(back)

@@ -18,8 +18,19 @@ _QUERY = re.compile(
 )
 
 
+# Entities whose WHERE clause QBO limits to a few properties (the rest answer 4001). Payment: no
+# DocNumber, and neither PrivateNote nor PaymentRefNum is filterable.
+FILTERABLE: dict[str, frozenset[str]] = {
+    "Payment": frozenset({"Id", "MetaData.CreateTime", "MetaData.LastUpdatedTime", "TxnDate", "CustomerRef"}),
+}
+
+
 class QueryError(ValueError):
     """Not a query QBO would accept."""
+
+
+class QueryValidationError(QueryError):
+    """A well-formed query QBO still refuses (a property it cannot filter on)."""
 
 
 @dataclass
@@ -105,6 +116,17 @@ def parse(text: str) -> Query:
     return Query(entity=m.group("entity"), count=m.group("what") != "*", conditions=conditions,
                  order=m.group("order"), descending=(m.group("dir") or "").lower() == "desc",
                  start=max(1, int(m.group("start") or 1)), max_results=max_results)
+
+
+def check_filterable(entity: str, query: Query) -> None:
+    """Raise QueryValidationError for a condition on a property QBO cannot filter this entity by."""
+    allowed = FILTERABLE.get(entity)
+    if allowed is None:
+        return
+    lowered = {name.lower() for name in allowed}
+    for field, _op, _value in query.conditions:
+        if field.lower() not in lowered:
+            raise QueryValidationError(f"QueryValidationError: property '{field}' is not queryable")
 
 
 def _field(obj: dict, path: str) -> Any:

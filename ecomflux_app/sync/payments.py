@@ -13,7 +13,7 @@ from ..translate.payment import deposit_account_for, payment_method_for, plan_pa
 from ..translate.settings import SyncSettings
 from .orders import post_order, shop_facts
 from .outcomes import FatalError, Outcome, RetryLater
-from .posting import Document, PostResult, flag, ledger_row, post_document
+from .posting import Document, PostResult, find_payment, flag, ledger_row, post_document, read_once
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,13 @@ def post_payment_for_order(shop: Shop, order: dict, settings: SyncSettings, deli
         if record.status in ("posted", "skipped", "voided"):
             continue
 
-        def build(plan=plan, record=record) -> Document | PostResult:
-            invoice = client.read("Invoice", invoice_row.qbo_id)
+        invoice_now = read_once(client, "Invoice", str(invoice_row.qbo_id))
+
+        def find(plan=plan, invoice_now=invoice_now) -> dict | None:
+            return find_payment(client, invoice_now()["CustomerRef"]["value"], plan.txn_date, plan.payment_marker)
+
+        def build(plan=plan, record=record, invoice_now=invoice_now) -> Document | PostResult:
+            invoice = invoice_now()
             balance = Decimal(str(invoice.get("Balance", 0)))
             if plan.amount > balance:
                 return flag(record, f"payment {plan.amount} is more than the invoice's open balance {balance}",
@@ -67,11 +72,11 @@ def post_payment_for_order(shop: Shop, order: dict, settings: SyncSettings, deli
             payload = render_payment(plan, invoice["CustomerRef"]["value"], str(invoice_row.qbo_id),
                                      deposit_account_for(settings, plan.gateway),
                                      payment_method_for(settings, plan.gateway))
-            return Document(entity="Payment", payload=payload, doc_number=None, marker=None,
+            return Document(entity="Payment", payload=payload, doc_number=None, marker=plan.payment_marker,
                             figures={"shopify_total": plan.amount, "qbo_total": plan.amount},
                             ledger={"order_date": plan.txn_date})
 
-        result = post_document(shop, client, record, build, delivery)
+        result = post_document(shop, client, record, build, delivery, find=find)
         (flagged if result.status == "flagged" else posted).append(result.record)
     if flagged:
         return Outcome("flagged", "; ".join(r.reason or "" for r in flagged))

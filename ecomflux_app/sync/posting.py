@@ -3,7 +3,9 @@
 Every document (order, refund, payment, void) goes through post_document():
   1. the ledger row for (shop, source_key) is taken under a Redis lock; 'posted' means done;
   2. a row left 'posting' by an attempt whose outcome is unknown (crash, timeout) is first
-     looked up in QBO (DocNumber + our marker in PrivateNote) and adopted if found;
+     looked up in QBO (DocNumber + our marker in PrivateNote) and adopted if found; a Payment has
+     no DocNumber, so its caller passes find= (CustomerRef + TxnDate, then the marker), which runs
+     before build() because our lost write may already have moved the balances build() reads;
   3. the write carries a requestid derived from (shop, source_key, kind), so even a lost
      response replayed by Intuit returns the same document;
   4. a 6140 duplicate DocNumber whose document carries our marker is adopted; one that is not
@@ -34,6 +36,8 @@ from ..quickbooks.errors import (
     QboValidationError,
     RealmBusy,
 )
+from ..translate.money import ZERO, parse_money, quantize
+from ..translate.payment import has_marker
 from ..translate.query import quote
 from ..translate.requestid import request_id as make_request_id
 from .outcomes import FatalError, RetryLater, WaitingForReconnect
@@ -97,6 +101,37 @@ def find_existing(client: QboClient, entity: str, doc_number: str | None, marker
     return None
 
 
+def find_payment(client: QboClient, customer_id: str, txn_date, marker: str) -> dict | None:
+    """Our Payment in QBO, if a previous attempt created it: QBO filters Payments by CustomerRef and
+    TxnDate but not by PrivateNote or PaymentRefNum, so the marker is matched here."""
+    sql = (f"SELECT * FROM Payment WHERE CustomerRef = {quote(str(customer_id))} "
+           f"AND TxnDate = {quote(txn_date.isoformat())}")
+    return next((row for row in client.query(sql) if has_marker(row.get("PrivateNote"), marker)), None)
+
+
+def read_once(client: QboClient, entity: str, entity_id: str) -> Callable[[], dict]:
+    """A QBO document read at most once, shared by one ledger row's find() and build()."""
+    cache: dict[str, dict] = {}
+
+    def read() -> dict:
+        if "doc" not in cache:
+            cache["doc"] = client.read(entity, entity_id)
+        return cache["doc"]
+
+    return read
+
+
+def qbo_total_of(entity: str | None, obj: dict) -> Decimal | None:
+    """The figure the ledger keeps for a QBO document: its TotalAmt, but for a Payment what it settled
+    on invoices (a credit application's TotalAmt is 0 while it settles the credit applied)."""
+    if entity == "Payment" and obj.get("Line"):
+        return quantize(sum((parse_money(line.get("Amount", 0), "Line.Amount") for line in obj["Line"]
+                             if any(link.get("TxnType") == "Invoice" for link in line.get("LinkedTxn") or [])),
+                            ZERO))
+    total = obj.get("TotalAmt")
+    return quantize(parse_money(total, "TotalAmt")) if total is not None else None
+
+
 def request_id_for(shop: Shop, record: SyncRecord, entity: str) -> str:
     """Same requestid across uncertain retries (Intuit replays instead of duplicating); a new one
     only after a definite rejection (a replay of that 400 would block the fixed document forever)."""
@@ -156,19 +191,24 @@ def ledger_lock(shop: Shop, record: SyncRecord, busy: str = "this document is be
 
 
 def post_document(shop: Shop, client: QboClient, record: SyncRecord, build: Callable[[], Document | PostResult],
-                  delivery: WebhookDelivery | None = None) -> PostResult:
+                  delivery: WebhookDelivery | None = None,
+                  find: Callable[[], dict | None] | None = None) -> PostResult:
     """Create the document for this ledger row exactly once (see the module docstring)."""
     with ledger_lock(shop, record):
-        return _post_locked(shop, client, record, build, delivery)
+        return _post_locked(shop, client, record, build, delivery, find)
 
 
-def _post_locked(shop, client, record, build, delivery) -> PostResult:
+def _post_locked(shop, client, record, build, delivery, find=None) -> PostResult:
     record = SyncRecord.get_by_id(record.id)
     if record.status in ("posted", "voided"):
         return PostResult("skipped_duplicate", record)
     uncertain = record.status == "posting"
     started = time.perf_counter()
     try:
+        if uncertain and find is not None:
+            found = find()
+            if found is not None:
+                return _posted(record, found, None, client, delivery, started, adopted=True)
         doc = build()  # may call QBO too (customer/item resolution): same error mapping as the write
         if isinstance(doc, PostResult):  # the builder decided (flagged, nothing to post)
             return doc
@@ -176,7 +216,8 @@ def _post_locked(shop, client, record, build, delivery) -> PostResult:
         _update(record, status="posting", attempts=record.attempts + 1, document_type=doc.entity, request_id=rid,
                 qbo_doc_number=doc.doc_number, reason=None, error_code=None, error_element=None,
                 delivery=delivery or record.delivery, **_money_figures(doc), **doc.ledger)
-        existing = find_existing(client, doc.entity, doc.doc_number, doc.marker) if uncertain else None
+        existing = find_existing(client, doc.entity, doc.doc_number, doc.marker) \
+            if uncertain and find is None else None
         if existing is None:
             try:
                 created = client.create(doc.entity, doc.payload, rid)
@@ -211,12 +252,13 @@ def _post_locked(shop, client, record, build, delivery) -> PostResult:
         raise mapped from None
 
 
-def _posted(record, entity: dict, doc: Document, client, delivery, started, adopted: bool) -> PostResult:
-    total = entity.get("TotalAmt")
+def _posted(record, entity: dict, doc: Document | None, client, delivery, started, adopted: bool) -> PostResult:
+    """Mark the row posted from QBO's answer; doc is None when a find= lookup adopted it before build()."""
+    total = qbo_total_of(doc.entity if doc else record.document_type, entity)
     _update(record, status="posted", qbo_id=str(entity.get("Id")), qbo_sync_token=str(entity.get("SyncToken", "0")),
-            qbo_doc_number=entity.get("DocNumber") or doc.doc_number, posted_at=utcnow(), reason=None,
-            error_code=None, error_element=None,
-            qbo_total=Decimal(str(total)) if total is not None else doc.figures.get("qbo_total"))
+            qbo_doc_number=entity.get("DocNumber") or (doc.doc_number if doc else record.qbo_doc_number),
+            posted_at=utcnow(), reason=None, error_code=None, error_element=None,
+            qbo_total=total if total is not None else (doc.figures.get("qbo_total") if doc else record.qbo_total))
     record_attempt(record, delivery, client, "adopted" if adopted else "posted", None, started)
     return PostResult("posted", record, adopted=adopted)
 

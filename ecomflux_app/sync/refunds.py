@@ -1,4 +1,8 @@
-"""refunds/create: one RefundReceipt (receipt mode) or CreditMemo (invoice mode) per Shopify refund, exactly once."""
+"""refunds/create: one RefundReceipt (receipt mode) or CreditMemo (invoice mode) per Shopify refund, exactly once.
+
+A CreditMemo is then applied to the order's Invoice while it is open (a zero Payment, ledger key
+apply:<refund id>), so the invoice's A/R drops by the credit instead of leaving it unapplied.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,14 @@ import logging
 from ..models import QboConnection, Shop, SyncRecord, WebhookDelivery, utcnow
 from ..quickbooks.client import QboClient, connection_for
 from ..translate.order import Refs, TranslationError
+from ..translate.payment import APPLY_KEY_PREFIX, CreditApplication, plan_credit_application, render_credit_application
 from ..translate.refund import plan_refund
 from ..translate.settings import SyncSettings
 from .dispatch import DeliveryContext
 from .lifecycle import ensure_shop_active
 from .orders import post_order, shop_facts, shop_settings
 from .outcomes import FatalError, Outcome, RetryLater
-from .posting import Document, PostResult, flag, ledger_row, post_document
+from .posting import Document, PostResult, _update, find_payment, flag, ledger_row, post_document, read_once
 from .references import ReferenceResolver
 
 log = logging.getLogger(__name__)
@@ -93,6 +98,27 @@ def refund_account(client: QboClient, settings: SyncSettings) -> str:
     return str(sorted(rows, key=lambda r: int(r["Id"]) if str(r["Id"]).isdigit() else 0)[0]["Id"])
 
 
+def refund_moved_money(refund: dict) -> bool:
+    """Whether money went back to the buyer in this refund (a successful refund transaction)."""
+    return any(isinstance(tx, dict) and tx.get("kind") == "refund" and tx.get("status") in ("success", None)
+               for tx in refund.get("transactions") or [])
+
+
+def record_payment_first(shop: Shop, order_id: str, body: dict, settings: SyncSettings,
+                         delivery: WebhookDelivery | None, client: QboClient) -> None:
+    """Money can only go back after it came in: record the order's payment on its invoice before the
+    refund (orders/paid may arrive later, Shopify keeps no order), so the refund is a RefundReceipt
+    out of the bank and the invoice closes, not a credit memo that would leave the cash unrecorded."""
+    from ..shopify.graphql import fetch_order
+    from .payments import post_payment_for_order
+
+    # Per-transaction amounts when Shopify has them: the body may already be net of this refund.
+    source = body if body.get("transactions") is not None else (fetch_order(shop, order_id) or body)
+    outcome = post_payment_for_order(shop, source, settings, delivery, client)
+    if outcome.status == "flagged":
+        log.warning("order %s: payment not recorded before its refund (%s)", order_id, outcome.error)
+
+
 def _invoice_paid(shop: Shop, order_rec: SyncRecord) -> bool:
     """Has a Payment been recorded against the order's invoice (money came in through QBO)?"""
     if order_rec.document_type != "Invoice":
@@ -100,6 +126,77 @@ def _invoice_paid(shop: Shop, order_rec: SyncRecord) -> bool:
     return SyncRecord.select().where((SyncRecord.shop == shop.id) & (SyncRecord.kind == "payment")
                                      & (SyncRecord.order_id == order_rec.order_id)
                                      & (SyncRecord.status == "posted")).exists()
+
+
+def apply_key(refund_record: SyncRecord) -> str:
+    """apply:<refund id> for the ledger row refund:<refund id>."""
+    return APPLY_KEY_PREFIX + refund_record.source_key.split(":", 1)[1]
+
+
+def credit_to_apply(shop: Shop, refund_record: SyncRecord) -> bool:
+    """A posted credit memo whose application to the invoice has not finished (or never started)."""
+    if refund_record.status != "posted" or refund_record.document_type != "CreditMemo":
+        return False
+    row = SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == apply_key(refund_record)))
+    return row is None or row.status not in ("posted", "skipped")
+
+
+def apply_credit(shop: Shop, client: QboClient, memo_record: SyncRecord, order_rec: SyncRecord | None,
+                 delivery: WebhookDelivery | None = None) -> PostResult | None:
+    """Apply a posted credit memo to the order's open invoice with a zero Payment, exactly once."""
+    if not credit_to_apply(shop, memo_record) or order_rec is None or order_rec.document_type != "Invoice" \
+            or not order_rec.qbo_id or not memo_record.qbo_id:
+        return None
+    record = ledger_row(shop, apply_key(memo_record), kind="apply", order_id=memo_record.order_id,
+                        order_name=memo_record.order_name or order_rec.order_name, delivery=delivery)
+    memo_now = read_once(client, "CreditMemo", str(memo_record.qbo_id))
+    invoice_now = read_once(client, "Invoice", str(order_rec.qbo_id))
+    planned: list[CreditApplication] = []
+
+    def plan() -> CreditApplication:
+        if not planned:
+            try:
+                planned.append(plan_credit_application(
+                    memo_record.source_key.split(":", 1)[1], memo_record.order_id,
+                    order_rec.order_name or f"#{memo_record.order_id}", memo_now(), invoice_now()))
+            except TranslationError as exc:
+                reason = f"credit memo {memo_record.qbo_doc_number} cannot be applied: {exc}"
+                # The status stays: a row left 'posting' must still be looked up before any create.
+                _update(record, reason=reason)
+                raise FatalError(reason, {"field": exc.field}) from None
+        return planned[0]
+
+    def find() -> dict | None:
+        application = plan()
+        if not application.customer_id:
+            return None
+        return find_payment(client, application.customer_id, application.txn_date, application.payment_marker)
+
+    def build() -> Document | PostResult:
+        application = plan()
+        if application.skip_reason:
+            _update(record, status="skipped", reason=application.skip_reason)
+            return PostResult("skipped_duplicate", record)
+        return Document(entity="Payment", payload=render_credit_application(application), doc_number=None,
+                        marker=application.payment_marker,
+                        figures={"shopify_total": application.amount, "qbo_total": application.amount},
+                        ledger={"order_date": application.txn_date, "currency": memo_record.currency})
+
+    try:
+        return post_document(shop, client, record, build, delivery, find=find)
+    except FatalError as exc:
+        raise FatalError(f"credit memo {memo_record.qbo_doc_number} is posted, but applying it to invoice "
+                         f"{order_rec.qbo_doc_number} failed: {exc.reason}", exc.detail) from None
+
+
+def _applied(result: PostResult | None) -> dict | None:
+    """The application's part of the refund's outcome detail."""
+    if result is None:
+        return None
+    rec = result.record
+    if rec.status != "posted":
+        return {"status": rec.status, "reason": rec.reason}
+    return {"status": "posted", "qbo_id": rec.qbo_id, "amount": str(rec.qbo_total)}
 
 
 def handle_refund(ctx: DeliveryContext) -> Outcome:
@@ -117,6 +214,13 @@ def post_refund(shop: Shop, refund: dict, settings: SyncSettings, conn: QboConne
         raise FatalError("refund payload has no id or order_id")
     record = ledger_row(shop, f"refund:{refund_id}", kind="refund", order_id=str(order_id), delivery=delivery)
     if record.status in ("posted", "voided", "skipped"):
+        if credit_to_apply(shop, record):
+            # The credit memo is in QBO but its application did not finish (transient error, crash).
+            applied = apply_credit(shop, client or QboClient(conn), record, order_record(shop, str(order_id)),
+                                   delivery)
+            if applied is not None and applied.status == "posted":
+                return Outcome("posted", None, {"qbo_id": record.qbo_id, "doc_number": record.qbo_doc_number,
+                                                "document_type": record.document_type, "applied": _applied(applied)})
         return Outcome("skipped_duplicate", record.reason or f"already posted as {record.document_type} "
                                                              f"{record.qbo_doc_number}")
     existing = order_record(shop, str(order_id))
@@ -133,6 +237,8 @@ def post_refund(shop: Shop, refund: dict, settings: SyncSettings, conn: QboConne
                           updated_at=utcnow()).where(SyncRecord.id == record.id).execute()
         return Outcome("processed", f"the order's document {order_rec.qbo_doc_number} already reflects this refund")
     body = order or body or order_body(shop, str(order_id)) or {"id": order_id, "name": order_rec.order_name}
+    if order_rec.document_type == "Invoice" and refund_moved_money(refund) and not _invoice_paid(shop, order_rec):
+        record_payment_first(shop, str(order_id), body, settings, delivery, client)
 
     def build() -> Document | PostResult:
         try:
@@ -174,7 +280,10 @@ def post_refund(shop: Shop, refund: dict, settings: SyncSettings, conn: QboConne
     if result.status == "flagged":
         return Outcome("flagged", rec.reason, {"shopify_total": str(rec.shopify_total),
                                                "qbo_total": str(rec.qbo_total)})
+    applied = apply_credit(shop, client, rec, order_rec, delivery) if rec.status == "posted" else None
     if result.status == "skipped_duplicate":
-        return Outcome("skipped_duplicate" if rec.status != "skipped" else "processed", rec.reason)
+        return Outcome("skipped_duplicate" if rec.status != "skipped" else "processed", rec.reason,
+                       {"applied": _applied(applied)} if applied else None)
     return Outcome("posted", None, {"qbo_id": rec.qbo_id, "doc_number": rec.qbo_doc_number,
-                                    "document_type": rec.document_type, "linked_to": order_rec.qbo_doc_number})
+                                    "document_type": rec.document_type, "linked_to": order_rec.qbo_doc_number,
+                                    "applied": _applied(applied)})

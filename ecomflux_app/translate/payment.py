@@ -5,6 +5,14 @@ payment:<order id>:<transaction id>. Without transactions in the payload, the am
 (current_total_price - total_outstanding) minus what is already recorded becomes one Payment keyed
 payment:<order id>:paid-<amount paid so far>, so a repeated delivery maps to the same key.
 Gift card redemptions are not payments here: the invoice already nets them out as a line.
+
+A Payment has no DocNumber, so its findable identity is the [ecomflux:<source key>] marker in its
+PrivateNote (QBO cannot filter on PrivateNote or PaymentRefNum: the sync queries by CustomerRef and
+TxnDate and matches the marker itself).
+
+A credit memo for a refund of an open invoice is applied to that invoice with a zero Payment
+(credit application, key apply:<refund id>): one line links the Invoice, one the CreditMemo, both
+for min(credit remaining, invoice open balance), so the lines net to the zero TotalAmt.
 """
 
 from __future__ import annotations
@@ -14,12 +22,13 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Mapping
 
-from .money import ZERO, format_money, quantize
+from .money import ZERO, MoneyError, format_money, money, quantize
 from .plan import GIFT_CARD_GATEWAY, PRIVATE_NOTE_MAX, ShopFacts, TranslationError
 from .reading import money_reader_for, objects, order_marker, text, txn_date_for
 from .settings import SyncSettings
 
 PAYMENT_REF_MAX = 21
+APPLY_KEY_PREFIX = "apply:"
 
 
 @dataclass(frozen=True)
@@ -33,9 +42,46 @@ class PaymentPlan:
     gateway: str | None
     txn_date: date
     reference: str | None  # PaymentRefNum (Shopify transaction id / authorization)
-    marker: str
+    marker: str  # the order's marker
     private_note: str
     currency_ref: str | None
+    payment_marker: str  # ecomflux:<source key>: this Payment's own identity in PrivateNote
+
+
+@dataclass(frozen=True)
+class CreditApplication:
+    """A zero Payment applying a credit memo to the order's open invoice (or why nothing is applied)."""
+
+    source_key: str  # apply:<refund id>
+    payment_marker: str  # ecomflux:apply:<refund id>
+    refund_id: str
+    order_id: str
+    invoice_id: str
+    credit_memo_id: str
+    customer_id: str
+    amount: Decimal  # min(credit remaining, invoice open balance); zero when skip_reason is set
+    credit_remaining: Decimal
+    invoice_balance: Decimal
+    txn_date: date
+    reference: str | None  # PaymentRefNum: the credit memo's number
+    private_note: str
+    currency_ref: str | None
+    skip_reason: str | None = None
+
+    @property
+    def leftover(self) -> Decimal:
+        """Credit that stays with the customer after this application."""
+        return quantize(self.credit_remaining - self.amount)
+
+
+def payment_marker(source_key: str) -> str:
+    """The PrivateNote marker that identifies one Payment (its ledger key, prefixed)."""
+    return f"ecomflux:{source_key}"
+
+
+def has_marker(note: str | None, marker: str) -> bool:
+    """Whether a PrivateNote carries exactly this bracketed marker (payment:1:50 is not payment:1:501)."""
+    return f"[{marker}]" in (note or "")
 
 
 def deposit_account_for(settings: SyncSettings, gateway: str | None) -> str | None:
@@ -69,12 +115,12 @@ def plan_payments(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFa
     plans: list[PaymentPlan] = []
 
     def make(key: str, amount: Decimal, gateway: str | None, when: Mapping[str, Any], ref: str | None) -> PaymentPlan:
-        note = (f"Payment for Shopify order {order_name} via {gateway or 'unknown gateway'} "
-                f"[{marker}] [ecomflux:{key}]")
+        own = payment_marker(key)
+        note = f"Payment for Shopify order {order_name} via {gateway or 'unknown gateway'} [{marker}] [{own}]"
         return PaymentPlan(source_key=key, order_id=order_id, order_name=order_name, amount=quantize(amount),
                            gateway=gateway, txn_date=txn_date_for(when, shop.timezone),
                            reference=(ref or "")[:PAYMENT_REF_MAX] or None, marker=marker,
-                           private_note=note[:PRIVATE_NOTE_MAX], currency_ref=currency_ref)
+                           private_note=note[:PRIVATE_NOTE_MAX], currency_ref=currency_ref, payment_marker=own)
 
     transactions = order.get("transactions")
     if isinstance(transactions, list) and transactions:
@@ -138,4 +184,82 @@ def render_payment(plan: PaymentPlan, customer_id: str, invoice_id: str, deposit
         body["PaymentMethodRef"] = {"value": payment_method_id}
     if plan.currency_ref:
         body["CurrencyRef"] = {"value": plan.currency_ref}
+    return body
+
+
+def _ref_value(obj: Any) -> str | None:
+    return text(obj.get("value")) if isinstance(obj, Mapping) else None
+
+
+def _qbo_money(doc: Mapping[str, Any], names: tuple[str, ...], where: str) -> Decimal:
+    """The first of names the QBO document carries, as cents (QBO answers JSON numbers)."""
+    for name in names:
+        if doc.get(name) is not None:
+            try:
+                return money(doc[name], f"{where}.{name}")
+            except MoneyError as exc:
+                raise TranslationError(f"{where}.{name}", str(exc)) from None
+    raise TranslationError(f"{where}.{names[0]}", "missing from the QuickBooks document")
+
+
+def plan_credit_application(refund_id: str, order_id: str, order_name: str, credit_memo: Mapping[str, Any],
+                            invoice: Mapping[str, Any]) -> CreditApplication:
+    """Apply min(credit remaining, invoice open balance) of a refund's credit memo to the order's invoice."""
+    key = f"{APPLY_KEY_PREFIX}{refund_id}"
+    own = payment_marker(key)
+    memo_id, invoice_id = text(credit_memo.get("Id")), text(invoice.get("Id"))
+    if not memo_id or not invoice_id:
+        raise TranslationError("Id", "the credit memo and the invoice must both exist in QuickBooks")
+    # RemainingCredit is what QBO leaves to apply; Balance mirrors it on older answers.
+    remaining = _qbo_money(credit_memo, ("RemainingCredit", "Balance"), "CreditMemo")
+    balance = _qbo_money(invoice, ("Balance",), "Invoice")
+    raw_date = text(credit_memo.get("TxnDate"))
+    try:
+        txn_date = date.fromisoformat(raw_date or "")
+    except ValueError:
+        raise TranslationError("CreditMemo.TxnDate", f"not a date: {raw_date!r}") from None
+    memo_doc = text(credit_memo.get("DocNumber")) or memo_id
+    invoice_doc = text(invoice.get("DocNumber")) or invoice_id
+    customer = _ref_value(credit_memo.get("CustomerRef"))
+    memo_currency = _ref_value(credit_memo.get("CurrencyRef"))
+    invoice_currency = _ref_value(invoice.get("CurrencyRef"))
+    skip = None
+    if not customer or customer != _ref_value(invoice.get("CustomerRef")):
+        skip = (f"credit memo {memo_doc} and invoice {invoice_doc} belong to different customers in QuickBooks: "
+                "the credit stays with the customer")
+    elif memo_currency and invoice_currency and memo_currency != invoice_currency:
+        skip = f"credit memo {memo_doc} ({memo_currency}) and invoice {invoice_doc} ({invoice_currency}) differ in currency"
+    elif remaining <= 0:
+        skip = f"credit memo {memo_doc} has no credit left to apply"
+    elif balance <= 0:
+        skip = (f"invoice {invoice_doc} has no open balance: the credit of {format_money(remaining)} "
+                "stays with the customer")
+    amount = ZERO if skip else min(remaining, balance)
+    note = (f"Credit memo {memo_doc} applied to invoice {invoice_doc} for Shopify order {order_name} "
+            f"(refund {refund_id}) [{own}] [{order_marker(order_id)}]")
+    return CreditApplication(
+        source_key=key, payment_marker=own, refund_id=str(refund_id), order_id=str(order_id), invoice_id=invoice_id,
+        credit_memo_id=memo_id, customer_id=customer or "", amount=amount, credit_remaining=remaining,
+        invoice_balance=balance, txn_date=txn_date, reference=memo_doc[:PAYMENT_REF_MAX],
+        private_note=note[:PRIVATE_NOTE_MAX], currency_ref=memo_currency, skip_reason=skip)
+
+
+def render_credit_application(application: CreditApplication) -> dict[str, Any]:
+    """The zero Payment create body: the invoice line and the credit memo line net to TotalAmt 0."""
+    if application.skip_reason:
+        raise TranslationError("amount", application.skip_reason)
+    body: dict[str, Any] = {
+        "CustomerRef": {"value": application.customer_id}, "TotalAmt": ZERO,
+        "TxnDate": application.txn_date.isoformat(), "PrivateNote": application.private_note,
+        "Line": [
+            {"Amount": application.amount,
+             "LinkedTxn": [{"TxnId": application.invoice_id, "TxnType": "Invoice"}]},
+            {"Amount": application.amount,
+             "LinkedTxn": [{"TxnId": application.credit_memo_id, "TxnType": "CreditMemo"}]},
+        ],
+    }
+    if application.reference:
+        body["PaymentRefNum"] = application.reference
+    if application.currency_ref:
+        body["CurrencyRef"] = {"value": application.currency_ref}
     return body
