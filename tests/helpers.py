@@ -81,3 +81,35 @@ def app_env(app) -> dict:
     env["ENCRYPTION_KEYS"] = ",".join(cfg["ENCRYPTION_KEYS"])
     env["ECOMFLUX_INSTANCE"] = cfg["INSTANCE_PATH"]
     return env
+
+
+def run_killed_after_qbo_write(monkeypatch, delivery_id: int, dies) -> None:
+    """Process a delivery whose worker dies right after QBO wrote the document of the first ledger row
+    matching `dies(source_key)`: QBO has it, the ledger row stays 'posting' and never hears of it."""
+    from ecomflux_app.sync import dispatch, posting
+    from tests.test_faults import WorkerKilled
+
+    real = posting._posted
+
+    def killed(record, *args, **kwargs):
+        if dies(record.source_key):
+            raise WorkerKilled()
+        return real(record, *args, **kwargs)
+
+    monkeypatch.setattr(posting, "_posted", killed)
+    try:
+        dispatch.process_delivery(delivery_id)
+    except WorkerKilled:
+        pass
+    finally:
+        monkeypatch.setattr(posting, "_posted", real)
+
+
+def as_if_the_dead_worker_timed_out(redis_conn, delivery_id: int) -> None:
+    """What time does for a dead worker: its ledger lock and its delivery lease expire."""
+    from datetime import timedelta
+
+    from ecomflux_app.models import WebhookDelivery, utcnow
+
+    redis_conn.delete(*redis_conn.keys("ecomflux:post:*") or ["-"])
+    WebhookDelivery.update(lease_until=utcnow() - timedelta(seconds=1)).where(WebhookDelivery.id == delivery_id).execute()

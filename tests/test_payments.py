@@ -156,37 +156,20 @@ def test_payment_timed_out_after_qbo_wrote_it_is_found_by_its_marker_not_repeate
 
 def test_payment_lookup_after_a_crash_adopts_its_own_payment_not_a_similar_one(client, redis_conn, connected_shop,
                                                                                monkeypatch):
-    from datetime import timedelta
-
-    from ecomflux_app.models import utcnow
-    from ecomflux_app.sync import posting
-    from tests.test_faults import WorkerKilled
+    from tests.helpers import as_if_the_dead_worker_timed_out, run_killed_after_qbo_write
 
     connected_shop.settings(document_type="invoice")
     order = simple_order()
     send(client, connected_shop, "orders/fulfilled", order)
     send(client, connected_shop, "orders/paid", with_transactions(order, (501, "20.00", "shopify_payments")))
     drain(redis_conn)
-    real = posting._posted
-
-    def killed_after_the_write(record, *args, **kwargs):
-        if record.source_key == "payment:9001:50":
-            raise WorkerKilled()  # QBO has the payment; the ledger never hears of it
-        return real(record, *args, **kwargs)
-
-    monkeypatch.setattr(posting, "_posted", killed_after_the_write)
     both = with_transactions(order, (501, "20.00", "shopify_payments"), (50, "6.60", "manual"), status="paid")
     assert post_webhook(client, "orders/paid", connected_shop.shop.domain, both, webhook_id="second").status_code == 200
     delivery = WebhookDelivery.get(WebhookDelivery.webhook_id == "second")
-    try:
-        dispatch.process_delivery(delivery.id)
-    except WorkerKilled:
-        pass
-    monkeypatch.setattr(posting, "_posted", real)
+    run_killed_after_qbo_write(monkeypatch, delivery.id, lambda key: key == "payment:9001:50")
     assert SyncRecord.get(SyncRecord.source_key == "payment:9001:50").status == "posting"
     connected_shop.intuit.forget_request_ids(connected_shop.realm)
-    redis_conn.delete(*redis_conn.keys("ecomflux:post:*") or ["-"])  # the dead worker's lock has expired
-    WebhookDelivery.update(lease_until=utcnow() - timedelta(seconds=1)).where(WebhookDelivery.id == delivery.id).execute()
+    as_if_the_dead_worker_timed_out(redis_conn, delivery.id)
     assert dispatch.process_delivery(delivery.id) == "posted"
     by_amount = {amount(p["TotalAmt"]): p["Id"] for p in connected_shop.documents("Payment")}
     assert set(by_amount) == {Decimal("20.00"), Decimal("6.60")}  # one each: nothing posted twice

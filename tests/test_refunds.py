@@ -281,34 +281,17 @@ def test_credit_application_timed_out_after_qbo_wrote_it_is_found_not_repeated(c
 
 def test_worker_killed_after_the_credit_application_was_written_retries_to_one_payment(client, redis_conn,
                                                                                       connected_shop, monkeypatch):
-    from datetime import timedelta
-
-    from ecomflux_app.models import utcnow
-    from ecomflux_app.sync import posting
-    from tests.test_faults import WorkerKilled
+    from tests.helpers import as_if_the_dead_worker_timed_out, run_killed_after_qbo_write
 
     order = unpaid_invoice(client, redis_conn, connected_shop)
-    real = posting._posted
-
-    def killed_after_the_apply_write(record, *args, **kwargs):
-        if record.source_key.startswith("apply:"):
-            raise WorkerKilled()  # QBO has the payment; the ledger never hears of it
-        return real(record, *args, **kwargs)
-
-    monkeypatch.setattr(posting, "_posted", killed_after_the_apply_write)
     resp = post_webhook(client, "refunds/create", connected_shop.shop.domain, credit_only_refund(order))
     assert resp.status_code == 200
     delivery = WebhookDelivery.get(WebhookDelivery.topic == "refunds/create")
-    try:
-        dispatch.process_delivery(delivery.id)
-    except WorkerKilled:
-        pass
-    monkeypatch.setattr(posting, "_posted", real)
+    run_killed_after_qbo_write(monkeypatch, delivery.id, lambda key: key.startswith("apply:"))
     assert len(connected_shop.documents("Payment")) == 1
     assert SyncRecord.get(SyncRecord.source_key == "apply:7001").status == "posting"
     connected_shop.intuit.forget_request_ids(connected_shop.realm)
-    redis_conn.delete(*redis_conn.keys("ecomflux:post:*") or ["-"])  # the dead worker's lock has expired
-    WebhookDelivery.update(lease_until=utcnow() - timedelta(seconds=1)).where(WebhookDelivery.id == delivery.id).execute()
+    as_if_the_dead_worker_timed_out(redis_conn, delivery.id)
     assert dispatch.process_delivery(delivery.id) == "posted"
     [application] = connected_shop.documents("Payment")
     assert SyncRecord.get(SyncRecord.source_key == "apply:7001").qbo_id == application["Id"]
