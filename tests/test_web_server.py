@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -33,8 +34,10 @@ def served(app, tmp_path):
     port = _free_port()
     log_path = tmp_path / "web.log"  # a file, not a pipe: nobody drains a pipe, and a full one blocks the server
     with open(log_path, "wb") as log_file:
+        # Its own process group: teardown stops the server's worker processes too, not just its main one.
         proc = subprocess.Popen([sys.executable, "-m", "ecomflux_app.cli", "web", "--port", str(port), "--workers",
-                                 "2", "--threads", "8"], env=app_env(app), stdout=log_file, stderr=subprocess.STDOUT)
+                                 "2", "--threads", "8"], env=app_env(app), stdout=log_file, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     deadline = time.monotonic() + 30
     while True:  # poll until it accepts connections (or died)
         assert proc.poll() is None, log_path.read_text()
@@ -45,8 +48,16 @@ def served(app, tmp_path):
         time.sleep(0.05)
     yield port, proc
     if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+        proc.terminate()
+        try:
+            proc.wait(timeout=KILL_TIMEOUT_SECONDS + 20)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the group
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def _post(port: int, body: bytes, headers: dict, *, chunked: bool = False) -> tuple[int, dict]:
