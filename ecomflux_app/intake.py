@@ -157,6 +157,7 @@ class IntakeWriter:
                     self._fail([pending], row_exc)
 
     def _write_retrying(self, batch: list[PendingRow]) -> None:
+        """Write the batch, once more after a dropped connection or a stale cached shop id."""
         try:
             self._write(batch)
         except (OperationalError, InterfaceError):
@@ -171,6 +172,7 @@ class IntakeWriter:
 
     @staticmethod
     def _fail(batch: list[PendingRow], exc: Exception) -> None:
+        """Mark rows not recorded: their requests answer 503 and Shopify delivers them again."""
         for pending in batch:
             pending.outcome, pending.error = "error", f"{type(exc).__name__}: {exc}"
 
@@ -230,6 +232,7 @@ class IntakeWriter:
 
 
 def _headers_json(value: dict) -> str:
+    """The headers column's JSON text (sorted keys, like the model's JSONField)."""
     return msgspec.json.encode(value, order="sorted").decode()
 
 
@@ -247,6 +250,7 @@ _PG_INSERT = (f'INSERT INTO "{_TABLE}" ({", ".join(COLUMNS)}) SELECT {", ".join(
 
 
 def _pg_insert(batch: list[PendingRow]) -> tuple[str, list]:
+    """The PostgreSQL statement and its one JSON parameter for a batch."""
     rows = []
     for pending in batch:
         row = {c: pending.values[c] for c in COLUMNS}
@@ -257,6 +261,7 @@ def _pg_insert(batch: list[PendingRow]) -> tuple[str, list]:
 
 
 def _values_insert(batch: list[PendingRow]) -> tuple[str, list]:
+    """The multi-row VALUES statement and its parameters for a batch (SQLite)."""
     params: list = []
     for pending in batch:
         values = pending.values

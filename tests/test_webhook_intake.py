@@ -190,6 +190,13 @@ def test_a_row_the_database_refuses_fails_alone_and_its_batch_mates_land(app, db
     assert sorted(queued_delivery_ids(redis_conn, SHOP)) == sorted(p.delivery_id for p in (batch[0], batch[2]))
 
 
+def test_an_escaped_nul_in_an_indexed_field_still_lands(client, db):
+    make_shop()
+    assert post_webhook(client, "orders/fulfilled", SHOP, {"id": 4, "name": "#4\u0000x"}).status_code == 200
+    row = WebhookDelivery.get()
+    assert (row.status, row.order_name) == ("queued", "#4\ufffdx")
+
+
 def test_oversized_headers_and_a_raw_nul_byte_still_land(client, db):
     """Header values are cut to their columns; a raw NUL (never valid JSON) is stored replaced, as a failed row."""
     make_shop()

@@ -94,7 +94,8 @@ def _ids(topic: str, payload) -> dict:
     elif topic in ("customers/redact", "customers/data_request"):
         customer = payload.get("customer") or {}
         out["resource_id"] = str(customer.get("id")) if customer.get("id") is not None else None
-    return {k: (v[:64] if isinstance(v, str) else v) for k, v in out.items()}
+    # A JSON "\u0000" decodes to NUL, which PostgreSQL text cannot hold.
+    return {k: (v[:64].replace("\x00", "\ufffd") if isinstance(v, str) else v) for k, v in out.items()}
 
 
 def _read_body(environ) -> bytes | None:
