@@ -32,7 +32,7 @@ from functools import lru_cache
 
 import msgspec
 import redis
-from peewee import DatabaseError, IntegrityError, InterfaceError, OperationalError, SqliteDatabase
+from peewee import CharField, DatabaseError, IntegrityError, InterfaceError, OperationalError, SqliteDatabase, TextField
 
 from .db import database, is_postgres
 from .models import Shop, WebhookDelivery, utcnow
@@ -295,8 +295,17 @@ def _sqlite_writer_turn():
             fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
+# Text columns and their widths (None: unbounded), from the model: a value is cut to fit here, once,
+# rather than at each place that fills a row.
+_TEXT_COLUMNS = [(c, getattr(WebhookDelivery._meta.columns[c], "max_length", None)) for c in COLUMNS
+                 if isinstance(WebhookDelivery._meta.columns[c], (CharField, TextField)) and c != "headers"]
+
+
 def row_values(**values) -> dict:
-    """Fill the defaults a delivery row needs; 'queued' rows get enqueued_at now (the enqueue intent)."""
+    """Fill the defaults a delivery row needs; 'queued' rows get enqueued_at now (the enqueue intent).
+
+    Text is made storable: cut to its column's width (an oversized header must not cost the row)
+    and NUL replaced (PostgreSQL text cannot hold it; a JSON "\u0000" decodes to one)."""
     now = utcnow()
     values.setdefault("attempts", 0)
     values.setdefault("received_at", now)
@@ -304,4 +313,7 @@ def row_values(**values) -> dict:
     values["enqueued_at"] = now if values.get("status") == "queued" else None
     for key in COLUMNS:
         values.setdefault(key, None)
+    for key, width in _TEXT_COLUMNS:
+        if isinstance(values[key], str):
+            values[key] = values[key][:width].replace("\x00", "\ufffd")
     return values

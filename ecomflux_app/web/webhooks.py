@@ -64,12 +64,6 @@ class WebhookIntake:
         return [body]
 
 
-def _header(environ, key: str, limit: int) -> str | None:
-    """A header cut to its column's width: an oversized value must not cost the row."""
-    value = environ.get(key)
-    return value[:limit] if value is not None else None
-
-
 def _parse(raw: bytes):
     """The JSON body: msgspec's C decoder first (it runs on every delivery; exact integers of any
     size), then the json module for what is not strict JSON but Python reads (NaN). ValueError when malformed."""
@@ -94,8 +88,7 @@ def _ids(topic: str, payload) -> dict:
     elif topic in ("customers/redact", "customers/data_request"):
         customer = payload.get("customer") or {}
         out["resource_id"] = str(customer.get("id")) if customer.get("id") is not None else None
-    # A JSON "\u0000" decodes to NUL, which PostgreSQL text cannot hold.
-    return {k: (v[:64].replace("\x00", "\ufffd") if isinstance(v, str) else v) for k, v in out.items()}
+    return out
 
 
 def _read_body(environ) -> bytes | None:
@@ -137,17 +130,17 @@ def receive(environ, cfg) -> tuple[int, dict]:
     if status == "queued" and topic not in SUPPORTED_TOPICS:
         status, error = "ignored", f"unsupported topic {topic!r}"
 
-    # The writer sets the shop id (and ignores a queued row for a shop we do not hold).
+    # The writer sets the shop id (and ignores a queued row for a shop we do not hold); row_values
+    # cuts text to its columns' widths.
     result = _writer.submit(row_values(
-        webhook_id=webhook_id[:255],
-        event_id=_header(environ, "HTTP_X_SHOPIFY_EVENT_ID", 255),
-        topic=topic[:64],
-        shop_domain=shop_domain[:255],
-        api_version=_header(environ, "HTTP_X_SHOPIFY_API_VERSION", 16),
-        triggered_at=_header(environ, "HTTP_X_SHOPIFY_TRIGGERED_AT", 64),
+        webhook_id=webhook_id,
+        event_id=environ.get("HTTP_X_SHOPIFY_EVENT_ID"),
+        topic=topic,
+        shop_domain=shop_domain,
+        api_version=environ.get("HTTP_X_SHOPIFY_API_VERSION"),
+        triggered_at=environ.get("HTTP_X_SHOPIFY_TRIGGERED_AT"),
         headers=delivery_headers(environ),
-        # Text columns cannot hold NUL (PostgreSQL refuses it); JSON never needs a raw one.
-        body=raw.decode("utf-8", errors="replace").replace("\x00", "\ufffd"),
+        body=raw.decode("utf-8", errors="replace"),
         status=status,
         error=error,
         **_ids(topic, payload),
