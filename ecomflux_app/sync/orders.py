@@ -76,13 +76,13 @@ def _payment(shop: Shop, order: dict, settings: SyncSettings, delivery: WebhookD
     return post_payment_for_order(shop, order, settings, delivery=delivery)
 
 
-def with_transactions(shop: Shop, order: dict) -> dict:
+def with_transactions(shop: Shop, order: dict, *, always: bool = False) -> dict:
     """Orders paid (partly) with a gift card need their transactions, which webhook bodies lack:
-    read them once through the Admin API so the redemption is not posted as money deposited.
-    Shopify being unreachable or throttling raises RetryLater (it is better to wait than to post
-    a wrong deposit)."""
+    read them once through the Admin API so the redemption is not posted as money deposited
+    (`always`: whatever the gateways). Shopify being unreachable or throttling raises RetryLater
+    (it is better to wait than to post a wrong deposit)."""
     gateways = [str(g).lower() for g in order.get("payment_gateway_names") or []]
-    if order.get("transactions") is not None or not any("gift" in g for g in gateways):
+    if order.get("transactions") is not None or not (always or any("gift" in g for g in gateways)):
         return order
     from ..shopify.graphql import fetch_order
 

@@ -13,11 +13,11 @@ from ..models import QboConnection, Shop, SyncRecord, WebhookDelivery, utcnow
 from ..quickbooks.client import QboClient, connection_for
 from ..translate.order import Refs, TranslationError
 from ..translate.payment import APPLY_KEY_PREFIX, CreditApplication, plan_credit_application, render_credit_application
-from ..translate.refund import plan_refund
+from ..translate.refund import moved_money, plan_refund
 from ..translate.settings import SyncSettings
 from .dispatch import DeliveryContext
 from .lifecycle import ensure_shop_active
-from .orders import post_order, shop_facts, shop_settings
+from .orders import post_order, shop_facts, shop_settings, with_transactions
 from .outcomes import FatalError, Outcome, RetryLater
 from .posting import Document, PostResult, _update, find_payment, flag, ledger_row, post_document, read_once
 from .references import ReferenceResolver
@@ -98,10 +98,12 @@ def refund_account(client: QboClient, settings: SyncSettings) -> str:
     return str(sorted(rows, key=lambda r: int(r["Id"]) if str(r["Id"]).isdigit() else 0)[0]["Id"])
 
 
-def refund_moved_money(refund: dict) -> bool:
-    """Whether money went back to the buyer in this refund (a successful refund transaction)."""
-    return any(isinstance(tx, dict) and tx.get("kind") == "refund" and tx.get("status") in ("success", None)
-               for tx in refund.get("transactions") or [])
+def _moved_money(refund: dict) -> bool:
+    """Whether the refund sent money back; a malformed transactions list is left to plan_refund to report."""
+    try:
+        return moved_money(refund)
+    except TranslationError:
+        return False
 
 
 def record_payment_first(shop: Shop, order_id: str, body: dict, settings: SyncSettings,
@@ -109,12 +111,10 @@ def record_payment_first(shop: Shop, order_id: str, body: dict, settings: SyncSe
     """Money can only go back after it came in: record the order's payment on its invoice before the
     refund (orders/paid may arrive later, Shopify keeps no order), so the refund is a RefundReceipt
     out of the bank and the invoice closes, not a credit memo that would leave the cash unrecorded."""
-    from ..shopify.graphql import fetch_order
     from .payments import post_payment_for_order
 
     # Per-transaction amounts when Shopify has them: the body may already be net of this refund.
-    source = body if body.get("transactions") is not None else (fetch_order(shop, order_id) or body)
-    outcome = post_payment_for_order(shop, source, settings, delivery, client)
+    outcome = post_payment_for_order(shop, with_transactions(shop, body, always=True), settings, delivery, client)
     if outcome.status == "flagged":
         log.warning("order %s: payment not recorded before its refund (%s)", order_id, outcome.error)
 
@@ -237,7 +237,7 @@ def post_refund(shop: Shop, refund: dict, settings: SyncSettings, conn: QboConne
                           updated_at=utcnow()).where(SyncRecord.id == record.id).execute()
         return Outcome("processed", f"the order's document {order_rec.qbo_doc_number} already reflects this refund")
     body = order or body or order_body(shop, str(order_id)) or {"id": order_id, "name": order_rec.order_name}
-    if order_rec.document_type == "Invoice" and refund_moved_money(refund) and not _invoice_paid(shop, order_rec):
+    if order_rec.document_type == "Invoice" and _moved_money(refund) and not _invoice_paid(shop, order_rec):
         record_payment_first(shop, str(order_id), body, settings, delivery, client)
 
     def build() -> Document | PostResult:

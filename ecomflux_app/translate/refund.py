@@ -92,13 +92,23 @@ def refund_doc_number(order_doc_number: str, refund_id: str) -> str:
     return order_doc_number[:DOC_NUMBER_MAX - len(suffix)] + suffix
 
 
+def _money_back(tx: Mapping[str, Any]) -> bool:
+    """A successful refund transaction: money that actually went back to the buyer."""
+    return tx.get("kind") == "refund" and tx.get("status") in ("success", None)
+
+
 def refunded_transactions_total(refund: Mapping[str, Any], read: Any) -> Decimal:
     """Money that actually left for this refund: successful refund transactions."""
     total = ZERO
     for k, tx in enumerate(objects(refund, "transactions")):
-        if tx.get("kind") == "refund" and tx.get("status") in ("success", None):
+        if _money_back(tx):
             total += read.amount(tx, "amount", f"transactions[{k}]")
     return quantize(total)
+
+
+def moved_money(refund: Mapping[str, Any]) -> bool:
+    """Whether this refund sent money back (a successful refund transaction); raises TranslationError."""
+    return any(_money_back(tx) for tx in objects(refund, "transactions"))
 
 
 def plan_refund(refund: Mapping[str, Any], order: Mapping[str, Any], settings: SyncSettings,
