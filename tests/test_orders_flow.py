@@ -177,6 +177,60 @@ def test_display_name_taken_by_a_vendor_gets_the_next_candidate(client, redis_co
     assert SyncRecord.get().status == "posted"
 
 
+def _same_named_buyer(order_id: int, email: str, zip_code: str) -> dict:
+    order = simple_order(order_id, f"#{order_id}", email=email)
+    order["customer"]["id"] = order_id  # another Shopify customer
+    for address in ("billing_address", "shipping_address"):
+        order[address]["zip"] = zip_code
+    return order
+
+
+def test_buyers_who_share_a_name_get_their_own_customers(client, redis_conn, connected_shop):
+    """Different people named Ann Lee (the plain name taken by a vendor) each get a QBO customer of their own."""
+    connected_shop.intuit.put_entity(connected_shop.realm, "Vendor", {"DisplayName": "Ann Lee"})
+    buyers = [(9001, "ann.one@example.com", "12207"), (9002, "ann.two@example.com", "10001"),
+              (9003, "ann.three@example.com", "94105")]
+    for order_id, email, zip_code in buyers:
+        send(client, connected_shop, _same_named_buyer(order_id, email, zip_code))
+        drain(redis_conn)
+    customers = {c["Id"]: c for c in connected_shop.intuit.entities(connected_shop.realm, "Customer")}
+    assert sorted(c["PrimaryEmailAddr"]["Address"] for c in customers.values()) == sorted(b[1] for b in buyers)
+    assert len({c["DisplayName"] for c in customers.values()}) == 3
+    for doc in connected_shop.documents("SalesReceipt"):
+        order_email = next(b[1] for b in buyers if f"ecomflux:order:{b[0]}" in doc["PrivateNote"])
+        assert customers[doc["CustomerRef"]["value"]]["PrimaryEmailAddr"]["Address"] == order_email
+
+
+def test_a_name_seen_taken_by_the_lookup_costs_no_refused_create(client, redis_conn, connected_shop):
+    send(client, connected_shop, _same_named_buyer(9001, "ann.one@example.com", "12207"))
+    drain(redis_conn)
+    before = connected_shop.intuit.counters(connected_shop.realm)
+    refused = before["by_endpoint"].get("POST customer", 0)
+    send(client, connected_shop, _same_named_buyer(9002, "ann.two@example.com", "10001"))
+    drain(redis_conn)
+    after = connected_shop.intuit.counters(connected_shop.realm)
+    # One lookup (email and names in one batch), one create under the next free name, the document.
+    assert after["requests"] - before["requests"] == 3
+    assert after["by_endpoint"].get("POST customer", 0) - refused == 1
+    names = sorted(c["DisplayName"] for c in connected_shop.intuit.entities(connected_shop.realm, "Customer"))
+    assert names == ["Ann Lee", "Ann Lee (2)"]
+
+
+def test_same_name_at_the_same_postal_code_rolls_up_even_under_a_suffixed_name(client, redis_conn, connected_shop):
+    """Matching by name and postal code also knows the names we suffixed ("Ann Lee (2)") for that person."""
+    connected_shop.intuit.put_entity(connected_shop.realm, "Vendor", {"DisplayName": "Ann Lee"})
+    send(client, connected_shop, _same_named_buyer(9001, "ann.one@example.com", "12207"))
+    drain(redis_conn)
+    CustomerMap.delete().execute()  # as after a reinstall: only QBO remembers her
+    order = _same_named_buyer(9002, None, "12207")
+    order["customer"]["id"] = 9001
+    send(client, connected_shop, order)
+    drain(redis_conn)
+    [customer] = connected_shop.intuit.entities(connected_shop.realm, "Customer")
+    assert customer["DisplayName"] == "Ann Lee (2)"
+    assert {d["CustomerRef"]["value"] for d in connected_shop.documents("SalesReceipt")} == {customer["Id"]}
+
+
 def test_apostrophes_and_colons_in_names(client, redis_conn, connected_shop):
     order = simple_order(email="sean.o'brien@example.com", first="Seán", last="O'Brien", sku=None,
                          title="Rain Shell: Alpine")

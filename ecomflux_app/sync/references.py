@@ -213,8 +213,10 @@ class ReferenceResolver:
             out.append(_Lookup("c-email", f"SELECT * FROM Customer WHERE PrimaryEmailAddr = {quote(identity.email)}"
                                " AND Active IN (true, false)", "Customer"))
         name = base_display_name(identity)
-        if self.settings.customer_matching == "email_then_name" and name and identity.postal_code:
-            out.append(_Lookup("c-name", f"SELECT * FROM Customer WHERE DisplayName = {quote(name)}"
+        if name:
+            # Every customer whose name starts with ours, in the same call: a same-named buyer at this
+            # postal code is a match, and the names taken are skipped instead of costing a 6240 each.
+            out.append(_Lookup("c-name", f"SELECT * FROM Customer WHERE DisplayName LIKE {quote(name + '%')}"
                                " AND Active IN (true, false)", "Customer"))
         return out
 
@@ -223,11 +225,20 @@ class ReferenceResolver:
         if rows:
             return sorted(rows, key=lambda r: (r.get("Active") is False, int(r.get("Id", 0))))[0]
         postal = (identity.postal_code or "").replace(" ", "").upper()
+        if self.settings.customer_matching != "email_then_name" or not postal:
+            return None
+        # Our own names for this person: the plain name or one we suffixed because it was taken.
+        ours = {n.lower() for n in display_name_candidates(identity)}
         for row in found.get("c-name") or []:
             codes = {((row.get(a) or {}).get("PostalCode") or "").replace(" ", "").upper() for a in ("ShipAddr", "BillAddr")}
-            if postal and postal in codes:
+            if (row.get("DisplayName") or "").lower() in ours and postal in codes:
                 return row
         return None
+
+    @staticmethod
+    def taken_names(found: dict[str, list[dict]]) -> set[str]:
+        """Lower-cased display names the name lookup saw in use."""
+        return {(row.get("DisplayName") or "").lower() for row in found.get("c-name") or []}
 
     def guest_customer(self, currency: str | None) -> str:
         if self.settings.default_customer_id:
@@ -244,13 +255,19 @@ class ReferenceResolver:
         _remember(CustomerMap, self.shop, key, str(row["Id"]), display_name=row.get("DisplayName"))
         return str(row["Id"])
 
-    def create_customer(self, identity: CustomerIdentity, currency: str | None, skip_first: bool) -> dict:
-        """Create with the first free display name; 6240 (taken by any customer/vendor/employee) tries the next."""
+    def create_customer(self, identity: CustomerIdentity, currency: str | None, taken: set[str] = frozenset()) -> dict:
+        """Create with the first display name not known to be `taken` (lower case); 6240 (taken by any
+        customer/vendor/employee) tries the next."""
         names = list(display_name_candidates(identity))
-        for name in names[1 if skip_first else 0:]:
+        # The requestid names the person as well as the name: two buyers who share a name must never
+        # share a requestid, or QBO answers the second with the first one's customer.
+        who = next(iter(self.customer_keys(identity, currency)), identity.shopify_customer_id or "")
+        for name in names:
+            if name.lower() in taken:
+                continue
             try:
                 return self.client.create("Customer", customer_payload(identity, name, currency=currency),
-                                          make_request_id(self.shop.domain, f"customer:{name}", "Customer"))
+                                          make_request_id(self.shop.domain, f"customer:{who}:{name}", "Customer"))
             except QboDuplicateName:
                 continue
         raise FatalError(f"every display name for this customer is taken in QuickBooks (last: {names[-1]!r})")
@@ -304,7 +321,7 @@ class ReferenceResolver:
             payload = item_payload(name, item_type=request.item_type, income_account_id=account_id, sku=request.sku,
                                    description=request.description)
             try:
-                return self.client.create("Item", payload, make_request_id(self.shop.domain, f"item:{name}", "Item"))
+                return self.client.create("Item", payload, make_request_id(self.shop.domain, f"item:{request.key}:{name}", "Item"))
             except QboDuplicateName as exc:
                 last = exc
             except QboValidationError as exc:
@@ -348,16 +365,18 @@ class ReferenceResolver:
         found = _batch_queries(self.client, lookups) if lookups else {}
 
         creates: list[tuple[str, str, dict]] = []
-        customer_row = None
+        customer_row, taken = None, set()
         if not guest and customer_id is None:
             customer_row = self.pick_customer(identity, found)
             if customer_row is not None:
                 customer_row = _reactivate(self.client, "Customer", customer_row, self.shop)
             else:
-                name = self.free_display_name(identity)
+                taken = self.taken_names(found)
+                name = self.free_display_name(identity, also_taken=taken)
                 if name is None:
                     guest = True
                 else:
+                    taken.add(name.lower())  # if its create fails with 6240, the retry starts past it
                     creates.append(("c-new", "Customer", customer_payload(identity, name, currency=currency)))
         for index, request in enumerate(missing):
             rows = found.get(f"i{index}-sku") or found.get(f"i{index}-name") or []
@@ -386,8 +405,8 @@ class ReferenceResolver:
             created = results.get("c-new")
             if isinstance(created, Exception) and not isinstance(created, QboDuplicateName):
                 raise created
-            row = customer_row or (created if isinstance(created, dict) else
-                                   self.create_customer(identity, currency, skip_first=True))
+            row = customer_row or (created if isinstance(created, dict) else self.create_customer(
+                identity, currency, taken=taken))
             customer_id = str(row["Id"])
             self.note_name(row.get("DisplayName"))
             for key in keys:
