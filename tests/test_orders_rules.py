@@ -289,3 +289,28 @@ def test_backlog_of_mostly_new_buyers_batches_their_creates_and_keeps_each_buyer
         document = next(d for d in by_number.values() if f"ecomflux:order:{order['id']}" in d["PrivateNote"])
         customer = customers[document["CustomerRef"]["value"]]
         assert customer["PrimaryEmailAddr"]["Address"] == order["customer"]["email"], (order["name"], customer["DisplayName"])
+
+
+def test_an_item_with_another_sku_is_never_adopted_by_name(client, redis_conn, connected_shop):
+    """QBO holds "Widget" for SKU OTHER-1; our SKU-1 "Widget" is another product: it gets its own item,
+    under the next free name, without a refused create first."""
+    realm, intuit = connected_shop.realm, connected_shop.intuit
+    income = next(a for a in intuit.entities(realm, "Account") if a["AccountType"] == "Income")
+    other = intuit.put_entity(realm, "Item", {"Name": "Widget", "Sku": "OTHER-1", "Type": "NonInventory",
+                                              "IncomeAccountRef": {"value": income["Id"]}})
+    send(client, connected_shop.shop.domain, simple_order(9001, "#9001", sku="SKU-1", title="Widget"))
+    drain(redis_conn)
+    [doc] = entities(connected_shop, "SalesReceipt")
+    [line] = [ln for ln in doc["Line"] if ln.get("DetailType") == "SalesItemLineDetail"
+              and ln["SalesItemLineDetail"].get("Qty") == 2]
+    ours = next(i for i in entities(connected_shop, "Item") if i["Id"] == line["SalesItemLineDetail"]["ItemRef"]["value"])
+    assert ours["Id"] != other["Id"]
+    assert (ours["Name"], ours["Sku"]) == ("Widget (2)", "SKU-1")
+    assert intuit.counters(realm)["by_endpoint"].get("POST item", 0) == 0  # no single create refused with 6240
+    # A SKU-less line of the same title is the same product as far as we can tell: it is adopted.
+    send(client, connected_shop.shop.domain, simple_order(9002, "#9002", sku=None, title="Widget"))
+    drain(redis_conn)
+    doc2 = next(d for d in entities(connected_shop, "SalesReceipt") if d["Id"] != doc["Id"])
+    [line2] = [ln for ln in doc2["Line"] if ln.get("DetailType") == "SalesItemLineDetail"
+               and ln["SalesItemLineDetail"].get("Qty") == 2]
+    assert line2["SalesItemLineDetail"]["ItemRef"]["value"] == other["Id"]

@@ -113,6 +113,27 @@ def _create_batch(client: QboClient, shop: Shop, creates: list[tuple[str, str, d
     return out
 
 
+def item_matches(found: dict[str, list[dict]], prefix: str, request: ItemRequest) -> list[dict]:
+    """The items a lookup found for a request: by Sku, else by Name, but never an item that carries
+    another SKU when the request has one (another product, however alike the names: it gets a name
+    of its own)."""
+    if found.get(f"{prefix}-sku"):
+        return found[f"{prefix}-sku"]
+    sku = (request.sku or "").strip().lower()
+    return [row for row in found.get(f"{prefix}-name") or []
+            if not sku or (row.get("Sku") or "").strip().lower() in ("", sku)]
+
+
+def item_names_taken(found: dict[str, list[dict]], prefix: str) -> set[str]:
+    """Lower-cased item names the lookup saw in use (by another product, when nothing matched)."""
+    return {(row.get("Name") or "").lower() for row in found.get(f"{prefix}-name") or []}
+
+
+def free_item_name(request: ItemRequest, taken: set[str]) -> str:
+    """The first name candidate for the request that is not known to be taken."""
+    return next((n for n in name_candidates(request.name) if n.lower() not in taken), request.name)
+
+
 def _remember(model, shop: Shop, key: str, qbo_id: str, **extra) -> None:
     try:
         model.create(shop=shop, key=key, **{("qbo_customer_id" if model is CustomerMap else "qbo_item_id"): qbo_id},
@@ -313,11 +334,14 @@ class ReferenceResolver:
         _remember(ItemMap, self.shop, key, account_id, name=key)
         return account_id
 
-    def create_item(self, request: ItemRequest) -> dict:
+    def create_item(self, request: ItemRequest, taken: set[str] = frozenset()) -> dict:
+        """Create under the first name not known to be `taken` (lower case); 6240 tries the next."""
         account_key = GIFT_CARD_ACCOUNT_KEY if request.key == "special:gift_card" else INCOME_ACCOUNT_KEY
         account_id = self.account(account_key)
         last = None
         for name in name_candidates(request.name):
+            if name.lower() in taken:
+                continue
             payload = item_payload(name, item_type=request.item_type, income_account_id=account_id, sku=request.sku,
                                    description=request.description)
             try:
@@ -378,13 +402,17 @@ class ReferenceResolver:
                 else:
                     taken.add(name.lower())  # if its create fails with 6240, the retry starts past it
                     creates.append(("c-new", "Customer", customer_payload(identity, name, currency=currency)))
+        item_taken: dict[str, set[str]] = {}
         for index, request in enumerate(missing):
-            rows = found.get(f"i{index}-sku") or found.get(f"i{index}-name") or []
+            rows = item_matches(found, f"i{index}", request)
             if rows:
                 items[request.key] = str(_reactivate(self.client, "Item", rows[0], self.shop)["Id"])
             elif not request.key.startswith("special:gift_card"):
+                item_taken[request.key] = item_names_taken(found, f"i{index}")
+                name = free_item_name(request, item_taken[request.key])
+                item_taken[request.key].add(name.lower())
                 creates.append((f"i{index}-new", "Item", item_payload(
-                    request.name, item_type=request.item_type, income_account_id=self.account(INCOME_ACCOUNT_KEY),
+                    name, item_type=request.item_type, income_account_id=self.account(INCOME_ACCOUNT_KEY),
                     sku=request.sku, description=request.description)))
         results = _create_batch(self.client, self.shop, creates) if creates else {}
 
@@ -394,7 +422,7 @@ class ReferenceResolver:
             created = results.get(f"i{index}-new")
             if isinstance(created, Exception) and not isinstance(created, QboDuplicateName):
                 raise created
-            row = created if isinstance(created, dict) else self.create_item(request)
+            row = created if isinstance(created, dict) else self.create_item(request, item_taken.get(request.key, set()))
             items[request.key] = str(row["Id"])
         for request in missing:
             _remember(ItemMap, self.shop, request.key, items[request.key], name=request.name[:255])
@@ -437,13 +465,13 @@ def prepare_references(shop: Shop, client: QboClient, settings: SyncSettings, pl
         found = _batch_queries(client, lookups)
         creates, by_bid = [], {}
         for i, req in enumerate(missing):
-            rows = found.get(f"i{i}-sku") or found.get(f"i{i}-name") or []
+            rows = item_matches(found, f"i{i}", req)
             if rows and rows[0].get("Active", True) is not False:
                 _remember(ItemMap, shop, req.key, str(rows[0]["Id"]), name=req.name[:255])
             elif not rows and not req.key.startswith("special:gift_card"):
                 by_bid[f"i{i}-new"] = req
                 creates.append((f"i{i}-new", "Item", item_payload(
-                    req.name, item_type=req.item_type, income_account_id=resolver.account(INCOME_ACCOUNT_KEY),
+                    free_item_name(req, item_names_taken(found, f"i{i}")), item_type=req.item_type, income_account_id=resolver.account(INCOME_ACCOUNT_KEY),
                     sku=req.sku, description=req.description)))
         for bid, row in (_create_batch(client, shop, creates) if creates else {}).items():
             if isinstance(row, dict):  # a failed create is left to the order's own resolve()
