@@ -1,7 +1,8 @@
 """Webhook intake under load: the real endpoint (HMAC + insert + enqueue) vs a bare Flask ceiling.
 
 Both run under the same server config (`ecomflux_app.webserver.server_args`, what `ecomflux web`
-runs); wrk drives 200 concurrent connections. Then a
+runs); wrk drives 200 concurrent connections, first as fast as each answer comes back (saturation),
+then paced (each sender pausing between deliveries, offering ~70% of the saturated rate). Then a
 20,000-webhook burst checks that every acknowledged delivery has exactly one row and a job.
 """
 
@@ -84,8 +85,12 @@ class Server:
         self.proc.wait(timeout=30)
 
 
-def run_wrk(port: int, env: dict, *, duration: str = "15s", connections: int = 200, run_id: str = "run") -> dict:
-    env = dict(env, BENCH_RUN=run_id)
+PACED_SHARE = 0.7  # the paced run offers this share of the endpoint's saturated rate
+
+
+def run_wrk(port: int, env: dict, *, duration: str = "15s", connections: int = 200, run_id: str = "run",
+            delay_ms: int = 0) -> dict:
+    env = dict(env, BENCH_RUN=run_id, BENCH_DELAY_MS=str(delay_ms))
     args = ["wrk", "-t", "2", "-c", str(connections), "-d", duration, "--latency", "--timeout", "10s", "-s",
             str(ROOT / "bench" / "webhook.lua"), f"http://127.0.0.1:{port}/webhooks"]
     out = subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout
@@ -195,6 +200,13 @@ def count_rows(env: dict) -> tuple[int, int]:
     return int(total), int(distinct)
 
 
+def paced_delay_ms(saturated: dict, connections: int = 200) -> int:
+    """Each sender's pause so that `connections` of them offer PACED_SHARE of the saturated rate
+    (its interval, less the time a request itself takes at that load, about its p50 at saturation / 2)."""
+    interval_ms = 1000 * connections / (PACED_SHARE * saturated["rps"])
+    return max(1, round(interval_ms - (saturated["p50_ms"] or 0) / 2))
+
+
 def median_run(runs: list[dict]) -> dict:
     """The round with the median throughput (its latencies come with it)."""
     return sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
@@ -232,8 +244,14 @@ def run(duration: str = "10s", burst: int = 20000, rounds: int = 3) -> dict:
             for n in range(rounds):
                 ceilings.append(run_wrk(bare.port, env, duration=duration, run_id=f"bare-{n}"))
                 steadies.append(run_wrk(real.port, env, duration=duration, run_id=f"{kind}-steady-{n}"))
-            bare.stop()
             ceiling, steady = median_run(ceilings), median_run(steadies)
+            # 200 senders that each pause between deliveries, offering ~70% of what the endpoint
+            # takes at saturation: the latency a busy but not overrun intake gives (closed-loop
+            # senders at saturation wait 200 / throughput on average, whatever the server does).
+            delay = paced_delay_ms(steady)
+            paced = {name: run_wrk(server.port, env, duration=duration, run_id=f"{kind}-paced-{name}", delay_ms=delay)
+                     for name, server in (("bare_flask", bare), ("webhook_endpoint", real))}
+            bare.stop()
             moderate = run_wrk(real.port, env, duration=duration, connections=50, run_id=f"{kind}-moderate")
             before_rows, _ = count_rows(env)
             queued_before = set(queued_delivery_ids(conn, SHOP))
@@ -254,6 +272,8 @@ def run(duration: str = "10s", burst: int = 20000, rounds: int = 3) -> dict:
             "rounds": {"bare_flask_rps": [r["rps"] for r in ceilings], "webhook_endpoint_rps": [r["rps"] for r in steadies],
                        "webhook_endpoint_p99_ms": [r["p99_ms"] for r in steadies]},
             "webhook_endpoint_50_connections": {k: v for k, v in moderate.items() if k != "raw"},
+            "paced_200_senders": {"pause_ms": delay, "offered_share_of_saturated": PACED_SHARE,
+                                  **{name: {k: v for k, v in r.items() if k != "raw"} for name, r in paced.items()}},
             "burst": {
                 **burst_result,
                 "rows_inserted": burst_rows,

@@ -30,3 +30,12 @@ function request()
   }
   return wrk.format("POST", "/webhooks", headers, body)
 end
+
+-- BENCH_DELAY_MS (optional): each connection pauses this long between its requests, so 200
+-- senders offer a steady rate below saturation instead of as fast as the server answers.
+local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+if pause > 0 then
+  function delay()
+    return pause
+  end
+end
