@@ -57,6 +57,9 @@ def test_customer_payload_has_contact_and_addresses():
     assert body["BillAddr"] == body["ShipAddr"]
     assert body["CurrencyRef"] == {"value": "EUR"}
     assert "PrimaryEmailAddr" not in customer_payload(CustomerIdentity(email="not an email"), "X")
+    # A control character (a JSON "\u0000" in the webhook) makes the address unusable, not the customer.
+    assert "PrimaryEmailAddr" not in customer_payload(CustomerIdentity(email="ann\x00@example.com"), "X")
+    assert customer_payload(CustomerIdentity(email="séan@exämple.com"), "X")["PrimaryEmailAddr"]
 
 
 def test_match_keys_are_hashes_normalized_and_hold_no_personal_data():

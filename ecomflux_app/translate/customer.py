@@ -14,7 +14,7 @@ EMAIL_MAX = 100
 PHONE_MAX = 30
 _FORBIDDEN = re.compile(r"[:\t\r\n\x00-\x1f\x7f]")
 _SPACES = re.compile(r"\s+")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")  # no control characters
 # Where guest orders go when the shop configured no default customer.
 GUEST_DISPLAY_NAME = "Shopify Guest"
 GUEST_KEY = "guest"
