@@ -169,17 +169,25 @@ def pct(values: list[float], p: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))], 3)
 
 
-def efficiency(orders: int = 600, customers: int = 150) -> dict:
-    """QBO calls per posted order on a realistic week (repeat buyers, Zipf SKUs), one worker."""
+def efficiency(orders: int = 600, customers: int = 150, one_at_a_time: bool = False) -> dict:
+    """QBO calls per posted order on a realistic week (repeat buyers, Zipf SKUs), one worker: the week
+    queued at once, or (one_at_a_time) each order posted before the next arrives, as on a quiet day."""
     from ecomflux_app.sandbox.demo_orders import OrderGenerator
 
-    bench = Bench(db="sqlite", label=f"efficiency-{customers}")  # own file: two runs in one process
+    label = f"efficiency-{customers}" + ("-each" if one_at_a_time else "")
+    bench = Bench(db="sqlite", label=label)  # own file: several runs in one process
     try:
         shop, realm = bench.shop("week-shop.myshopify.com")
         corpus = OrderGenerator(seed=42, customers=customers).week(orders)
-        bench.send(shop.domain, corpus)
         started = time.perf_counter()
-        bench.drain_in_process(until_done=True)
+        if one_at_a_time:
+            for order in corpus:
+                bench.send(shop.domain, [order])
+                bench.drain_in_process(until_done=True)
+        else:
+            bench.send(shop.domain, corpus)
+            started = time.perf_counter()
+            bench.drain_in_process(until_done=True)
         seconds = time.perf_counter() - started
         posted = len(bench.posted(shop))
         counters = bench.intuit.companies[realm].counters
@@ -188,7 +196,8 @@ def efficiency(orders: int = 600, customers: int = 150) -> dict:
                 "customers_created": counters["created"].get("Customer", 0),
                 "items_created": counters["created"].get("Item", 0), "by_endpoint": counters["by_endpoint"],
                 "seconds": round(seconds, 1),
-                "corpus": f"1 week, {customers} customers (Zipf repeat buyers), Zipf SKUs"}
+                "corpus": f"1 week, {customers} customers (Zipf repeat buyers), Zipf SKUs",
+                "arrival": "one at a time, each posted before the next" if one_at_a_time else "all queued, then drained"}
     finally:
         bench.stop()
 

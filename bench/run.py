@@ -21,6 +21,8 @@ def main(argv: list[str]) -> int:
         ("qbo_efficiency", lambda: qbo.efficiency(1000)),
         # Same week with many more buyers (700 possible, many sharing a name): creates dominate.
         ("qbo_efficiency_new_buyers", lambda: qbo.efficiency(1000, customers=700)),
+        # The same week on a quiet day: each order posted before the next arrives (no batching).
+        ("qbo_efficiency_one_at_a_time", lambda: qbo.efficiency(1000, one_at_a_time=True)),
         ("throughput_1_realm", lambda: qbo.throughput(realms=1)),
         ("throughput_4_realms", lambda: qbo.throughput(realms=4)),
         ("latency", qbo.latency),

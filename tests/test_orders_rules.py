@@ -129,6 +129,52 @@ def test_inactive_customer_is_reactivated_not_duplicated(client, redis_conn, con
     assert entities(connected_shop, "SalesReceipt")[0]["CustomerRef"]["value"] == typed["Id"]
 
 
+def _age_directory(connected, seconds: float, suffix: str = "") -> None:
+    """As if the customer (or, with suffix ':items', item) directory had been read `seconds` earlier
+    (the clock, not a sleep)."""
+    from ecomflux_app import runtime
+    from ecomflux_app.sync.references import DIRECTORY_AS_OF
+
+    key = f"ecomflux:qbo-directory:{connected.realm}:{connected.shop.id}{suffix}"
+    conn = runtime.redis()
+    conn.hset(key, DIRECTORY_AS_OF, repr(float(conn.hget(key, DIRECTORY_AS_OF)) - seconds))
+
+
+def test_new_buyers_one_at_a_time_cost_only_their_create_once_the_directory_is_read(client, redis_conn,
+                                                                                     connected_shop):
+    domain = connected_shop.shop.domain
+    send(client, domain, simple_order(9001, "#9001"))
+    drain(redis_conn)
+    before = connected_shop.intuit.counters(connected_shop.realm)["requests"]
+    for n in range(3):  # three more new buyers, each posted before the next arrives
+        order = simple_order(9002 + n, f"#{9002 + n}", email=f"buyer{n}@example.com", first=f"Buyer{n}")
+        order["customer"]["id"] = 700 + n
+        send(client, domain, order)
+        drain(redis_conn)
+    after = connected_shop.intuit.counters(connected_shop.realm)
+    assert after["requests"] - before == 3 * 2, after["by_endpoint"]  # a create and the document each
+    assert len(entities(connected_shop, "Customer")) == 4
+
+
+def test_a_customer_typed_into_qbo_after_the_directory_was_read_is_found_by_the_change_query(
+        client, redis_conn, connected_shop):
+    domain = connected_shop.shop.domain
+    send(client, domain, simple_order(9001, "#9001"))
+    drain(redis_conn)
+    typed = connected_shop.intuit.put_entity(connected_shop.realm, "Customer", {
+        "DisplayName": "Bob Ray (wholesale)", "PrimaryEmailAddr": {"Address": "bob@example.com"}})
+    _age_directory(connected_shop, 61)
+    before = connected_shop.intuit.counters(connected_shop.realm)["requests"]
+    order = simple_order(9002, "#9002", email="bob@example.com", first="Bob", last="Ray")
+    order["customer"]["id"] = 777
+    send(client, domain, order)
+    drain(redis_conn)
+    doc = next(d for d in entities(connected_shop, "SalesReceipt") if "9002" in d["DocNumber"])
+    assert doc["CustomerRef"]["value"] == typed["Id"]
+    assert len(entities(connected_shop, "Customer")) == 2  # Ann and the bookkeeper's Bob: no second Bob
+    assert connected_shop.intuit.counters(connected_shop.realm)["requests"] - before == 2  # change query + document
+
+
 def test_guest_orders_share_one_guest_customer_or_the_configured_default(client, redis_conn, connected_shop):
     domain = connected_shop.shop.domain
     for n in (1, 2):
@@ -314,3 +360,35 @@ def test_an_item_with_another_sku_is_never_adopted_by_name(client, redis_conn, c
     [line2] = [ln for ln in doc2["Line"] if ln.get("DetailType") == "SalesItemLineDetail"
                and ln["SalesItemLineDetail"].get("Qty") == 2]
     assert line2["SalesItemLineDetail"]["ItemRef"]["value"] == other["Id"]
+
+
+def test_new_skus_one_at_a_time_cost_only_their_create_once_the_item_directory_is_read(client, redis_conn,
+                                                                                       connected_shop):
+    domain = connected_shop.shop.domain
+    send(client, domain, simple_order(9001, "#9001"))
+    drain(redis_conn)
+    before = connected_shop.intuit.counters(connected_shop.realm)["requests"]
+    for n in range(3):  # the same buyer, a new product each time
+        send(client, domain, simple_order(9002 + n, f"#{9002 + n}", sku=f"NEW-{n}", title=f"Gadget {n}"))
+        drain(redis_conn)
+    after = connected_shop.intuit.counters(connected_shop.realm)
+    assert after["requests"] - before == 3 * 2, after["by_endpoint"]  # a create and the document each
+    skus = sorted(i.get("Sku") or "" for i in entities(connected_shop, "Item"))
+    assert [s for s in skus if s.startswith("NEW-")] == ["NEW-0", "NEW-1", "NEW-2"]
+
+
+def test_an_item_typed_into_qbo_after_the_item_directory_was_read_is_adopted(client, redis_conn, connected_shop):
+    realm, intuit, domain = connected_shop.realm, connected_shop.intuit, connected_shop.shop.domain
+    send(client, domain, simple_order(9001, "#9001"))
+    drain(redis_conn)
+    income = next(a for a in intuit.entities(realm, "Account") if a["AccountType"] == "Income")
+    typed = intuit.put_entity(realm, "Item", {"Name": "Gadget (bookkeeper's)", "Sku": "GAD-1", "Type": "NonInventory",
+                                              "IncomeAccountRef": {"value": income["Id"]}})
+    _age_directory(connected_shop, 61, ":items")
+    send(client, domain, simple_order(9002, "#9002", sku="GAD-1", title="Gadget"))
+    drain(redis_conn)
+    doc = next(d for d in entities(connected_shop, "SalesReceipt") if "9002" in d["DocNumber"])
+    refs = {ln["SalesItemLineDetail"]["ItemRef"]["value"] for ln in doc["Line"]
+            if ln.get("DetailType") == "SalesItemLineDetail"}
+    assert typed["Id"] in refs
+    assert [i["Id"] for i in entities(connected_shop, "Item") if i.get("Sku") == "GAD-1"] == [typed["Id"]]

@@ -153,8 +153,23 @@ def _matches(obj: dict, field: str, op: str, value: Any) -> bool:
         return not _eq(actual, value)
     if actual is None:
         return False
+    if field.startswith("MetaData.") and isinstance(value, str):
+        # Timestamps compare as instants, whatever offset each is written with (QBO parses both).
+        a, b = _instant(str(actual)), _instant(value)
+        return {"<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[op]
     a, b = (str(actual), str(value)) if isinstance(value, str) else (float(actual), float(value))
     return {"<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[op]
+
+
+def _instant(text: str):
+    """An ISO 8601 timestamp as an aware datetime (no offset: UTC); unreadable -> QueryValidationError."""
+    from datetime import datetime, timezone
+
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise QueryValidationError(f"QueryValidationError: {text!r} is not a date-time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _eq(actual: Any, value: Any) -> bool:

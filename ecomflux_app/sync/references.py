@@ -1,8 +1,11 @@
 """Resolve the QBO customer and items an order plan needs, costing as few QBO calls as possible.
 
 Cached mappings (CustomerMap, ItemMap) answer repeat buyers and known SKUs with no call at all.
-What is not cached is looked up in ONE batch request (customer by email, then name; items by
-Sku, then Name), and whatever is still missing is created in ONE more batch. Query batches use a
+A new buyer is looked for in the company's customer directory (read once, kept current with a
+change query at most once a minute), so a buyer QBO does not know costs only the create. What the
+directory cannot settle (an inactive match, a foreign currency) and unknown items are looked up in
+ONE batch request (customer by email, then name; items by Sku, then Name), and whatever is still
+missing is created in ONE more batch. Query batches use a
 fresh requestid (a replayed answer to a read would be stale); create batches use one derived
 from their content, so a retry of the same creates is replayed, not duplicated.
 """
@@ -12,8 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from peewee import IntegrityError
 
@@ -40,11 +45,17 @@ from .outcomes import FatalError
 log = logging.getLogger(__name__)
 
 BATCH_MAX = 30
-# Customer directory snapshot for bursts: read every customer once (one call per 1,000) instead of
-# one lookup per new buyer. A customer typed into QBO during the snapshot's life is not seen by it,
-# so it is only used while a shop has a backlog, and lives 10 minutes.
-SNAPSHOT_TTL = 600
-SNAPSHOT_BACKLOG = 5
+# The customer directory: every customer of the company read once (one call per 1,000), then kept
+# current with one change query (MetaData.LastUpdatedTime) whenever it is older than
+# DIRECTORY_FRESH_SECONDS, instead of one lookup per new buyer. A customer typed into QBO is thus
+# seen within a minute; each change query reaches DIRECTORY_OVERLAP_SECONDS further back than the
+# last one began, so clock skew between us and Intuit cannot hide an update. Unused for an hour, it
+# is dropped.
+DIRECTORY_TTL = 3600
+DIRECTORY_FRESH_SECONDS = 60
+DIRECTORY_OVERLAP_SECONDS = 300
+DIRECTORY_AS_OF = "~as_of"  # the hash field holding when the last read began (epoch seconds)
+BACKLOG_DELIVERIES = 5  # this many waiting deliveries make a backlog: their references are resolved together
 GUEST_KEY = "guest"
 INCOME_ACCOUNT_KEY = "account:income"
 GIFT_CARD_ACCOUNT_KEY = "account:gift_card"
@@ -150,6 +161,47 @@ def _reactivate(client: QboClient, entity: str, row: dict, shop: Shop) -> dict:
     return client.update(entity, {"Id": row["Id"], "SyncToken": row.get("SyncToken", "0"), "Active": True}, rid)
 
 
+class Directory:
+    """A read view of the customer directory: match key -> (customer id, active)."""
+
+    def __init__(self, conn, key: str):
+        self.conn = conn
+        self.key = key
+
+    def find(self, keys: list[str]) -> tuple[str, bool] | None:
+        """The entry of the first key the directory knows (strongest key first), else None."""
+        if not keys:
+            return None
+        for value in self.conn.hmget(self.key, keys):
+            if value is not None:
+                customer_id, active = (value.decode() if isinstance(value, bytes) else value).split("|")
+                return customer_id, active == "1"
+        return None
+
+
+class ItemDirectory:
+    """A read view of the item directory: the item a request's SKU or name finds, and taken names."""
+
+    def __init__(self, conn, key: str):
+        self.conn = conn
+        self.key = key
+
+    def lookup(self, request: ItemRequest) -> tuple[tuple[str, bool] | None, set[str]]:
+        """(the matching item as (id, active) or None, lower-cased names taken by other products).
+
+        The same rules as the lookup queries (`item_matches`): by SKU, else by name unless that
+        item carries another SKU."""
+        sku = (request.sku or "").strip().lower()
+        name = request.name.lower()
+        by_sku, by_name = (None if v is None else (v.decode() if isinstance(v, bytes) else v).split("|", 2)
+                           for v in self.conn.hmget(self.key, [f"sku:{sku}", f"name:{name}"]))
+        if sku and by_sku:
+            return (by_sku[0], by_sku[1] == "1"), set()
+        if by_name and (not sku or by_name[2].lower() in ("", sku)):
+            return (by_name[0], by_name[1] == "1"), set()
+        return None, ({name} if by_name else set())
+
+
 class ReferenceResolver:
     """Resolves one plan's customer and items against one company."""
 
@@ -172,41 +224,97 @@ class ReferenceResolver:
         return next((rows[k] for k in keys if k in rows), None)
 
     def busy(self) -> bool:
-        """The shop has a backlog (at least SNAPSHOT_BACKLOG deliveries waiting)."""
+        """The shop has a backlog (at least BACKLOG_DELIVERIES deliveries waiting)."""
         return WebhookDelivery.select().where(
             (WebhookDelivery.shop == self.shop.id) & WebhookDelivery.status.in_(("queued", "pending", "received"))
-        ).limit(SNAPSHOT_BACKLOG).count() >= SNAPSHOT_BACKLOG
+        ).limit(BACKLOG_DELIVERIES).count() >= BACKLOG_DELIVERIES
 
-    def directory(self) -> dict | None:
-        """{match key: [customer id, active]} for the whole company, during bursts only (see SNAPSHOT_TTL)."""
+    def _directory_key(self, entity: str = "Customer") -> str:
+        suffix = "" if entity == "Customer" else ":items"
+        return f"ecomflux:qbo-directory:{self.client.realm}:{self.shop.id}{suffix}"
+
+    def directory(self) -> "Directory":
+        """The company's customer directory, read or brought up to date first when needed."""
+        return Directory(self.client.limiter.conn, self._current_directory("Customer"))
+
+    def item_directory(self) -> "ItemDirectory":
+        """The company's item directory (by SKU and by name), read or brought up to date first when needed."""
+        return ItemDirectory(self.client.limiter.conn, self._current_directory("Item"))
+
+    def _current_directory(self, entity: str) -> str:
+        """Read the entity's directory if there is none, run a change query if it is over a minute old;
+        returns its Redis key."""
         conn = self.client.limiter.conn
-        key = f"ecomflux:qbo-directory:{self.client.realm}:{self.shop.id}"
-        cached = conn.get(key)
-        if cached:
-            return json.loads(cached)
-        if not self.busy():
-            return None
-        mapping: dict[str, list] = {}
+        key = self._directory_key(entity)
+        as_of = conn.hget(key, DIRECTORY_AS_OF)
+        started = time.time()
+        if as_of is None:
+            rows = self.client.query(f"SELECT * FROM {entity} WHERE Active IN (true, false)")
+            self._store_directory(entity, rows, started, fresh=True)
+        elif started - float(as_of) > DIRECTORY_FRESH_SECONDS:
+            since = datetime.fromtimestamp(float(as_of) - DIRECTORY_OVERLAP_SECONDS, timezone.utc)
+            rows = self.client.query(f"SELECT * FROM {entity} WHERE MetaData.LastUpdatedTime >= "
+                                     f"{quote(since.strftime('%Y-%m-%dT%H:%M:%S-00:00'))} AND Active IN (true, false)")
+            self._store_directory(entity, rows, started, fresh=False)
+        else:
+            with conn.pipeline() as pipe:  # in use: keep it (and its names) another hour
+                pipe.expire(key, DIRECTORY_TTL)
+                if entity == "Customer":
+                    pipe.expire(self._names_key(), DIRECTORY_TTL)
+                pipe.execute()
+        return key
+
+    def _entries(self, entity: str, row: dict) -> dict[str, str]:
+        """The directory fields one QBO row answers for."""
+        active = 0 if row.get("Active", True) is False else 1
+        if entity == "Item":
+            if row.get("Type") == "Category":
+                return {}
+            sku = (row.get("Sku") or "").strip()
+            entry = f"{row['Id']}|{active}|{sku}"
+            out = {f"name:{(row.get('Name') or '').lower()}": entry}
+            if sku:
+                out[f"sku:{sku.lower()}"] = entry
+            return out
+        # A customer in another currency cannot take a home-currency order: it is no match.
+        if not self._home_currency(row):
+            return {}
+        return dict.fromkeys(self._row_keys(row), f"{row['Id']}|{active}")
+
+    def _store_directory(self, entity: str, rows: list[dict], started: float, fresh: bool) -> None:
+        """Write rows into the directory (a fresh read replaces it) and stamp when the read began."""
+        entries: dict[str, str] = {}
         names: set[str] = set()
-        for row in self.client.query("SELECT * FROM Customer WHERE Active IN (true, false)"):
-            entry = [str(row["Id"]), row.get("Active", True) is not False]
+        for row in rows:
             names.add((row.get("DisplayName") or "").lower())
-            email = (row.get("PrimaryEmailAddr") or {}).get("Address")
-            if email:
-                mapping.setdefault(email_key(email, self.shop.domain), entry)
-            for address in ("ShipAddr", "BillAddr"):
-                postal = (row.get(address) or {}).get("PostalCode")
-                if postal and row.get("DisplayName"):
-                    mapping.setdefault(name_postal_key(row["DisplayName"], postal, self.shop.domain), entry)
-        with conn.pipeline() as pipe:
-            pipe.set(key, json.dumps(mapping), ex=SNAPSHOT_TTL)
-            pipe.delete(self._names_key())
-            # The empty-name sentinel keeps the set alive when the company has no customers yet,
-            # so names created during the burst are still tracked.
-            pipe.sadd(self._names_key(), "", *names)
-            pipe.expire(self._names_key(), SNAPSHOT_TTL)
+            for field_key, entry in self._entries(entity, row).items():
+                # A fresh read keeps the first (oldest) row per key; a change is the newest word.
+                if fresh:
+                    entries.setdefault(field_key, entry)
+                else:
+                    entries[field_key] = entry
+        key = self._directory_key(entity)
+        with self.client.limiter.conn.pipeline() as pipe:
+            if fresh:
+                pipe.delete(key)
+            pipe.hset(key, mapping={**entries, DIRECTORY_AS_OF: repr(started)})
+            pipe.expire(key, DIRECTORY_TTL)
+            if entity == "Customer":
+                if fresh:
+                    pipe.delete(self._names_key())
+                # The empty-name sentinel keeps the set alive when the company has no customers yet,
+                # so names created meanwhile are still tracked.
+                pipe.sadd(self._names_key(), "", *names)
+                pipe.expire(self._names_key(), DIRECTORY_TTL)
             pipe.execute()
-        return mapping
+
+    def note_item(self, row: dict) -> None:
+        """Put an item we just created or matched into the item directory at once."""
+        conn = self.client.limiter.conn
+        key = self._directory_key("Item")
+        entries = self._entries("Item", row)
+        if entries and conn.hexists(key, DIRECTORY_AS_OF):
+            conn.hset(key, mapping=entries)
 
     def _names_key(self) -> str:
         return f"ecomflux:qbo-directory:{self.client.realm}:{self.shop.id}:names"
@@ -224,9 +332,39 @@ class ReferenceResolver:
             used = [a or bool(b) for a, b in zip(used, in_snapshot)]
         return next((c for c, u in zip(candidates, used) if not u), candidates[-1])
 
-    def note_name(self, name: str | None) -> None:
-        if name and self.client.limiter.conn.exists(self._names_key()):
-            self.client.limiter.conn.sadd(self._names_key(), name.lower())
+    def note_customer(self, row: dict) -> None:
+        """Put a customer we just created or matched into the directory at once (its next change
+        query would bring it too, but a same-named buyer may come first)."""
+        conn = self.client.limiter.conn
+        if not conn.hexists(self._directory_key(), DIRECTORY_AS_OF):
+            return
+        entries = self._entries("Customer", row)
+        with conn.pipeline() as pipe:
+            if row.get("DisplayName"):
+                pipe.sadd(self._names_key(), row["DisplayName"].lower())
+            if entries:
+                pipe.hset(self._directory_key(), mapping=entries)
+            pipe.execute()
+
+    def _home_currency(self, row: dict) -> bool:
+        """Whether the customer is in the home currency (the only one the directory answers for)."""
+        currency = ((row.get("CurrencyRef") or {}).get("value") or "").upper()
+        return not currency or currency == (self.settings.company.home_currency or "").upper()
+
+    def _row_keys(self, row: dict) -> list[str]:
+        """The match keys a QBO customer answers to: its email, and each of its names (display,
+        given + family, company) with each of its postal codes."""
+        keys = []
+        email = (row.get("PrimaryEmailAddr") or {}).get("Address")
+        if email:
+            keys.append(email_key(email, self.shop.domain))
+        person = " ".join(p for p in (row.get("GivenName"), row.get("FamilyName")) if p)
+        names = [n for n in dict.fromkeys((row.get("DisplayName"), person, row.get("CompanyName"))) if n]
+        for address in ("ShipAddr", "BillAddr"):
+            postal = (row.get(address) or {}).get("PostalCode")
+            if postal:
+                keys.extend(name_postal_key(name, postal, self.shop.domain) for name in names)
+        return list(dict.fromkeys(keys))
 
     def customer_lookups(self, identity: CustomerIdentity) -> list[_Lookup]:
         out = []
@@ -373,19 +511,24 @@ class ReferenceResolver:
         lookups: list[_Lookup] = []
         known_absent = False
         if not guest and customer_id is None and not currency:
-            directory = self.directory()
-            if directory is not None:
-                hit = next((directory[k] for k in keys if k in directory), None)
-                if hit and hit[1]:
-                    customer_id = hit[0]
-                    for k in keys:
-                        _remember(CustomerMap, self.shop, k, customer_id, shopify_customer_id=identity.shopify_customer_id)
-                else:
-                    known_absent = hit is None  # an inactive hit is looked up normally (to reactivate)
+            hit = self.directory().find(keys)
+            if hit and hit[1]:
+                customer_id = hit[0]
+                for k in keys:
+                    _remember(CustomerMap, self.shop, k, customer_id, shopify_customer_id=identity.shopify_customer_id)
+            else:
+                known_absent = hit is None  # an inactive hit is looked up normally (to reactivate)
         if not guest and customer_id is None and not known_absent:
             lookups += self.customer_lookups(identity)
+        # The item directory settles most items; an inactive match is looked up (to reactivate it).
+        item_taken: dict[str, set[str]] = {}
+        item_dir = self.item_directory() if missing else None
         for index, request in enumerate(missing):
-            lookups += self.item_lookups(index, request)
+            hit, item_taken[request.key] = item_dir.lookup(request)
+            if hit and hit[1]:
+                items[request.key] = hit[0]
+            elif hit is not None:
+                lookups += self.item_lookups(index, request)
         found = _batch_queries(self.client, lookups) if lookups else {}
 
         creates: list[tuple[str, str, dict]] = []
@@ -402,13 +545,15 @@ class ReferenceResolver:
                 else:
                     taken.add(name.lower())  # if its create fails with 6240, the retry starts past it
                     creates.append(("c-new", "Customer", customer_payload(identity, name, currency=currency)))
-        item_taken: dict[str, set[str]] = {}
         for index, request in enumerate(missing):
+            if request.key in items:
+                continue
             rows = item_matches(found, f"i{index}", request)
             if rows:
                 items[request.key] = str(_reactivate(self.client, "Item", rows[0], self.shop)["Id"])
+                self.note_item(rows[0])
             elif not request.key.startswith("special:gift_card"):
-                item_taken[request.key] = item_names_taken(found, f"i{index}")
+                item_taken[request.key] |= item_names_taken(found, f"i{index}")
                 name = free_item_name(request, item_taken[request.key])
                 item_taken[request.key].add(name.lower())
                 creates.append((f"i{index}-new", "Item", item_payload(
@@ -424,6 +569,7 @@ class ReferenceResolver:
                 raise created
             row = created if isinstance(created, dict) else self.create_item(request, item_taken.get(request.key, set()))
             items[request.key] = str(row["Id"])
+            self.note_item(row)
         for request in missing:
             _remember(ItemMap, self.shop, request.key, items[request.key], name=request.name[:255])
 
@@ -436,24 +582,17 @@ class ReferenceResolver:
             row = customer_row or (created if isinstance(created, dict) else self.create_customer(
                 identity, currency, taken=taken))
             customer_id = str(row["Id"])
-            self.note_name(row.get("DisplayName"))
+            self.note_customer(row)
             for key in keys:
                 _remember(CustomerMap, self.shop, key, customer_id, display_name=row.get("DisplayName"),
                           shopify_customer_id=identity.shopify_customer_id)
         return customer_id, items
 
 
-class _BulkResolver(ReferenceResolver):
-    """Many orders at once is a backlog by definition: read the customer directory once, not per buyer."""
-
-    def busy(self) -> bool:
-        return True
-
-
 def prepare_references(shop: Shop, client: QboClient, settings: SyncSettings, plans: list) -> None:
     """Fill CustomerMap/ItemMap for many orders' plans (a backfill page, a shop's webhook backlog) with
     a handful of batch calls, so each order's own resolve() afterwards is answered from the cache."""
-    resolver = _BulkResolver(shop, client, settings)
+    resolver = ReferenceResolver(shop, client, settings)
     # Items: one lookup batch for all unknown keys, one create batch for what QBO does not have.
     requests: dict[str, ItemRequest] = {}
     for plan in plans:
@@ -461,21 +600,22 @@ def prepare_references(shop: Shop, client: QboClient, settings: SyncSettings, pl
             requests.setdefault(req.key, req)
     missing = [r for r in requests.values() if r.key not in resolver.cached_items(list(requests.values()))]
     if missing:
-        lookups = [q for i, r in enumerate(missing) for q in resolver.item_lookups(i, r)]
-        found = _batch_queries(client, lookups)
+        item_dir = resolver.item_directory()
         creates, by_bid = [], {}
         for i, req in enumerate(missing):
-            rows = item_matches(found, f"i{i}", req)
-            if rows and rows[0].get("Active", True) is not False:
-                _remember(ItemMap, shop, req.key, str(rows[0]["Id"]), name=req.name[:255])
-            elif not rows and not req.key.startswith("special:gift_card"):
+            hit, taken = item_dir.lookup(req)
+            if hit and hit[1]:
+                _remember(ItemMap, shop, req.key, hit[0], name=req.name[:255])
+            elif hit is None and not req.key.startswith("special:gift_card"):
+                # An inactive match is left to the order's own resolve(), which reactivates it.
                 by_bid[f"i{i}-new"] = req
                 creates.append((f"i{i}-new", "Item", item_payload(
-                    free_item_name(req, item_names_taken(found, f"i{i}")), item_type=req.item_type, income_account_id=resolver.account(INCOME_ACCOUNT_KEY),
+                    free_item_name(req, taken), item_type=req.item_type, income_account_id=resolver.account(INCOME_ACCOUNT_KEY),
                     sku=req.sku, description=req.description)))
         for bid, row in (_create_batch(client, shop, creates) if creates else {}).items():
             if isinstance(row, dict):  # a failed create is left to the order's own resolve()
                 req = by_bid[bid]
+                resolver.note_item(row)
                 _remember(ItemMap, shop, req.key, str(row["Id"]), name=req.name[:255])
     # Customers: the directory snapshot (one read) answers who exists; the rest are created in batches.
     pending: dict[str, tuple] = {}
@@ -486,10 +626,10 @@ def prepare_references(shop: Shop, client: QboClient, settings: SyncSettings, pl
         pending.setdefault(keys[0], (plan.customer, keys))
     if not pending:
         return
-    directory = resolver.directory() or {}
+    directory = resolver.directory()
     creates, new, taken = [], {}, set()
     for n, (first, (identity, keys)) in enumerate(pending.items()):
-        hit = next((directory[k] for k in keys if k in directory), None)
+        hit = directory.find(keys)
         if hit and hit[1]:
             for k in keys:
                 _remember(CustomerMap, shop, k, hit[0], shopify_customer_id=identity.shopify_customer_id)
@@ -504,7 +644,7 @@ def prepare_references(shop: Shop, client: QboClient, settings: SyncSettings, pl
     for bid, (identity, keys) in new.items():
         row = results.get(bid)
         if isinstance(row, dict):  # a name clash (6240) is left to the order's own resolve()
-            resolver.note_name(row.get("DisplayName"))
+            resolver.note_customer(row)
             for k in keys:
                 _remember(CustomerMap, shop, k, str(row["Id"]), display_name=row.get("DisplayName"),
                           shopify_customer_id=identity.shopify_customer_id)
