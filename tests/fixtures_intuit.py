@@ -46,6 +46,17 @@ class IntuitSandbox:
         with self.state.lock:
             return self.company(realm).add(entity, obj)
 
+    def edit_entity(self, realm: str, entity: str, obj_id: str, **changes) -> dict:
+        """The bookkeeper changes a record in QuickBooks (Active=False, status="Deleted" as a merge leaves it)."""
+        from ecomflux_app.sandbox.intuit_server import _now_text
+
+        with self.state.lock:
+            obj = self.company(realm).entities[entity][str(obj_id)]
+            obj.update(changes)
+            obj["SyncToken"] = str(int(obj.get("SyncToken", "0")) + 1)
+            obj.setdefault("MetaData", {})["LastUpdatedTime"] = _now_text()
+            return dict(obj)
+
     def inject_fault(self, realm: str, kind: str, count: int = 1, **options) -> None:
         """kind: 429 | 429-xml | 500 | 503 | 401 | timeout | latency (options: seconds; endpoint such as
         "POST payment" to hit only that call)."""

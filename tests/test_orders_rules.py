@@ -129,13 +129,12 @@ def test_inactive_customer_is_reactivated_not_duplicated(client, redis_conn, con
     assert entities(connected_shop, "SalesReceipt")[0]["CustomerRef"]["value"] == typed["Id"]
 
 
-def _age_directory(connected, seconds: float, suffix: str = "") -> None:
-    """As if the customer (or, with suffix ':items', item) directory had been read `seconds` earlier
-    (the clock, not a sleep)."""
+def _age_directory(connected, seconds: float, entity: str = "Customer") -> None:
+    """As if the customer (or item) directory had been read `seconds` earlier (the clock, not a sleep)."""
     from ecomflux_app import runtime
-    from ecomflux_app.sync.references import DIRECTORY_AS_OF
+    from ecomflux_app.sync.references import DIRECTORY_AS_OF, directory_key
 
-    key = f"ecomflux:qbo-directory:{connected.realm}:{connected.shop.id}{suffix}"
+    key = directory_key(connected.realm, connected.shop.id, entity)
     conn = runtime.redis()
     conn.hset(key, DIRECTORY_AS_OF, repr(float(conn.hget(key, DIRECTORY_AS_OF)) - seconds))
 
@@ -384,7 +383,7 @@ def test_an_item_typed_into_qbo_after_the_item_directory_was_read_is_adopted(cli
     income = next(a for a in intuit.entities(realm, "Account") if a["AccountType"] == "Income")
     typed = intuit.put_entity(realm, "Item", {"Name": "Gadget (bookkeeper's)", "Sku": "GAD-1", "Type": "NonInventory",
                                               "IncomeAccountRef": {"value": income["Id"]}})
-    _age_directory(connected_shop, 61, ":items")
+    _age_directory(connected_shop, 61, "Item")
     send(client, domain, simple_order(9002, "#9002", sku="GAD-1", title="Gadget"))
     drain(redis_conn)
     doc = next(d for d in entities(connected_shop, "SalesReceipt") if "9002" in d["DocNumber"])
@@ -392,3 +391,37 @@ def test_an_item_typed_into_qbo_after_the_item_directory_was_read_is_adopted(cli
             if ln.get("DetailType") == "SalesItemLineDetail"}
     assert typed["Id"] in refs
     assert [i["Id"] for i in entities(connected_shop, "Item") if i.get("Sku") == "GAD-1"] == [typed["Id"]]
+
+
+def test_a_customer_the_bookkeeper_made_inactive_is_reactivated_for_the_next_order(client, redis_conn,
+                                                                                   connected_shop):
+    domain, realm, intuit = connected_shop.shop.domain, connected_shop.realm, connected_shop.intuit
+    send(client, domain, simple_order(9001, "#9001"))
+    drain(redis_conn)
+    [ann] = entities(connected_shop, "Customer")
+    intuit.edit_entity(realm, "Customer", ann["Id"], Active=False)
+    send(client, domain, simple_order(9002, "#9002"))
+    drain(redis_conn)
+    record = SyncRecord.get(SyncRecord.order_id == "9002")
+    assert record.status == "posted", record.reason
+    [again] = entities(connected_shop, "Customer")
+    assert again["Id"] == ann["Id"] and again["Active"] is True
+    assert {d["CustomerRef"]["value"] for d in entities(connected_shop, "SalesReceipt")} == {ann["Id"]}
+
+
+def test_a_customer_merged_away_in_qbo_is_replaced_and_the_order_posts(client, redis_conn, connected_shop):
+    domain, realm, intuit = connected_shop.shop.domain, connected_shop.realm, connected_shop.intuit
+    send(client, domain, simple_order(9001, "#9001"))
+    drain(redis_conn)
+    [ann] = entities(connected_shop, "Customer")
+    kept = intuit.put_entity(realm, "Customer", {"DisplayName": "Ann Lee (retail)",
+                                                 "PrimaryEmailAddr": {"Address": "ann@example.com"}})
+    intuit.edit_entity(realm, "Customer", ann["Id"], status="Deleted", DisplayName="Ann Lee (deleted)")
+    send(client, domain, simple_order(9002, "#9002"))
+    drain(redis_conn)
+    record = SyncRecord.get(SyncRecord.order_id == "9002")
+    assert record.status == "posted", record.reason
+    doc = next(d for d in entities(connected_shop, "SalesReceipt") if "9002" in d["DocNumber"])
+    assert doc["CustomerRef"]["value"] == kept["Id"]  # the record the bookkeeper kept, found by email
+    assert [c["Id"] for c in entities(connected_shop, "Customer")] == [kept["Id"]]
+

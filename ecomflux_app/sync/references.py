@@ -161,6 +161,12 @@ def _reactivate(client: QboClient, entity: str, row: dict, shop: Shop) -> dict:
     return client.update(entity, {"Id": row["Id"], "SyncToken": row.get("SyncToken", "0"), "Active": True}, rid)
 
 
+def directory_key(realm: str, shop_id: int, entity: str = "Customer") -> str:
+    """The Redis key of a company's customer directory, its item directory ('Item') or its names ('names')."""
+    suffix = {"Customer": "", "Item": ":items", "names": ":names"}[entity]
+    return f"ecomflux:qbo-directory:{realm}:{shop_id}{suffix}"
+
+
 class Directory:
     """A read view of the customer directory: match key -> (customer id, active)."""
 
@@ -230,8 +236,7 @@ class ReferenceResolver:
         ).limit(BACKLOG_DELIVERIES).count() >= BACKLOG_DELIVERIES
 
     def _directory_key(self, entity: str = "Customer") -> str:
-        suffix = "" if entity == "Customer" else ":items"
-        return f"ecomflux:qbo-directory:{self.client.realm}:{self.shop.id}{suffix}"
+        return directory_key(self.client.realm, self.shop.id, entity)
 
     def directory(self) -> "Directory":
         """The company's customer directory, read or brought up to date first when needed."""
@@ -317,7 +322,7 @@ class ReferenceResolver:
             conn.hset(key, mapping=entries)
 
     def _names_key(self) -> str:
-        return f"ecomflux:qbo-directory:{self.client.realm}:{self.shop.id}:names"
+        return directory_key(self.client.realm, self.shop.id, "names")
 
     def free_display_name(self, identity: CustomerIdentity, also_taken: set[str] = frozenset()) -> str | None:
         """The first display-name candidate no customer in the snapshot (nor `also_taken`, lower case)
@@ -587,6 +592,45 @@ class ReferenceResolver:
                 _remember(CustomerMap, self.shop, key, customer_id, display_name=row.get("DisplayName"),
                           shopify_customer_id=identity.shopify_customer_id)
         return customer_id, items
+
+
+# QBO's answers when a document names a record that was deleted, merged away or made inactive.
+STALE_REFERENCE_CODES = frozenset({"2500", "610", "6000"})
+
+
+def stale_reference(detail: dict | None) -> str | None:
+    """'Customer' or 'Item' when a refused document named a customer or item that QBO no longer takes
+    (deleted, merged or inactive), from QBO's code, element and words; else None."""
+    detail = detail or {}
+    if detail.get("code") not in STALE_REFERENCE_CODES:
+        return None
+    element = detail.get("element") or ""
+    words = f"{detail.get('message') or ''} {detail.get('detail') or ''}"
+    if detail.get("code") == "6000" and "inactive" not in words.lower():
+        return None  # 6000 is QBO's catch-all business rule: only its inactive-record case is ours
+    for entity in ("Customer", "Item"):
+        if element.endswith(f"{entity}Ref") or (not element and entity in words):
+            return entity
+    return None
+
+
+def forget_references(shop: Shop, client: QboClient, entity: str, payload: dict) -> int:
+    """Drop what we cached about the customer or items a refused document named (the mappings and
+    the company's directories), so the next build resolves them afresh; returns the mappings dropped."""
+    if entity == "Customer":
+        ids = [str((payload.get("CustomerRef") or {}).get("value"))]
+        dropped = CustomerMap.delete().where((CustomerMap.shop == shop.id) & CustomerMap.qbo_customer_id.in_(ids)).execute()
+    else:
+        ids = sorted({str(ref["value"]) for line in payload.get("Line") or []
+                      for detail in line.values() if isinstance(detail, dict)
+                      for ref in [detail.get("ItemRef")] if isinstance(ref, dict) and ref.get("value")})
+        # Account ids live in ItemMap too, under account: keys, and may equal an item id.
+        dropped = ItemMap.delete().where((ItemMap.shop == shop.id) & ItemMap.qbo_item_id.in_(ids)
+                                         & ~ItemMap.key.startswith("account:")).execute()
+    client.limiter.conn.delete(*(directory_key(client.realm, shop.id, e) for e in ("Customer", "names", "Item")))
+    log.info("shop %s: QBO refused %s %s as deleted or inactive; %d cached mappings dropped, resolving again",
+             shop.domain, entity, ",".join(ids), dropped)
+    return dropped
 
 
 def prepare_references(shop: Shop, client: QboClient, settings: SyncSettings, plans: list) -> None:
