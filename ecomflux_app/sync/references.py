@@ -45,10 +45,10 @@ from .outcomes import FatalError
 log = logging.getLogger(__name__)
 
 BATCH_MAX = 30
-# The customer directory: every customer of the company read once (one call per 1,000), then kept
-# current with one change query (MetaData.LastUpdatedTime) whenever it is older than
-# DIRECTORY_FRESH_SECONDS, instead of one lookup per new buyer. A customer typed into QBO is thus
-# seen within a minute; each change query reaches DIRECTORY_OVERLAP_SECONDS further back than the
+# The customer and item directories: every customer (item) of the company read once (one call per
+# 1,000), then kept current with one change query (MetaData.LastUpdatedTime) whenever it is older
+# than DIRECTORY_FRESH_SECONDS, instead of one lookup per new buyer or SKU. A record typed into QBO
+# is thus seen within a minute; each change query reaches DIRECTORY_OVERLAP_SECONDS further back than the
 # last one began, so clock skew between us and Intuit cannot hide an update. Unused for an hour, it
 # is dropped.
 DIRECTORY_TTL = 3600
@@ -124,20 +124,23 @@ def _create_batch(client: QboClient, shop: Shop, creates: list[tuple[str, str, d
     return out
 
 
+def same_product(request: ItemRequest, item_sku: str | None) -> bool:
+    """Whether an item found by its name may stand for the request: not when both carry SKUs and
+    they differ (another product, however alike the names: it gets a name of its own)."""
+    sku = (request.sku or "").strip().lower()
+    return not sku or (item_sku or "").strip().lower() in ("", sku)
+
+
 def item_matches(found: dict[str, list[dict]], prefix: str, request: ItemRequest) -> list[dict]:
-    """The items a lookup found for a request: by Sku, else by Name, but never an item that carries
-    another SKU when the request has one (another product, however alike the names: it gets a name
-    of its own)."""
+    """The items a lookup found for a request: by Sku, else by Name when `same_product`."""
     if found.get(f"{prefix}-sku"):
         return found[f"{prefix}-sku"]
-    sku = (request.sku or "").strip().lower()
-    return [row for row in found.get(f"{prefix}-name") or []
-            if not sku or (row.get("Sku") or "").strip().lower() in ("", sku)]
+    return [row for row in found.get(f"{prefix}-name") or [] if same_product(request, row.get("Sku"))]
 
 
-def item_names_taken(found: dict[str, list[dict]], prefix: str) -> set[str]:
-    """Lower-cased item names the lookup saw in use (by another product, when nothing matched)."""
-    return {(row.get("Name") or "").lower() for row in found.get(f"{prefix}-name") or []}
+def names_seen(found: dict[str, list[dict]], bid: str, field: str) -> set[str]:
+    """Lower-cased names (`field`: DisplayName, Name) in use among the rows a name lookup found."""
+    return {(row.get(field) or "").lower() for row in found.get(bid) or []}
 
 
 def free_item_name(request: ItemRequest, taken: set[str]) -> str:
@@ -167,6 +170,11 @@ def directory_key(realm: str, shop_id: int, entity: str = "Customer") -> str:
     return f"ecomflux:qbo-directory:{realm}:{shop_id}{suffix}"
 
 
+def directory_entry(qbo_id, active: bool, sku: str | None = None) -> str:
+    """One directory field's value: 'id|active' for a customer, 'id|active|sku' for an item."""
+    return "|".join([str(qbo_id), "1" if active else "0", *([] if sku is None else [sku])])
+
+
 class Directory:
     """A read view of the customer directory: match key -> (customer id, active)."""
 
@@ -174,36 +182,28 @@ class Directory:
         self.conn = conn
         self.key = key
 
+    def _entries(self, fields: list[str]) -> list[list[str] | None]:
+        """Each field's entry as [id, active, (sku)], or None where the directory has none."""
+        return [None if v is None else (v.decode() if isinstance(v, bytes) else v).split("|", 2)
+                for v in self.conn.hmget(self.key, fields)]
+
     def find(self, keys: list[str]) -> tuple[str, bool] | None:
         """The entry of the first key the directory knows (strongest key first), else None."""
-        if not keys:
-            return None
-        for value in self.conn.hmget(self.key, keys):
-            if value is not None:
-                customer_id, active = (value.decode() if isinstance(value, bytes) else value).split("|")
-                return customer_id, active == "1"
-        return None
+        hit = next((e for e in self._entries(keys) if e is not None), None) if keys else None
+        return (hit[0], hit[1] == "1") if hit else None
 
 
-class ItemDirectory:
+class ItemDirectory(Directory):
     """A read view of the item directory: the item a request's SKU or name finds, and taken names."""
 
-    def __init__(self, conn, key: str):
-        self.conn = conn
-        self.key = key
-
     def lookup(self, request: ItemRequest) -> tuple[tuple[str, bool] | None, set[str]]:
-        """(the matching item as (id, active) or None, lower-cased names taken by other products).
-
-        The same rules as the lookup queries (`item_matches`): by SKU, else by name unless that
-        item carries another SKU."""
-        sku = (request.sku or "").strip().lower()
-        name = request.name.lower()
-        by_sku, by_name = (None if v is None else (v.decode() if isinstance(v, bytes) else v).split("|", 2)
-                           for v in self.conn.hmget(self.key, [f"sku:{sku}", f"name:{name}"]))
+        """(the matching item as (id, active) or None, lower-cased names taken by other products):
+        the rules of the lookup queries (`item_matches`)."""
+        sku, name = (request.sku or "").strip().lower(), request.name.lower()
+        by_sku, by_name = self._entries([f"sku:{sku}", f"name:{name}"])
         if sku and by_sku:
             return (by_sku[0], by_sku[1] == "1"), set()
-        if by_name and (not sku or by_name[2].lower() in ("", sku)):
+        if by_name and same_product(request, by_name[2]):
             return (by_name[0], by_name[1] == "1"), set()
         return None, ({name} if by_name else set())
 
@@ -271,12 +271,12 @@ class ReferenceResolver:
 
     def _entries(self, entity: str, row: dict) -> dict[str, str]:
         """The directory fields one QBO row answers for."""
-        active = 0 if row.get("Active", True) is False else 1
+        active = row.get("Active", True) is not False
         if entity == "Item":
             if row.get("Type") == "Category":
                 return {}
             sku = (row.get("Sku") or "").strip()
-            entry = f"{row['Id']}|{active}|{sku}"
+            entry = directory_entry(row["Id"], active, sku)
             out = {f"name:{(row.get('Name') or '').lower()}": entry}
             if sku:
                 out[f"sku:{sku.lower()}"] = entry
@@ -284,14 +284,15 @@ class ReferenceResolver:
         # A customer in another currency cannot take a home-currency order: it is no match.
         if not self._home_currency(row):
             return {}
-        return dict.fromkeys(self._row_keys(row), f"{row['Id']}|{active}")
+        return dict.fromkeys(self._row_keys(row), directory_entry(row["Id"], active))
 
     def _store_directory(self, entity: str, rows: list[dict], started: float, fresh: bool) -> None:
         """Write rows into the directory (a fresh read replaces it) and stamp when the read began."""
         entries: dict[str, str] = {}
         names: set[str] = set()
         for row in rows:
-            names.add((row.get("DisplayName") or "").lower())
+            if entity == "Customer":
+                names.add((row.get("DisplayName") or "").lower())
             for field_key, entry in self._entries(entity, row).items():
                 # A fresh read keeps the first (oldest) row per key; a change is the newest word.
                 if fresh:
@@ -313,14 +314,6 @@ class ReferenceResolver:
                 pipe.expire(self._names_key(), DIRECTORY_TTL)
             pipe.execute()
 
-    def note_item(self, row: dict) -> None:
-        """Put an item we just created or matched into the item directory at once."""
-        conn = self.client.limiter.conn
-        key = self._directory_key("Item")
-        entries = self._entries("Item", row)
-        if entries and conn.hexists(key, DIRECTORY_AS_OF):
-            conn.hset(key, mapping=entries)
-
     def _names_key(self) -> str:
         return directory_key(self.client.realm, self.shop.id, "names")
 
@@ -337,18 +330,19 @@ class ReferenceResolver:
             used = [a or bool(b) for a, b in zip(used, in_snapshot)]
         return next((c for c, u in zip(candidates, used) if not u), candidates[-1])
 
-    def note_customer(self, row: dict) -> None:
-        """Put a customer we just created or matched into the directory at once (its next change
-        query would bring it too, but a same-named buyer may come first)."""
+    def note(self, entity: str, row: dict) -> None:
+        """Put a customer or item we just created or matched into its directory at once (the next
+        change query would bring it too, but a same-named buyer or product may come first)."""
         conn = self.client.limiter.conn
-        if not conn.hexists(self._directory_key(), DIRECTORY_AS_OF):
+        key = self._directory_key(entity)
+        if not conn.hexists(key, DIRECTORY_AS_OF):
             return
-        entries = self._entries("Customer", row)
+        entries = self._entries(entity, row)
         with conn.pipeline() as pipe:
-            if row.get("DisplayName"):
+            if entity == "Customer" and row.get("DisplayName"):
                 pipe.sadd(self._names_key(), row["DisplayName"].lower())
             if entries:
-                pipe.hset(self._directory_key(), mapping=entries)
+                pipe.hset(key, mapping=entries)
             pipe.execute()
 
     def _home_currency(self, row: dict) -> bool:
@@ -398,11 +392,6 @@ class ReferenceResolver:
             if (row.get("DisplayName") or "").lower() in ours and postal in codes:
                 return row
         return None
-
-    @staticmethod
-    def taken_names(found: dict[str, list[dict]]) -> set[str]:
-        """Lower-cased display names the name lookup saw in use."""
-        return {(row.get("DisplayName") or "").lower() for row in found.get("c-name") or []}
 
     def guest_customer(self, currency: str | None) -> str:
         if self.settings.default_customer_id:
@@ -543,7 +532,7 @@ class ReferenceResolver:
             if customer_row is not None:
                 customer_row = _reactivate(self.client, "Customer", customer_row, self.shop)
             else:
-                taken = self.taken_names(found)
+                taken = names_seen(found, "c-name", "DisplayName")
                 name = self.free_display_name(identity, also_taken=taken)
                 if name is None:
                     guest = True
@@ -556,9 +545,9 @@ class ReferenceResolver:
             rows = item_matches(found, f"i{index}", request)
             if rows:
                 items[request.key] = str(_reactivate(self.client, "Item", rows[0], self.shop)["Id"])
-                self.note_item(rows[0])
+                self.note("Item", rows[0])
             elif not request.key.startswith("special:gift_card"):
-                item_taken[request.key] |= item_names_taken(found, f"i{index}")
+                item_taken[request.key] |= names_seen(found, f"i{index}-name", "Name")
                 name = free_item_name(request, item_taken[request.key])
                 item_taken[request.key].add(name.lower())
                 creates.append((f"i{index}-new", "Item", item_payload(
@@ -574,7 +563,7 @@ class ReferenceResolver:
                 raise created
             row = created if isinstance(created, dict) else self.create_item(request, item_taken.get(request.key, set()))
             items[request.key] = str(row["Id"])
-            self.note_item(row)
+            self.note("Item", row)
         for request in missing:
             _remember(ItemMap, self.shop, request.key, items[request.key], name=request.name[:255])
 
@@ -587,7 +576,7 @@ class ReferenceResolver:
             row = customer_row or (created if isinstance(created, dict) else self.create_customer(
                 identity, currency, taken=taken))
             customer_id = str(row["Id"])
-            self.note_customer(row)
+            self.note("Customer", row)
             for key in keys:
                 _remember(CustomerMap, self.shop, key, customer_id, display_name=row.get("DisplayName"),
                           shopify_customer_id=identity.shopify_customer_id)
@@ -659,7 +648,7 @@ def prepare_references(shop: Shop, client: QboClient, settings: SyncSettings, pl
         for bid, row in (_create_batch(client, shop, creates) if creates else {}).items():
             if isinstance(row, dict):  # a failed create is left to the order's own resolve()
                 req = by_bid[bid]
-                resolver.note_item(row)
+                resolver.note("Item", row)
                 _remember(ItemMap, shop, req.key, str(row["Id"]), name=req.name[:255])
     # Customers: the directory snapshot (one read) answers who exists; the rest are created in batches.
     pending: dict[str, tuple] = {}
@@ -688,7 +677,7 @@ def prepare_references(shop: Shop, client: QboClient, settings: SyncSettings, pl
     for bid, (identity, keys) in new.items():
         row = results.get(bid)
         if isinstance(row, dict):  # a name clash (6240) is left to the order's own resolve()
-            resolver.note_customer(row)
+            resolver.note("Customer", row)
             for k in keys:
                 _remember(CustomerMap, shop, k, str(row["Id"]), display_name=row.get("DisplayName"),
                           shopify_customer_id=identity.shopify_customer_id)
