@@ -631,7 +631,8 @@ def prepare_references(shop: Shop, client: QboClient, settings: SyncSettings, pl
     for plan in plans:
         for req in plan.item_requests(settings.item_type):
             requests.setdefault(req.key, req)
-    missing = [r for r in requests.values() if r.key not in resolver.cached_items(list(requests.values()))]
+    cached = resolver.cached_items(list(requests.values()))
+    missing = [r for r in requests.values() if r.key not in cached]
     if missing:
         item_dir = resolver.item_directory()
         creates, by_bid = [], {}
