@@ -425,3 +425,26 @@ def test_a_customer_merged_away_in_qbo_is_replaced_and_the_order_posts(client, r
     assert doc["CustomerRef"]["value"] == kept["Id"]  # the record the bookkeeper kept, found by email
     assert [c["Id"] for c in entities(connected_shop, "Customer")] == [kept["Id"]]
 
+
+
+def test_an_order_whose_cached_customer_and_item_are_both_gone_posts(client, redis_conn, connected_shop):
+    domain, realm, intuit = connected_shop.shop.domain, connected_shop.realm, connected_shop.intuit
+    send(client, domain, simple_order(9001, "#9001"))
+    drain(redis_conn)
+    [ann] = entities(connected_shop, "Customer")
+    [first] = entities(connected_shop, "SalesReceipt")
+    widget = next(ln["SalesItemLineDetail"]["ItemRef"]["value"] for ln in first["Line"]
+                  if ln.get("DetailType") == "SalesItemLineDetail" and ln["SalesItemLineDetail"].get("Qty") == 2)
+    intuit.edit_entity(realm, "Customer", ann["Id"], Active=False)
+    intuit.edit_entity(realm, "Item", widget, status="Deleted", Name="Widget (deleted)")
+    send(client, domain, simple_order(9002, "#9002"))
+    drain(redis_conn)
+    record = SyncRecord.get(SyncRecord.order_id == "9002")
+    assert record.status == "posted", record.reason
+    doc = next(d for d in entities(connected_shop, "SalesReceipt") if "9002" in d["DocNumber"])
+    assert doc["CustomerRef"]["value"] == ann["Id"]
+    new_widget = next(ln["SalesItemLineDetail"]["ItemRef"]["value"] for ln in doc["Line"]
+                      if ln.get("DetailType") == "SalesItemLineDetail" and ln["SalesItemLineDetail"].get("Qty") == 2)
+    assert new_widget != widget
+    assert [i["Id"] for i in entities(connected_shop, "Item") if i.get("Sku") == "SKU-1" and i.get("status") != "Deleted"] \
+        == [new_widget]

@@ -296,3 +296,27 @@ def test_worker_killed_after_the_credit_application_was_written_retries_to_one_p
     [application] = connected_shop.documents("Payment")
     assert SyncRecord.get(SyncRecord.source_key == "apply:7001").qbo_id == application["Id"]
     assert amount(connected_shop.documents("Invoice")[0]["Balance"]) == Decimal("15.80")
+
+
+def test_refund_after_the_bookkeeper_merged_the_customer_and_deactivated_the_item_still_posts(
+        client, redis_conn, connected_shop):
+    realm, intuit = connected_shop.realm, connected_shop.intuit
+    order = simple_order()
+    send(client, connected_shop, "orders/fulfilled", order)
+    drain(redis_conn)
+    [receipt] = connected_shop.documents("SalesReceipt")
+    [ann] = connected_shop.documents("Customer")
+    kept = intuit.put_entity(realm, "Customer", {"DisplayName": "Ann Lee (retail)",
+                                                 "PrimaryEmailAddr": {"Address": "ann@example.com"}})
+    intuit.edit_entity(realm, "Customer", ann["Id"], status="Deleted", DisplayName="Ann Lee (deleted)")
+    widget = item_lines(receipt)[0]["SalesItemLineDetail"]["ItemRef"]["value"]
+    intuit.edit_entity(realm, "Item", widget, Active=False)
+    send(client, connected_shop, "refunds/create", make_refund(order))
+    drain(redis_conn)
+    row = SyncRecord.get(SyncRecord.source_key == "refund:7001")
+    assert row.status == "posted", row.reason
+    [doc] = connected_shop.documents("RefundReceipt")
+    assert doc["CustomerRef"]["value"] == kept["Id"]  # the record the bookkeeper kept, found by email
+    assert item_lines(doc)[0]["SalesItemLineDetail"]["ItemRef"]["value"] == widget  # reactivated, not duplicated
+    assert [i["Active"] for i in connected_shop.documents("Item") if i["Id"] == widget] == [True]
+    assert amount(doc["TotalAmt"]) == Decimal("21.60")

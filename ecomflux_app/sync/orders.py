@@ -13,8 +13,8 @@ from ..translate.settings import CompanyFacts, SyncSettings
 from .dispatch import DeliveryContext
 from .lifecycle import ensure_shop_active
 from .outcomes import FatalError, Outcome, RetryLater
-from .posting import Document, PostResult, flag, ledger_row, post_document
-from .references import ReferenceResolver, forget_references, prepare_references, stale_reference
+from .posting import Document, PostResult, flag, ledger_row
+from .references import ReferenceResolver, post_with_current_references, prepare_references
 
 log = logging.getLogger(__name__)
 
@@ -186,23 +186,8 @@ def post_order(shop: Shop, order: dict, settings: SyncSettings, conn: QboConnect
     if record.status == "posted":
         return Outcome("skipped_duplicate", f"already posted as {record.document_type} {record.qbo_doc_number}")
     client = client or QboClient(conn)
-    built: list[Document] = []
-
-    def build():
-        doc = build_order_document(shop, order, settings, client, record)
-        if isinstance(doc, Document):
-            built.append(doc)
-        return doc
-
-    try:
-        result = post_document(shop, client, record, build, delivery)
-    except FatalError as exc:
-        # A cached customer or item that the bookkeeper deleted, merged or made inactive since: forget
-        # it and build once more (it is found again, reactivated or created); anything else stands.
-        entity = stale_reference(exc.detail)
-        if not built or entity is None or not forget_references(shop, client, entity, built[-1].payload):
-            raise
-        result = post_document(shop, client, record, build, delivery)
+    result = post_with_current_references(
+        shop, client, record, lambda: build_order_document(shop, order, settings, client, record), delivery)
     rec = result.record
     if result.status == "flagged":
         return Outcome("flagged", rec.reason, {"shopify_total": str(rec.shopify_total), "qbo_total": str(rec.qbo_total)})

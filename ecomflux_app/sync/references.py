@@ -18,6 +18,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Callable
 from datetime import datetime, timezone
 
 from peewee import IntegrityError
@@ -41,6 +42,7 @@ from ..translate.jsonout import dumps
 from ..translate.query import quote
 from ..translate.requestid import request_id as make_request_id
 from .outcomes import FatalError
+from .posting import Document, PostResult, post_document
 
 log = logging.getLogger(__name__)
 
@@ -620,6 +622,33 @@ def forget_references(shop: Shop, client: QboClient, entity: str, payload: dict)
     log.info("shop %s: QBO refused %s %s as deleted or inactive; %d cached mappings dropped, resolving again",
              shop.domain, entity, ",".join(ids), dropped)
     return dropped
+
+
+def post_with_current_references(shop: Shop, client: QboClient, record, build: Callable[[], object],
+                                 delivery: WebhookDelivery | None = None) -> PostResult:
+    """post_document, built again when QBO refuses a cached customer or item as deleted, merged or inactive.
+
+    The bookkeeper may delete, merge or deactivate a record we cached after we cached it: the refused
+    document's mappings are forgotten and it is built again (the record is then reactivated, matched
+    by email or created). Any other refusal stands, with QBO's message on the ledger row."""
+    built: list[Document] = []
+
+    def build_noting():
+        doc = build()
+        if isinstance(doc, Document):
+            built.append(doc)
+        return doc
+
+    forgotten: set[str] = set()  # at most one more build per entity: a customer and an item may both be gone
+    while True:
+        try:
+            return post_document(shop, client, record, build_noting, delivery)
+        except FatalError as exc:
+            entity = stale_reference(exc.detail)
+            if (not built or entity is None or entity in forgotten
+                    or not forget_references(shop, client, entity, built[-1].payload)):
+                raise
+            forgotten.add(entity)
 
 
 def prepare_references(shop: Shop, client: QboClient, settings: SyncSettings, plans: list) -> None:

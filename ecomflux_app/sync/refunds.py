@@ -20,7 +20,7 @@ from .lifecycle import ensure_shop_active
 from .orders import post_order, shop_facts, shop_settings, with_transactions
 from .outcomes import FatalError, Outcome, RetryLater
 from .posting import Document, PostResult, _update, find_payment, flag, ledger_row, post_document, read_once
-from .references import ReferenceResolver
+from .references import ReferenceResolver, post_with_current_references
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +275,7 @@ def post_refund(shop: Shop, refund: dict, settings: SyncSettings, conn: QboConne
                         ledger={"currency": plan.currency, "order_date": plan.txn_date,
                                 "order_name": plan.order_name})
 
-    result = post_document(shop, client, record, build, delivery)
+    result = post_with_current_references(shop, client, record, build, delivery)
     rec = result.record
     if result.status == "flagged":
         return Outcome("flagged", rec.reason, {"shopify_total": str(rec.shopify_total),
