@@ -52,7 +52,7 @@ def redis_url(config: dict) -> str:
     url = config.get("REDIS_URL")
     if not url:
         url = start_embedded_redis(config["INSTANCE_PATH"])
-        # Child processes (worker, gunicorn) inherit the embedded server instead of starting another.
+        # Child processes (workers, web server processes) inherit the embedded server instead of starting another.
         os.environ["REDIS_URL"] = url
         config["REDIS_URL"] = url
     return url

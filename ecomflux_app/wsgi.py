@@ -1,4 +1,4 @@
-"""WSGI entry point for gunicorn: `ecomflux_app.wsgi:app`."""
+"""WSGI entry point `ecomflux_app.wsgi:app`: what `ecomflux web` serves with granian (any WSGI server can serve it)."""
 
 from . import create_app
 
