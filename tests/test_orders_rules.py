@@ -448,3 +448,29 @@ def test_an_order_whose_cached_customer_and_item_are_both_gone_posts(client, red
     assert new_widget != widget
     assert [i["Id"] for i in entities(connected_shop, "Item") if i.get("Sku") == "SKU-1" and i.get("status") != "Deleted"] \
         == [new_widget]
+
+
+def test_a_large_companys_directory_lives_an_hour_per_page_its_read_cost(client, redis_conn, connected_shop):
+    from ecomflux_app import runtime
+    from ecomflux_app.sync.references import directory_key
+
+    realm, intuit, domain = connected_shop.realm, connected_shop.intuit, connected_shop.shop.domain
+    last_year = {"CreateTime": "2025-11-20T10:00:00-08:00", "LastUpdatedTime": "2025-11-20T10:00:00-08:00"}
+    for n in range(2500):  # customers the company had long before the app was connected
+        intuit.put_entity(realm, "Customer", {"DisplayName": f"Walk-in {n}", "Active": True, "MetaData": last_year})
+    before = intuit.counters(realm)["by_endpoint"].get("GET query", 0)
+    send(client, domain, simple_order(9001, "#9001"))
+    drain(redis_conn)
+    queries = intuit.counters(realm)["by_endpoint"]["GET query"] - before
+    assert queries >= 3 + 1  # customers: 3 pages; items: 1 (and the company's accounts)
+    conn = runtime.redis()
+    customers, items = (conn.ttl(directory_key(realm, connected_shop.shop.id, e)) for e in ("Customer", "Item"))
+    assert 2 * 3600 < customers <= 3 * 3600
+    assert 0 < items <= 3600
+    # In use again a few minutes later: kept as long again, and brought up to date by one change query.
+    _age_directory(connected_shop, 300)
+    send(client, domain, simple_order(9002, "#9002", email="new@example.com", first="Nia", last="Obi"))
+    drain(redis_conn)
+    assert SyncRecord.get(SyncRecord.order_id == "9002").status == "posted"
+    assert intuit.counters(realm)["by_endpoint"]["GET query"] - before == queries + 1  # the change query only
+    assert conn.ttl(directory_key(realm, connected_shop.shop.id, "Customer")) > 2 * 3600

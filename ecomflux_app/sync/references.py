@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from peewee import IntegrityError
 
 from ..models import CustomerMap, ItemMap, Shop, WebhookDelivery
-from ..quickbooks.client import QboClient
+from ..quickbooks.client import PAGE, QboClient
 from ..quickbooks.errors import QboDuplicateName, QboValidationError, RealmBusy, parse_fault
 from ..translate.customer import (
     CustomerIdentity,
@@ -51,9 +51,12 @@ BATCH_MAX = 30
 # 1,000), then kept current with one change query (MetaData.LastUpdatedTime) whenever it is older
 # than DIRECTORY_FRESH_SECONDS, instead of one lookup per new buyer or SKU. A record typed into QBO
 # is thus seen within a minute; each change query reaches DIRECTORY_OVERLAP_SECONDS further back than the
-# last one began, so clock skew between us and Intuit cannot hide an update. Unused for an hour, it
-# is dropped.
+# last one began, so clock skew between us and Intuit cannot hide an update. Unused, it is dropped
+# after an hour per 1,000 records its full read cost (at most a week): a large company's read is
+# repaid by as long a life, so it costs no more than one call an hour, like a small one's.
 DIRECTORY_TTL = 3600
+DIRECTORY_MAX_TTL = 7 * 24 * 3600
+DIRECTORY_LIFE = "~ttl"  # the hash field holding the directory's own TTL (seconds)
 DIRECTORY_FRESH_SECONDS = 60
 DIRECTORY_OVERLAP_SECONDS = 300
 DIRECTORY_AS_OF = "~as_of"  # the hash field holding when the last read began (epoch seconds)
@@ -177,6 +180,11 @@ def directory_entry(qbo_id, active: bool, sku: str | None = None) -> str:
     return "|".join([str(qbo_id), "1" if active else "0", *([] if sku is None else [sku])])
 
 
+def directory_ttl(records: int) -> int:
+    """How long an unused directory of `records` is kept: an hour per page its full read cost (capped)."""
+    return min(DIRECTORY_MAX_TTL, max(1, -(-records // PAGE)) * DIRECTORY_TTL)
+
+
 class Directory:
     """A read view of the customer directory: match key -> (customer id, active)."""
 
@@ -253,21 +261,22 @@ class ReferenceResolver:
         returns its Redis key."""
         conn = self.client.limiter.conn
         key = self._directory_key(entity)
-        as_of = conn.hget(key, DIRECTORY_AS_OF)
+        as_of, life = conn.hmget(key, [DIRECTORY_AS_OF, DIRECTORY_LIFE])
+        ttl = int(life or DIRECTORY_TTL)
         started = time.time()
         if as_of is None:
             rows = self.client.query(f"SELECT * FROM {entity} WHERE Active IN (true, false)")
-            self._store_directory(entity, rows, started, fresh=True)
+            self._store_directory(entity, rows, started, directory_ttl(len(rows)), fresh=True)
         elif started - float(as_of) > DIRECTORY_FRESH_SECONDS:
             since = datetime.fromtimestamp(float(as_of) - DIRECTORY_OVERLAP_SECONDS, timezone.utc)
             rows = self.client.query(f"SELECT * FROM {entity} WHERE MetaData.LastUpdatedTime >= "
                                      f"{quote(since.strftime('%Y-%m-%dT%H:%M:%S-00:00'))} AND Active IN (true, false)")
-            self._store_directory(entity, rows, started, fresh=False)
+            self._store_directory(entity, rows, started, ttl, fresh=False)
         else:
-            with conn.pipeline() as pipe:  # in use: keep it (and its names) another hour
-                pipe.expire(key, DIRECTORY_TTL)
+            with conn.pipeline() as pipe:  # in use: keep it (and its names) as long again
+                pipe.expire(key, ttl)
                 if entity == "Customer":
-                    pipe.expire(self._names_key(), DIRECTORY_TTL)
+                    pipe.expire(self._names_key(), ttl)
                 pipe.execute()
         return key
 
@@ -288,7 +297,7 @@ class ReferenceResolver:
             return {}
         return dict.fromkeys(self._row_keys(row), directory_entry(row["Id"], active))
 
-    def _store_directory(self, entity: str, rows: list[dict], started: float, fresh: bool) -> None:
+    def _store_directory(self, entity: str, rows: list[dict], started: float, ttl: int, fresh: bool) -> None:
         """Write rows into the directory (a fresh read replaces it) and stamp when the read began."""
         entries: dict[str, str] = {}
         names: set[str] = set()
@@ -305,15 +314,15 @@ class ReferenceResolver:
         with self.client.limiter.conn.pipeline() as pipe:
             if fresh:
                 pipe.delete(key)
-            pipe.hset(key, mapping={**entries, DIRECTORY_AS_OF: repr(started)})
-            pipe.expire(key, DIRECTORY_TTL)
+            pipe.hset(key, mapping={**entries, DIRECTORY_AS_OF: repr(started), DIRECTORY_LIFE: str(ttl)})
+            pipe.expire(key, ttl)
             if entity == "Customer":
                 if fresh:
                     pipe.delete(self._names_key())
                 # The empty-name sentinel keeps the set alive when the company has no customers yet,
                 # so names created meanwhile are still tracked.
                 pipe.sadd(self._names_key(), "", *names)
-                pipe.expire(self._names_key(), DIRECTORY_TTL)
+                pipe.expire(self._names_key(), ttl)
             pipe.execute()
 
     def _names_key(self) -> str:
