@@ -18,8 +18,8 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Callable
 from datetime import datetime, timezone
+from typing import Callable
 
 from peewee import IntegrityError
 
@@ -633,7 +633,8 @@ def forget_references(shop: Shop, client: QboClient, entity: str, payload: dict)
     return dropped
 
 
-def post_with_current_references(shop: Shop, client: QboClient, record, build: Callable[[], object],
+def post_with_current_references(shop: Shop, client: QboClient, record,
+                                 build: Callable[[], Document | PostResult],
                                  delivery: WebhookDelivery | None = None) -> PostResult:
     """post_document, built again when QBO refuses a cached customer or item as deleted, merged or inactive.
 
