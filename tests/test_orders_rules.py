@@ -426,7 +426,6 @@ def test_a_customer_merged_away_in_qbo_is_replaced_and_the_order_posts(client, r
     assert [c["Id"] for c in entities(connected_shop, "Customer")] == [kept["Id"]]
 
 
-
 def test_an_order_whose_cached_customer_and_item_are_both_gone_posts(client, redis_conn, connected_shop):
     domain, realm, intuit = connected_shop.shop.domain, connected_shop.realm, connected_shop.intuit
     send(client, domain, simple_order(9001, "#9001"))
@@ -450,7 +449,7 @@ def test_an_order_whose_cached_customer_and_item_are_both_gone_posts(client, red
         == [new_widget]
 
 
-def test_a_large_companys_directory_lives_an_hour_per_page_its_read_cost(client, redis_conn, connected_shop):
+def test_a_large_company_directory_lives_an_hour_per_page_its_read_cost(client, redis_conn, connected_shop):
     from ecomflux_app import runtime
     from ecomflux_app.sync.references import directory_key
 
