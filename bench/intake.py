@@ -269,6 +269,8 @@ def run(duration: str = "10s", burst: int = 20000, rounds: int = 3) -> dict:
             "bare_flask": {k: v for k, v in ceiling.items() if k != "raw"},
             "webhook_endpoint": {k: v for k, v in steady.items() if k != "raw"},
             "ratio_of_ceiling": round(steady["rps"] / ceiling["rps"], 3) if ceiling["rps"] else None,
+            # Each round's endpoint run right after its ceiling run: the ratio least moved by drift.
+            "pairwise_ratios": [round(s["rps"] / c["rps"], 3) for c, s in zip(ceilings, steadies) if c["rps"]],
             "rounds": {"bare_flask_rps": [r["rps"] for r in ceilings], "webhook_endpoint_rps": [r["rps"] for r in steadies],
                        "webhook_endpoint_p99_ms": [r["p99_ms"] for r in steadies]},
             "webhook_endpoint_50_connections": {k: v for k, v in moderate.items() if k != "raw"},
