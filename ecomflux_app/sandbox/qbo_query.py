@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 MAX_RESULTS = 1000
@@ -163,8 +164,6 @@ def _matches(obj: dict, field: str, op: str, value: Any) -> bool:
 
 def _instant(text: str):
     """An ISO 8601 timestamp as an aware datetime (no offset: UTC); unreadable -> QueryValidationError."""
-    from datetime import datetime, timezone
-
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
