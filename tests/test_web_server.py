@@ -16,6 +16,7 @@ import pytest
 
 from ecomflux_app.models import Shop, WebhookDelivery
 from ecomflux_app.sync.sweeper import queued_delivery_ids
+from ecomflux_app.web.webhooks import RECONNECT_EVERY
 from ecomflux_app.webserver import KILL_TIMEOUT_SECONDS
 from tests.helpers import app_env, webhook_headers
 
@@ -114,3 +115,26 @@ def test_concurrent_deliveries_over_http_each_land_once_then_sigterm_stops_it(se
     proc.send_signal(signal.SIGTERM)
     # granian drains its workers and exits cleanly; a worker still booting is killed after the kill timeout.
     assert proc.wait(timeout=KILL_TIMEOUT_SECONDS + 20) == 0
+
+
+def test_every_nth_webhook_answer_asks_the_sender_to_reconnect(served, db):
+    """Persistent connections are rotated so they spread over the server's processes (RECONNECT_EVERY)."""
+    port, _ = served
+    Shop.create(domain=SHOP, access_token="shpat_x")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    closes, local_ports = [], set()
+    for i in range(1, 2 * RECONNECT_EVERY + 1):
+        body = json.dumps({"id": 5000 + i}).encode()
+        conn.request("POST", "/webhooks", body=body, headers=webhook_headers("orders/fulfilled", SHOP, body, webhook_id=f"rot-{i}"))
+        local_ports.add(conn.sock.getsockname()[1])
+        resp = conn.getresponse()
+        assert resp.status == 200, resp.read()
+        resp.read()
+        if resp.getheader("Connection", "").lower() == "close":
+            closes.append(i)
+    conn.close()
+    # Each process counts its own answers from the start, so one sequential sender sees the close
+    # on every RECONNECT_EVERY-th answer, whichever process each new connection reaches.
+    assert closes == [RECONNECT_EVERY, 2 * RECONNECT_EVERY]
+    assert len(local_ports) == 2  # the client reconnected after the first close (the second ends the run)
+    assert WebhookDelivery.select().count() == 2 * RECONNECT_EVERY
