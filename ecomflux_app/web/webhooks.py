@@ -70,7 +70,8 @@ class WebhookIntake:
                 code, fields = 500, {"error": "internal error"}
         body = msgspec.json.encode(fields)
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *BASE_HEADERS]
-        if next(_answers) % RECONNECT_EVERY == 0:
+        # HTTP/1 only: HTTP/2 forbids the header (one connection multiplexes every request anyway).
+        if environ.get("SERVER_PROTOCOL", "").startswith("HTTP/1") and next(_answers) % RECONNECT_EVERY == 0:
             headers.append(("Connection", "close"))
         start_response(f"{code} {HTTPStatus(code).phrase}", headers)
         return [body]
