@@ -1,9 +1,10 @@
 """Webhook intake under load: the real endpoint (HMAC + insert + enqueue) vs a bare Flask ceiling.
 
 Both run under the same server config (`ecomflux_app.webserver.server_args`, what `ecomflux web`
-runs); wrk drives 200 concurrent connections: at the endpoint's first seconds after start (no
-warm-up), then as fast as each answer comes back (saturation), then paced (each sender pausing between deliveries, offering ~70% of the saturated rate). Then a
-20,000-webhook burst checks that every acknowledged delivery has exactly one row and a job.
+runs); wrk drives 200 concurrent connections: in the endpoint's first seconds after start (no
+warm-up), then as fast as each answer comes back (saturation), then paced (each sender pausing
+between deliveries, offering ~70% of the saturated rate). Then a 20,000-webhook burst checks that
+every acknowledged delivery has exactly one row and a job.
 """
 
 from __future__ import annotations
