@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import redis
 
@@ -22,6 +23,10 @@ log = logging.getLogger(__name__)
 STATE_TTL = timedelta(minutes=15)
 PURPOSE_CONNECT = "qbo"
 PURPOSE_REPLACE = "qbo-replace"  # the admin confirmed replacing the linked company
+# The start link the embedded page opens at top level: single-use and short-lived, because whichever
+# browser opens it first is the one the flow is bound to (its cookie), and a copy must be dead by then.
+START_TTL = timedelta(minutes=5)
+START_PURPOSES = {"qbo-start": PURPOSE_CONNECT, "qbo-start-rpl": PURPOSE_REPLACE}
 
 
 class ConnectError(Exception):
@@ -40,9 +45,30 @@ class Connected:
 
 
 def start_connect(shop: Shop, confirm_replace: bool = False) -> str:
-    """The Intuit authorize URL; its state is single-use, bound to the shop and expires in 15 minutes."""
-    purpose = PURPOSE_REPLACE if confirm_replace else PURPOSE_CONNECT
-    return oauth.authorize_url(issue_state(shop.domain, purpose=purpose, ttl=STATE_TTL))
+    """The app's own start link for this shop (single-use ticket, 5 minutes); Intuit must be reachable."""
+    oauth.check_reachable()  # fail here, on the page, rather than on a bare top-level error page
+    purpose = next(p for p, target in START_PURPOSES.items()
+                   if target == (PURPOSE_REPLACE if confirm_replace else PURPOSE_CONNECT))
+    ticket = issue_state(shop.domain, purpose=purpose, ttl=START_TTL)
+    return f"{runtime.config()['APP_URL']}/qbo/start?{urlencode({'ticket': ticket})}"
+
+
+def begin_authorization(ticket: str | None) -> tuple[Shop, str, str]:
+    """Spend a start ticket: (shop, OAuth state nonce, Intuit's authorize URL). The caller binds the
+    nonce to the browser (cookie) before sending it to Intuit; ConnectError when the ticket is no good."""
+    row = OAuthState.get_or_none((OAuthState.nonce == (ticket or "")) & OAuthState.purpose.in_(list(START_PURPOSES)))
+    shop = Shop.get_or_none(Shop.domain == row.shop_domain) if row else None
+    if row is None or shop is None or not consume_state(ticket, row.shop_domain, row.purpose):
+        raise ConnectError("invalid_ticket", "This QuickBooks connect link was already used or has expired. "
+                                             "Start again from EcomFlux in the Shopify admin.")
+    nonce = issue_state(shop.domain, purpose=START_PURPOSES[row.purpose], ttl=STATE_TTL)
+    try:
+        url = oauth.authorize_url(nonce)
+    except Exception as exc:  # noqa: BLE001 - discovery unreachable: a clear page, never a 500
+        log.warning("connect for %s could not reach Intuit: %s", shop.domain, type(exc).__name__)
+        raise ConnectError("intuit_unreachable", "QuickBooks could not be reached to start the connection; "
+                                                 "go back to EcomFlux and try again.", shop) from None
+    return shop, nonce, url
 
 
 def _state_owner(state: str | None) -> tuple[Shop, str]:
@@ -161,5 +187,5 @@ def handle_intuit_disconnect(realm_id: str | None) -> int:
     return count
 
 
-__all__ = ["ConnectError", "complete_connect", "disconnect", "handle_intuit_disconnect", "mark_reconnect_required",
+__all__ = ["ConnectError", "begin_authorization", "complete_connect", "disconnect", "handle_intuit_disconnect", "mark_reconnect_required",
            "start_connect", "resume_parked"]

@@ -86,6 +86,31 @@ def test_connect_through_intuit_consent_then_dropdowns_come_from_the_company(
     expect(page.get_by_label("Invoice")).to_be_checked()
 
 
+def test_consent_link_finished_in_another_browser_connects_nothing(
+        browser_page, page_url, install_shop, intuit, live_app_url, db):
+    """The connect link is bound to the browser that clicked Connect (first-party cookie set at top level)."""
+    from ecomflux_app.models import QboConnection
+
+    expect = _expect()
+    shop = install_shop("bound-shop.myshopify.com", name="Bound Shop")
+    realm = intuit.create_company(name="Stranger Books", country="US")
+    page = _open(browser_page, page_url, shop.domain)
+    with page.expect_request(re.compile(re.escape(live_app_url) + r"/qbo/start\?ticket=")):
+        page.get_by_role("button", name="Connect QuickBooks").click()
+    page.wait_for_url(re.compile("^" + re.escape(intuit.url)))
+    assert any(c["name"] == "ecomflux_qbo_oauth" and c["path"] == "/qbo" and c["httpOnly"]
+               for c in page.context.cookies())
+    other = browser_page()  # another browser: the consent link is approved there
+    other.goto(page.url)
+    _approve_at_intuit(other, intuit, live_app_url, realm=realm)
+    expect(other.locator("h1")).to_have_text("QuickBooks not connected")
+    expect(other.get_by_role("status")).to_contain_text("started in another browser")
+    assert QboConnection.select().where(QboConnection.shop == shop).count() == 0
+    # The admin's own browser still finishes the flow it began.
+    _approve_at_intuit(page, intuit, live_app_url, realm=realm)
+    expect(page.get_by_text(re.compile("Connected to Stranger Books"))).to_be_visible()
+
+
 def test_posted_order_shows_in_activity(request, browser_page, page_url, intuit, client, redis_conn, db):
     from tests.fixtures_flow import simple_order
 
