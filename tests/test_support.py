@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -54,13 +55,148 @@ def test_login_needs_a_csrf_token(client, operator):
     assert sign_in(client, operator.email).status_code == 302
 
 
-def test_wrong_password_then_lockout_after_five_failures(client, operator):
+def _answer(resp) -> tuple[int, str]:
+    """What a sign-in attempt tells the person at the keyboard (CSRF value and wait seconds aside)."""
+    html = re.sub(r'name="csrf_token" value="[^"]+"', "", resp.get_data(as_text=True))
+    return resp.status_code, re.sub(r"Try again in \d+ (seconds|minutes)", "Try again in N", html)
+
+
+def test_unknown_email_and_wrong_password_get_the_same_answers_including_throttling(client, operator):
+    """Issue 16.8: the old lockout told a real account ("locked") from an unknown email ("not right")."""
+    answers = {}
+    for email in (operator.email, "nobody@ecomflux.test"):
+        answers[email] = [_answer(sign_in(client, email, "wrong password!")) for _ in range(7)]
+    assert answers[operator.email] == answers["nobody@ecomflux.test"]
+    statuses = [status for status, _ in answers[operator.email]]
+    assert statuses == [401] * 5 + [429] * 2  # five free tries, then a wait (nothing counted while waiting)
+    assert "Email or password is not right." in answers[operator.email][0][1]
+    assert "Too many sign-in attempts. Try again in N" in answers[operator.email][-1][1]
+    assert AuditLog.select().where(AuditLog.action == "login_failed").count() == 10
+    assert AuditLog.select().where(AuditLog.action == "login_throttled").count() == 4
+    assert StaffUser.get().locked_until is None  # no lock on the account itself
+
+
+def test_throttle_slows_but_never_locks_a_staff_member_out_for_long(client, operator, redis_conn):
+    from ecomflux_app import login_throttle
+
     for _ in range(5):
         assert sign_in(client, operator.email, "wrong password!").status_code == 401
-    resp = sign_in(client, operator.email)  # right password, but locked now
-    assert resp.status_code == 401 and b"locked" in resp.data
-    assert StaffUser.get().locked_until is not None
-    assert AuditLog.select().where(AuditLog.action == "login_failed").count() == 5
+    resp = sign_in(client, operator.email)  # right password, inside the wait: refused, not checked
+    assert resp.status_code == 429 and 1 <= int(resp.headers["Retry-After"]) <= 5
+    # However many attempts pile up, one wait is at most the cap (minutes).
+    keys = login_throttle.keys(operator.email, "127.0.0.1")
+    for key in keys.values():
+        redis_conn.hset(key, mapping={"n": 1000, "until": 0})
+    assert login_throttle.reserve(operator.email, "127.0.0.1") == 0
+    wait = login_throttle.reserve(operator.email, "127.0.0.1")
+    assert 0 < wait <= max(limit.cap for limit in keys) <= 300
+    resp = sign_in(client, operator.email)
+    assert resp.status_code == 429 and int(resp.headers["Retry-After"]) <= 300
+    for key in keys.values():  # the wait is over (as if its minutes had passed)
+        redis_conn.hset(key, "until", 0)
+    assert sign_in(client, operator.email).status_code == 302
+    assert not redis_conn.exists(keys[login_throttle.PAIR], keys[login_throttle.ACCOUNT])  # a success clears them
+
+
+def test_throttle_per_client_address_spans_emails_and_spares_other_addresses(app, client, operator):
+    from ecomflux_app import login_throttle
+
+    attacker = {"REMOTE_ADDR": "203.0.113.9"}
+    token = csrf(client)
+    answers = [client.post("/support/login", environ_base=attacker, data={
+        "email": f"guess{i}@ecomflux.test", "password": "wrong password!", "csrf_token": token}).status_code
+        for i in range(login_throttle.ADDRESS.free + 1)]
+    assert answers[:-1] == [401] * login_throttle.ADDRESS.free and answers[-1] == 429
+    refused = client.post("/support/login", environ_base=attacker, data={
+        "email": operator.email, "password": PASSWORD, "csrf_token": token})
+    assert refused.status_code == 429
+    assert sign_in(client, operator.email).status_code == 302  # from the staff member's own address
+
+
+def _session_cookie(app, client):
+    return client.get_cookie(app.config["SESSION_COOKIE_NAME"], path=app.config["SESSION_COOKIE_PATH"] or "/")
+
+
+def _expires_in(header: str) -> timedelta:
+    from email.utils import parsedate_to_datetime
+
+    expires = re.search(r"Expires=([^;]+)", header).group(1)
+    return parsedate_to_datetime(expires) - datetime.now(timezone.utc)
+
+
+def test_console_cookie_settings_apply(app, client, operator):
+    """Issue 16.6: setdefault() left Flask's own defaults (HttpOnly; Path=/ only, 31 days)."""
+    resp = sign_in(client, operator.email)
+    [header] = [h for h in resp.headers.getlist("Set-Cookie") if h.startswith(app.config["SESSION_COOKIE_NAME"] + "=")]
+    assert "HttpOnly" in header and "SameSite=Lax" in header and "Path=/support" in header
+    assert "Secure" not in header  # APP_URL is http here
+    assert timedelta(hours=7, minutes=55) < _expires_in(header) <= timedelta(hours=8)
+
+
+def test_console_cookie_is_secure_under_https(app, base_config, operator):
+    from ecomflux_app import create_app, runtime
+
+    https_app = create_app({**base_config, "APP_URL": "https://ecomflux.example.com"})
+    try:
+        client = https_app.test_client()
+        base = "https://ecomflux.example.com"
+        html = client.get("/support/login", base_url=base).get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+        resp = client.post("/support/login", base_url=base,
+                           data={"email": operator.email, "password": PASSWORD, "csrf_token": token})
+        assert resp.status_code == 302
+        [header] = [h for h in resp.headers.getlist("Set-Cookie") if h.startswith("ecomflux_support=")]
+        assert "Secure" in header and "HttpOnly" in header and "SameSite=Lax" in header
+        assert _expires_in(header) <= timedelta(hours=8)
+    finally:
+        runtime.init(app.config)
+
+
+def test_sign_out_ends_the_session_on_the_server(app, client, operator):
+    """Issue 16.7: a copy of the cookie taken before sign-out kept working after it."""
+    sign_in(client, operator.email)
+    assert client.get("/support/webhooks").status_code == 200
+    stolen = _session_cookie(app, client).value
+    resp = client.post("/support/logout", data={"csrf_token": csrf(client, "/support/webhooks")})
+    assert resp.status_code == 302 and "/support/login" in resp.headers["Location"]
+    thief = app.test_client()
+    thief.set_cookie(app.config["SESSION_COOKIE_NAME"], stolen, path=app.config["SESSION_COOKIE_PATH"] or "/")
+    resp = thief.get("/support/webhooks")
+    assert resp.status_code == 302 and "/support/login" in resp.headers["Location"]
+    assert client.get("/support/webhooks").status_code == 302
+
+
+def test_disabling_role_change_and_password_reset_end_open_sessions(app, client, viewer):
+    from ecomflux_app.staff import disable_staff, enable_staff, reset_password, set_role
+
+    def signed_in() -> bool:
+        return client.get("/support/webhooks").status_code == 200
+
+    sign_in(client, viewer.email)
+    assert signed_in()
+    disable_staff(viewer.email, actor="cli")
+    assert not signed_in()
+    assert sign_in(client, viewer.email).status_code == 401  # the same answer as a wrong password
+    enable_staff(viewer.email, actor="cli")
+    assert sign_in(client, viewer.email).status_code == 302 and signed_in()
+    set_role(viewer.email, "operator", actor="cli")
+    assert not signed_in()
+    sign_in(client, viewer.email)
+    assert 'id="replay-failed"' in client.get("/support/webhooks").get_data(as_text=True)  # now an operator
+    reset_password(viewer.email, "a brand new password", actor="cli")
+    assert not signed_in()
+    assert sign_in(client, viewer.email).status_code == 401
+    assert sign_in(client, viewer.email, "a brand new password").status_code == 302 and signed_in()
+
+
+def test_sessions_end_after_eight_hours_whatever_the_cookie_says(app, client, operator):
+    from ecomflux_app.models import StaffSession, utcnow
+
+    sign_in(client, operator.email)
+    session = StaffSession.get()
+    assert timedelta(hours=7, minutes=55) < session.expires_at - utcnow() <= timedelta(hours=8)
+    StaffSession.update(expires_at=utcnow() - timedelta(seconds=1)).execute()
+    assert client.get("/support/webhooks").status_code == 302
 
 
 def test_staff_pages_are_never_framed(client, operator):
