@@ -202,8 +202,31 @@ def test_sessions_end_after_eight_hours_whatever_the_cookie_says(app, client, op
 def test_staff_pages_are_never_framed(client, operator):
     sign_in(client, operator.email)
     resp = client.get("/support/webhooks")
-    assert resp.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+    assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
     assert resp.headers["X-Frame-Options"] == "DENY"
+
+
+def test_console_pages_are_not_stored_and_run_only_their_own_scripts(client, operator, delivery, redis_conn):
+    """Issue 16.10: Cache-Control no-store (the reveal page shows personal data) and a CSP without inline code."""
+    from ecomflux_app.sync.replay import BULK_PROGRESS_KEY
+
+    redis_conn.hset(BULK_PROGRESS_KEY.format(job="job1"), mapping={"total": 3, "done": 1})
+    assert client.get("/support/login").headers["Cache-Control"] == "no-store"
+    sign_in(client, operator.email)
+    token = csrf(client, "/support/webhooks")
+    pages = [client.get(path) for path in ("/support/login", "/support/webhooks", f"/support/webhooks/{delivery.id}",
+                                           "/support/health", "/support/audit", "/support/bulk/job1")]
+    pages.append(client.post(f"/support/webhooks/{delivery.id}/reveal", data={"csrf_token": token}))
+    for resp in pages:
+        assert resp.status_code == 200 and resp.headers["Cache-Control"] == "no-store"
+        policy = dict(part.strip().split(" ", 1) for part in resp.headers["Content-Security-Policy"].split(";"))
+        assert policy["script-src"] == "'self'" and policy["style-src"] == "'self'"
+        assert policy["default-src"] == "'none'" and policy["frame-ancestors"] == "'none'"
+        html = resp.get_data(as_text=True)
+        assert not re.search(r"<script(?![^>]*\bsrc=)", html), "inline script"
+        assert "<style" not in html and " style=" not in html and not re.search(r"\son[a-z]+=", html)
+    assert 'data-reload-after="2000"' in pages[5].get_data(as_text=True)  # the bulk page still refreshes itself
+    assert "jane@private.example" in pages[-1].get_data(as_text=True)
 
 
 def test_viewer_cannot_replay_or_reveal(client, viewer, delivery):
