@@ -331,6 +331,60 @@ def test_staff_add_cli_creates_an_operator(app, db):
     assert user.role == "operator" and user.password_hash.startswith("$argon2")
 
 
+def test_staff_cli_manages_accounts_audited_with_readable_errors(app, client, db):
+    """Issue 16.9: list, disable, enable, remove, role, reset-password; errors as one line, never a traceback."""
+    from ecomflux_app.cli import cli
+
+    runner = app.test_cli_runner()
+
+    def run(*args, stdin=None):
+        result = runner.invoke(cli, ["staff", *args], input=stdin)
+        # A refused change ends with click's one-line error (SystemExit), never an exception.
+        assert "Traceback" not in result.output, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+        return result
+
+    assert run("add", "ann@ecomflux.test", "--role", "viewer", "--password-stdin", stdin=PASSWORD + "\n").exit_code == 0
+    again = run("add", "Ann@Ecomflux.test", "--generate")
+    assert again.exit_code == 1 and "a staff account for ann@ecomflux.test already exists" in again.output
+    bad = run("add", "not-an-email", "--generate")
+    assert bad.exit_code == 1 and "not-an-email is not a valid email address" in bad.output
+    short = run("add", "bo@ecomflux.test", "--password-stdin", stdin="short\n")
+    assert short.exit_code == 1 and "at least 10 characters" in short.output
+    for command in (["disable"], ["enable"], ["remove", "--yes"], ["role"], ["reset-password", "--generate"]):
+        args = command[:1] + ["ghost@ecomflux.test"] + command[1:] + (["operator"] if command == ["role"] else [])
+        unknown = run(*args)
+        assert unknown.exit_code == 1 and "no staff account for ghost@ecomflux.test" in unknown.output, args
+
+    listing = run("list")
+    assert listing.exit_code == 0 and re.search(r"ann@ecomflux.test\s+viewer\s+active\s+never\s+0", listing.output)
+    sign_in(client, "ann@ecomflux.test")
+    assert re.search(r"ann@ecomflux.test\s+viewer\s+active\s+\S+ \S+\s+1", run("list").output)
+
+    assert run("disable", "ann@ecomflux.test").exit_code == 0
+    assert client.get("/support/webhooks").status_code == 302  # its session ended with it
+    assert "disabled" in run("list").output
+    assert sign_in(client, "ann@ecomflux.test").status_code == 401
+    assert run("enable", "ann@ecomflux.test").exit_code == 0
+    assert run("role", "ann@ecomflux.test", "operator").exit_code == 0
+    assert StaffUser.get().role == "operator"
+    assert run("role", "ann@ecomflux.test", "admin").exit_code == 2  # click names the choices
+    reset = run("reset-password", "ann@ecomflux.test", "--generate")
+    new_password = reset.output.split(": ")[1].split(";")[0]
+    assert reset.exit_code == 0 and sign_in(client, "ann@ecomflux.test", new_password).status_code == 302
+    assert run("remove", "ann@ecomflux.test", "--yes").exit_code == 0
+    assert StaffUser.select().count() == 0 and "no staff accounts" in run("list").output
+
+    trail = [(a.action, a.target) for a in AuditLog.select().where(AuditLog.action.startswith("staff_"))
+             .order_by(AuditLog.id)]
+    assert trail == [("staff_created", "ann@ecomflux.test"), ("staff_disabled", "ann@ecomflux.test"),
+                     ("staff_enabled", "ann@ecomflux.test"), ("staff_role_changed", "ann@ecomflux.test"),
+                     ("staff_password_reset", "ann@ecomflux.test"), ("staff_removed", "ann@ecomflux.test")]
+    assert all(a.staff_email.startswith("cli") for a in AuditLog.select().where(AuditLog.action.startswith("staff_")))
+    # The member's own sign-ins stay in the trail after the account is gone.
+    assert AuditLog.select().where((AuditLog.action == "login") & (AuditLog.staff_email == "ann@ecomflux.test")).count() == 2
+
+
 def test_console_replay_of_a_posted_order_creates_nothing_new_in_qbo(client, operator, redis_conn, connected_shop):
     from ecomflux_app.models import SyncRecord
     from tests.fixtures_flow import simple_order
