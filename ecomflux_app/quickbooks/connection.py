@@ -53,6 +53,11 @@ def start_connect(shop: Shop, confirm_replace: bool = False) -> str:
     return f"{runtime.config()['APP_URL']}/qbo/start?{urlencode({'ticket': ticket})}"
 
 
+def reconnect_url(shop_domain: str) -> str:
+    """The Reconnect URL for one shop (the page and the console link to it; Intuit's portal holds the bare one)."""
+    return f"{runtime.config()['APP_URL']}/qbo/reconnect?{urlencode({'shop': shop_domain})}"
+
+
 def begin_authorization(ticket: str | None) -> tuple[Shop, str, str]:
     """Spend a start ticket: (shop, OAuth state nonce, Intuit's authorize URL). The caller binds the
     nonce to the browser (cookie) before sending it to Intuit; ConnectError when the ticket is no good."""
@@ -109,7 +114,7 @@ def complete_connect(code: str | None, state: str | None, realm_id: str | None, 
             ItemMap.delete().where(ItemMap.shop == shop.id).execute()
         QboConnection.update(realm_id=realm_id, status="connected", status_reason=None, connected_at=utcnow(),
                              updated_at=utcnow()).where(QboConnection.id == conn.id).execute()
-        store_tokens(conn, tokens)
+        store_tokens(conn, tokens, new_grant=True)
     _read_company(QboConnection.get_by_id(conn.id))
     return Connected(shop, QboConnection.get_by_id(conn.id), resume_parked(shop))
 
@@ -147,6 +152,7 @@ def resume_parked(shop: Shop) -> int:
 def _forget(conn: QboConnection, reason: str) -> None:
     QboConnection.update(status="not_connected", status_reason=reason, access_token=None, refresh_token=None,
                          access_token_expires_at=None, refresh_token_expires_at=None,
+                         refresh_token_hard_expires_at=None,
                          token_version=QboConnection.token_version + 1, updated_at=utcnow()).where(
         QboConnection.id == conn.id).execute()
 
@@ -187,5 +193,5 @@ def handle_intuit_disconnect(realm_id: str | None) -> int:
     return count
 
 
-__all__ = ["ConnectError", "begin_authorization", "complete_connect", "disconnect", "handle_intuit_disconnect", "mark_reconnect_required",
-           "start_connect", "resume_parked"]
+__all__ = ["ConnectError", "begin_authorization", "complete_connect", "disconnect", "handle_intuit_disconnect",
+           "mark_reconnect_required", "reconnect_url", "start_connect", "resume_parked"]

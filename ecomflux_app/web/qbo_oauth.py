@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, g, make_response, redirect, render_template, request
 
+from ..shopify.oauth import normalize_shop
 from ..quickbooks.connection import (STATE_TTL, ConnectError, begin_authorization, complete_connect,
                                      handle_intuit_disconnect)
 from .state_cookie import StateCookie
@@ -80,6 +81,22 @@ def _complete():
     company = result.connection.company_name or "your QuickBooks company"
     return render_template("qbo_return.html", ok=True, message=f"Connected to {company}.",
                            back_url=_app_url(result.shop.domain, qbo="connected"))
+
+
+@bp.get("/qbo/reconnect")
+def reconnect():
+    """Intuit's Reconnect URL: into EcomFlux for the merchant's shop, where the page starts the connect flow.
+
+    Shopify's admin signs the merchant in for that shop, so nothing starts for someone who cannot open
+    it. Intuit's link names no shop (and a realmId is never turned into one: that would tell anyone
+    which shop a company belongs to), so without one the page asks for the store's address.
+    """
+    given = (request.args.get("shop") or "").strip().lower()
+    shop = normalize_shop(given if "." in given or not given else f"{given}.myshopify.com")
+    if shop is not None:
+        g.shop_domain = shop
+        return redirect(_app_url(shop, qbo="reconnect"), code=302)
+    return render_template("qbo_reconnect.html", invalid=bool(given), given=given), 400 if given else 200
 
 
 @bp.get("/qbo/disconnected")

@@ -24,6 +24,7 @@ from ..models import (
     WebhookDelivery,
     utcnow,
 )
+from ..quickbooks.expiry import authorization_end
 from ..queue import CONTROL_QUEUE, enqueue, queue_depths
 from ..staff import LoginError, LoginThrottled, authenticate
 from ..staff_sessions import SESSION_LIFETIME, load_session, open_session, revoke_session
@@ -321,7 +322,7 @@ def health():
         qbo = QboConnection.get_or_none(QboConnection.shop == shop.id)
         counts = dict(SyncRecord.select(SyncRecord.status, fn.COUNT(SyncRecord.id)).where(SyncRecord.shop == shop.id)
                       .group_by(SyncRecord.status).tuples())
-        shops.append({"shop": shop, "qbo": qbo, "counts": counts})
+        shops.append({"shop": shop, "qbo": qbo, "counts": counts, "authorization": authorization_end(qbo)})
     return render_template("support/health.html", depths=depths, failed=failed, workers=workers, shops=shops,
                            recent_failures=recent_failures, now=utcnow())
 
