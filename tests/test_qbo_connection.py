@@ -380,3 +380,67 @@ def test_sandbox_never_sees_more_than_the_minute_budget(db, connected_shop):
     # Whatever the connect flow already spent counts against the same rolling minute.
     assert counters["requests"] <= PER_MINUTE < 500 and busy >= 20
     assert counters["requests"] - before == ok
+
+
+def test_each_refresh_token_keeps_its_own_expiries_and_the_page_warns_ahead(client, db, shop, shopify_sandbox,
+                                                                           intuit_sandbox):
+    """Issue 21.5: Intuit's rolling and 5-year hard expiry are stored from each token answer; /api/status warns."""
+    realm = intuit_sandbox.create_company(name="Aging Books")
+    assert client.get("/qbo/callback", query_string=connect(client, shopify_sandbox, realm)).status_code == 200
+    conn = QboConnection.get()
+    now = utcnow()
+    assert timedelta(days=99, hours=23) < conn.refresh_token_expires_at - now <= timedelta(days=100)
+    assert timedelta(days=5 * 365 - 1) < conn.refresh_token_hard_expires_at - now <= timedelta(days=5 * 365)
+    status = client.get("/api/status", headers=bearer(shopify_sandbox)).get_json()["qbo"]
+    authorization = status["authorization"]
+    assert authorization["ends_by"] == "rolling" and authorization["warning"] is None
+    assert authorization["reconnect_url"].endswith(f"/qbo/reconnect?shop={SHOP}")
+
+    intuit_sandbox.state.set_hard_deadline(realm, 20 * 86400 + 3600)  # approved almost five years ago
+    fresh_access_token(conn, rejected=conn.access_token)  # the next refresh brings Intuit's new figures
+    conn = QboConnection.get()
+    assert timedelta(days=20) < conn.refresh_token_hard_expires_at - utcnow() <= timedelta(days=20, hours=1)
+    assert conn.refresh_token_expires_at <= conn.refresh_token_hard_expires_at
+    authorization = client.get("/api/status", headers=bearer(shopify_sandbox)).get_json()["qbo"]["authorization"]
+    assert authorization["ends_by"] == "hard" and authorization["days_left"] == 20
+    assert "ends on" in authorization["warning"] and "reconnect before then" in authorization["warning"]
+
+    # Reconnecting is a new authorization: a new five years, and the warning is gone.
+    resp = client.get("/qbo/callback", query_string=connect(client, shopify_sandbox, realm))
+    assert resp.status_code == 200
+    assert QboConnection.get().refresh_token_hard_expires_at - utcnow() > timedelta(days=5 * 365 - 1)
+    authorization = client.get("/api/status", headers=bearer(shopify_sandbox)).get_json()["qbo"]["authorization"]
+    assert authorization["warning"] is None
+
+
+def test_support_console_shows_the_authorization_warning(client, db, connected_shop):
+    from ecomflux_app.staff import create_staff
+    from tests.test_support import PASSWORD, sign_in
+
+    create_staff("op@ecomflux.test", PASSWORD, role="operator")
+    sign_in(client, "op@ecomflux.test")
+    assert "authorization-warning" not in client.get("/support/health").get_data(as_text=True)
+    QboConnection.update(refresh_token_hard_expires_at=utcnow() + timedelta(days=12, hours=1)).execute()
+    page = client.get("/support/health").get_data(as_text=True)
+    assert "authorization-warning" in page and "(12 days)" in page and "five years" in page
+
+
+def test_reconnect_url_sends_the_merchant_into_the_app_for_their_shop(client, db, shop):
+    resp = client.get("/qbo/reconnect", query_string={"shop": SHOP})
+    location = urlparse(resp.headers["Location"])
+    assert resp.status_code == 302 and parse_qs(location.query)["qbo"] == ["reconnect"]
+    assert location.netloc == "admin.shopify.com" and location.path.startswith("/store/qbo-shop/apps/")
+    assert client.get("/qbo/reconnect", query_string={"shop": "qbo-shop"}).headers["Location"] == \
+        resp.headers["Location"]  # the store's short name is enough
+    # Intuit's portal link names no shop, and a realmId is never turned into one (no shop lookup by company).
+    page = client.get("/qbo/reconnect", query_string={"realmId": "9130350000000001"})
+    assert page.status_code == 200 and b'name="shop"' in page.data and b"qbo-shop" not in page.data
+    bad = client.get("/qbo/reconnect", query_string={"shop": "https://evil.example/x"})
+    assert bad.status_code == 400 and b'role="alert"' in bad.data and "Location" not in bad.headers
+
+
+def test_disconnect_url_answers_every_realm_without_revealing_or_changing_anything(client, db, connected_shop):
+    for realm in ("", "123", "' OR 1=1 --"):
+        resp = client.get("/qbo/disconnected", query_string={"realmId": realm} if realm else {})
+        assert resp.status_code == 200 and b"was not connected to this QuickBooks company" in resp.data
+    assert QboConnection.get().status == "connected"

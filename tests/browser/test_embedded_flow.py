@@ -158,3 +158,30 @@ def test_reconnect_banner_after_revoke_and_orders_post_after_reconnect(
     expect(page.locator('tr[data-order-id="9101"]')).to_contain_text("Posted")
     assert SyncRecord.get(SyncRecord.order_id == "9101").status == "posted"
     assert len(connected_shop.documents("SalesReceipt")) == 1
+
+
+def test_authorization_ending_soon_is_shown_and_the_reconnect_url_starts_the_flow(
+        request, browser_page, page_url, intuit, db, live_app_url):
+    """Intuit's 5-year limit: a warning ahead of it, and Intuit's Reconnect URL landing starts the connect flow."""
+    from datetime import timedelta
+
+    from ecomflux_app.models import QboConnection, utcnow
+
+    expect = _expect()
+    connected_shop = request.getfixturevalue("connected_shop")
+    page = _open(browser_page, page_url, connected_shop.shop.domain)
+    expect(page.locator("#qbo-authorization-banner")).to_be_hidden()
+    intuit.state.set_hard_deadline(connected_shop.realm, 9 * 86400 + 3600)
+    QboConnection.update(refresh_token_hard_expires_at=utcnow() + timedelta(days=9, hours=1)).execute()
+    page = _open(browser_page, page_url, connected_shop.shop.domain)
+    banner = page.locator("#qbo-authorization-banner")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("(9 days)")
+    screenshot(page, "13-authorization-ends-soon")
+    # /qbo/reconnect?shop=... sends the merchant to the app page with qbo=reconnect (inside the Shopify admin
+    # in production); the page then starts the connect flow by itself.
+    landing = browser_page()
+    landing.goto(page_url(connected_shop.shop.domain) + "&qbo=reconnect")
+    _approve_at_intuit(landing, intuit, live_app_url, realm=connected_shop.realm)
+    expect(landing.get_by_text(re.compile("Connected to"))).to_be_visible()
+    assert QboConnection.get().refresh_token_hard_expires_at - utcnow() > timedelta(days=5 * 365 - 1)
