@@ -26,7 +26,8 @@ PURPOSE_REPLACE = "qbo-replace"  # the admin confirmed replacing the linked comp
 # The start link the embedded page opens at top level: single-use and short-lived, because whichever
 # browser opens it first is the one the flow is bound to (its cookie), and a copy must be dead by then.
 START_TTL = timedelta(minutes=5)
-START_PURPOSES = {"qbo-start": PURPOSE_CONNECT, "qbo-start-rpl": PURPOSE_REPLACE}
+START_CONNECT, START_REPLACE = "qbo-start", "qbo-start-rpl"
+START_PURPOSES = {START_CONNECT: PURPOSE_CONNECT, START_REPLACE: PURPOSE_REPLACE}
 
 
 class ConnectError(Exception):
@@ -47,9 +48,7 @@ class Connected:
 def start_connect(shop: Shop, confirm_replace: bool = False) -> str:
     """The app's own start link for this shop (single-use ticket, 5 minutes); Intuit must be reachable."""
     oauth.check_reachable()  # fail here, on the page, rather than on a bare top-level error page
-    purpose = next(p for p, target in START_PURPOSES.items()
-                   if target == (PURPOSE_REPLACE if confirm_replace else PURPOSE_CONNECT))
-    ticket = issue_state(shop.domain, purpose=purpose, ttl=START_TTL)
+    ticket = issue_state(shop.domain, purpose=START_REPLACE if confirm_replace else START_CONNECT, ttl=START_TTL)
     return f"{runtime.config()['APP_URL']}/qbo/start?{urlencode({'ticket': ticket})}"
 
 

@@ -7,9 +7,9 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, g, make_response, redirect, render_template, request
 
-from ..shopify.oauth import normalize_shop
 from ..quickbooks.connection import (STATE_TTL, ConnectError, begin_authorization, complete_connect,
                                      handle_intuit_disconnect)
+from ..shopify.oauth import normalize_shop
 from .state_cookie import StateCookie
 
 log = logging.getLogger(__name__)
