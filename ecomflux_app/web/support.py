@@ -24,8 +24,8 @@ from ..models import (
     WebhookDelivery,
     utcnow,
 )
-from ..quickbooks.expiry import authorization_end
 from ..queue import CONTROL_QUEUE, enqueue, queue_depths
+from ..quickbooks.expiry import authorization_end
 from ..staff import LoginError, LoginThrottled, authenticate
 from ..staff_sessions import SESSION_LIFETIME, load_session, open_session, revoke_session
 from ..sync.compliance import PERSON_CONTAINERS, PERSONAL_KEYS
