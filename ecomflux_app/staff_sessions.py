@@ -10,6 +10,7 @@ from .models import StaffSession, StaffUser, utcnow
 
 # Absolute: a session ends 8 hours after sign-in however busy it was (the cookie says the same).
 SESSION_LIFETIME = timedelta(hours=8)
+KEEP_ENDED = timedelta(days=30)
 
 
 def _hash(token: str) -> str:
@@ -19,6 +20,8 @@ def _hash(token: str) -> str:
 def open_session(user: StaffUser, ip: str | None = None) -> str:
     """A new session for a signed-in staff member; returns the token the cookie carries (never stored)."""
     token = secrets.token_urlsafe(32)
+    # Rows of long-ended sessions go at each sign-in (kept a while for whoever reads the table).
+    StaffSession.delete().where(StaffSession.expires_at < utcnow() - KEEP_ENDED).execute()
     StaffSession.create(staff=user, token_hash=_hash(token), expires_at=utcnow() + SESSION_LIFETIME, ip=ip)
     return token
 

@@ -197,6 +197,9 @@ def test_sessions_end_after_eight_hours_whatever_the_cookie_says(app, client, op
     assert timedelta(hours=7, minutes=55) < session.expires_at - utcnow() <= timedelta(hours=8)
     StaffSession.update(expires_at=utcnow() - timedelta(seconds=1)).execute()
     assert client.get("/support/webhooks").status_code == 302
+    StaffSession.update(expires_at=utcnow() - timedelta(days=31)).execute()
+    sign_in(client, operator.email)  # long-ended rows are pruned at the next sign-in
+    assert [s.id for s in StaffSession.select()] == [session.id + 1]
 
 
 def test_staff_pages_are_never_framed(client, operator):
