@@ -127,7 +127,39 @@ def preview_cmd(order_file, settings_file, document_type, shop_timezone, shop_cu
 
 @cli.group("staff")
 def staff_group():
-    """Support staff accounts."""
+    """Support staff accounts: add, list, disable, enable, remove, role, reset-password (each audited)."""
+
+
+def _actor() -> str:
+    """Who ran the command, for the audit trail."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _staff_change(change, *args) -> None:
+    """Run one staff change in a database connection; its StaffError becomes a one-line CLI error."""
+    from .db import database
+    from .staff import StaffError
+
+    with database.connection_context():
+        try:
+            change(*args, actor=_actor())
+        except StaffError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _new_password(password_stdin: bool, generate: bool) -> str:
+    from .staff import generate_password
+
+    if generate:
+        return generate_password()
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
 
 
 @staff_group.command("add")
@@ -138,21 +170,95 @@ def staff_group():
 @with_appcontext
 def staff_add(email: str, role: str, password_stdin: bool, generate: bool):
     """Create a staff account (password prompted, read from stdin, or generated)."""
-    from .db import database
-    from .staff import create_staff, generate_password
+    from .staff import create_staff
 
-    if generate:
-        password = generate_password()
-    elif password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    with database.connection_context():
-        try:
-            create_staff(email, password, role)
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from None
+    password = _new_password(password_stdin, generate)
+    _staff_change(lambda actor: create_staff(email, password, role, actor=actor))
     click.echo(f"created {role} {email.strip().lower()}" + (f" with password: {password}" if generate else ""))
+
+
+@staff_group.command("list")
+@with_appcontext
+def staff_list():
+    """Every staff account: role, state, last sign-in, open sessions."""
+    from .db import database
+    from .staff import list_staff, live_sessions
+
+    with database.connection_context():
+        rows = [(u.email, u.role, "disabled" if u.disabled_at else "active",
+                 u.last_login_at.strftime("%Y-%m-%d %H:%M") if u.last_login_at else "never", str(live_sessions(u)))
+                for u in list_staff()]
+    if not rows:
+        click.echo("no staff accounts (add one with: ecomflux staff add EMAIL --role operator)")
+        return
+    header = ("EMAIL", "ROLE", "STATE", "LAST SIGN-IN (UTC)", "SESSIONS")
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    for row in [header] + rows:
+        click.echo("  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip())
+
+
+@staff_group.command("disable")
+@click.argument("email")
+@with_appcontext
+def staff_disable(email: str):
+    """Stop an account from signing in and end its open sessions now."""
+    from .staff import disable_staff
+
+    _staff_change(disable_staff, email)
+    click.echo(f"disabled {email.strip().lower()}; its sessions are ended")
+
+
+@staff_group.command("enable")
+@click.argument("email")
+@with_appcontext
+def staff_enable(email: str):
+    """Let a disabled account sign in again."""
+    from .staff import enable_staff
+
+    _staff_change(enable_staff, email)
+    click.echo(f"enabled {email.strip().lower()}")
+
+
+@staff_group.command("remove")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
+def staff_remove(email: str, yes: bool):
+    """Delete an account (its audit trail stays)."""
+    from .staff import remove_staff
+
+    if not yes:
+        click.confirm(f"Remove the staff account {email.strip().lower()}?", abort=True)
+    _staff_change(remove_staff, email)
+    click.echo(f"removed {email.strip().lower()}")
+
+
+@staff_group.command("role")
+@click.argument("email")
+@click.argument("role", type=click.Choice(["viewer", "operator"]))
+@with_appcontext
+def staff_role(email: str, role: str):
+    """Change an account's role (its open sessions end: it signs in again under the new one)."""
+    from .staff import set_role
+
+    _staff_change(lambda address, actor: set_role(address, role, actor=actor), email)
+    click.echo(f"{email.strip().lower()} is now {role}; its sessions are ended")
+
+
+@staff_group.command("reset-password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+@click.option("--generate", is_flag=True, help="Generate a password and print it once.")
+@with_appcontext
+def staff_reset_password(email: str, password_stdin: bool, generate: bool):
+    """Set a new password (open sessions end)."""
+    from .staff import get_staff, reset_password
+
+    _staff_change(lambda address, actor: get_staff(address), email)  # unknown: say so before asking for one
+    password = _new_password(password_stdin, generate)
+    _staff_change(lambda address, actor: reset_password(address, password, actor=actor), email)
+    click.echo(f"new password for {email.strip().lower()}" + (f": {password}" if generate else " set")
+               + "; its sessions are ended")
 
 
 @cli.command("dev-webhook")

@@ -31,10 +31,24 @@ def _v2_lean_delivery_writes(db) -> None:
             log.info("PostgreSQL without lz4: webhook bodies stay pglz-compressed")
 
 
+def _v4_revocable_staff_sessions(db) -> None:
+    """Support console sessions held server-side (sign-out, disabling and role changes end them),
+    and disabled staff accounts. Idempotent: a fresh database already has both from step 1."""
+    from playhouse.migrate import SchemaMigrator, migrate
+
+    from .models import StaffSession, StaffUser
+
+    table = StaffUser._meta.table_name
+    if "disabled_at" not in {c.name for c in db.get_columns(table)}:
+        migrate(SchemaMigrator.from_database(getattr(db, "obj", db)).add_column(table, "disabled_at", StaffUser.disabled_at))
+    db.create_tables([StaffSession], safe=True)
+
+
 # Append new steps (playhouse.migrate operations) here; never edit an applied one.
 STEPS: list[tuple[int, str, Callable]] = [
     (1, "initial schema", _v1_initial),
     (2, "lean webhook row writes", _v2_lean_delivery_writes),
+    (4, "revocable staff sessions, disabled staff accounts", _v4_revocable_staff_sessions),
 ]
 
 

@@ -321,6 +321,19 @@ class StaffUser(BaseModel):
     locked_until = DateTimeField(null=True)
     last_login_at = DateTimeField(null=True)
     created_at = DateTimeField(default=utcnow)
+    disabled_at = DateTimeField(null=True)  # a disabled account cannot sign in and has no live session
+
+
+class StaffSession(BaseModel):
+    """One signed-in support console session; the cookie carries its token, the row its hash."""
+
+    staff = ForeignKeyField(StaffUser, backref="sessions", on_delete="CASCADE")
+    token_hash = CharField(unique=True, max_length=64)
+    created_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField()
+    revoked_at = DateTimeField(null=True)
+    revoked_reason = CharField(null=True, max_length=64)
+    ip = CharField(null=True, max_length=64)
 
 
 class AuditLog(BaseModel):
@@ -356,6 +369,7 @@ ALL_MODELS = [
     BackfillRun,
     ReconciliationRun,
     StaffUser,
+    StaffSession,
     AuditLog,
     SchemaVersion,
 ]

@@ -169,11 +169,11 @@ def test_connect_answers_clearly_when_quickbooks_cannot_start(client, two_shops,
 
     from ecomflux_app.quickbooks import oauth
 
-    def unreachable(_state):
+    def unreachable(*_args):
         # What AuthClient raises when Intuit's discovery document cannot be fetched.
         raise requests.ConnectionError("discovery document unreachable")
 
-    monkeypatch.setattr(oauth, "authorize_url", unreachable)
+    monkeypatch.setattr(oauth, "auth_client", unreachable)
     resp = client.post("/api/qbo/connect", headers=bearer(SHOP_A))
     assert resp.status_code == 503
     assert resp.json["error"] == "QuickBooks could not be reached to start the connection; try again"

@@ -17,12 +17,21 @@ def intuit(request):
         pytest.skip("the Intuit sandbox fixture (tests/fixtures_intuit.py) is not available yet")
 
 
-def test_connect_returns_an_authorize_url_bound_to_the_token_shop(client, db, two_shops, bearer, intuit):  # noqa: F811
+def _intuit_url(client, start_url: str) -> str:
+    """Follow the page's start link in this client (the browser): where it sends the admin."""
+    parts = urlparse(start_url)
+    assert parts.path == "/qbo/start"
+    resp = client.get(f"{parts.path}?{parts.query}")
+    assert resp.status_code == 302 and client.get_cookie("ecomflux_qbo_oauth", path="/qbo") is not None
+    return resp.headers["Location"]
+
+
+def test_connect_returns_a_start_link_bound_to_the_token_shop(client, db, two_shops, bearer, intuit):  # noqa: F811
     from ecomflux_app.models import OAuthState
 
     resp = client.post("/api/qbo/connect", json={}, headers=bearer(SHOP_A))
     assert resp.status_code == 200
-    url = urlparse(resp.json["authorize_url"])
+    url = urlparse(_intuit_url(client, resp.json["authorize_url"]))
     query = parse_qs(url.query)
     assert query["scope"] == ["com.intuit.quickbooks.accounting"]
     assert query["redirect_uri"][0].endswith("/qbo/callback")
@@ -34,11 +43,11 @@ def test_connect_with_replace_confirmation(client, db, two_shops, bearer, intuit
     from ecomflux_app.models import OAuthState
 
     resp = client.post("/api/qbo/connect", json={"replace": True}, headers=bearer(SHOP_A))
-    state = parse_qs(urlparse(resp.json["authorize_url"]).query)["state"][0]
+    state = parse_qs(urlparse(_intuit_url(client, resp.json["authorize_url"])).query)["state"][0]
     assert OAuthState.get(OAuthState.nonce == state).purpose == "qbo-replace"
     # Anything but a literal true is not a confirmation.
     resp = client.post("/api/qbo/connect", json={"replace": "yes"}, headers=bearer(SHOP_A))
-    state = parse_qs(urlparse(resp.json["authorize_url"]).query)["state"][0]
+    state = parse_qs(urlparse(_intuit_url(client, resp.json["authorize_url"])).query)["state"][0]
     assert OAuthState.get(OAuthState.nonce == state).purpose == "qbo"
 
 

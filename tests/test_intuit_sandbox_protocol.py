@@ -92,6 +92,40 @@ def test_refresh_rotates_and_the_previous_refresh_token_is_dead(intuit_sandbox, 
     assert qbo(intuit_sandbox, realm, "GET", "companyinfo/1", rotated["access_token"]).status_code == 200
 
 
+def test_refresh_token_expiries_rolling_and_hard_as_intuit_answers_them(intuit_sandbox, realm):
+    """x_refresh_token_expires_in always; x_refresh_token_hard_expires_in only when the header asks for it.
+    The hard deadline is fixed at consent (five years), refreshing never moves it, and the rolling expiry
+    never reaches past it; a new consent is a new authorization with a new deadline."""
+    url = token_url(intuit_sandbox)
+    asks = {"x-include-refresh-token-hard-expires-in": "true"}
+    form = {"grant_type": "authorization_code", "redirect_uri": REDIRECT}
+    plain = requests.post(url, data=dict(form, code=consent(intuit_sandbox, realm)), auth=CLIENT, timeout=5).json()
+    assert "x_refresh_token_hard_expires_in" not in plain
+    assert plain["x_refresh_token_expires_in"] == 100 * 86400
+    first = requests.post(url, data=dict(form, code=consent(intuit_sandbox, realm)), auth=CLIENT, headers=asks,
+                          timeout=5).json()
+    five_years = 5 * 365 * 86400
+    assert five_years - 5 <= first["x_refresh_token_hard_expires_in"] <= five_years
+    intuit_sandbox.state.set_hard_deadline(realm, 20 * 86400)  # this authorization was approved ~5 years ago
+    refreshed = requests.post(url, auth=CLIENT, headers=asks, timeout=5, data={
+        "grant_type": "refresh_token", "refresh_token": first["refresh_token"]}).json()
+    assert 20 * 86400 - 5 <= refreshed["x_refresh_token_hard_expires_in"] <= 20 * 86400
+    assert refreshed["x_refresh_token_expires_in"] == refreshed["x_refresh_token_hard_expires_in"]  # capped by it
+    without = requests.post(url, auth=CLIENT, timeout=5, data={
+        "grant_type": "refresh_token", "refresh_token": refreshed["refresh_token"]}).json()
+    assert "x_refresh_token_hard_expires_in" not in without and without["x_refresh_token_expires_in"] <= 20 * 86400
+    intuit_sandbox.set_token_lifetimes(rotate=False)  # a refresh token that does not rotate still reports both
+    try:
+        kept = requests.post(url, auth=CLIENT, headers=asks, timeout=5, data={
+            "grant_type": "refresh_token", "refresh_token": without["refresh_token"]}).json()
+    finally:
+        intuit_sandbox.set_token_lifetimes(rotate=True)  # this test has no app fixture: nothing resets it
+    assert kept["refresh_token"] == without["refresh_token"] and kept["x_refresh_token_hard_expires_in"] <= 20 * 86400
+    again = requests.post(url, data=dict(form, code=consent(intuit_sandbox, realm)), auth=CLIENT, headers=asks,
+                          timeout=5).json()
+    assert again["x_refresh_token_hard_expires_in"] >= five_years - 5  # a new consent: a new five years
+
+
 def test_revoke_disconnects_the_company(intuit_sandbox, realm):
     tokens = intuit_sandbox.issue_tokens(realm)
     revoke = requests.post(f"{intuit_sandbox.url}/oauth2/v1/tokens/revoke", auth=CLIENT, timeout=5,

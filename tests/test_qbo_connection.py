@@ -46,10 +46,21 @@ def shop(install_shop):
     return install_shop(SHOP)
 
 
+def follow_start(client, start_url: str) -> str:
+    """Open the page's connect link in this browser (the test client): it sets the state cookie and
+    answers with a redirect to Intuit's consent page, whose URL is returned."""
+    parts = urlparse(start_url)
+    if parts.path != "/qbo/start":
+        return start_url  # already Intuit's URL (how the flow worked before it was bound to a browser)
+    resp = client.get(f"{parts.path}?{parts.query}")
+    assert resp.status_code == 302, resp.data
+    return resp.headers["Location"]
+
+
 def connect(client, shopify_sandbox, realm, **api_args) -> dict:
     resp = client.post("/api/qbo/connect", headers=bearer(shopify_sandbox), json=api_args)
     assert resp.status_code == 200, resp.data
-    return consent(resp.get_json()["authorize_url"], realm=realm)
+    return consent(follow_start(client, resp.get_json()["authorize_url"]), realm=realm)
 
 
 def test_connect_stores_realm_encrypted_tokens_and_company(client, db, shop, shopify_sandbox, intuit_sandbox):
@@ -69,6 +80,7 @@ def test_connect_stores_realm_encrypted_tokens_and_company(client, db, shop, sho
 def test_denied_consent_and_reused_state(client, db, shop, shopify_sandbox, intuit_sandbox):
     realm = intuit_sandbox.create_company()
     query = connect(client, shopify_sandbox, realm)
+    cookie = client.get_cookie("ecomflux_qbo_oauth", path="/qbo").value
     denied = dict(query)
     denied.pop("code")
     denied.pop("realmId")
@@ -76,9 +88,79 @@ def test_denied_consent_and_reused_state(client, db, shop, shopify_sandbox, intu
     resp = client.get("/qbo/callback", query_string=denied)
     assert resp.status_code == 400 and b"declined" in resp.data and b"qbo_error=access_denied" in resp.data
     assert QboConnection.select().count() == 0
-    # The state was spent by the denial: replaying the approval with it is refused.
-    assert client.get("/qbo/callback", query_string=query).status_code == 400
-    assert client.get("/qbo/callback", query_string={"code": "x", "state": "forged", "realmId": realm}).status_code == 400
+    # The denial spent the browser's cookie, and the state too: even with a copy of the cookie put
+    # back, replaying the approval is refused.
+    assert client.get_cookie("ecomflux_qbo_oauth", path="/qbo") is None
+    assert client.get("/qbo/callback", query_string=query).status_code == 403
+    client.set_cookie("ecomflux_qbo_oauth", cookie, path="/qbo")
+    resp = client.get("/qbo/callback", query_string=query)
+    assert resp.status_code == 400 and b"not valid any more" in resp.data
+    assert client.get("/qbo/callback", query_string={"code": "x", "state": "forged", "realmId": realm}).status_code == 403
+    assert QboConnection.select().count() == 0
+
+
+def test_callback_completed_in_another_browser_is_refused_and_connects_nothing(app, client, db, shop, shopify_sandbox,
+                                                                             intuit_sandbox):
+    """Issue 16.5: shop B's link, approved and followed in a browser with no cookies, must not connect."""
+    realm = intuit_sandbox.create_company(name="Someone Else's Books")
+    query = connect(client, shopify_sandbox, realm)  # started (and approved at Intuit) in browser A
+    other = app.test_client()  # browser B: no cookies
+    resp = other.get("/qbo/callback", query_string=query)
+    assert resp.status_code == 403
+    assert b"started in another browser" in resp.data and b"Nothing was connected" in resp.data
+    assert QboConnection.select().count() == 0
+    assert intuit_sandbox.state.refresh == {}  # the code was not even exchanged
+    # The browser that began the flow can still finish it.
+    resp = client.get("/qbo/callback", query_string=query)
+    assert resp.status_code == 200 and QboConnection.get().realm_id == realm
+
+
+def test_intuit_link_approved_in_another_browser_is_refused(app, client, db, shop, shopify_sandbox, intuit_sandbox):
+    realm = intuit_sandbox.create_company()
+    resp = client.post("/api/qbo/connect", headers=bearer(shopify_sandbox), json={})
+    intuit_url = follow_start(client, resp.get_json()["authorize_url"])  # browser A is sent to Intuit...
+    query = consent(intuit_url, realm=realm)  # ...but the consent link is approved elsewhere
+    other = app.test_client()
+    assert other.get("/qbo/callback", query_string=query).status_code == 403
+    # A cookie for another flow (browser B started its own) does not fit this state either.
+    mine = other.post("/api/qbo/connect", headers=bearer(shopify_sandbox), json={}).get_json()["authorize_url"]
+    follow_start(other, mine)
+    assert other.get("/qbo/callback", query_string=query).status_code == 403
+    assert QboConnection.select().count() == 0
+
+
+def test_start_link_is_single_use(app, client, db, shop, shopify_sandbox, intuit_sandbox):
+    realm = intuit_sandbox.create_company()
+    start_url = client.post("/api/qbo/connect", headers=bearer(shopify_sandbox), json={}).get_json()["authorize_url"]
+    parts = urlparse(start_url)
+    assert parts.path == "/qbo/start" and start_url.startswith(app.config["APP_URL"])
+    intuit_url = follow_start(client, start_url)
+    assert intuit_url.startswith(intuit_sandbox.url) and "state=" in intuit_url
+    # A copy of the start link opened later, in another browser, is dead: no cookie, no state.
+    other = app.test_client()
+    resp = other.get(f"{parts.path}?{parts.query}")
+    assert resp.status_code == 400 and b"already used or has expired" in resp.data
+    assert other.get_cookie("ecomflux_qbo_oauth", path="/qbo") is None
+    assert client.get("/qbo/callback", query_string=consent(intuit_url, realm=realm)).status_code == 200
+
+
+def test_start_link_cookie_is_first_party_signed_and_scoped(app, client, db, shop, shopify_sandbox, intuit_sandbox):
+    from itsdangerous import URLSafeTimedSerializer
+
+    start_url = client.post("/api/qbo/connect", headers=bearer(shopify_sandbox), json={}).get_json()["authorize_url"]
+    parts = urlparse(start_url)
+    resp = client.get(f"{parts.path}?{parts.query}")
+    [header] = [h for h in resp.headers.getlist("Set-Cookie") if h.startswith("ecomflux_qbo_oauth=")]
+    assert "HttpOnly" in header and "SameSite=Lax" in header and "Path=/qbo" in header and "Max-Age=900" in header
+    state = parse_qs(urlparse(resp.headers["Location"]).query)["state"][0]
+    value = client.get_cookie("ecomflux_qbo_oauth", path="/qbo").value
+    assert URLSafeTimedSerializer(app.config["SECRET_KEY"], salt="ecomflux.qbo-oauth-state").loads(value) == state
+    # A cookie signed with another key (or for the Shopify install) is not accepted.
+    client.set_cookie("ecomflux_qbo_oauth", URLSafeTimedSerializer("another-key", salt="ecomflux.qbo-oauth-state")
+                      .dumps(state), path="/qbo")
+    query = consent(resp.headers["Location"], realm=intuit_sandbox.create_company())
+    assert client.get("/qbo/callback", query_string=query).status_code == 403
+    assert QboConnection.select().count() == 0
 
 
 def test_linking_a_different_company_needs_confirmation(client, db, shop, shopify_sandbox, intuit_sandbox):
@@ -298,3 +380,67 @@ def test_sandbox_never_sees_more_than_the_minute_budget(db, connected_shop):
     # Whatever the connect flow already spent counts against the same rolling minute.
     assert counters["requests"] <= PER_MINUTE < 500 and busy >= 20
     assert counters["requests"] - before == ok
+
+
+def test_each_refresh_token_keeps_its_own_expiries_and_the_page_warns_ahead(client, db, shop, shopify_sandbox,
+                                                                           intuit_sandbox):
+    """Issue 21.5: Intuit's rolling and 5-year hard expiry are stored from each token answer; /api/status warns."""
+    realm = intuit_sandbox.create_company(name="Aging Books")
+    assert client.get("/qbo/callback", query_string=connect(client, shopify_sandbox, realm)).status_code == 200
+    conn = QboConnection.get()
+    now = utcnow()
+    assert timedelta(days=99, hours=23) < conn.refresh_token_expires_at - now <= timedelta(days=100)
+    assert timedelta(days=5 * 365 - 1) < conn.refresh_token_hard_expires_at - now <= timedelta(days=5 * 365)
+    status = client.get("/api/status", headers=bearer(shopify_sandbox)).get_json()["qbo"]
+    authorization = status["authorization"]
+    assert authorization["ends_by"] == "rolling" and authorization["warning"] is None
+    assert authorization["reconnect_url"].endswith(f"/qbo/reconnect?shop={SHOP}")
+
+    intuit_sandbox.state.set_hard_deadline(realm, 20 * 86400 + 3600)  # approved almost five years ago
+    fresh_access_token(conn, rejected=conn.access_token)  # the next refresh brings Intuit's new figures
+    conn = QboConnection.get()
+    assert timedelta(days=20) < conn.refresh_token_hard_expires_at - utcnow() <= timedelta(days=20, hours=1)
+    assert conn.refresh_token_expires_at <= conn.refresh_token_hard_expires_at
+    authorization = client.get("/api/status", headers=bearer(shopify_sandbox)).get_json()["qbo"]["authorization"]
+    assert authorization["ends_by"] == "hard" and authorization["days_left"] == 20
+    assert "ends on" in authorization["warning"] and "reconnect before then" in authorization["warning"]
+
+    # Reconnecting is a new authorization: a new five years, and the warning is gone.
+    resp = client.get("/qbo/callback", query_string=connect(client, shopify_sandbox, realm))
+    assert resp.status_code == 200
+    assert QboConnection.get().refresh_token_hard_expires_at - utcnow() > timedelta(days=5 * 365 - 1)
+    authorization = client.get("/api/status", headers=bearer(shopify_sandbox)).get_json()["qbo"]["authorization"]
+    assert authorization["warning"] is None
+
+
+def test_support_console_shows_the_authorization_warning(client, db, connected_shop):
+    from ecomflux_app.staff import create_staff
+    from tests.test_support import PASSWORD, sign_in
+
+    create_staff("op@ecomflux.test", PASSWORD, role="operator")
+    sign_in(client, "op@ecomflux.test")
+    assert "authorization-warning" not in client.get("/support/health").get_data(as_text=True)
+    QboConnection.update(refresh_token_hard_expires_at=utcnow() + timedelta(days=12, hours=1)).execute()
+    page = client.get("/support/health").get_data(as_text=True)
+    assert "authorization-warning" in page and "(12 days)" in page and "five years" in page
+
+
+def test_reconnect_url_sends_the_merchant_into_the_app_for_their_shop(client, db, shop):
+    resp = client.get("/qbo/reconnect", query_string={"shop": SHOP})
+    location = urlparse(resp.headers["Location"])
+    assert resp.status_code == 302 and parse_qs(location.query)["qbo"] == ["reconnect"]
+    assert location.netloc == "admin.shopify.com" and location.path.startswith("/store/qbo-shop/apps/")
+    assert client.get("/qbo/reconnect", query_string={"shop": "qbo-shop"}).headers["Location"] == \
+        resp.headers["Location"]  # the store's short name is enough
+    # Intuit's portal link names no shop, and a realmId is never turned into one (no shop lookup by company).
+    page = client.get("/qbo/reconnect", query_string={"realmId": "9130350000000001"})
+    assert page.status_code == 200 and b'name="shop"' in page.data and b"qbo-shop" not in page.data
+    bad = client.get("/qbo/reconnect", query_string={"shop": "https://evil.example/x"})
+    assert bad.status_code == 400 and b'role="alert"' in bad.data and "Location" not in bad.headers
+
+
+def test_disconnect_url_answers_every_realm_without_revealing_or_changing_anything(client, db, connected_shop):
+    for realm in ("", "123", "' OR 1=1 --"):
+        resp = client.get("/qbo/disconnected", query_string={"realmId": realm} if realm else {})
+        assert resp.status_code == 200 and b"was not connected to this QuickBooks company" in resp.data
+    assert QboConnection.get().status == "connected"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -54,20 +55,182 @@ def test_login_needs_a_csrf_token(client, operator):
     assert sign_in(client, operator.email).status_code == 302
 
 
-def test_wrong_password_then_lockout_after_five_failures(client, operator):
+def _answer(resp) -> tuple[int, str]:
+    """What a sign-in attempt tells the person at the keyboard (CSRF value and wait seconds aside)."""
+    html = re.sub(r'name="csrf_token" value="[^"]+"', "", resp.get_data(as_text=True))
+    return resp.status_code, re.sub(r"Try again in \d+ (seconds|minutes)", "Try again in N", html)
+
+
+def test_unknown_email_and_wrong_password_get_the_same_answers_including_throttling(client, operator):
+    """Issue 16.8: the old lockout told a real account ("locked") from an unknown email ("not right")."""
+    answers = {}
+    for email in (operator.email, "nobody@ecomflux.test"):
+        answers[email] = [_answer(sign_in(client, email, "wrong password!")) for _ in range(7)]
+    assert answers[operator.email] == answers["nobody@ecomflux.test"]
+    statuses = [status for status, _ in answers[operator.email]]
+    assert statuses == [401] * 5 + [429] * 2  # five free tries, then a wait (nothing counted while waiting)
+    assert "Email or password is not right." in answers[operator.email][0][1]
+    assert "Too many sign-in attempts. Try again in N" in answers[operator.email][-1][1]
+    assert AuditLog.select().where(AuditLog.action == "login_failed").count() == 10
+    assert AuditLog.select().where(AuditLog.action == "login_throttled").count() == 4
+    assert StaffUser.get().locked_until is None  # no lock on the account itself
+
+
+def test_throttle_slows_but_never_locks_a_staff_member_out_for_long(client, operator, redis_conn):
+    from ecomflux_app import login_throttle
+
     for _ in range(5):
         assert sign_in(client, operator.email, "wrong password!").status_code == 401
-    resp = sign_in(client, operator.email)  # right password, but locked now
-    assert resp.status_code == 401 and b"locked" in resp.data
-    assert StaffUser.get().locked_until is not None
-    assert AuditLog.select().where(AuditLog.action == "login_failed").count() == 5
+    resp = sign_in(client, operator.email)  # right password, inside the wait: refused, not checked
+    assert resp.status_code == 429 and 1 <= int(resp.headers["Retry-After"]) <= 5
+    # However many attempts pile up, one wait is at most the cap (minutes).
+    keys = login_throttle.keys(operator.email, "127.0.0.1")
+    for key in keys.values():
+        redis_conn.hset(key, mapping={"n": 1000, "until": 0})
+    assert login_throttle.reserve(operator.email, "127.0.0.1") == 0
+    wait = login_throttle.reserve(operator.email, "127.0.0.1")
+    assert 0 < wait <= max(limit.cap for limit in keys) <= 300
+    resp = sign_in(client, operator.email)
+    assert resp.status_code == 429 and int(resp.headers["Retry-After"]) <= 300
+    for key in keys.values():  # the wait is over (as if its minutes had passed)
+        redis_conn.hset(key, "until", 0)
+    assert sign_in(client, operator.email).status_code == 302
+    assert not redis_conn.exists(keys[login_throttle.PAIR], keys[login_throttle.ACCOUNT])  # a success clears them
+
+
+def test_throttle_per_client_address_spans_emails_and_spares_other_addresses(app, client, operator):
+    from ecomflux_app import login_throttle
+
+    attacker = {"REMOTE_ADDR": "203.0.113.9"}
+    token = csrf(client)
+    answers = [client.post("/support/login", environ_base=attacker, data={
+        "email": f"guess{i}@ecomflux.test", "password": "wrong password!", "csrf_token": token}).status_code
+        for i in range(login_throttle.ADDRESS.free + 1)]
+    assert answers[:-1] == [401] * login_throttle.ADDRESS.free and answers[-1] == 429
+    refused = client.post("/support/login", environ_base=attacker, data={
+        "email": operator.email, "password": PASSWORD, "csrf_token": token})
+    assert refused.status_code == 429
+    assert sign_in(client, operator.email).status_code == 302  # from the staff member's own address
+
+
+def _session_cookie(app, client):
+    return client.get_cookie(app.config["SESSION_COOKIE_NAME"], path=app.config["SESSION_COOKIE_PATH"] or "/")
+
+
+def _expires_in(header: str) -> timedelta:
+    from email.utils import parsedate_to_datetime
+
+    expires = re.search(r"Expires=([^;]+)", header).group(1)
+    return parsedate_to_datetime(expires) - datetime.now(timezone.utc)
+
+
+def test_console_cookie_settings_apply(app, client, operator):
+    """Issue 16.6: setdefault() left Flask's own defaults (HttpOnly; Path=/ only, 31 days)."""
+    resp = sign_in(client, operator.email)
+    [header] = [h for h in resp.headers.getlist("Set-Cookie") if h.startswith(app.config["SESSION_COOKIE_NAME"] + "=")]
+    assert "HttpOnly" in header and "SameSite=Lax" in header and "Path=/support" in header
+    assert "Secure" not in header  # APP_URL is http here
+    assert timedelta(hours=7, minutes=55) < _expires_in(header) <= timedelta(hours=8)
+
+
+def test_console_cookie_is_secure_under_https(app, base_config, operator):
+    from ecomflux_app import create_app, runtime
+
+    https_app = create_app({**base_config, "APP_URL": "https://ecomflux.example.com"})
+    try:
+        client = https_app.test_client()
+        base = "https://ecomflux.example.com"
+        html = client.get("/support/login", base_url=base).get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+        resp = client.post("/support/login", base_url=base,
+                           data={"email": operator.email, "password": PASSWORD, "csrf_token": token})
+        assert resp.status_code == 302
+        [header] = [h for h in resp.headers.getlist("Set-Cookie") if h.startswith("ecomflux_support=")]
+        assert "Secure" in header and "HttpOnly" in header and "SameSite=Lax" in header
+        assert _expires_in(header) <= timedelta(hours=8)
+    finally:
+        runtime.init(app.config)
+
+
+def test_sign_out_ends_the_session_on_the_server(app, client, operator):
+    """Issue 16.7: a copy of the cookie taken before sign-out kept working after it."""
+    sign_in(client, operator.email)
+    assert client.get("/support/webhooks").status_code == 200
+    stolen = _session_cookie(app, client).value
+    resp = client.post("/support/logout", data={"csrf_token": csrf(client, "/support/webhooks")})
+    assert resp.status_code == 302 and "/support/login" in resp.headers["Location"]
+    thief = app.test_client()
+    thief.set_cookie(app.config["SESSION_COOKIE_NAME"], stolen, path=app.config["SESSION_COOKIE_PATH"] or "/")
+    resp = thief.get("/support/webhooks")
+    assert resp.status_code == 302 and "/support/login" in resp.headers["Location"]
+    assert client.get("/support/webhooks").status_code == 302
+
+
+def test_disabling_role_change_and_password_reset_end_open_sessions(app, client, viewer):
+    from ecomflux_app.staff import disable_staff, enable_staff, reset_password, set_role
+
+    def signed_in() -> bool:
+        return client.get("/support/webhooks").status_code == 200
+
+    sign_in(client, viewer.email)
+    assert signed_in()
+    disable_staff(viewer.email, actor="cli")
+    assert not signed_in()
+    assert sign_in(client, viewer.email).status_code == 401  # the same answer as a wrong password
+    enable_staff(viewer.email, actor="cli")
+    assert sign_in(client, viewer.email).status_code == 302 and signed_in()
+    set_role(viewer.email, "operator", actor="cli")
+    assert not signed_in()
+    sign_in(client, viewer.email)
+    assert 'id="replay-failed"' in client.get("/support/webhooks").get_data(as_text=True)  # now an operator
+    reset_password(viewer.email, "a brand new password", actor="cli")
+    assert not signed_in()
+    assert sign_in(client, viewer.email).status_code == 401
+    assert sign_in(client, viewer.email, "a brand new password").status_code == 302 and signed_in()
+
+
+def test_sessions_end_after_eight_hours_whatever_the_cookie_says(app, client, operator):
+    from ecomflux_app.models import StaffSession, utcnow
+
+    sign_in(client, operator.email)
+    session = StaffSession.get()
+    assert timedelta(hours=7, minutes=55) < session.expires_at - utcnow() <= timedelta(hours=8)
+    StaffSession.update(expires_at=utcnow() - timedelta(seconds=1)).execute()
+    assert client.get("/support/webhooks").status_code == 302
+    StaffSession.update(expires_at=utcnow() - timedelta(days=31)).execute()
+    sign_in(client, operator.email)  # long-ended rows are pruned at the next sign-in
+    [fresh] = StaffSession.select()
+    assert fresh.expires_at > utcnow() and fresh.revoked_at is None
 
 
 def test_staff_pages_are_never_framed(client, operator):
     sign_in(client, operator.email)
     resp = client.get("/support/webhooks")
-    assert resp.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+    assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
     assert resp.headers["X-Frame-Options"] == "DENY"
+
+
+def test_console_pages_are_not_stored_and_run_only_their_own_scripts(client, operator, delivery, redis_conn):
+    """Issue 16.10: Cache-Control no-store (the reveal page shows personal data) and a CSP without inline code."""
+    from ecomflux_app.sync.replay import BULK_PROGRESS_KEY
+
+    redis_conn.hset(BULK_PROGRESS_KEY.format(job="job1"), mapping={"total": 3, "done": 1})
+    assert client.get("/support/login").headers["Cache-Control"] == "no-store"
+    sign_in(client, operator.email)
+    token = csrf(client, "/support/webhooks")
+    pages = [client.get(path) for path in ("/support/login", "/support/webhooks", f"/support/webhooks/{delivery.id}",
+                                           "/support/health", "/support/audit", "/support/bulk/job1")]
+    pages.append(client.post(f"/support/webhooks/{delivery.id}/reveal", data={"csrf_token": token}))
+    for resp in pages:
+        assert resp.status_code == 200 and resp.headers["Cache-Control"] == "no-store"
+        policy = dict(part.strip().split(" ", 1) for part in resp.headers["Content-Security-Policy"].split(";"))
+        assert policy["script-src"] == "'self'" and policy["style-src"] == "'self'"
+        assert policy["default-src"] == "'none'" and policy["frame-ancestors"] == "'none'"
+        html = resp.get_data(as_text=True)
+        assert not re.search(r"<script(?![^>]*\bsrc=)", html), "inline script"
+        assert "<style" not in html and " style=" not in html and not re.search(r"\son[a-z]+=", html)
+    assert 'data-reload-after="2000"' in pages[5].get_data(as_text=True)  # the bulk page still refreshes itself
+    assert "jane@private.example" in pages[-1].get_data(as_text=True)
 
 
 def test_viewer_cannot_replay_or_reveal(client, viewer, delivery):
@@ -170,6 +333,60 @@ def test_staff_add_cli_creates_an_operator(app, db):
     assert result.exit_code == 0, result.output
     user = StaffUser.get(StaffUser.email == "new@ecomflux.test")
     assert user.role == "operator" and user.password_hash.startswith("$argon2")
+
+
+def test_staff_cli_manages_accounts_audited_with_readable_errors(app, client, db):
+    """Issue 16.9: list, disable, enable, remove, role, reset-password; errors as one line, never a traceback."""
+    from ecomflux_app.cli import cli
+
+    runner = app.test_cli_runner()
+
+    def run(*args, stdin=None):
+        result = runner.invoke(cli, ["staff", *args], input=stdin)
+        # A refused change ends with click's one-line error (SystemExit), never an exception.
+        assert "Traceback" not in result.output, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+        return result
+
+    assert run("add", "ann@ecomflux.test", "--role", "viewer", "--password-stdin", stdin=PASSWORD + "\n").exit_code == 0
+    again = run("add", "Ann@Ecomflux.test", "--generate")
+    assert again.exit_code == 1 and "a staff account for ann@ecomflux.test already exists" in again.output
+    bad = run("add", "not-an-email", "--generate")
+    assert bad.exit_code == 1 and "not-an-email is not a valid email address" in bad.output
+    short = run("add", "bo@ecomflux.test", "--password-stdin", stdin="short\n")
+    assert short.exit_code == 1 and "at least 10 characters" in short.output
+    for command in (["disable"], ["enable"], ["remove", "--yes"], ["role"], ["reset-password", "--generate"]):
+        args = command[:1] + ["ghost@ecomflux.test"] + command[1:] + (["operator"] if command == ["role"] else [])
+        unknown = run(*args)
+        assert unknown.exit_code == 1 and "no staff account for ghost@ecomflux.test" in unknown.output, args
+
+    listing = run("list")
+    assert listing.exit_code == 0 and re.search(r"ann@ecomflux.test\s+viewer\s+active\s+never\s+0", listing.output)
+    sign_in(client, "ann@ecomflux.test")
+    assert re.search(r"ann@ecomflux.test\s+viewer\s+active\s+\S+ \S+\s+1", run("list").output)
+
+    assert run("disable", "ann@ecomflux.test").exit_code == 0
+    assert client.get("/support/webhooks").status_code == 302  # its session ended with it
+    assert "disabled" in run("list").output
+    assert sign_in(client, "ann@ecomflux.test").status_code == 401
+    assert run("enable", "ann@ecomflux.test").exit_code == 0
+    assert run("role", "ann@ecomflux.test", "operator").exit_code == 0
+    assert StaffUser.get().role == "operator"
+    assert run("role", "ann@ecomflux.test", "admin").exit_code == 2  # click names the choices
+    reset = run("reset-password", "ann@ecomflux.test", "--generate")
+    new_password = reset.output.split(": ")[1].split(";")[0]
+    assert reset.exit_code == 0 and sign_in(client, "ann@ecomflux.test", new_password).status_code == 302
+    assert run("remove", "ann@ecomflux.test", "--yes").exit_code == 0
+    assert StaffUser.select().count() == 0 and "no staff accounts" in run("list").output
+
+    trail = [(a.action, a.target) for a in AuditLog.select().where(AuditLog.action.startswith("staff_"))
+             .order_by(AuditLog.id)]
+    assert trail == [("staff_created", "ann@ecomflux.test"), ("staff_disabled", "ann@ecomflux.test"),
+                     ("staff_enabled", "ann@ecomflux.test"), ("staff_role_changed", "ann@ecomflux.test"),
+                     ("staff_password_reset", "ann@ecomflux.test"), ("staff_removed", "ann@ecomflux.test")]
+    assert all(a.staff_email.startswith("cli") for a in AuditLog.select().where(AuditLog.action.startswith("staff_")))
+    # The member's own sign-ins stay in the trail after the account is gone.
+    assert AuditLog.select().where((AuditLog.action == "login") & (AuditLog.staff_email == "ann@ecomflux.test")).count() == 2
 
 
 def test_console_replay_of_a_posted_order_creates_nothing_new_in_qbo(client, operator, redis_conn, connected_shop):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import redis
 
@@ -22,6 +23,11 @@ log = logging.getLogger(__name__)
 STATE_TTL = timedelta(minutes=15)
 PURPOSE_CONNECT = "qbo"
 PURPOSE_REPLACE = "qbo-replace"  # the admin confirmed replacing the linked company
+# The start link the embedded page opens at top level: single-use and short-lived, because whichever
+# browser opens it first is the one the flow is bound to (its cookie), and a copy must be dead by then.
+START_TTL = timedelta(minutes=5)
+START_CONNECT, START_REPLACE = "qbo-start", "qbo-start-rpl"
+START_PURPOSES = {START_CONNECT: PURPOSE_CONNECT, START_REPLACE: PURPOSE_REPLACE}
 
 
 class ConnectError(Exception):
@@ -40,9 +46,33 @@ class Connected:
 
 
 def start_connect(shop: Shop, confirm_replace: bool = False) -> str:
-    """The Intuit authorize URL; its state is single-use, bound to the shop and expires in 15 minutes."""
-    purpose = PURPOSE_REPLACE if confirm_replace else PURPOSE_CONNECT
-    return oauth.authorize_url(issue_state(shop.domain, purpose=purpose, ttl=STATE_TTL))
+    """The app's own start link for this shop (single-use ticket, 5 minutes); Intuit must be reachable."""
+    oauth.check_reachable()  # fail here, on the page, rather than on a bare top-level error page
+    ticket = issue_state(shop.domain, purpose=START_REPLACE if confirm_replace else START_CONNECT, ttl=START_TTL)
+    return f"{runtime.config()['APP_URL']}/qbo/start?{urlencode({'ticket': ticket})}"
+
+
+def reconnect_url(shop_domain: str) -> str:
+    """The Reconnect URL for one shop (the page and the console link to it; Intuit's portal holds the bare one)."""
+    return f"{runtime.config()['APP_URL']}/qbo/reconnect?{urlencode({'shop': shop_domain})}"
+
+
+def begin_authorization(ticket: str | None) -> tuple[Shop, str, str]:
+    """Spend a start ticket: (shop, OAuth state nonce, Intuit's authorize URL). The caller binds the
+    nonce to the browser (cookie) before sending it to Intuit; ConnectError when the ticket is no good."""
+    row = OAuthState.get_or_none((OAuthState.nonce == (ticket or "")) & OAuthState.purpose.in_(list(START_PURPOSES)))
+    shop = Shop.get_or_none(Shop.domain == row.shop_domain) if row else None
+    if row is None or shop is None or not consume_state(ticket, row.shop_domain, row.purpose):
+        raise ConnectError("invalid_ticket", "This QuickBooks connect link was already used or has expired. "
+                                             "Start again from EcomFlux in the Shopify admin.")
+    nonce = issue_state(shop.domain, purpose=START_PURPOSES[row.purpose], ttl=STATE_TTL)
+    try:
+        url = oauth.authorize_url(nonce)
+    except Exception as exc:  # noqa: BLE001 - discovery unreachable: a clear page, never a 500
+        log.warning("connect for %s could not reach Intuit: %s", shop.domain, type(exc).__name__)
+        raise ConnectError("intuit_unreachable", "QuickBooks could not be reached to start the connection; "
+                                                 "go back to EcomFlux and try again.", shop) from None
+    return shop, nonce, url
 
 
 def _state_owner(state: str | None) -> tuple[Shop, str]:
@@ -83,7 +113,7 @@ def complete_connect(code: str | None, state: str | None, realm_id: str | None, 
             ItemMap.delete().where(ItemMap.shop == shop.id).execute()
         QboConnection.update(realm_id=realm_id, status="connected", status_reason=None, connected_at=utcnow(),
                              updated_at=utcnow()).where(QboConnection.id == conn.id).execute()
-        store_tokens(conn, tokens)
+        store_tokens(conn, tokens, new_grant=True)
     _read_company(QboConnection.get_by_id(conn.id))
     return Connected(shop, QboConnection.get_by_id(conn.id), resume_parked(shop))
 
@@ -121,6 +151,7 @@ def resume_parked(shop: Shop) -> int:
 def _forget(conn: QboConnection, reason: str) -> None:
     QboConnection.update(status="not_connected", status_reason=reason, access_token=None, refresh_token=None,
                          access_token_expires_at=None, refresh_token_expires_at=None,
+                         refresh_token_hard_expires_at=None,
                          token_version=QboConnection.token_version + 1, updated_at=utcnow()).where(
         QboConnection.id == conn.id).execute()
 
@@ -161,5 +192,5 @@ def handle_intuit_disconnect(realm_id: str | None) -> int:
     return count
 
 
-__all__ = ["ConnectError", "complete_connect", "disconnect", "handle_intuit_disconnect", "mark_reconnect_required",
-           "start_connect", "resume_parked"]
+__all__ = ["ConnectError", "begin_authorization", "complete_connect", "disconnect", "handle_intuit_disconnect",
+           "mark_reconnect_required", "reconnect_url", "start_connect", "resume_parked"]

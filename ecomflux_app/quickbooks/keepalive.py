@@ -8,12 +8,12 @@ from datetime import timedelta
 from ..models import QboConnection, utcnow
 from ..sync.outcomes import WaitingForReconnect
 from .errors import QboError
+from .expiry import authorization_end
 from .tokens import fresh_access_token
 
 log = logging.getLogger(__name__)
 
 IDLE_REFRESH_AFTER = timedelta(days=1)
-HARD_EXPIRY_WARNING = timedelta(days=30)
 
 
 def keep_connections_alive() -> dict:
@@ -21,10 +21,9 @@ def keep_connections_alive() -> dict:
     now = utcnow()
     refreshed = warned = parked = 0
     for conn in QboConnection.select().where(QboConnection.status == "connected"):
-        hard = conn.refresh_token_hard_expires_at
-        if hard is not None and hard - now < HARD_EXPIRY_WARNING:
-            days = max(0, (hard - now).days)
-            reason = f"QuickBooks authorization ends in {days} days: reconnect before then to keep syncing."
+        end = authorization_end(conn, now)
+        if end is not None and end.kind == "hard" and end.warn:
+            reason = end.message
             if conn.status_reason != reason:
                 QboConnection.update(status_reason=reason).where(QboConnection.id == conn.id).execute()
             warned += 1

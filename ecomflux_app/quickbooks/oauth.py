@@ -40,6 +40,11 @@ def auth_client() -> AuthClient:
     return client
 
 
+def check_reachable() -> None:
+    """Raise when Intuit's discovery document cannot be read (AuthClient reads it on construction)."""
+    auth_client()
+
+
 def authorize_url(state: str) -> str:
     return auth_client().get_authorization_url([Scopes.ACCOUNTING], state_token=state)
 

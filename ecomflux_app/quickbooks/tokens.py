@@ -40,8 +40,11 @@ def mark_reconnect_required(conn: QboConnection, reason: str) -> None:
     log.warning("QBO connection for realm %s needs a reconnect: %s", conn.realm_id, reason)
 
 
-def store_tokens(conn: QboConnection, tokens: oauth.TokenSet, expected_version: int | None = None) -> bool:
-    """Persist access + rotated refresh token together; False if another writer got there first."""
+def store_tokens(conn: QboConnection, tokens: oauth.TokenSet, expected_version: int | None = None,
+                 new_grant: bool = False) -> bool:
+    """Persist access + rotated refresh token together, each with its own expiry from Intuit's answer;
+    False if another writer got there first. `new_grant` (a fresh consent) replaces the hard expiry
+    even when Intuit left it out; a refresh that leaves it out keeps the one known."""
     now = utcnow()
     values = {
         "access_token": tokens.access_token,
@@ -55,6 +58,8 @@ def store_tokens(conn: QboConnection, tokens: oauth.TokenSet, expected_version: 
     }
     if tokens.hard_expires_in:
         values["refresh_token_hard_expires_at"] = now + timedelta(seconds=tokens.hard_expires_in)
+    elif new_grant:
+        values["refresh_token_hard_expires_at"] = None
     query = QboConnection.update(**values).where(QboConnection.id == conn.id)
     if expected_version is not None:
         query = query.where(QboConnection.token_version == expected_version)

@@ -21,7 +21,7 @@ def connect_to_sandbox_company(shop: Shop, intuit_state, realm: str, company_nam
     from ..quickbooks.oauth import TokenSet
     from ..quickbooks.tokens import store_tokens
 
-    issued = intuit_state.issue_tokens(realm)
+    issued = intuit_state.issue_tokens(realm, hard_expiry=True, consent=True)  # as the app's code exchange asks
     company = intuit_state.companies[realm]
     conn, _ = QboConnection.get_or_create(shop=shop)
     QboConnection.update(realm_id=realm, status="connected", status_reason=None, company_name=company_name,
@@ -29,4 +29,5 @@ def connect_to_sandbox_company(shop: Shop, intuit_state, realm: str, company_nam
                          multicurrency=company.multicurrency, connected_at=utcnow()).where(
         QboConnection.id == conn.id).execute()
     store_tokens(conn, TokenSet(issued["access_token"], issued["refresh_token"], int(issued["expires_in"]),
-                                issued.get("x_refresh_token_expires_in"), None))
+                                issued.get("x_refresh_token_expires_in"), issued.get("x_refresh_token_hard_expires_in")),
+                 new_grant=True)

@@ -158,7 +158,9 @@ class IntuitSandbox:
             self.codes: dict[str, tuple[str, str]] = {}
             self.access: dict[str, tuple[str, float]] = {}
             self.refresh: dict[str, tuple[str, float, float]] = {}
-            self.access_ttl, self.refresh_ttl = ACCESS_TTL, REFRESH_TTL
+            self.access_ttl, self.refresh_ttl, self.hard_ttl = ACCESS_TTL, REFRESH_TTL, HARD_TTL
+            # Each realm's authorization has one hard deadline, set at consent (5 years), which refreshes never move.
+            self.hard_deadlines: dict[str, float] = {}
             self.rotate = True
             self.token_faults: deque[str] = deque()
             self.token_stats = {"refreshes": 0, "invalid_grant": 0}
@@ -178,27 +180,41 @@ class IntuitSandbox:
             raise Fault(403, "3100", "ApplicationAuthorizationFailed", f"unknown realm {realm}", kind="AUTHORIZATION")
         return company
 
-    def issue_tokens(self, realm: str, hard_expiry: bool = False) -> dict:
+    def issue_tokens(self, realm: str, hard_expiry: bool = False, consent: bool = False) -> dict:
+        """A fresh token pair; `consent` (an authorization code) starts a new 5-year hard deadline."""
         with self.lock:
             access, refresh = "eyJ" + secrets.token_urlsafe(24), "AB11" + secrets.token_urlsafe(24)
             now = time.time()
             self.access[access] = (realm, now + self.access_ttl)
-            hard = self.refresh_hard_deadline(realm, now)
-            self.refresh[refresh] = (realm, now + self.refresh_ttl, hard)
-            body = {"token_type": "bearer", "access_token": access, "expires_in": self.access_ttl,
-                    "refresh_token": refresh, "x_refresh_token_expires_in": self.refresh_ttl}
-            if hard_expiry:
-                body["x_refresh_token_hard_expires_in"] = int(hard - now)
-            return body
+            if consent or realm not in self.hard_deadlines:
+                self.hard_deadlines[realm] = now + self.hard_ttl
+            hard = self.hard_deadlines[realm]
+            # A refresh token never outlives its authorization: the rolling expiry stops at the hard one.
+            rolling = min(now + self.refresh_ttl, hard)
+            self.refresh[refresh] = (realm, rolling, hard)
+            return self._token_body(access, refresh, now, rolling, hard, hard_expiry)
 
-    def refresh_hard_deadline(self, realm: str, now: float) -> float:
-        existing = [h for r, _, h in self.refresh.values() if r == realm]
-        return existing[0] if existing else now + HARD_TTL
+    def _token_body(self, access: str, refresh: str, now: float, rolling: float, hard: float,
+                    hard_expiry: bool) -> dict:
+        body = {"token_type": "bearer", "access_token": access, "expires_in": self.access_ttl,
+                "refresh_token": refresh, "x_refresh_token_expires_in": max(0, int(rolling - now))}
+        if hard_expiry:  # only when asked (header x-include-refresh-token-hard-expires-in: true)
+            body["x_refresh_token_hard_expires_in"] = max(0, int(hard - now))
+        return body
+
+    def set_hard_deadline(self, realm: str, seconds_from_now: float) -> None:
+        """Move a realm's hard deadline (an authorization given almost five years ago) for every live token."""
+        with self.lock:
+            hard = time.time() + seconds_from_now
+            self.hard_deadlines[realm] = hard
+            self.refresh = {t: (r, min(rolling, hard), hard) if r == realm else (r, rolling, h)
+                            for t, (r, rolling, h) in self.refresh.items()}
 
     def revoke_all(self, realm: str) -> None:
         with self.lock:
             self.access = {t: v for t, v in self.access.items() if v[0] != realm}
             self.refresh = {t: v for t, v in self.refresh.items() if v[0] != realm}
+            self.hard_deadlines.pop(realm, None)  # the next consent is a new authorization
 
     def token_grant(self, form: dict, hard_expiry: bool) -> tuple[int, dict]:
         with self.lock:
@@ -213,7 +229,7 @@ class IntuitSandbox:
                 code = self.codes.pop(form.get("code", ""), None)
                 if code is None or code[1] != form.get("redirect_uri"):
                     return 400, {"error": "invalid_grant"}
-                return 200, self.issue_tokens(code[0], hard_expiry)
+                return 200, self.issue_tokens(code[0], hard_expiry, consent=True)
             if grant == "refresh_token":
                 entry = self.refresh.get(form.get("refresh_token", ""))
                 if entry is None or entry[1] < time.time() or entry[2] < time.time():
@@ -224,10 +240,11 @@ class IntuitSandbox:
                 if self.rotate:
                     del self.refresh[form["refresh_token"]]  # the old value is dead at once
                     return 200, self.issue_tokens(realm, hard_expiry)
-                access = "eyJ" + secrets.token_urlsafe(24)
-                self.access[access] = (realm, time.time() + self.access_ttl)
-                return 200, {"token_type": "bearer", "access_token": access, "expires_in": self.access_ttl,
-                             "refresh_token": form["refresh_token"], "x_refresh_token_expires_in": self.refresh_ttl}
+                access, now = "eyJ" + secrets.token_urlsafe(24), time.time()
+                self.access[access] = (realm, now + self.access_ttl)
+                rolling = min(now + self.refresh_ttl, entry[2])  # using it renews its rolling window
+                self.refresh[form["refresh_token"]] = (realm, rolling, entry[2])
+                return 200, self._token_body(access, form["refresh_token"], now, rolling, entry[2], hard_expiry)
             return 400, {"error": "unsupported_grant_type"}
 
     def revoke_token(self, token: str) -> bool:

@@ -126,6 +126,7 @@ def status():
         "reason": conn.status_reason if conn and state == "reconnect_required" else None,
         "connected_at": _iso(conn.connected_at) if conn else None,
         "last_success_at": _iso(conn.last_success_at) if conn else None,
+        "authorization": qbo_bridge.authorization(shop, conn),  # Intuit's refresh-token expiries, warning
     }
     return jsonify(shop=shop.domain, shop_name=shop.name, installed=shop.status == "active",
                    shop_status=shop.status, qbo=qbo, counts=counts,

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, make_response, redirect, request
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from markupsafe import escape
 
 from ..shopify.errors import OAuthError, ShopifyError, ShopifyUnavailable
 from ..shopify.oauth import (STATE_TTL, admin_base, authorize_url, consume_state, install_via_code, issue_state,
                              normalize_shop, verify_query_hmac)
+from .state_cookie import StateCookie
 
 log = logging.getLogger(__name__)
 bp = Blueprint("install", __name__)
@@ -33,35 +32,9 @@ def error_page(message: str, status: int = 400, title: str = "Installation faile
     return PAGE.format(title=escape(title), message=escape(message)), status, {"Content-Type": "text/html; charset=utf-8"}
 
 
-def _state_signer() -> URLSafeTimedSerializer:
-    """Signs the state cookie with SECRET_KEY; the salt keeps it from passing for any other signed value."""
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=STATE_COOKIE_SALT)
-
-
-def _set_state_cookie(response, nonce: str) -> None:
-    # Lax: the cookie still comes back on Shopify's top-level GET redirect to the callback.
-    response.set_cookie(STATE_COOKIE, _state_signer().dumps(nonce), max_age=STATE_COOKIE_MAX_AGE,
-                        path=STATE_COOKIE_PATH, httponly=True, samesite="Lax",
-                        secure=current_app.config["APP_URL"].startswith("https://"))
-
-
-def _clear_state_cookie(response) -> None:
-    response.delete_cookie(STATE_COOKIE, path=STATE_COOKIE_PATH, httponly=True, samesite="Lax",
-                           secure=current_app.config["APP_URL"].startswith("https://"))
-
-
-def _cookie_nonce() -> tuple[str | None, str]:
-    """The nonce from this browser's signed state cookie, or None and why the cookie is unusable."""
-    raw = request.cookies.get(STATE_COOKIE)
-    if not raw:
-        return None, "missing"
-    try:
-        nonce = _state_signer().loads(raw, max_age=STATE_COOKIE_MAX_AGE)
-    except SignatureExpired:
-        return None, "expired"
-    except BadSignature:
-        return None, "invalid"
-    return (nonce, "ok") if isinstance(nonce, str) and nonce else (None, "invalid")
+def _state_cookie() -> StateCookie:
+    """Built per use from the module's settings (tests shorten STATE_COOKIE_MAX_AGE)."""
+    return StateCookie(STATE_COOKIE, STATE_COOKIE_PATH, STATE_COOKIE_SALT, STATE_COOKIE_MAX_AGE)
 
 
 @bp.get("/auth")
@@ -79,7 +52,7 @@ def begin():
         return page.replace("</main>", "</main>" + script), 200, {"Content-Type": "text/html; charset=utf-8"}
     nonce = issue_state(shop)
     response = redirect(authorize_url(shop, nonce), code=302)
-    _set_state_cookie(response, nonce)
+    _state_cookie().set(response, nonce)
     return response
 
 
@@ -94,19 +67,20 @@ def callback():
         log.warning("install callback rejected: bad hmac (shop=%s remote=%s)", shop, request.remote_addr)
         return error_page("The request signature is invalid. Start the installation again from Shopify.")
     state = request.args.get("state") or ""
-    nonce, problem = _cookie_nonce()
-    if nonce is None or not hmac.compare_digest(nonce.encode(), state.encode()):
+    cookie = _state_cookie()
+    bound, problem = cookie.check(state)
+    if not bound:
         log.warning("install callback rejected: state cookie %s (shop=%s remote=%s)",
-                    problem if nonce is None else "does not match state", shop, request.remote_addr)
+                    problem, shop, request.remote_addr)
         response = make_response(error_page(
             "This installation was started in another browser, or its link has expired. "
             "Start the installation again from Shopify in this browser.", 403, title="Installation refused"))
         if problem in ("expired", "invalid"):
-            _clear_state_cookie(response)  # a valid cookie of another flow stays: it may still finish
+            cookie.clear(response)  # a valid cookie of another flow stays: it may still finish
         return response
     # The cookie has done its job whatever happens next; the nonce stays single-use server-side.
     response = make_response(_complete_install(shop, state))
-    _clear_state_cookie(response)
+    cookie.clear(response)
     return response
 
 

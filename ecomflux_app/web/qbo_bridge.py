@@ -45,6 +45,15 @@ def start_connect(shop: Shop, replace: bool = False) -> str:
         raise QboUnavailable("QuickBooks could not be reached to start the connection; try again") from exc
 
 
+def authorization(shop: Shop, conn: QboConnection | None) -> dict | None:
+    """When the company's authorization ends (each refresh token's own expiry), a warning ahead of it,
+    and the Reconnect URL for this shop; None when not connected or nothing is known."""
+    from ..quickbooks.connection import reconnect_url
+    from ..quickbooks.expiry import authorization_status
+
+    return authorization_status(conn, reconnect_url(shop.domain))
+
+
 def disconnect(shop: Shop) -> None:
     try:
         _connection_module().disconnect(shop)

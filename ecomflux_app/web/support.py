@@ -7,7 +7,7 @@ import json
 import uuid
 from datetime import datetime, timedelta
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from peewee import fn
@@ -25,7 +25,9 @@ from ..models import (
     utcnow,
 )
 from ..queue import CONTROL_QUEUE, enqueue, queue_depths
-from ..staff import LoginError, authenticate
+from ..quickbooks.expiry import authorization_end
+from ..staff import LoginError, LoginThrottled, authenticate
+from ..staff_sessions import SESSION_LIFETIME, load_session, open_session, revoke_session
 from ..sync.compliance import PERSON_CONTAINERS, PERSONAL_KEYS
 from ..shopify.webhooks import SUPPORTED_TOPICS
 from ..sync.dispatch import TOPIC_HANDLERS
@@ -43,13 +45,18 @@ BULK_LIMIT = 10_000
 
 
 class Staff(UserMixin):
-    """flask-login's view of a StaffUser row."""
+    """flask-login's view of a StaffUser row, identified by its server-side session token."""
 
-    def __init__(self, row: StaffUser):
+    def __init__(self, row: StaffUser, token: str):
         self.row = row
         self.id = str(row.id)
+        self.token = token
         self.email = row.email
         self.role = row.role
+
+    def get_id(self) -> str:
+        # The cookie names the session, not the account: revoking the row ends it everywhere.
+        return self.token
 
     @property
     def is_operator(self) -> bool:
@@ -57,20 +64,29 @@ class Staff(UserMixin):
 
 
 @login_manager.user_loader
-def _load(user_id: str):
-    row = StaffUser.get_or_none(StaffUser.id == int(user_id)) if user_id.isdigit() else None
-    return Staff(row) if row else None
+def _load(token: str):
+    row = load_session(token)
+    return Staff(row, token) if row else None
+
+
+def cookie_settings(app_url: str) -> dict:
+    """The console's session cookie: HttpOnly, SameSite=Lax, Secure under https, 8 hours, only under /support."""
+    return {
+        "SESSION_COOKIE_NAME": "ecomflux_support",
+        "SESSION_COOKIE_PATH": "/support",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": app_url.startswith("https://"),
+        "PERMANENT_SESSION_LIFETIME": SESSION_LIFETIME,
+    }
 
 
 @bp.record_once
 def _setup(state):
     app = state.app
     login_manager.init_app(app)
-    https = app.config.get("APP_URL", "").startswith("https://")
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("SESSION_COOKIE_SECURE", https)
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=8))
+    # Flask predefines these keys, so setdefault() would leave its defaults (31 days, no SameSite).
+    app.config.update(cookie_settings(app.config.get("APP_URL", "")))
     app.jinja_env.globals["csrf_token"] = generate_csrf
 
 
@@ -103,25 +119,31 @@ def audit(action: str, target: str | None = None, **detail) -> None:
 # -- sign in ---------------------------------------------------------------------------------
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    error = None
+    error, status, headers = None, 200, {}
     if request.method == "POST":
         try:
             user = authenticate(request.form.get("email", ""), request.form.get("password", ""), request.remote_addr)
         except LoginError as exc:
-            error = str(exc)
+            error, status = str(exc), exc.status
+            if isinstance(exc, LoginThrottled):
+                headers["Retry-After"] = str(exc.wait)
         else:
-            login_user(Staff(user))
+            session.clear()  # a fresh session (and CSRF token) for the signed-in staff member
+            session.permanent = True
+            login_user(Staff(user, open_session(user, request.remote_addr)))
             target = request.args.get("next", "")
             # Only local paths: an open redirect would hand a staff session to any site.
             return redirect(target if target.startswith("/support") else url_for("support.webhooks"))
-    return render_template("support/login.html", error=error), 401 if error else 200
+    return render_template("support/login.html", error=error), status, headers
 
 
 @bp.post("/logout")
 @login_required
 def logout():
     audit("logout")
+    revoke_session(current_user.token, "signed_out")  # a copy of the cookie is worthless from now on
     logout_user()
+    session.clear()
     return redirect(url_for("support.login"))
 
 
@@ -300,7 +322,7 @@ def health():
         qbo = QboConnection.get_or_none(QboConnection.shop == shop.id)
         counts = dict(SyncRecord.select(SyncRecord.status, fn.COUNT(SyncRecord.id)).where(SyncRecord.shop == shop.id)
                       .group_by(SyncRecord.status).tuples())
-        shops.append({"shop": shop, "qbo": qbo, "counts": counts})
+        shops.append({"shop": shop, "qbo": qbo, "counts": counts, "authorization": authorization_end(qbo)})
     return render_template("support/health.html", depths=depths, failed=failed, workers=workers, shops=shops,
                            recent_failures=recent_failures, now=utcnow())
 

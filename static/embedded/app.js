@@ -139,6 +139,7 @@
     });
     $("last-sync").textContent = formatDate(status.last_sync_at);
     $("app").dataset.connection = view;
+    document.dispatchEvent(new CustomEvent("ecomflux:status", { detail: status }));  // for the page's partials
   }
 
   function loadStatus() {

@@ -86,6 +86,31 @@ def test_connect_through_intuit_consent_then_dropdowns_come_from_the_company(
     expect(page.get_by_label("Invoice")).to_be_checked()
 
 
+def test_consent_link_finished_in_another_browser_connects_nothing(
+        browser_page, page_url, install_shop, intuit, live_app_url, db):
+    """The connect link is bound to the browser that clicked Connect (first-party cookie set at top level)."""
+    from ecomflux_app.models import QboConnection
+
+    expect = _expect()
+    shop = install_shop("bound-shop.myshopify.com", name="Bound Shop")
+    realm = intuit.create_company(name="Stranger Books", country="US")
+    page = _open(browser_page, page_url, shop.domain)
+    with page.expect_request(re.compile(re.escape(live_app_url) + r"/qbo/start\?ticket=")):
+        page.get_by_role("button", name="Connect QuickBooks").click()
+    page.wait_for_url(re.compile("^" + re.escape(intuit.url)))
+    assert any(c["name"] == "ecomflux_qbo_oauth" and c["path"] == "/qbo" and c["httpOnly"]
+               for c in page.context.cookies())
+    other = browser_page()  # another browser: the consent link is approved there
+    other.goto(page.url)
+    _approve_at_intuit(other, intuit, live_app_url, realm=realm)
+    expect(other.locator("h1")).to_have_text("QuickBooks not connected")
+    expect(other.get_by_role("status")).to_contain_text("started in another browser")
+    assert QboConnection.select().where(QboConnection.shop == shop).count() == 0
+    # The admin's own browser still finishes the flow it began.
+    _approve_at_intuit(page, intuit, live_app_url, realm=realm)
+    expect(page.get_by_text(re.compile("Connected to Stranger Books"))).to_be_visible()
+
+
 def test_posted_order_shows_in_activity(request, browser_page, page_url, intuit, client, redis_conn, db):
     from tests.fixtures_flow import simple_order
 
@@ -133,3 +158,30 @@ def test_reconnect_banner_after_revoke_and_orders_post_after_reconnect(
     expect(page.locator('tr[data-order-id="9101"]')).to_contain_text("Posted")
     assert SyncRecord.get(SyncRecord.order_id == "9101").status == "posted"
     assert len(connected_shop.documents("SalesReceipt")) == 1
+
+
+def test_authorization_ending_soon_is_shown_and_the_reconnect_url_starts_the_flow(
+        request, browser_page, page_url, intuit, db, live_app_url):
+    """Intuit's 5-year limit: a warning ahead of it, and Intuit's Reconnect URL landing starts the connect flow."""
+    from datetime import timedelta
+
+    from ecomflux_app.models import QboConnection, utcnow
+
+    expect = _expect()
+    connected_shop = request.getfixturevalue("connected_shop")
+    page = _open(browser_page, page_url, connected_shop.shop.domain)
+    expect(page.locator("#qbo-authorization-banner")).to_be_hidden()
+    intuit.state.set_hard_deadline(connected_shop.realm, 9 * 86400 + 3600)
+    QboConnection.update(refresh_token_hard_expires_at=utcnow() + timedelta(days=9, hours=1)).execute()
+    page = _open(browser_page, page_url, connected_shop.shop.domain)
+    banner = page.locator("#qbo-authorization-banner")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("(9 days)")
+    screenshot(page, "13-authorization-ends-soon")
+    # /qbo/reconnect?shop=... sends the merchant to the app page with qbo=reconnect (inside the Shopify admin
+    # in production); the page then starts the connect flow by itself.
+    landing = browser_page()
+    landing.goto(page_url(connected_shop.shop.domain) + "&qbo=reconnect")
+    _approve_at_intuit(landing, intuit, live_app_url, realm=connected_shop.realm)
+    expect(landing.get_by_text(re.compile("Connected to"))).to_be_visible()
+    assert QboConnection.get().refresh_token_hard_expires_at - utcnow() > timedelta(days=5 * 365 - 1)
