@@ -1,0 +1,90 @@
+"""Keyboard-only runs of connect, settings and retry, and axe on the page states no other test shows."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.api_fixtures import SHOP_A
+from tests.browser.quality import check_a11y, tab_to
+from tests.browser.test_embedded_flow import _approve_at_intuit, intuit, live_app_url  # noqa: F401
+from tests.browser.test_embedded_page import _expect, _open, _seed_activity, _seed_company_lists, shop  # noqa: F401
+
+pytestmark = pytest.mark.browser
+
+
+def test_connect_by_keyboard_only(browser_page, page_url, install_shop, intuit, live_app_url, db):  # noqa: F811
+    from ecomflux_app.models import QboConnection
+
+    expect = _expect()
+    shop = install_shop("keys-shop.myshopify.com", name="Keys Shop")
+    realm = intuit.create_company(name="Keyboard Books", country="US")
+    page = browser_page()
+    page.goto(page_url(shop.domain))
+    expect(page.locator("#app")).to_have_attribute("data-ready", "true")
+    page.locator("body").focus()
+    tab_to(page, '[data-view="not_connected"] button[data-action="connect"]')
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile("^" + re.escape(intuit.url)))
+    # Intuit's consent page is the sandbox's, not ours: choosing the company is not what we test.
+    _approve_at_intuit(page, intuit, live_app_url, realm=realm)
+    expect(page.get_by_text(re.compile("Connected to"))).to_be_visible()
+    assert QboConnection.get(QboConnection.shop == shop).status == "connected"
+
+
+def test_settings_by_keyboard_from_the_top(browser_page, page_url, shop, db, redis_conn):  # noqa: F811
+    from ecomflux_app.models import ShopSettings
+
+    expect = _expect()
+    _seed_company_lists(db, redis_conn, shop)
+    page = _open(browser_page, page_url)
+    page.locator("body").focus()
+    tab_to(page, 'input[name="document_type"]:checked')
+    page.keyboard.press("ArrowDown")  # radio group: arrows move the choice
+    expect(page.get_by_label("Invoice")).to_be_checked()
+    tab_to(page, "#deposit_account_id")
+    page.keyboard.press("ArrowDown")  # a closed select changes its value with the arrow keys
+    expect(page.locator("#deposit_account_id")).to_have_value("35")
+    tab_to(page, "#doc_number_prefix")
+    page.keyboard.type("KB-")
+    tab_to(page, "#save-settings")
+    page.keyboard.press("Enter")
+    expect(page.locator("#settings-status")).to_have_text("Settings saved.")
+    values = ShopSettings.get(ShopSettings.shop == shop).values
+    assert (values["document_type"], values["deposit_account_id"], values["doc_number_prefix"]) == ("invoice", "35", "KB-")
+
+
+def test_retry_by_keyboard_only(browser_page, page_url, shop, db, redis_conn):  # noqa: F811
+    from ecomflux_app.models import WebhookDelivery
+
+    expect = _expect()
+    _seed_company_lists(db, redis_conn, shop)
+    _seed_activity(shop)
+    page = _open(browser_page, page_url)
+    page.locator("body").focus()
+    tab_to(page, ".skip-link")
+    page.keyboard.press("Enter")  # skip link: straight to the activity
+    expect(page.locator("#activity-title")).to_be_focused()
+    tab_to(page, 'button[aria-label="Retry order #1003"]')
+    page.keyboard.press("Enter")
+    expect(page.locator('tr[data-order-id="1003"] button')).to_have_text("Queued")
+    assert WebhookDelivery.get(WebhookDelivery.order_id == "1003").status != "failed"
+
+
+def test_bounce_and_message_pages_are_accessible(browser_page, live_server, shop):  # noqa: F811
+    page = browser_page()
+    page.goto(f"{live_server.url}/?shop={SHOP_A}")  # no session token yet: the bounce page
+    _expect()(page.get_by_role("heading", name="Opening EcomFlux…")).to_be_visible()
+    check_a11y(page, "14-bounce")
+    page.goto(f"{live_server.url}/?shop={SHOP_A}&id_token=not-a-token")
+    _expect()(page.get_by_role("heading", name="Session expired")).to_be_visible()
+    check_a11y(page, "15-session-expired")
+
+
+def test_loading_and_error_states_are_accessible(browser_page, page_url, shop):  # noqa: F811
+    page = browser_page()
+    page.route(re.compile(r".*/api/status$"), lambda route: route.abort("connectionrefused"))
+    page.goto(page_url(SHOP_A))
+    _expect()(page.locator("#page-error")).to_contain_text("could not be reached")
+    check_a11y(page, "16-api-unreachable")
