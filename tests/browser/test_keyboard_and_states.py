@@ -88,3 +88,76 @@ def test_loading_and_error_states_are_accessible(browser_page, page_url, shop): 
     page.goto(page_url(SHOP_A))
     _expect()(page.locator("#page-error")).to_contain_text("could not be reached")
     check_a11y(page, "16-api-unreachable")
+
+
+POLARIS_TAGS = ("s-page", "s-section", "s-banner", "s-button", "s-select", "s-choice-list", "s-text-field",
+                "s-date-field", "s-text-area", "s-table", "s-table-body")
+
+
+def test_page_is_built_from_polaris_and_app_bridge_and_degrades_offline(browser_page, page_url, shop, db, redis_conn):  # noqa: F811
+    _seed_company_lists(db, redis_conn, shop)
+    _seed_activity(shop)
+    page = _open(browser_page, page_url)
+    html = page.evaluate("() => fetch(location.href).then(r => r.text())")
+    for tag in POLARIS_TAGS + ("ui-title-bar", "ui-modal"):
+        assert f"<{tag}" in html, tag
+    assert "data-save-bar" in html
+    # Offline: no interactive s-* element is left unconverted; layout and badges stay Polaris tags.
+    left = page.evaluate("""() => [...document.querySelectorAll(
+        's-button, s-select, s-choice-list, s-text-field, s-date-field, s-text-area, s-table, s-table-row, s-table-cell')]
+        .map(n => n.tagName)""")
+    assert left == []
+    assert page.evaluate("document.documentElement.classList.contains('polaris-fallback')")
+    assert page.locator("s-page").count() == 1 and page.locator("s-section").count() >= 6
+    assert page.locator("#activity-rows s-badge").count() == 4
+    assert page.evaluate("document.querySelector('#save-settings').tagName") == "BUTTON"
+
+
+def test_save_bar_discard_restores_the_saved_settings(browser_page, page_url, shop, db):  # noqa: F811
+    expect = _expect()
+    page = _open(browser_page, page_url)
+    page.get_by_label("Document number prefix").fill("SH-")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#settings-status")).to_have_text("Settings saved.")
+    page.get_by_label("Document number prefix").fill("CHANGED-")
+    page.get_by_label("Invoice").check()
+    page.evaluate("document.getElementById('settings-form').reset()")  # what App Bridge's Discard does
+    expect(page.get_by_label("Document number prefix")).to_have_value("SH-")
+    expect(page.get_by_label("Sales Receipt")).to_be_checked()
+
+
+FAKE_APP_BRIDGE = """
+window.__calls = [];
+customElements.define('ui-modal', class extends HTMLElement {});
+window.shopify = {
+  idToken: function () { return Promise.resolve(%s); },
+  toast: {show: function (m) { window.__calls.push(['toast', m]); }},
+  modal: {show: function (id) { window.__calls.push(['show', id]); return Promise.resolve(); },
+          hide: function (id) { window.__calls.push(['hide', id]); return Promise.resolve(); }}
+};
+"""
+
+
+def test_disconnect_uses_app_bridge_modal_inside_the_admin(browser_page, page_url, shop, db, redis_conn, shopify_sandbox):  # noqa: F811
+    import json
+
+    from ecomflux_app.models import QboConnection
+
+    expect = _expect()
+    _seed_company_lists(db, redis_conn, shop)
+    fresh = shopify_sandbox.session_token(SHOP_A, expires_in=300)
+    page = browser_page(cdn="none")
+    page.route("https://cdn.shopify.com/shopifycloud/polaris.js", lambda route: route.abort())
+    page.route("https://cdn.shopify.com/shopifycloud/app-bridge.js", lambda route: route.fulfill(
+        content_type="text/javascript", body=FAKE_APP_BRIDGE % json.dumps(fresh)))
+    page.goto(page_url(SHOP_A))
+    expect(page.locator("#app")).to_have_attribute("data-ready", "true")
+    page.get_by_role("button", name="Disconnect").click()
+    assert page.evaluate("window.__calls") == [["show", "disconnect-modal"]]
+    expect(page.locator("#disconnect-dialog")).to_be_hidden()  # the admin draws the modal, not us
+    # App Bridge proxies the admin's modal buttons back as clicks on ours.
+    page.evaluate("document.getElementById('disconnect-modal-confirm').click()")
+    expect(page.get_by_role("button", name="Connect QuickBooks")).to_be_visible()
+    assert QboConnection.get(QboConnection.shop == shop).status == "not_connected"
+    assert page.evaluate("window.__calls")[:3] == [["show", "disconnect-modal"], ["hide", "disconnect-modal"],
+                                                   ["toast", "QuickBooks disconnected"]]
