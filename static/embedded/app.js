@@ -253,7 +253,7 @@
     var settings = (state.settings && state.settings.settings) || {};
     document.querySelectorAll("[data-options]").forEach(function (select) {
       var list = state.options ? state.options[select.dataset.options] : null;
-      fillSelect(select, list, settings[select.name]);
+      fillSelect(select, list, settings[select.getAttribute("name")]);
     });
     RADIO_FIELDS.forEach(function (name) { setChoice(name, settings[name]); });
     TEXT_FIELDS.forEach(function (name) {

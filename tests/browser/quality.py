@@ -78,7 +78,9 @@ VITALS_INIT = """
   };
   observe('largest-contentful-paint', e => {
     v.lcp = e.startTime;
-    v.lcpElement = e.element ? (e.element.id ? '#' + e.element.id : e.element.tagName.toLowerCase()) : null;
+    const el = e.element;
+    v.lcpElement = el ? (el.id ? '#' + el.id : el.tagName.toLowerCase() + ': ' + (el.textContent || '').trim().slice(0, 40)) : null;
+    v.lcpSize = e.size;
   });
   observe('layout-shift', e => {
     if (e.hadRecentInput) return;
@@ -127,17 +129,43 @@ def read_vitals(page) -> dict:
     return raw
 
 
-def assert_budgets(flow: str, vitals: dict, interactive: bool) -> None:
-    """Record the flow's measurements and hold them to the Built for Shopify budgets."""
-    record("web-vitals.json", flow, dict(vitals, cpu_throttle=CPU_THROTTLE, budgets={
-        "lcp_ms": LCP_BUDGET_MS, "cls": CLS_BUDGET, "inp_ms": INP_BUDGET_MS,
-        "js_bytes": JS_BUDGET_BYTES, "css_bytes": CSS_BUDGET_BYTES}))
-    assert not vitals["unsupported"], f"this chromium cannot observe {vitals['unsupported']}"
-    assert vitals["lcp_ms"] is not None and vitals["lcp_ms"] <= LCP_BUDGET_MS, vitals
-    assert vitals["cls"] <= CLS_BUDGET, vitals
+RUNS = 4  # each flow is measured this many times; the 75th percentile is held to the budget
+
+
+def p75(samples: list[float]) -> float:
+    """Nearest-rank 75th percentile, as Built for Shopify reads its field data."""
+    ordered = sorted(samples)
+    return ordered[max(0, -(-len(ordered) * 3 // 4) - 1)]
+
+
+def assert_budgets(flow: str, runs: list[dict], interactive: bool) -> dict:
+    """Record every run of the flow and hold the 75th percentile of each metric to the budgets (one run
+    disturbed by the machine's other work does not decide, as one slow visit does not in the field)."""
+    summary = {
+        "runs": len(runs),
+        "lcp_ms": p75([r["lcp_ms"] for r in runs if r["lcp_ms"] is not None]) if all(
+            r["lcp_ms"] is not None for r in runs) else None,
+        "cls": p75([r["cls"] for r in runs]),
+        "inp_ms": p75([r["inp_ms"] for r in runs]) if interactive else None,
+        "js_bytes": max(r["js_bytes"] for r in runs),
+        "css_bytes": max(r["css_bytes"] for r in runs),
+        "lcp_element": runs[-1]["lcp_element"],
+        "js_files": runs[-1]["js_files"],
+        "cpu_throttle": CPU_THROTTLE,
+        "budgets": {"lcp_ms": LCP_BUDGET_MS, "cls": CLS_BUDGET, "inp_ms": INP_BUDGET_MS,
+                    "js_bytes": JS_BUDGET_BYTES, "css_bytes": CSS_BUDGET_BYTES},
+        "samples": [{k: r[k] for k in ("lcp_ms", "cls", "inp_ms", "interactions")} for r in runs],
+    }
+    record("web-vitals.json", flow, summary)
+    for run in runs:
+        assert not run["unsupported"], f"this chromium cannot observe {run['unsupported']}"
+        if interactive:
+            # The first input is always reported (no duration threshold): proof the interactions were seen.
+            assert run["first_input"] is not None, run
+    assert summary["lcp_ms"] is not None and summary["lcp_ms"] <= LCP_BUDGET_MS, summary
+    assert summary["cls"] <= CLS_BUDGET, summary
     if interactive:
-        # The first input is always reported (no duration threshold): proof the interactions were seen.
-        assert vitals["first_input"] is not None, vitals
-        assert vitals["inp_ms"] <= INP_BUDGET_MS, vitals
-    assert 0 < vitals["js_bytes"] <= JS_BUDGET_BYTES, vitals
-    assert 0 < vitals["css_bytes"] <= CSS_BUDGET_BYTES, vitals
+        assert summary["inp_ms"] <= INP_BUDGET_MS, summary
+    assert 0 < summary["js_bytes"] <= JS_BUDGET_BYTES, summary
+    assert 0 < summary["css_bytes"] <= CSS_BUDGET_BYTES, summary
+    return summary

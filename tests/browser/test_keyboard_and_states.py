@@ -161,3 +161,43 @@ def test_disconnect_uses_app_bridge_modal_inside_the_admin(browser_page, page_ur
     assert QboConnection.get(QboConnection.shop == shop).status == "not_connected"
     assert page.evaluate("window.__calls")[:3] == [["show", "disconnect-modal"], ["hide", "disconnect-modal"],
                                                    ["toast", "QuickBooks disconnected"]]
+
+
+def test_page_drives_polaris_components_when_the_cdn_loads(browser_page, page_url, shop, db, redis_conn):  # noqa: F811
+    """With polaris.js defining the s-* elements (a stand-in implementing the documented element API:
+    value, values, error, disabled, type=submit), nothing is converted and the page works through them."""
+    from pathlib import Path
+
+    from ecomflux_app.models import ShopSettings
+
+    expect = _expect()
+    _seed_company_lists(db, redis_conn, shop)
+    _seed_activity(shop)
+    page = browser_page(cdn="none")
+    page.route("https://cdn.shopify.com/shopifycloud/app-bridge.js", lambda route: route.abort())
+    page.route("https://cdn.shopify.com/shopifycloud/polaris.js", lambda route: route.fulfill(
+        content_type="text/javascript", body=(Path(__file__).parent / "fake_polaris.js").read_text()))
+    page.goto(page_url(SHOP_A))
+    expect(page.locator("#app")).to_have_attribute("data-ready", "true")
+    assert page.evaluate("window.EcomfluxPolaris.native") is False
+    assert page.evaluate("document.querySelector('#save-settings').tagName") == "S-BUTTON"
+    expect(page.locator('#activity-rows s-table-row[data-order-id="1003"] s-badge')).to_have_text("Failed")
+    # Saved values come back into the components: the deposit list filled with s-option children.
+    expect(page.locator("#deposit_account_id s-option")).to_have_count(3)
+    page.get_by_label("Invoice").check()
+    page.get_by_label("Deposit account").select_option(label="Checking")
+    page.get_by_label("Document number prefix").fill("WAY-TOO-LONG-PREFIX")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#doc_number_prefix")).to_have_attribute("error", "at most 10 characters")
+    page.get_by_label("Document number prefix").fill("PW-")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#settings-status")).to_have_text("Settings saved.")
+    expect(page.locator("#doc_number_prefix")).not_to_have_attribute("error", re.compile(".*"))
+    values = ShopSettings.get(ShopSettings.shop == shop).values
+    assert (values["document_type"], values["deposit_account_id"], values["doc_number_prefix"]) == ("invoice", "36", "PW-")
+    page.reload()
+    expect(page.locator("#app")).to_have_attribute("data-ready", "true")
+    expect(page.get_by_label("Invoice")).to_be_checked()
+    assert page.evaluate("document.getElementById('deposit_account_id').value") == "36"
+    page.get_by_role("button", name="Retry order #1003").click()
+    expect(page.locator('s-button[data-order-id="1003"]')).to_have_text("Queued")  # slotted label
