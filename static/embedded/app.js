@@ -273,9 +273,8 @@
   }
 
   function optionsNote(message) {
-    var note = $("options-note");
-    note.textContent = message || "";
-    show(note, !!message);
+    // The line keeps its height when empty: the settings below do not jump while the lists load.
+    $("options-note").textContent = message || "";
   }
 
   function loadOptions() {
