@@ -24,6 +24,8 @@ from pathlib import Path
 import psycopg2
 import redis
 
+from ecomflux_app.config import SHOPIFY_API_VERSION
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 SHOP = "bench-shop.myshopify.com"
@@ -91,7 +93,7 @@ PACED_SHARE = 0.7  # the paced run offers this share of the endpoint's saturated
 
 def run_wrk(port: int, env: dict, *, duration: str = "15s", connections: int = 200, run_id: str = "run",
             delay_ms: int = 0) -> dict:
-    env = dict(env, BENCH_RUN=run_id, BENCH_DELAY_MS=str(delay_ms))
+    env = dict(env, BENCH_RUN=run_id, BENCH_DELAY_MS=str(delay_ms), BENCH_API_VERSION=SHOPIFY_API_VERSION)
     args = ["wrk", "-t", "2", "-c", str(connections), "-d", duration, "--latency", "--timeout", "10s", "-s",
             str(ROOT / "bench" / "webhook.lua"), f"http://127.0.0.1:{port}/webhooks"]
     out = subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout
@@ -114,7 +116,7 @@ def send_burst(port: int, body: bytes, hmac_b64: str, count: int, run_id: str, s
             conn = local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         headers = {"Content-Type": "application/json", "X-Shopify-Topic": "orders/fulfilled",
                    "X-Shopify-Shop-Domain": SHOP, "X-Shopify-Hmac-Sha256": hmac_b64,
-                   "X-Shopify-Webhook-Id": f"{run_id}-{i}", "X-Shopify-API-Version": "2025-10"}
+                   "X-Shopify-Webhook-Id": f"{run_id}-{i}", "X-Shopify-API-Version": SHOPIFY_API_VERSION}
         try:
             conn.request("POST", "/webhooks", body=body, headers=headers)
             resp = conn.getresponse()

@@ -18,6 +18,8 @@ from urllib.parse import parse_qs, urlparse
 import psycopg2
 from cryptography.fernet import Fernet
 
+from ecomflux_app.config import SHOPIFY_API_VERSION
+
 PG_ADMIN = os.environ.get("ECOMFLUX_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = "redis://127.0.0.1:6379/15"  # db 15 belongs to the benchmarks
 SHOPS = 20
@@ -39,7 +41,7 @@ def fill(dsn: str, rows: int) -> float:
             INSERT INTO webhookdelivery (webhook_id, event_id, topic, shop_domain, api_version, headers, body,
                 status, attempts, order_id, order_name, resource_id, received_at, finished_at)
             SELECT 'wh-' || g, 'ev-' || g, ({topics})[1 + mod(g, {len(TOPICS)})],
-                   'shop-' || mod(g, {SHOPS}) || '.myshopify.com', '2025-10', '{{}}', %s,
+                   'shop-' || mod(g, {SHOPS}) || '.myshopify.com', '{SHOPIFY_API_VERSION}', '{{}}', %s,
                    {STATUS_SQL}, 1, (5000000000 + g)::text, '#' || (1000 + g), (5000000000 + g)::text,
                    timestamp '2025-11-25' + (g * interval '31 seconds'),
                    timestamp '2025-11-25' + (g * interval '31 seconds') + interval '2 seconds'

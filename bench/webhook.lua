@@ -1,5 +1,5 @@
 -- wrk script: POST one signed order webhook with a unique X-Shopify-Webhook-Id per request.
--- BENCH_BODY_FILE, BENCH_HMAC, BENCH_SHOP and BENCH_RUN come from the environment.
+-- BENCH_BODY_FILE, BENCH_HMAC, BENCH_SHOP, BENCH_RUN and BENCH_API_VERSION come from the environment.
 local counter = 0
 local thread_id = 0
 
@@ -15,6 +15,7 @@ function init(args)
   hmac = os.getenv("BENCH_HMAC")
   shop = os.getenv("BENCH_SHOP")
   run_id = os.getenv("BENCH_RUN") or "run"
+  api_version = os.getenv("BENCH_API_VERSION")
 end
 
 function request()
@@ -26,7 +27,7 @@ function request()
     ["X-Shopify-Hmac-Sha256"] = hmac,
     ["X-Shopify-Webhook-Id"] = run_id .. "-" .. tid .. "-" .. counter,
     ["X-Shopify-Event-Id"] = run_id .. "-e-" .. tid .. "-" .. counter,
-    ["X-Shopify-API-Version"] = "2025-10",
+    ["X-Shopify-API-Version"] = api_version,
   }
   return wrk.format("POST", "/webhooks", headers, body)
 end

@@ -6,7 +6,7 @@ import json
 import uuid
 from datetime import datetime, timezone
 
-from ecomflux_app.config import DEV_SHOPIFY_API_SECRET
+from ecomflux_app.config import DEV_SHOPIFY_API_SECRET, SHOPIFY_API_VERSION
 from ecomflux_app.shopify.webhooks import sign
 
 
@@ -22,7 +22,7 @@ def webhook_headers(topic: str, shop: str, body: bytes, secret: str = DEV_SHOPIF
         "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
         "X-Shopify-Event-Id": str(uuid.uuid4()),
         "X-Shopify-Triggered-At": triggered_at,
-        "X-Shopify-API-Version": "2025-10",
+        "X-Shopify-API-Version": SHOPIFY_API_VERSION,
     }
 
 

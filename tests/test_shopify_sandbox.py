@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from ecomflux_app.config import DEV_SHOPIFY_API_KEY as KEY, DEV_SHOPIFY_API_SECRET as SECRET
+from ecomflux_app.config import SHOPIFY_API_VERSION
 from ecomflux_app.shopify.oauth import verify_query_hmac
 from ecomflux_app.shopify.session_token import verify_session_token
 
@@ -39,7 +40,7 @@ def exchange(sb, form: bool = False, **extra) -> requests.Response:
 
 
 def gql(sb, token, query="{ shop { name currencyCode ianaTimezone } }", variables=None, shop=SHOP):
-    return requests.post(f"{sb.url}/{shop}/admin/api/2025-10/graphql.json", json={"query": query,
+    return requests.post(f"{sb.url}/{shop}/admin/api/{SHOPIFY_API_VERSION}/graphql.json", json={"query": query,
                          "variables": variables or {}}, headers={"X-Shopify-Access-Token": token or ""}, timeout=5)
 
 

@@ -78,12 +78,26 @@ def _address(rest: dict | None) -> dict | None:
 class OrderRenderer:
     """One order's REST dict -> GraphQL Order node, in the shop's currency."""
 
-    def __init__(self, order: dict, shop_currency: str, line_first: int | None = None, line_after: str | None = None):
+    def __init__(self, order: dict, shop_currency: str, line_first: int | None = None, line_after: str | None = None,
+                 version: str | None = None):
         self.o = order
+        self.version = version
         self.line_first = line_first
         self.line_after = line_after
         self.cur = order.get("currency") or shop_currency
         self.pres = order.get("presentment_currency") or self.cur
+
+    def fulfillment_status(self) -> str:
+        """displayFulfillmentStatus; from 2026-10 an unfulfilled order with nothing left to fulfill is
+        FULFILLMENT_NOT_REQUIRED (cancelled, or every line edited or refunded away), before it UNFULFILLED."""
+        o = self.o
+        status = _FULFILLMENT.get(o.get("fulfillment_status"), "UNFULFILLED")
+        if status == "UNFULFILLED" and (self.version or "") >= "2026-10":
+            lines = o.get("line_items") or []
+            nothing_left = all(int(li.get("current_quantity", li.get("quantity")) or 0) == 0 for li in lines)
+            if o.get("cancelled_at") or nothing_left:
+                return "FULFILLMENT_NOT_REQUIRED"
+        return status
 
     def bag(self, rest: dict, key: str):
         return money_bag(rest, key, self.cur, self.pres)
@@ -250,7 +264,7 @@ class OrderRenderer:
             "presentmentCurrencyCode": self.pres,
             "taxesIncluded": bool(o.get("taxes_included", False)),
             "displayFinancialStatus": (o.get("financial_status") or "pending").upper(),
-            "displayFulfillmentStatus": _FULFILLMENT.get(o.get("fulfillment_status"), "UNFULFILLED"),
+            "displayFulfillmentStatus": self.fulfillment_status(),
             "paymentGatewayNames": list(o.get("payment_gateway_names") or []),
             "discountCodes": [d.get("code") for d in o.get("discount_codes") or [] if d.get("code")],
             "totalPriceSet": self.bag(o, "total_price"),
@@ -299,5 +313,6 @@ def _number_from_name(name) -> int | None:
 
 
 def render_order(order: dict, shop_currency: str, line_first: int | None = None,
-                 line_after: str | None = None) -> dict:
-    return OrderRenderer(order, shop_currency, line_first, line_after).render()
+                 line_after: str | None = None, version: str | None = None) -> dict:
+    """The GraphQL Order node as the given API version shapes it."""
+    return OrderRenderer(order, shop_currency, line_first, line_after, version).render()

@@ -26,6 +26,8 @@ import jwt
 import requests
 from flask import Flask, jsonify, redirect, request
 
+from ..config import SHOPIFY_API_VERSION
+from ..shopify import api_versions
 from .shopify_cost import MAX_QUERY_COST, requested_cost
 from .shopify_render import parse_time, render_order
 
@@ -302,7 +304,13 @@ class ShopifySandboxState:
         self.buckets[domain] = (available - cost, now)
         return True, available - cost
 
-    def graphql(self, domain: str, token: str | None, body: dict) -> tuple[dict, int]:
+    def served_version(self, asked: str) -> str:
+        """The version Shopify answers with: the one asked for while supported, else the oldest supported."""
+        today = api_versions.today_utc()
+        return asked if api_versions.is_supported(asked, today) else api_versions.oldest_supported(today)
+
+    def graphql(self, domain: str, token: str | None, body: dict,
+                version: str = SHOPIFY_API_VERSION) -> tuple[dict, int]:
         with self.lock:
             if self.token_shop(token) != domain:
                 self.stats["graphql_unauthorized"] += 1
@@ -325,7 +333,8 @@ class ShopifySandboxState:
                                     "extensions": {"code": "MAX_COST_EXCEEDED", "cost": requested,
                                                    "maxCost": MAX_QUERY_COST}}]}, 200
             ok, available = self._bucket(domain, requested)
-            self.graphql_log.append({"shop": domain, "root": root, "args": args, "requested_cost": requested})
+            self.graphql_log.append({"shop": domain, "root": root, "args": args, "requested_cost": requested,
+                                     "version": version})
             if not ok:
                 self.stats["throttled"] += 1
                 return {"errors": [{"message": "Throttled", "extensions": {
@@ -338,11 +347,13 @@ class ShopifySandboxState:
                     "myshopifyDomain": shop.domain, "currencyCode": shop.currency,
                     "ianaTimezone": shop.timezone, "billingAddress": {"countryCodeV2": shop.country},
                 }}
+                if version >= "2026-01":  # shopAddress replaces the deprecated billingAddress from 2026-01
+                    data["shop"]["shopAddress"] = {"countryCodeV2": shop.country}
                 actual = 1
             elif root == "order":
                 order_id = _legacy_id(args.get("id"))
                 order = shop.orders.get(order_id) if order_id is not None else None
-                data = {"order": render_order(order, shop.currency, *window) if order else None}
+                data = {"order": render_order(order, shop.currency, *window, version=version) if order else None}
                 actual = _actual_cost(order)
             elif root == "refund":
                 refund_id = _legacy_id(args.get("id"))
@@ -355,7 +366,7 @@ class ShopifySandboxState:
                 actual = 10 if found else 1
             elif root == "orders":
                 try:
-                    data, count = self._orders_page(shop, args, window)
+                    data, count = self._orders_page(shop, args, window, version)
                 except ValueError as exc:
                     return {"errors": [{"message": str(exc), "extensions": {"code": "BAD_REQUEST"}}]}, 200
                 actual = 2 + count
@@ -373,7 +384,8 @@ class ShopifySandboxState:
                 "throttleStatus": {"maximumAvailable": self.bucket_max, "currentlyAvailable": round(available, 1),
                                    "restoreRate": self.restore_rate}}
 
-    def _orders_page(self, shop: SandboxShop, args: dict, window: tuple = (None, None)) -> tuple[dict, int]:
+    def _orders_page(self, shop: SandboxShop, args: dict, window: tuple = (None, None),
+                     version: str | None = None) -> tuple[dict, int]:
         first = int(args.get("first") or 0)
         if first < 1 or first > 250:
             raise ValueError("first must be between 1 and 250")
@@ -391,7 +403,7 @@ class ShopifySandboxState:
             position = tuple(json.loads(base64.b64decode(after)))
             rows = [r for r in rows if (r[0] < position if args.get("reverse") else r[0] > position)]
         page, more = rows[:first], len(rows) > first
-        edges = [{"cursor": _cursor(k), "node": render_order(o, shop.currency, *window)} for k, o in page]
+        edges = [{"cursor": _cursor(k), "node": render_order(o, shop.currency, *window, version=version)} for k, o in page]
         return {"orders": {
             "edges": edges,
             "nodes": [e["node"] for e in edges],
@@ -402,7 +414,7 @@ class ShopifySandboxState:
 
     # -- webhooks --------------------------------------------------------------------------------
     def build_webhook(self, shop: str, topic: str, payload, *, webhook_id: str | None = None,
-                      event_id: str | None = None, triggered_at: str | None = None, api_version: str = "2025-10",
+                      event_id: str | None = None, triggered_at: str | None = None, api_version: str = SHOPIFY_API_VERSION,
                       secret: str | None = None) -> dict:
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         headers = {
@@ -605,9 +617,15 @@ def create_shopify_sandbox(api_key: str, api_secret: str) -> Flask:
         domain = shop_or_404(shop)
         if domain is None or domain not in state.shops:
             return jsonify(errors="Not Found"), 404
+        # Like Shopify: an unsupported version is answered silently with the oldest supported one,
+        # and the response header names the version that answered.
+        served = state.served_version(version)
         body, status = state.graphql(domain, request.headers.get("X-Shopify-Access-Token"),
-                                     request.get_json(silent=True) or {})
-        return jsonify(body), status
+                                     request.get_json(silent=True) or {}, version=served)
+        resp = jsonify(body)
+        resp.status_code = status
+        resp.headers["X-Shopify-API-Version"] = served
+        return resp
 
     # -- control API --------------------------------------------------------------------------
     @app.post("/_sandbox/reset")

@@ -93,7 +93,7 @@ REFUND_FIELDS = f"""
 """
 
 SHOP_QUERY = """query EcomfluxShopInfo {
-  shop { id name email myshopifyDomain currencyCode ianaTimezone billingAddress { countryCodeV2 } }
+  shop { id name email myshopifyDomain currencyCode ianaTimezone shopAddress { countryCodeV2 } }
 }"""
 
 ORDER_IDS_QUERY = """query EcomfluxOrderIds($first: Int!, $after: String, $query: String, $sortKey: OrderSortKeys) {
@@ -128,6 +128,21 @@ def _throttle_wait(body: dict) -> float:
     return max(0.5, needed / rate)
 
 
+_version_warned: set[tuple[str, str]] = set()
+
+
+def _check_served_version(resp, pinned: str) -> None:
+    """Log once per version pair when Shopify answered with another version than the pinned one.
+
+    Shopify serves the oldest supported version instead of an unsupported one, silently except for
+    this response header: the log line is the only sign that the fields we read may have changed."""
+    served = resp.headers.get("X-Shopify-API-Version")
+    if served and served != pinned and (pinned, served) not in _version_warned:
+        _version_warned.add((pinned, served))
+        log.warning("Shopify answered with API version %s, not the pinned %s: move SHOPIFY_API_VERSION "
+                    "and shopify.app.toml to a supported version", served, pinned)
+
+
 def execute(shop: Shop, query: str, variables: dict | None = None) -> dict:
     """Run one Admin GraphQL operation for the shop; returns `data`. Waits briefly on throttling."""
     cfg = runtime.config()
@@ -151,6 +166,7 @@ def execute(shop: Shop, query: str, variables: dict | None = None) -> dict:
             raise ShopifyUnavailable(f"shop {shop.domain} is frozen or locked ({resp.status_code})", 3600)
         if resp.status_code == 429 or resp.status_code >= 500:
             raise ShopifyUnavailable(f"Shopify GraphQL answered {resp.status_code}", 30)
+        _check_served_version(resp, cfg["SHOPIFY_API_VERSION"])
         try:
             body = resp.json()
         except ValueError as exc:
@@ -207,7 +223,8 @@ def fetch_shop_info(shop: Shop) -> dict:
         "email": data.get("email"),
         "currency": data.get("currencyCode") or "USD",
         "timezone": data.get("ianaTimezone") or "UTC",
-        "country": ((data.get("billingAddress") or {}).get("countryCodeV2")),
+        # shopAddress replaced the deprecated billingAddress in 2026-01 (same shape and values).
+        "country": ((data.get("shopAddress") or data.get("billingAddress") or {}).get("countryCodeV2")),
         "myshopify_domain": data.get("myshopifyDomain"),
     }
 

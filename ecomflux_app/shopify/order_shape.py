@@ -209,8 +209,10 @@ class RestOrderBuilder:
 
     def build(self) -> dict:
         n = self.n
+        # REST's fulfillment_status is null for anything not (partly) fulfilled; 2026-10 added
+        # FULFILLMENT_NOT_REQUIRED for an unfulfilled order with nothing left to fulfill.
         fulfillment = {"UNFULFILLED": None, "FULFILLED": "fulfilled", "PARTIALLY_FULFILLED": "partial",
-                       "RESTOCKED": "restocked"}
+                       "RESTOCKED": "restocked", "FULFILLMENT_NOT_REQUIRED": None}
         status = n.get("displayFulfillmentStatus")
         order_id = _legacy(n.get("id"))
         out = {

@@ -324,7 +324,20 @@ def health():
                       .group_by(SyncRecord.status).tuples())
         shops.append({"shop": shop, "qbo": qbo, "counts": counts, "authorization": authorization_end(qbo)})
     return render_template("support/health.html", depths=depths, failed=failed, workers=workers, shops=shops,
-                           recent_failures=recent_failures, now=utcnow())
+                           recent_failures=recent_failures, now=utcnow(), **shopify_api_health())
+
+
+def shopify_api_health(days: int = 7) -> dict:
+    """The pinned Shopify API version's support window, and webhooks of the last week sent with another
+    version (a subscription left on an old version, or shopify.app.toml not deployed)."""
+    from ..shopify import api_versions
+
+    pinned = runtime.config()["SHOPIFY_API_VERSION"]
+    since = utcnow() - timedelta(days=days)
+    others = (WebhookDelivery.select(WebhookDelivery.api_version, fn.COUNT(WebhookDelivery.id))
+              .where(WebhookDelivery.received_at >= since, WebhookDelivery.api_version != pinned)
+              .group_by(WebhookDelivery.api_version).order_by(WebhookDelivery.api_version).tuples())
+    return {"shopify_api": api_versions.status(pinned), "webhook_versions": list(others), "version_days": days}
 
 
 def failed_jobs(conn, queue_names: list[str], per_queue: int = 20) -> list[dict]:

@@ -1,6 +1,10 @@
-// The Accounting page: plain DOM + fetch; App Bridge and Polaris only enhance it when their CDN scripts load.
+// The Accounting page: Polaris web components + App Bridge inside the admin; the same code drives the
+// native HTML that polaris-fallback.js leaves when Shopify's CDN is unreachable (dev page, tests).
 (function () {
   "use strict";
+
+  var P = window.EcomfluxPolaris || { native: true, upgrade: function (n) { return n; }, flush: function () {} };
+  P.flush();
 
   var config = JSON.parse(document.getElementById("page-config").textContent);
   var params = new URLSearchParams(window.location.search);
@@ -32,6 +36,27 @@
   }
 
   function show(node, visible) { node.hidden = !visible; }
+
+  // Builds with Polaris tags; without Polaris the fallback turns them into native elements first.
+  function ui() { return P.upgrade(el.apply(null, arguments)); }
+
+  function isPolaris(node) { return !!node && node.tagName.indexOf("S-") === 0; }
+
+  // Radio groups: native radios, or an s-choice-list whose `values` holds the choice.
+  function choiceValue(name) {
+    var list = document.querySelector('s-choice-list[name="' + name + '"]');
+    if (list) return (list.values && list.values[0]) || null;
+    var checked = document.querySelector('input[name="' + name + '"]:checked');
+    return checked ? checked.value : null;
+  }
+
+  function setChoice(name, value) {
+    var list = document.querySelector('s-choice-list[name="' + name + '"]');
+    if (list) { list.values = value ? [value] : []; return; }
+    document.querySelectorAll('input[name="' + name + '"]').forEach(function (input) {
+      input.checked = input.value === value;
+    });
+  }
 
   // -- session tokens ------------------------------------------------------------------------------
   function tokenExpiresSoon(jwt) {
@@ -176,6 +201,23 @@
         show(error, true);
       }).then(function () { trigger.disabled = false; trigger.focus(); });
     };
+    var bridge = window.shopify;
+    var modal = $("disconnect-modal");
+    if (bridge && bridge.modal && typeof bridge.modal.show === "function" && window.customElements &&
+        window.customElements.get("ui-modal")) {
+      // Inside the admin: App Bridge's modal; its buttons are proxied back as clicks on ours.
+      var done = function (ok) {
+        $("disconnect-modal-confirm").onclick = null;
+        $("disconnect-modal-cancel").onclick = null;
+        bridge.modal.hide("disconnect-modal");
+        if (ok) confirmed(); else trigger.focus();
+      };
+      $("disconnect-modal-confirm").onclick = function () { done(true); };
+      $("disconnect-modal-cancel").onclick = function () { done(false); };
+      bridge.modal.show("disconnect-modal");
+      return;
+    }
+    if (modal) modal.hidden = true;
     if (typeof dialog.showModal !== "function") {
       if (window.confirm("Disconnect QuickBooks? New orders will not be posted until you connect again.")) confirmed();
       return;
@@ -189,34 +231,32 @@
   }
 
   // -- settings ------------------------------------------------------------------------------------
+  var OPTION = P.native ? "option" : "s-option";
+
   function fillSelect(select, list, current) {
     var keep = current === null || current === undefined ? "" : String(current);
     select.textContent = "";
-    select.appendChild(el("option", { value: "", text: "Not set" }));
+    select.appendChild(el(OPTION, { value: "", text: "Not set" }));
     var found = false;
     (list || []).forEach(function (opt) {
       var label = opt.name + (opt.type && select.dataset.options === "items" ? " (" + opt.type + ")" : "");
-      select.appendChild(el("option", { value: opt.id, text: label }));
+      select.appendChild(el(OPTION, { value: opt.id, text: label }));
       if (String(opt.id) === keep) found = true;
     });
     if (keep && !found) {
       // Keep a saved id visible even when the company lists are unavailable.
-      select.appendChild(el("option", { value: keep, text: "QuickBooks id " + keep }));
+      select.appendChild(el(OPTION, { value: keep, text: "QuickBooks id " + keep }));
     }
     select.value = keep;
   }
 
   function renderSettings() {
     var settings = (state.settings && state.settings.settings) || {};
-    document.querySelectorAll("select[data-options]").forEach(function (select) {
+    document.querySelectorAll("[data-options]").forEach(function (select) {
       var list = state.options ? state.options[select.dataset.options] : null;
-      fillSelect(select, list, settings[select.name]);
+      fillSelect(select, list, settings[select.getAttribute("name")]);
     });
-    RADIO_FIELDS.forEach(function (name) {
-      document.querySelectorAll('input[name="' + name + '"]').forEach(function (input) {
-        input.checked = input.value === settings[name];
-      });
-    });
+    RADIO_FIELDS.forEach(function (name) { setChoice(name, settings[name]); });
     TEXT_FIELDS.forEach(function (name) {
       var input = $(name);
       input.value = settings[name] === null || settings[name] === undefined ? "" : settings[name];
@@ -234,9 +274,8 @@
   }
 
   function optionsNote(message) {
-    var note = $("options-note");
-    note.textContent = message || "";
-    show(note, !!message);
+    // The line keeps its height when empty: the settings below do not jump while the lists load.
+    $("options-note").textContent = message || "";
   }
 
   function loadOptions() {
@@ -265,6 +304,7 @@
   function clearErrors(form) {
     form.querySelectorAll(".field-error").forEach(function (p) { p.textContent = ""; show(p, false); });
     form.querySelectorAll("[aria-invalid]").forEach(function (n) { n.removeAttribute("aria-invalid"); });
+    form.querySelectorAll("[error]").forEach(function (n) { n.removeAttribute("error"); });
   }
 
   function showFieldErrors(errors, prefix) {
@@ -279,6 +319,7 @@
       if (container && container.hidden) show(container, true);
       if (input) {
         input.setAttribute("aria-invalid", "true");
+        if (isPolaris(input)) input.setAttribute("error", errors[name]);  // Polaris shows and associates it
         if (!first) first = input;
       }
     });
@@ -288,8 +329,8 @@
   function collectSettings() {
     var out = {};
     RADIO_FIELDS.forEach(function (name) {
-      var checked = document.querySelector('input[name="' + name + '"]:checked');
-      if (checked) out[name] = checked.value;
+      var value = choiceValue(name);
+      if (value) out[name] = value;
     });
     ID_FIELDS.forEach(function (name) { out[name] = $(name).value || null; });
     TEXT_FIELDS.forEach(function (name) { out[name] = $(name).value; });
@@ -339,27 +380,27 @@
   function activityRow(order) {
     var docType = order.document_type ? order.document_type.replace(/([a-z])([A-Z])/g, "$1 $2") : "";
     var qbo = order.qbo_doc_number ? docType + " " + order.qbo_doc_number : (order.qbo_id ? docType + " #" + order.qbo_id : "–");
-    var amount = el("td", { "class": "num", "data-label": "Amount" }, formatMoney(order.shopify_total, order.currency));
+    var amount = el("s-table-cell", { "class": "num", "data-label": "Amount" }, formatMoney(order.shopify_total, order.currency));
     if (order.qbo_total && order.shopify_total && order.qbo_total !== order.shopify_total) {
       amount.appendChild(el("span", { "class": "mismatch", text: "QuickBooks: " + formatMoney(order.qbo_total, order.currency) }));
     }
     var details = order.reason || (order.status === "posted" ? "Posted " + formatDate(order.posted_at) : "") ||
       (order.ledger_status === "waiting_reconnect" ? "Waiting for QuickBooks to be reconnected" : "");
     if (order.error_code) details += " (QuickBooks error " + order.error_code + (order.error_element ? ", " + order.error_element : "") + ")";
-    var actions = el("td", { "class": "actions", "data-label": "" });
+    var actions = el("s-table-cell", { "class": "actions", "data-label": "" });
     if (order.can_retry) {
-      var button = el("button", { type: "button", "class": "btn btn-small", "data-action": "retry",
-                                  "data-order-id": order.order_id,
-                                  "aria-label": "Retry order " + (order.order_name || order.order_id), text: "Retry" });
-      actions.appendChild(button);
+      actions.appendChild(el("s-button", { type: "button", "class": "btn-small", "data-action": "retry",
+                                           "data-order-id": order.order_id,
+                                           "accessibility-label": "Retry order " + (order.order_name || order.order_id),
+                                           text: "Retry" }));
     }
-    return el("tr", { "data-order-id": order.order_id, "data-status": order.status },
-      el("th", { scope: "row", "data-label": "Order" }, order.order_name || ("Order " + order.order_id),
+    return ui("s-table-row", { "data-order-id": order.order_id, "data-status": order.status },
+      el("s-table-cell", { "data-row-header": "", "data-label": "Order" }, order.order_name || ("Order " + order.order_id),
          order.kind && order.kind !== "order" ? el("span", { "class": "subtle kind", text: " " + order.kind }) : null),
-      el("td", { "data-label": "Status" }, badge(order.status)),
-      el("td", { "data-label": "QuickBooks" }, qbo),
+      el("s-table-cell", { "data-label": "Status" }, badge(order.status)),
+      el("s-table-cell", { "data-label": "QuickBooks" }, qbo),
       amount,
-      el("td", { "class": "details", "data-label": "Details" }, details || "–"),
+      el("s-table-cell", { "class": "details", "data-label": "Details" }, details || "–"),
       actions);
   }
 
@@ -410,11 +451,11 @@
     var select = $("preview-order-id");
     var current = select.value;
     var seen = {};
-    select.querySelectorAll("option[data-order]").forEach(function (o) { seen[o.value] = true; });
+    select.querySelectorAll("[data-order]").forEach(function (o) { seen[o.value] = true; });
     orders.forEach(function (order) {
       if (order.kind !== "order" || seen[order.order_id]) return;
       seen[order.order_id] = true;
-      select.appendChild(el("option", { value: order.order_id, "data-order": "1",
+      select.appendChild(el(OPTION, { value: order.order_id, "data-order": "1",
                                         text: (order.order_name || order.order_id) + " · " + (STATUS_LABELS[order.status] || order.status) }));
     });
     select.value = current;
@@ -428,13 +469,16 @@
       var isDiscount = line.DetailType === "DiscountLineDetail";
       var label = line.Description || (line.DetailType === "SubTotalLineDetail" ? "Subtotal" : line.DetailType);
       if (isDiscount && !line.Description) label = "Discount";
-      tbody.appendChild(el("tr", { "class": isDiscount ? "discount" : null },
-        el("td", {}, label || ""),
-        el("td", { "class": "num" }, detail.Qty !== undefined ? String(detail.Qty) : ""),
-        el("td", { "class": "num" }, line.Amount !== undefined ? (isDiscount ? "−" : "") + money2(line.Amount) : "")));
+      tbody.appendChild(ui("s-table-row", { "class": isDiscount ? "discount" : null },
+        el("s-table-cell", {}, label || ""),
+        el("s-table-cell", { "class": "num" }, detail.Qty !== undefined ? String(detail.Qty) : ""),
+        el("s-table-cell", { "class": "num" }, line.Amount !== undefined ? (isDiscount ? "−" : "") + money2(line.Amount) : "")));
     });
     var tax = document_.TxnTaxDetail && document_.TxnTaxDetail.TotalTax;
-    if (tax !== undefined) tbody.appendChild(el("tr", {}, el("td", {}, "Tax"), el("td", {}), el("td", { "class": "num" }, money2(tax))));
+    if (tax !== undefined) {
+      tbody.appendChild(ui("s-table-row", {}, el("s-table-cell", {}, "Tax"), el("s-table-cell", {}),
+                           el("s-table-cell", { "class": "num" }, money2(tax))));
+    }
   }
 
   function runPreview(event) {
@@ -515,10 +559,10 @@
     var body = $("reconcile-rows");
     body.textContent = "";
     diffs.forEach(function (d) {
-      body.appendChild(el("tr", null, el("td", { text: d.order_name || d.order_id || "" }),
-        el("td", { text: (DIFF_LABELS[d.kind] || d.kind) + (d.field ? " (" + d.field + ")" : "") }),
-        el("td", { "class": "num", text: d.shopify === undefined || d.shopify === null ? "" : String(d.shopify) }),
-        el("td", { "class": "num", text: d.qbo === undefined || d.qbo === null ? "" : String(d.qbo) })));
+      body.appendChild(ui("s-table-row", null, el("s-table-cell", { text: d.order_name || d.order_id || "" }),
+        el("s-table-cell", { text: (DIFF_LABELS[d.kind] || d.kind) + (d.field ? " (" + d.field + ")" : "") }),
+        el("s-table-cell", { "class": "num", text: d.shopify === undefined || d.shopify === null ? "" : String(d.shopify) }),
+        el("s-table-cell", { "class": "num", text: d.qbo === undefined || d.qbo === null ? "" : String(d.qbo) })));
     });
     show($("post-missing"), diffs.some(function (d) { return d.kind === "missing_in_qbo" || d.kind === "missing_refund"; }));
   }
@@ -625,6 +669,8 @@
   });
   $("tax_handling").addEventListener("change", updateConditional);
   $("settings-form").addEventListener("submit", saveSettings);
+  // App Bridge's save bar "Discard" resets the form: show the saved settings again.
+  $("settings-form").addEventListener("reset", function () { window.setTimeout(renderSettings, 0); });
   $("preview-form").addEventListener("submit", runPreview);
   $("backfill-form").addEventListener("submit", startBackfill);
   $("reconcile-form").addEventListener("submit", function (event) {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.embedded_fixtures import screenshot
+from tests.browser.quality import check_a11y
 from tests.browser.test_embedded_flow import _expect, _open, intuit  # noqa: F401 - fixture reuse
 from tests.helpers import drain
 
@@ -30,6 +31,7 @@ def test_sample_week_finds_a_dropped_order_and_posts_it(request, browser_page, p
     drain(redis_conn)  # the reconciliation job runs on the worker's bulk queue
     expect(page.locator("#reconcile-rows")).to_contain_text("#9301")
     expect(page.locator("#reconcile-rows")).to_contain_text("Missing in QuickBooks")
+    check_a11y(page, "11-reconciliation")
     screenshot(page, "11-reconciliation")
     page.get_by_role("button", name="Post missing orders").click()
     expect(page.locator("#reconcile-status")).to_contain_text("Posting")
@@ -51,5 +53,6 @@ def test_history_import_shows_progress(request, browser_page, page_url, intuit, 
     expect(page.locator("#backfill-status")).to_contain_text("Import since 2026-11-01")
     drain(redis_conn)
     expect(page.locator("#backfill-status")).to_contain_text("3 posted")
+    check_a11y(page, "12-history-import")
     screenshot(page, "12-history-import")
     assert len(connected.documents("SalesReceipt")) == 3

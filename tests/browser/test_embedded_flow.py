@@ -7,6 +7,7 @@ import re
 import pytest
 
 from tests.browser.embedded_fixtures import screenshot
+from tests.browser.quality import check_a11y
 from tests.helpers import drain, post_webhook
 
 pytestmark = pytest.mark.browser
@@ -125,6 +126,7 @@ def test_posted_order_shows_in_activity(request, browser_page, page_url, intuit,
     expect(row).to_contain_text(doc["DocNumber"])
     expect(row).to_contain_text("USD 26.60")
     expect(page.locator("#count-posted")).to_have_text("1")
+    check_a11y(page, "09-posted-order")
     screenshot(page, "09-posted-order")
 
 
@@ -147,6 +149,7 @@ def test_reconnect_banner_after_revoke_and_orders_post_after_reconnect(
     banner = page.locator("#reconnect-banner")
     expect(banner).to_be_visible()
     expect(page.locator('tr[data-order-id="9101"]')).to_contain_text("Pending")
+    check_a11y(page, "10-reconnect-after-revoke")
     screenshot(page, "10-reconnect-after-revoke")
     banner.get_by_role("button", name="Reconnect QuickBooks").click()
     _approve_at_intuit(page, intuit, live_app_url, realm=connected_shop.realm)

@@ -9,6 +9,7 @@ import pytest
 
 from tests.api_fixtures import SHOP_A, add_delivery, add_record, connect_qbo, golden_order
 from tests.browser.embedded_fixtures import screenshot
+from tests.browser.quality import check_a11y
 
 pytestmark = pytest.mark.browser
 
@@ -78,6 +79,7 @@ def test_first_visit_not_connected_and_empty(browser_page, page_url, shop):
     expect(page.locator("#reconnect-banner")).to_be_hidden()
     expect(page.get_by_text("Connect QuickBooks to choose accounts")).to_be_visible()
     expect(page.locator("#page-error")).to_be_hidden()
+    check_a11y(page, "01-not-connected-empty")
     screenshot(page, "01-not-connected-empty")
 
 
@@ -132,6 +134,7 @@ def test_invalid_settings_show_per_field_errors(browser_page, page_url, shop, db
     expect(page.get_by_label("Document number prefix")).to_have_attribute("aria-invalid", "true")
     assert page.evaluate("document.activeElement.id") in ("doc_number_prefix", "default_customer_id")
     assert ShopSettings.select().count() == 0
+    check_a11y(page, "06-settings-field-errors")
     screenshot(page, "06-settings-field-errors")
     # Fixing the fields clears the errors and saves.
     page.get_by_label("Document number prefix").fill("SH-")
@@ -164,6 +167,7 @@ def test_connected_company_fills_the_dropdowns(browser_page, page_url, shop, db,
     values = ShopSettings.get(ShopSettings.shop == shop).values
     assert (values["deposit_account_id"], values["income_account_id"], values["shipping_item_id"],
             values["department_id"], values["tax_item_id"], values["refund_account_id"]) == ("35", "79", "7", "2", "8", "36")
+    check_a11y(page, "02-connected-settings")
     screenshot(page, "02-connected-settings")
 
 
@@ -188,6 +192,7 @@ def test_activity_lists_posted_flagged_failed_and_retries(browser_page, page_url
     expect(page.locator("#count-posted")).to_have_text("1")
     expect(page.locator("#count-failed")).to_have_text("1")
     expect(page.locator("#last-sync")).not_to_have_text("never")
+    check_a11y(page, "03-activity")
     screenshot(page, "03-activity")
     failed = page.locator('tr[data-order-id="1003"]')
     expect(failed).to_contain_text("QuickBooks error 6000, Line.ItemRef")
@@ -226,6 +231,7 @@ def test_reconnect_banner_when_connection_needs_the_admin(browser_page, page_url
     expect(banner).to_contain_text("QuickBooks needs to be reconnected")
     expect(banner.get_by_role("button", name="Reconnect QuickBooks")).to_be_visible()
     expect(page.locator("#count-pending")).to_have_text("1")
+    check_a11y(page, "04-reconnect-banner")
     screenshot(page, "04-reconnect-banner")
 
 
@@ -239,6 +245,7 @@ def test_works_at_375px(browser_page, page_url, shop, db, redis_conn):
     assert overflow <= 0, f"page scrolls sideways by {overflow}px at 375 px"
     box = page.get_by_role("button", name="Save settings").bounding_box()
     assert box and box["x"] >= 0 and box["x"] + box["width"] <= 375
+    check_a11y(page, "05-mobile-375")
     screenshot(page, "05-mobile-375")
 
 
@@ -257,6 +264,7 @@ def test_preview_of_a_synced_order(browser_page, page_url, shop, db):
     assert amounts and all(re.fullmatch(r"−?\d+\.\d\d", a) for a in amounts if a), amounts
     page.get_by_text("Full QuickBooks payload").click()
     expect(page.locator("#preview-json")).to_contain_text('"DocNumber"')
+    check_a11y(page, "07-preview")
     screenshot(page, "07-preview")
 
 
@@ -281,6 +289,7 @@ def test_disconnect_asks_for_confirmation(browser_page, page_url, shop, db, redi
     page.get_by_role("button", name="Disconnect").click()
     dialog = page.get_by_role("dialog", name="Disconnect QuickBooks?")
     expect(dialog).to_be_visible()
+    check_a11y(page, "13-disconnect-dialog")
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     assert QboConnection.get(QboConnection.shop == shop).status == "connected"
@@ -333,6 +342,7 @@ def test_loading_state_then_content(browser_page, page_url, shop):
     expect(page.locator("#connection")).to_have_attribute("aria-busy", "true")
     expect(page.get_by_label("Invoice")).to_be_disabled()  # nothing editable before settings load
     expect(page.get_by_role("button", name="Save settings")).to_be_disabled()
+    check_a11y(page, "00-loading")
     screenshot(page, "00-loading")
     assert held, "the status request was not intercepted"
     held[0].continue_()

@@ -8,6 +8,7 @@ from ecomflux_app.models import AuditLog, Shop, WebhookDelivery
 from ecomflux_app.queue import get_queue, shop_queue_name
 from ecomflux_app.staff import create_staff
 from tests.browser.embedded_fixtures import screenshot
+from tests.browser.quality import check_a11y
 
 SHOP = "console-shop.myshopify.com"
 PASSWORD = "correct horse battery"
@@ -43,10 +44,12 @@ def test_operator_signs_in_filters_opens_reveals_and_replays(live_server, browse
 
     page.goto(f"{live_server.url}/support/webhooks")
     assert page.url.startswith(f"{live_server.url}/support/login")  # unauthenticated -> sign-in page
+    check_a11y(page, "support-01-login")
     screenshot(page, "support-01-login")
     _sign_in(page, live_server.url, "op@example.com", PASSWORD)
     page.wait_for_selector("h1:has-text('Webhook deliveries')")
     assert page.locator("tbody tr").count() == 7
+    check_a11y(page, "support-02-log")
     screenshot(page, "support-02-log")
 
     page.select_option("select[name=status]", "failed")
@@ -54,6 +57,7 @@ def test_operator_signs_in_filters_opens_reveals_and_replays(live_server, browse
     page.wait_for_url("**status=failed**")
     assert page.locator("tbody tr").count() == 1
     assert "#555" in page.locator("tbody").inner_text()
+    check_a11y(page, "support-03-filtered-failed")
     screenshot(page, "support-03-filtered-failed")
 
     page.click(f"tbody a:text-is('{failed.id}')")
@@ -61,21 +65,32 @@ def test_operator_signs_in_filters_opens_reveals_and_replays(live_server, browse
     payload = page.locator("#payload").inner_text()
     assert "secret.buyer@private.example" not in payload and "Secretia" not in payload
     assert "6000 Business Validation Error" in page.content()
+    check_a11y(page, "support-04-detail-masked")
     screenshot(page, "support-04-detail-masked")
 
     page.click("#reveal")
     page.wait_for_selector("#payload:has-text('secret.buyer@private.example')")
     assert AuditLog.select().where(AuditLog.action == "reveal").count() == 1
+    check_a11y(page, "support-05-revealed")
     screenshot(page, "support-05-revealed")
 
     page.click("#replay")
     page.wait_for_selector(".flash:has-text('Replay queued')")
     assert WebhookDelivery.get_by_id(failed.id).status == "queued"
     assert [j.args for j in get_queue(redis_conn, shop_queue_name(SHOP)).jobs] == [[failed.id]]
+    check_a11y(page, "support-06-replay-queued")
     screenshot(page, "support-06-replay-queued")
     # The stylesheet is the console's own file, applied under the CSP.
     assert page.locator("header").evaluate("e => getComputedStyle(e).display") == "flex"
     assert blocked == []
+
+    page.get_by_role("link", name="Queues & shops").click()
+    page.wait_for_selector("h1:has-text('Queues and shops')")
+    check_a11y(page, "support-08-health")
+    screenshot(page, "support-08-health")
+    page.get_by_role("link", name="Audit trail").click()
+    page.wait_for_selector("h1")
+    check_a11y(page, "support-09-audit")
 
 
 def test_sign_out_ends_the_session_for_a_copied_cookie_too(live_server, browser_page, db):
@@ -112,4 +127,5 @@ def test_viewer_sees_no_replay_or_reveal_and_throttling_is_shown(live_server, br
     _sign_in(other, live_server.url, "viewer@example.com", PASSWORD)  # right password, but too soon
     alert = other.locator("[role=alert]").inner_text()
     assert "too many sign-in attempts" in alert.lower() and "try again in" in alert.lower()
+    check_a11y(other, "support-07-locked-out")
     screenshot(other, "support-07-locked-out")
