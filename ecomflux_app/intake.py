@@ -82,6 +82,7 @@ class IntakeWriter:
         self._queue: queue_mod.SimpleQueue[PendingRow] = queue_mod.SimpleQueue()
         self._lock = threading.Lock()
         self._pid: int | None = None
+        self._checkpointer = SqliteCheckpointer()
         # domain -> ((shop id, status), expiry); only the writer thread reads or writes it. Unknown shops are
         # never cached: an install may be seconds old.
         self._shop_ids: dict[str, tuple[tuple[int, str], float]] = {}
@@ -229,8 +230,12 @@ class IntakeWriter:
         self._resolve_shops(batch)
         sql, params = _values_insert(batch)
         # One statement is its own transaction (peewee runs in autocommit): no BEGIN/COMMIT round trips.
-        with _sqlite_writer_turn():
+        with _sqlite_writer_turn() as sqlite:
+            if sqlite:
+                self._checkpointer.configure_writer()
             inserted = {wid: did for did, wid in database.execute_sql(sql, params).fetchall()}
+        if sqlite:
+            self._checkpointer.written(sum(len(p.values["body"] or "") for p in batch))
         to_enqueue = []
         for pending in batch:
             wid = pending.values["webhook_id"]
@@ -297,14 +302,63 @@ def _sqlite_writer_turn():
     """
     path = getattr(database.obj, "database", None)
     if not isinstance(database.obj, SqliteDatabase) or not path or path == ":memory:":
-        yield
+        yield False
         return
     with open(f"{path}.intake-lock", "a") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         try:
-            yield
+            yield True
         finally:
             fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+class SqliteCheckpointer:
+    """Keeps SQLite's WAL checkpoints out of the intake's commits, in a thread of their own.
+
+    By default the connection whose commit takes the WAL past 1,000 pages copies it back into the
+    database file (and syncs it) inside that commit, while the other web processes wait for their
+    turn: with 15 KB order bodies that happened every ~250 rows and was the largest per-KB cost of
+    the SQLite intake (measured: 0.24 of the bare ceiling with it, 0.41 without it, p99 363 -> 189 ms).
+    The writer's connection turns automatic checkpoints off; after every CHECKPOINT_BYTES of bodies
+    this thread runs a PASSIVE checkpoint on its own connection (it never blocks writers). Workers'
+    connections keep SQLite's default, so they checkpoint too."""
+
+    CHECKPOINT_BYTES = 4 * 1024 * 1024
+
+    def __init__(self):
+        self._configured = None  # the writer connection that has autocheckpoint off
+        self._pending = 0
+        self._wake = threading.Event()
+        self._pid: int | None = None
+        self.checkpoints = 0  # completed by this process (tests and the curious read it)
+
+    def configure_writer(self) -> None:
+        conn = database.connection()
+        if conn is not self._configured:
+            database.execute_sql("PRAGMA wal_autocheckpoint=0")
+            self._configured = conn
+
+    def written(self, nbytes: int) -> None:
+        """Count what a commit wrote; past CHECKPOINT_BYTES, wake the checkpoint thread."""
+        self._pending += nbytes
+        if self._pending >= self.CHECKPOINT_BYTES:
+            self._pending = 0
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._wake = threading.Event()
+                threading.Thread(target=self._run, name="ecomflux-sqlite-checkpoint", daemon=True).start()
+            self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            try:
+                database.connect(reuse_if_open=True)
+                database.execute_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                self.checkpoints += 1
+            except Exception:  # a checkpoint is housekeeping: the next one, or a worker's, catches up
+                log.warning("SQLite WAL checkpoint failed", exc_info=True)
 
 
 # Text columns and their widths (None: unbounded), from the model: a value is cut to fit here, once,

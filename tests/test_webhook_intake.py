@@ -329,3 +329,29 @@ def test_intake_answers_other_methods_and_crashes_with_json_not_pages(client, db
 def test_other_paths_still_reach_the_flask_app(client):
     assert client.get("/webhooksX").status_code == 404
     assert client.get("/healthz").status_code in (200, 503)
+
+
+def test_sqlite_wal_checkpoints_run_beside_the_intake_commits_not_inside_them(app, db, redis_conn):
+    """The writer's connection never checkpoints inside a commit; a thread of its own does, by bytes written."""
+    import time
+
+    import pytest
+
+    from ecomflux_app import runtime
+    from ecomflux_app.db import database
+    from ecomflux_app.intake import IntakeWriter, PendingRow, row_values
+
+    if not database.obj.__class__.__name__.startswith("Sqlite"):
+        pytest.skip("SQLite's WAL only")
+    make_shop()
+    writer = IntakeWriter(runtime.redis)
+    writer._checkpointer.CHECKPOINT_BYTES = 10_000
+    for n in range(3):
+        writer._commit([PendingRow(row_values(webhook_id=f"ck-{n}-{i}", topic="orders/fulfilled", shop_domain=SHOP,
+                                              body="x" * 2_000, status="queued")) for i in range(3)])
+        assert database.execute_sql("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    deadline = time.monotonic() + 10
+    while writer._checkpointer.checkpoints == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)  # polling for the other thread's result, bounded: not a timing assertion
+    assert writer._checkpointer.checkpoints >= 1
+    assert WebhookDelivery.select().count() == 9
