@@ -1,5 +1,8 @@
 """Webhook intake under load: the real endpoint (HMAC + insert + enqueue) vs a bare Flask ceiling.
 
+Bodies are realistic orders/fulfilled webhooks of several sizes (bench/orders.py), plus the old
+1.6 KB body as one row; each size is measured side by side (bare, endpoint, in turns), with the CPU
+the server's processes (and, on PostgreSQL, the database backends) spent per request and per KB.
 Both run under the same server config (`ecomflux_app.webserver.server_args`, what `ecomflux web`
 runs); wrk drives 200 concurrent connections: in the endpoint's first seconds after start (no
 warm-up), then as fast as each answer comes back (saturation), then paced (each sender pausing
@@ -49,8 +52,8 @@ def wait_port(port: int, timeout: float = 30) -> None:
     raise RuntimeError(f"server on {port} did not start")
 
 
-def order_body() -> bytes:
-    """A realistic orders/fulfilled body (~1.6 KB)."""
+def small_order_body() -> bytes:
+    """The old single-shape orders/fulfilled body (~1.6 KB): few fields, kept as one row of the table."""
     lines = [
         {"id": 1000 + i, "sku": f"SKU-{i}", "title": f"Product {i}", "quantity": 1 + i % 3, "current_quantity": 1 + i % 3,
          "price": "19.99", "taxable": True, "gift_card": False,
@@ -75,10 +78,14 @@ def server_command(target: str, port: int) -> list[str]:
     return server_args(target, port=port, access_log=False)
 
 
+BARE = "bench.bare_app:app"
+
+
 class Server:
     """The production server serving `target` with the bench env."""
 
     def __init__(self, target: str, env: dict):
+        self.target = target
         self.port = free_port()
         self.proc = subprocess.Popen(server_command(target, self.port), env=env, cwd=ROOT)
         wait_port(self.port)
@@ -91,13 +98,78 @@ class Server:
 PACED_SHARE = 0.7  # the paced run offers this share of the endpoint's saturated rate
 
 
+def _cpu_of(pids) -> dict[int, float]:
+    """CPU seconds (user + system) each process has used so far (those gone are left out)."""
+    out = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+def _cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU used between two samples (a process that started in between counts from its start)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
+def _process_tree(root: int) -> list[int]:
+    """The process and all its descendants (granian's main process and its workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def _db_backends(db_url: str) -> list[int]:
+    """PostgreSQL backend pids serving the bench database (none for SQLite: it runs in the server)."""
+    if not db_url.startswith("postgres"):  # also "": no database to watch
+        return []
+    conn = psycopg2.connect(PG_ADMIN)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                        (db_url.rsplit("/", 1)[1],))
+            return [row[0] for row in cur.fetchall()]
+    finally:
+        conn.close()
+
+
 def run_wrk(port: int, env: dict, *, duration: str = "15s", connections: int = 200, run_id: str = "run",
+<<<<<<< HEAD
             delay_ms: int = 0) -> dict:
     env = dict(env, BENCH_RUN=run_id, BENCH_DELAY_MS=str(delay_ms), BENCH_API_VERSION=SHOPIFY_API_VERSION)
+=======
+            delay_ms: int = 0, server: Server | None = None) -> dict:
+    """One wrk run; with `server`, also the CPU its processes (and the database's backends) spent per request."""
+    env = dict(env, BENCH_RUN=run_id, BENCH_DELAY_MS=str(delay_ms))
+>>>>>>> intake
     args = ["wrk", "-t", "2", "-c", str(connections), "-d", duration, "--latency", "--timeout", "10s", "-s",
             str(ROOT / "bench" / "webhook.lua"), f"http://127.0.0.1:{port}/webhooks"]
+    db_url = env["DATABASE_URL"] if server is not None and server.target != BARE else ""
+    before = (_cpu_of(_process_tree(server.proc.pid)) if server else {}), _cpu_of(_db_backends(db_url))
     out = subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout
-    return parse_wrk(out)
+    result = parse_wrk(out)
+    if server is not None and result["requests"]:
+        server_cpu = _cpu_spent(before[0], _cpu_of(_process_tree(server.proc.pid)))
+        db_cpu = _cpu_spent(before[1], _cpu_of(_db_backends(db_url)))
+        result["server_cpu_ms_per_request"] = round(1000 * server_cpu / result["requests"], 4)
+        result["database_cpu_ms_per_request"] = round(1000 * db_cpu / result["requests"], 4)
+    return result
 
 
 def send_burst(port: int, body: bytes, hmac_b64: str, count: int, run_id: str, senders: int = 200) -> dict:
@@ -215,24 +287,86 @@ def median_run(runs: list[dict]) -> dict:
     return sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
 
 
-def run(duration: str = "10s", burst: int = 20000, rounds: int = 3) -> dict:
+def bench_bodies(sizes_kb) -> list[tuple[str, bytes]]:
+    """(label, body) for each size: 0 is the old 1.6 KB body, any other a realistic order of about that many KB."""
+    from bench.orders import order_body
+
+    out = []
+    for kb in sizes_kb:
+        body = small_order_body() if kb == 0 else order_body(kb * 1024, seed=kb)
+        out.append((f"{len(body) / 1024:.1f} KB" + (" (old small body)" if kb == 0 else ""), body))
+    return out
+
+
+def _per_kb(run: dict, body_bytes: int) -> dict:
+    """CPU per request, and per request per KB of body, of one wrk run (server + database)."""
+    cpu = run.get("server_cpu_ms_per_request", 0) + run.get("database_cpu_ms_per_request", 0)
+    return {"cpu_ms_per_request": round(cpu, 4), "cpu_us_per_request_per_kb": round(1000 * cpu / (body_bytes / 1024), 2)}
+
+
+def _size_rounds(bare: Server, real: Server, env: dict, kind: str, tag: str, body: bytes, duration: str,
+                 rounds: int) -> dict:
+    """bare, endpoint, bare, endpoint, ... with one body: throughput ratio, p99 and CPU per request per KB."""
+    ceilings, steadies = [], []
+    for n in range(rounds):
+        ceilings.append(run_wrk(bare.port, env, duration=duration, run_id=f"bare-{tag}-{n}", server=bare))
+        steadies.append(run_wrk(real.port, env, duration=duration, run_id=f"{kind}-{tag}-{n}", server=real))
+    ceiling, steady = median_run(ceilings), median_run(steadies)
+    return {
+        "body_bytes": len(body),
+        "bare_flask": {**{k: v for k, v in ceiling.items() if k != "raw"}, **_per_kb(ceiling, len(body))},
+        "webhook_endpoint": {**{k: v for k, v in steady.items() if k != "raw"}, **_per_kb(steady, len(body))},
+        "ratio_of_ceiling": round(steady["rps"] / ceiling["rps"], 3) if ceiling["rps"] else None,
+        "pairwise_ratios": [round(s["rps"] / c["rps"], 3) for c, s in zip(ceilings, steadies) if c["rps"]],
+        "rounds": {"bare_flask_rps": [r["rps"] for r in ceilings], "webhook_endpoint_rps": [r["rps"] for r in steadies],
+                   "webhook_endpoint_p99_ms": [r["p99_ms"] for r in steadies],
+                   "endpoint_cpu_ms_per_request": [_per_kb(r, len(body))["cpu_ms_per_request"] for r in steadies],
+                   "bare_cpu_ms_per_request": [_per_kb(r, len(body))["cpu_ms_per_request"] for r in ceilings]},
+    }
+
+
+def _with_body(env: dict, workdir: Path, body: bytes, name: str) -> dict:
+    """The bench env pointing wrk at one body (file + signature)."""
     from ecomflux_app.config import DEV_SHOPIFY_API_SECRET
     from ecomflux_app.shopify.webhooks import sign
+
+    body_file = workdir / f"body-{name}.json"
+    body_file.write_bytes(body)
+    return dict(env, BENCH_BODY_FILE=str(body_file), BENCH_HMAC=sign(body, DEV_SHOPIFY_API_SECRET), BENCH_SHOP=SHOP)
+
+
+SIZES_KB = (0, 8, 12, 18, 28)  # 0: the old 1.6 KB body; the others realistic orders of about that many KB
+MAIN_KB = 12  # the body of the cold-start, paced, 50-connection and burst runs (in the 8-20 KB range)
+
+
+def run(duration: str = "10s", burst: int = 20000, rounds: int = 3, sizes_kb=SIZES_KB,
+        kinds=("sqlite", "postgres")) -> dict:
+    """The intake benchmark. BENCH_INTAKE_SIZES (KB, comma separated), BENCH_INTAKE_DBS,
+    BENCH_INTAKE_DURATION, BENCH_INTAKE_ROUNDS and BENCH_INTAKE_BURST narrow a run."""
     from ecomflux_app.sync.sweeper import queued_delivery_ids
 
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (make bench installs it with apt-get)")
-    body = order_body()
-    results: dict = {"config": {"server": " ".join(server_command("APP", 0)[1:-1]), "connections": 200, "duration": duration, "rounds": rounds,
-                                "body_bytes": len(body), "cpus": os.cpu_count()}}
+    sizes_kb = [int(k) for k in os.environ.get("BENCH_INTAKE_SIZES", ",".join(map(str, sizes_kb))).split(",")]
+    kinds = os.environ.get("BENCH_INTAKE_DBS", ",".join(kinds)).split(",")
+    duration = os.environ.get("BENCH_INTAKE_DURATION", duration)
+    rounds = int(os.environ.get("BENCH_INTAKE_ROUNDS", rounds))
+    burst = int(os.environ.get("BENCH_INTAKE_BURST", burst))
+    bodies = bench_bodies(sizes_kb)
+    main_kb = min(sizes_kb, key=lambda kb: abs(kb - MAIN_KB))
+    main_label, body = bodies[sizes_kb.index(main_kb)]
+    results: dict = {"config": {"server": " ".join(server_command("APP", 0)[1:-1]), "connections": 200, "duration": duration,
+                                "rounds": rounds, "bodies": {label: len(b) for label, b in bodies},
+                                "main_body": main_label, "body_bytes": len(body), "cpus": os.cpu_count(),
+                                "cpu_measured": "user+system CPU of the server's processes (granian and its workers) "
+                                                "plus, on PostgreSQL, the bench database's backends, per request; "
+                                                "Redis and wrk not counted"}}
     conn = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
-    for kind in ("sqlite", "postgres"):
+    for kind in kinds:
         workdir = Path(tempfile.mkdtemp(prefix=f"ecomflux-bench-{kind}-"))
-        body_file = workdir / "body.json"
-        body_file.write_bytes(body)
         db_url = prepare_database(kind, workdir)
-        env = bench_env(db_url, workdir)
-        env.update(BENCH_BODY_FILE=str(body_file), BENCH_HMAC=sign(body, DEV_SHOPIFY_API_SECRET), BENCH_SHOP=SHOP)
+        base_env = bench_env(db_url, workdir)
+        env = _with_body(base_env, workdir, body, "main")
         conn.flushdb()
         setup_app_state(env)
 
@@ -240,25 +374,27 @@ def run(duration: str = "10s", burst: int = 20000, rounds: int = 3) -> dict:
         try:
             # The first seconds after start, no warm-up: a process that is ready first accepts every
             # connection then open; the endpoint's reconnect rotation has to spread them.
-            cold = run_wrk(real.port, env, duration=duration, run_id=f"{kind}-cold")
-            bare = Server("bench.bare_app:app", env)
+            cold = run_wrk(real.port, env, duration=duration, run_id=f"{kind}-cold", server=real)
+            bare = Server(BARE, env)
             run_wrk(bare.port, env, duration="3s", run_id="warm")
             run_wrk(real.port, env, duration="3s", run_id=f"{kind}-warm")
-            # Both servers stay up and are measured in turns (bare, real, bare, real, ...): drift on a
-            # shared machine hits both alike, and the medians of the rounds are compared.
-            ceilings, steadies = [], []
-            for n in range(rounds):
-                ceilings.append(run_wrk(bare.port, env, duration=duration, run_id=f"bare-{n}"))
-                steadies.append(run_wrk(real.port, env, duration=duration, run_id=f"{kind}-steady-{n}"))
-            ceiling, steady = median_run(ceilings), median_run(steadies)
+            # Both servers stay up and are measured in turns (bare, real, bare, real, ...) for each body
+            # size: drift on a shared machine hits both alike, and the medians of the rounds are compared.
+            by_size = {}
+            for n, (label, size_body) in enumerate(bodies):
+                size_env = _with_body(base_env, workdir, size_body, f"size-{n}")
+                by_size[label] = _size_rounds(bare, real, size_env, kind, f"s{n}", size_body, duration, rounds)
+                print(json.dumps({kind: {label: {k: v for k, v in by_size[label].items() if k != "rounds"}}}), flush=True)
+            main = by_size[main_label]
             # 200 senders that each pause between deliveries, offering ~70% of what the endpoint
             # takes at saturation: the latency a busy but not overrun intake gives (closed-loop
             # senders at saturation wait 200 / throughput on average, whatever the server does).
-            delay = paced_delay_ms(steady)
-            paced = {name: run_wrk(server.port, env, duration=duration, run_id=f"{kind}-paced-{name}", delay_ms=delay)
+            delay = paced_delay_ms(main["webhook_endpoint"])
+            paced = {name: run_wrk(server.port, env, duration=duration, run_id=f"{kind}-paced-{name}", delay_ms=delay,
+                                   server=server)
                      for name, server in (("bare_flask", bare), ("webhook_endpoint", real))}
             bare.stop()
-            moderate = run_wrk(real.port, env, duration=duration, connections=50, run_id=f"{kind}-moderate")
+            moderate = run_wrk(real.port, env, duration=duration, connections=50, run_id=f"{kind}-moderate", server=real)
             before_rows, _ = count_rows(env)
             queued_before = set(queued_delivery_ids(conn, SHOP))
             burst_result = send_burst(real.port, body, env["BENCH_HMAC"], burst, f"{kind}-burst")
@@ -272,19 +408,20 @@ def run(duration: str = "10s", burst: int = 20000, rounds: int = 3) -> dict:
         covered = queued_delivery_ids(conn, SHOP)
         queued = len(set(covered) - queued_before)
         results[kind] = {
-            "bare_flask": {k: v for k, v in ceiling.items() if k != "raw"},
-            "webhook_endpoint": {k: v for k, v in steady.items() if k != "raw"},
-            "ratio_of_ceiling": round(steady["rps"] / ceiling["rps"], 3) if ceiling["rps"] else None,
-            # Each round's endpoint run right after its ceiling run: the ratio least moved by drift.
-            "pairwise_ratios": [round(s["rps"] / c["rps"], 3) for c, s in zip(ceilings, steadies) if c["rps"]],
-            "rounds": {"bare_flask_rps": [r["rps"] for r in ceilings], "webhook_endpoint_rps": [r["rps"] for r in steadies],
-                       "webhook_endpoint_p99_ms": [r["p99_ms"] for r in steadies]},
+            # The main body's figures at the top (as before), every size below.
+            "main_body": main_label,
+            "bare_flask": main["bare_flask"],
+            "webhook_endpoint": main["webhook_endpoint"],
+            "ratio_of_ceiling": main["ratio_of_ceiling"],
+            "pairwise_ratios": main["pairwise_ratios"],
+            "by_body_size": by_size,
             "webhook_endpoint_cold_start": {k: v for k, v in cold.items() if k != "raw"},
             "webhook_endpoint_50_connections": {k: v for k, v in moderate.items() if k != "raw"},
             "paced_200_senders": {"pause_ms": delay, "offered_share_of_saturated": PACED_SHARE,
                                   **{name: {k: v for k, v in r.items() if k != "raw"} for name, r in paced.items()}},
             "burst": {
                 **burst_result,
+                "body_bytes": len(body),
                 "rows_inserted": burst_rows,
                 "deliveries_enqueued": queued,
                 "duplicate_rows": total_rows - distinct_rows,
@@ -292,7 +429,7 @@ def run(duration: str = "10s", burst: int = 20000, rounds: int = 3) -> dict:
                 "lost": burst_result["statuses"].get(200, 0) - min(burst_rows, queued),
             },
         }
-        print(json.dumps({kind: results[kind]}, indent=2), flush=True)
+        print(json.dumps({kind: {k: v for k, v in results[kind].items() if k != "by_body_size"}}, indent=2), flush=True)
         shutil.rmtree(workdir, ignore_errors=True)
     conn.flushdb()
     return results

@@ -39,8 +39,10 @@ def create_app(overrides: dict | None = None) -> Flask:
         if not g.pop("db_was_open", True) and not database.is_closed():
             database.close()
 
-    from .web import BLUEPRINT_MODULES
+    from .web import BLUEPRINT_MODULES, params
     from .web.security import install_security_headers
+
+    params.install(app)  # before the blueprints: their routes use its <id:...> converter
 
     for name in BLUEPRINT_MODULES:
         module = importlib.import_module(f".web.{name}", __name__)

@@ -44,11 +44,19 @@ def _v4_revocable_staff_sessions(db) -> None:
     db.create_tables([StaffSession], safe=True)
 
 
+def _v5_raw_webhook_bodies(db) -> None:
+    """Webhook rows keep a body's exact bytes when it is not storable as text (invalid UTF-8, NUL)."""
+    if "raw_body" not in {c.name for c in db.get_columns("webhookdelivery")}:
+        kind = "BYTEA" if is_postgres() else "BLOB"
+        db.execute_sql(f'ALTER TABLE "webhookdelivery" ADD COLUMN raw_body {kind}')
+
+
 # Append new steps (playhouse.migrate operations) here; never edit an applied one.
 STEPS: list[tuple[int, str, Callable]] = [
     (1, "initial schema", _v1_initial),
     (2, "lean webhook row writes", _v2_lean_delivery_writes),
     (4, "revocable staff sessions, disabled staff accounts", _v4_revocable_staff_sessions),
+    (5, "raw bytes of unstorable webhook bodies", _v5_raw_webhook_bodies),
 ]
 
 

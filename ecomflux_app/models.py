@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 from peewee import (
+    BlobField,
     BooleanField,
     CharField,
     DateField,
@@ -154,6 +155,9 @@ class WebhookDelivery(BaseModel):
     triggered_at = CharField(null=True, max_length=64)
     headers = JSONField(default=dict)
     body = TextField()
+    # The exact bytes, kept only when `body` could not hold them (invalid UTF-8, a NUL byte): `body`
+    # then holds a readable copy with those bytes replaced.
+    raw_body = BlobField(null=True)
     # received | queued | processing | posted | processed | skipped_duplicate | pending |
     # flagged | failed | ignored
     status = CharField(default="received", max_length=24)

@@ -52,7 +52,7 @@ BAD_KINDS = ["missing", "expired", "wrong_audience", "wrong_signature", "not_yet
 
 def test_route_table_covers_every_api_route(app):
     """A new /api route must be added to ROUTES so it is checked for authentication and isolation."""
-    declared = {(m, p.replace("1001", "<order_id>").replace("2002", "<int:run_id>")) for m, p, _ in ROUTES}
+    declared = {(m, p.replace("1001", "<order_id>").replace("2002", "<id:run_id>")) for m, p, _ in ROUTES}
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith("/api/"):
             for method in rule.methods - {"HEAD", "OPTIONS"}:

@@ -67,12 +67,61 @@ def test_malformed_json_is_recorded_as_failed_not_enqueued(client, db, redis_con
 
 
 def test_unknown_topic_and_unknown_shop_are_ignored_with_reason(client, db):
+    """The row keeps the reason, and the answer says so (body and header) for the sender's logs."""
     make_shop()
-    assert post_webhook(client, "products/create", SHOP, {"id": 1}).status_code == 200
-    assert post_webhook(client, "orders/fulfilled", "nobody.myshopify.com", {"id": 2}).status_code == 200
+    topic_resp = post_webhook(client, "products/create", SHOP, {"id": 1})
+    shop_resp = post_webhook(client, "orders/fulfilled", "nobody.myshopify.com", {"id": 2})
     rows = {r.topic: r for r in WebhookDelivery.select()}
     assert rows["products/create"].status == "ignored" and "unsupported topic" in rows["products/create"].error
     assert rows["orders/fulfilled"].status == "ignored" and "unknown shop" in rows["orders/fulfilled"].error
+    for resp, row in ((topic_resp, rows["products/create"]), (shop_resp, rows["orders/fulfilled"])):
+        assert resp.status_code == 200
+        assert resp.get_json() == {"status": "ignored", "id": row.id, "reason": row.error}
+        assert resp.headers["X-Ecomflux-Delivery"] == f"ignored: {row.error}"
+
+
+def test_a_delivery_for_an_uninstalled_shop_is_answered_held(client, db, redis_conn):
+    Shop.create(domain=SHOP, access_token=None, status="uninstalled")
+    resp = post_webhook(client, "orders/fulfilled", SHOP, {"id": 3, "name": "#3"})
+    row = WebhookDelivery.get()
+    assert resp.status_code == 200 and resp.get_json()["status"] == "held"
+    assert "uninstalled" in resp.get_json()["reason"] and resp.headers["X-Ecomflux-Delivery"].startswith("held: ")
+    # Kept and handed to the worker, which parks it until a reinstall resumes it.
+    assert row.status == "queued" and queued_delivery_ids(redis_conn, SHOP) == [row.id]
+    ok = post_webhook(client, "app/uninstalled", SHOP, {"id": 1})
+    assert ok.get_json()["status"] == "queued" and "X-Ecomflux-Delivery" not in ok.headers
+
+
+def test_a_signed_delivery_without_topic_or_shop_is_refused_and_logged(client, db, caplog):
+    body = b'{"id": 1}'
+    for missing in ("X-Shopify-Topic", "X-Shopify-Shop-Domain"):
+        headers = webhook_headers("orders/fulfilled", SHOP, body, webhook_id=f"no-{missing}")
+        del headers[missing]
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="ecomflux_app.web.webhooks"):
+            assert client.post("/webhooks", data=body, headers=headers).status_code == 400
+        assert [r.getMessage() for r in caplog.records] == [
+            f"signed webhook rejected: missing {missing} (webhook_id=no-{missing} remote=127.0.0.1)"]
+    assert WebhookDelivery.select().count() == 0
+
+
+def test_a_row_no_driver_can_encode_is_stored_escaped_and_its_batch_mates_land(app, db, redis_conn):
+    """The writer's last resort: a value that slipped past row_values (a lone surrogate) fails the
+    group INSERT; its batch mates are written and it is stored escaped, failed with the reason."""
+    from ecomflux_app import runtime
+    from ecomflux_app.intake import IntakeWriter, PendingRow, row_values
+
+    make_shop()
+    writer = IntakeWriter(runtime.redis)
+    batch = [PendingRow(row_values(webhook_id=w, topic="orders/fulfilled", shop_domain=SHOP, body="{}", status="queued"))
+             for w in ("good-1", "poison", "good-2")]
+    batch[1].values["order_name"] = "#\ud800"  # as if row_values had not cleaned it
+    writer._commit(batch)
+    assert [p.outcome for p in batch] == ["inserted", "inserted", "inserted"]
+    rows = {d.webhook_id: d for d in WebhookDelivery.select()}
+    assert (rows["poison"].status, rows["poison"].order_name) == ("failed", "#\\ud800")
+    assert rows["poison"].error.startswith("stored escaped, not as received (UnicodeEncodeError")
+    assert sorted(queued_delivery_ids(redis_conn, SHOP)) == sorted([rows["good-1"].id, rows["good-2"].id])
 
 
 def test_redis_down_keeps_row_received_and_sweeper_recovers(client, db, redis_conn, monkeypatch):
@@ -280,3 +329,29 @@ def test_intake_answers_other_methods_and_crashes_with_json_not_pages(client, db
 def test_other_paths_still_reach_the_flask_app(client):
     assert client.get("/webhooksX").status_code == 404
     assert client.get("/healthz").status_code in (200, 503)
+
+
+def test_sqlite_wal_checkpoints_run_beside_the_intake_commits_not_inside_them(app, db, redis_conn):
+    """The writer's connection never checkpoints inside a commit; a thread of its own does, by bytes written."""
+    import time
+
+    import pytest
+
+    from ecomflux_app import runtime
+    from ecomflux_app.db import database
+    from ecomflux_app.intake import IntakeWriter, PendingRow, row_values
+
+    if not database.obj.__class__.__name__.startswith("Sqlite"):
+        pytest.skip("SQLite's WAL only")
+    make_shop()
+    writer = IntakeWriter(runtime.redis)
+    writer._checkpointer.CHECKPOINT_BYTES = 10_000
+    for n in range(3):
+        writer._commit([PendingRow(row_values(webhook_id=f"ck-{n}-{i}", topic="orders/fulfilled", shop_domain=SHOP,
+                                              body="x" * 2_000, status="queued")) for i in range(3)])
+        assert database.execute_sql("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    deadline = time.monotonic() + 10
+    while writer._checkpointer.checkpoints == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)  # polling for the other thread's result, bounded: not a timing assertion
+    assert writer._checkpointer.checkpoints >= 1
+    assert WebhookDelivery.select().count() == 9

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from flask import Blueprint, Response, g, request
 
 from ..models import BackfillRun, ReconciliationRun
+from . import params
 from .api import _connection, _error, _json, _require_installed
 from .session_auth import require_session_token
 
@@ -28,13 +29,10 @@ def _ready():
 
 
 def _date(body: dict, name: str) -> date | None:
-    raw = body.get(name)
-    if raw in (None, ""):
-        return None
     try:
-        return date.fromisoformat(str(raw))
-    except ValueError:
-        raise ValueError(f"{name} must be a date (YYYY-MM-DD)") from None
+        return params.day(body.get(name), name)
+    except params.BadParameter as exc:
+        raise ValueError(exc.description) from None
 
 
 def _body() -> dict:
@@ -101,7 +99,7 @@ def _own_run(run_id: int) -> ReconciliationRun | None:
     return ReconciliationRun.get_or_none((ReconciliationRun.id == run_id) & (ReconciliationRun.shop == g.shop))
 
 
-@bp.get("/reconciliation/<int:run_id>")
+@bp.get("/reconciliation/<id:run_id>")
 @require_session_token
 def reconciliation_report(run_id: int):
     from ..sync.reconcile import report_json
@@ -112,7 +110,7 @@ def reconciliation_report(run_id: int):
     return _json(report_json(run))
 
 
-@bp.get("/reconciliation/<int:run_id>.csv")
+@bp.get("/reconciliation/<id:run_id>.csv")
 @require_session_token
 def reconciliation_csv(run_id: int):
     from ..sync.reconcile import report_csv
@@ -124,7 +122,7 @@ def reconciliation_csv(run_id: int):
         "Content-Disposition": f'attachment; filename="reconciliation-{run.start_date}-{run.end_date}.csv"'})
 
 
-@bp.post("/reconciliation/<int:run_id>/post-missing")
+@bp.post("/reconciliation/<id:run_id>/post-missing")
 @require_session_token
 def reconciliation_post_missing(run_id: int):
     from ..sync.reconcile import queue_post_missing, report_json

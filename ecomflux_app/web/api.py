@@ -14,7 +14,7 @@ from ..models import QboConnection, ShopSettings, SyncRecord, WebhookDelivery, u
 from ..translate.jsonout import dumps as dumps_decimal
 from ..translate.settings import (CUSTOMER_MATCHING, DOCUMENT_TYPES, TAX_HANDLING, TRIGGERS, CompanyFacts,
                                   SyncSettings)
-from . import qbo_bridge
+from . import params, qbo_bridge
 from .session_auth import require_session_token
 
 log = logging.getLogger(__name__)
@@ -271,14 +271,6 @@ def qbo_disconnect():
 
 
 # -- activity -------------------------------------------------------------------------------------
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    try:
-        value = int(request.args.get(name, default))
-    except (TypeError, ValueError):
-        value = default
-    return max(low, min(high, value))
-
-
 def _record_json(rec: SyncRecord) -> dict:
     display = next((group for group, members in STATUS_GROUPS.items() if rec.status in members), rec.status)
     return {
@@ -315,8 +307,8 @@ def orders():
     shop, err = _require_installed()
     if err:
         return err
-    page = _int_arg("page", 1, 1, 10**6)
-    per_page = _int_arg("per_page", 20, 1, MAX_PER_PAGE)
+    page = params.clamped_int("page", 1, 1, 10**6)
+    per_page = params.clamped_int("per_page", 20, 1, MAX_PER_PAGE)
     query = SyncRecord.select().where(SyncRecord.shop == shop)
     status_filter = request.args.get("status", "").strip()
     if status_filter:

@@ -14,6 +14,7 @@ from peewee import fn
 from wtforms import ValidationError
 
 from .. import runtime
+from . import params
 from ..models import (
     AuditLog,
     ProcessingAttempt,
@@ -159,11 +160,10 @@ def _filters() -> dict:
     return {k: args.get(k, "").strip() for k in ("shop", "topic", "status", "since", "until", "q")}
 
 
-def _parse_day(text: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text) if text else None
-    except ValueError:
-        return None
+def _parse_day(text: str, name: str) -> datetime | None:
+    """The start of a filter's day (400 when it is not a date the log can hold)."""
+    parsed = params.day(text, name)
+    return datetime.combine(parsed, datetime.min.time()) if parsed else None
 
 
 def filtered(filters: dict):
@@ -174,7 +174,7 @@ def filtered(filters: dict):
         query = query.where(WebhookDelivery.topic == filters["topic"])
     if filters["status"] in STATUSES:
         query = query.where(WebhookDelivery.status == filters["status"])
-    since, until = _parse_day(filters["since"]), _parse_day(filters["until"])
+    since, until = _parse_day(filters["since"], "since"), _parse_day(filters["until"], "until")
     if since:
         query = query.where(WebhookDelivery.received_at >= since)
     if until:
@@ -194,7 +194,7 @@ def filtered(filters: dict):
 def webhooks():
     filters = _filters()
     query = filtered(filters)
-    before = request.args.get("before", type=int)
+    before = params.query_int("before")
     if before:
         query = query.where(WebhookDelivery.id < before)  # keyset: stays fast on deep pages
     rows = list(query.order_by(WebhookDelivery.id.desc()).limit(PAGE_SIZE + 1))
@@ -254,20 +254,20 @@ def _response_text(response: dict | None, reveal: bool) -> str:
     return f"HTTP {response.get('status')} in {response.get('duration_ms')} ms\n{text}"
 
 
-@bp.get("/webhooks/<int:delivery_id>")
+@bp.get("/webhooks/<id:delivery_id>")
 @login_required
 def detail(delivery_id: int):
     return _detail(delivery_id, reveal=False)
 
 
-@bp.post("/webhooks/<int:delivery_id>/reveal")
+@bp.post("/webhooks/<id:delivery_id>/reveal")
 @operator_required
 def reveal(delivery_id: int):
     audit("reveal", f"delivery:{delivery_id}")
     return _detail(delivery_id, reveal=True)
 
 
-@bp.post("/webhooks/<int:delivery_id>/replay")
+@bp.post("/webhooks/<id:delivery_id>/replay")
 @operator_required
 def replay(delivery_id: int):
     result = replay_delivery(delivery_id, actor=current_user.email)
@@ -370,7 +370,7 @@ def failed_jobs(conn, queue_names: list[str], per_queue: int = 20) -> list[dict]
 @bp.get("/audit")
 @login_required
 def audit_log():
-    before = request.args.get("before", type=int)
+    before = params.query_int("before")
     query = AuditLog.select()
     if before:
         query = query.where(AuditLog.id < before)

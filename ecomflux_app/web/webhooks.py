@@ -13,13 +13,14 @@ import itertools
 import json
 import logging
 from http import HTTPStatus
+from typing import Any, Union
 
 import msgspec
 from flask import Blueprint
 from werkzeug.wsgi import get_input_stream
 
 from .. import runtime
-from ..intake import IntakeWriter, row_values
+from ..intake import SHOPLESS_TOPICS, IntakeWriter, body_columns, row_values
 from ..shopify.webhooks import ORDER_TOPICS, SUPPORTED_TOPICS, delivery_headers, verify
 from .security import BASE_HEADERS
 
@@ -36,6 +37,8 @@ MAX_BODY = 5 * 1024 * 1024
 # spread heals in seconds. Measured in `make bench`'s setup: 1 in 20 cost no webhooks/s within the
 # noise; 1 in 10 cost ~5%.
 RECONNECT_EVERY = 20
+# Answers that tell the sender its delivery will not be worked on (now), in a header as well.
+QUIET_STATUSES = frozenset({"ignored", "failed", "held"})
 _answers = itertools.count(1)  # next() on a count is atomic under the GIL: no lock per request
 
 _writer = IntakeWriter(runtime.redis)
@@ -70,6 +73,9 @@ class WebhookIntake:
                 code, fields = 500, {"error": "internal error"}
         body = msgspec.json.encode(fields)
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *BASE_HEADERS]
+        if fields.get("status") in QUIET_STATUSES:  # said in a header too: the sender's logs keep headers
+            said = f"{fields['status']}: {fields.get('reason') or ''}"[:200]
+            headers.append(("X-Ecomflux-Delivery", said.encode("ascii", "replace").decode().replace("\r", " ").replace("\n", " ")))
         # HTTP/1 only: HTTP/2 forbids the header (one connection multiplexes every request anyway).
         if environ.get("SERVER_PROTOCOL", "").startswith("HTTP/1") and next(_answers) % RECONNECT_EVERY == 0:
             headers.append(("Connection", "close"))
@@ -77,13 +83,53 @@ class WebhookIntake:
         return [body]
 
 
+class _CustomerId(msgspec.Struct):
+    id: Any = None
+
+
+class _RowIds(msgspec.Struct):
+    """The few fields a row indexes (see _ids); the decoder validates the rest and skips it."""
+
+    id: Any = None
+    name: Any = None
+    order_id: Any = None
+    customer: Union[_CustomerId, None] = None
+
+
+# Decoding only the ids costs a fraction of building the whole body as Python objects, which
+# grew with every KB (profiled at 16 KB: the largest cost on the request thread after the HMAC).
+_ids_decoder = msgspec.json.Decoder(_RowIds)
+
+
 def _parse(raw: bytes):
     """The JSON body: msgspec's C decoder first (it runs on every delivery; exact integers of any
-    size), then the json module for what is not strict JSON but Python reads (NaN). ValueError when malformed."""
+    size), then the json module for what is not strict JSON but Python reads (NaN). ValueError when
+    malformed or beyond what a decoder takes (nesting too deep, a number with thousands of digits)."""
     try:
-        return msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        return json.loads(raw)
+        try:
+            return msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            return json.loads(raw)
+    except RecursionError:  # both decoders recurse per level; neither calls that a ValueError
+        raise ValueError("nested too deeply") from None
+
+
+def _parse_ids(raw: bytes):
+    """The body's indexed fields as a dict (the whole body is validated, not built), or, for what
+    that decoder refuses (not an object, NaN, an odd id), the whole body parsed as _parse does."""
+    try:
+        ids = _ids_decoder.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return _parse(raw)
+    return {"id": ids.id, "name": ids.name, "order_id": ids.order_id,
+            "customer": {"id": ids.customer.id} if ids.customer is not None else None}
+
+
+def _text_id(value) -> str | None:
+    """An id or name as the row's text (whatever JSON type the body gave it), None when absent."""
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
 
 
 def _ids(topic: str, payload) -> dict:
@@ -92,15 +138,14 @@ def _ids(topic: str, payload) -> dict:
         return {}
     out: dict = {}
     if topic in ORDER_TOPICS:
-        out["order_id"] = str(payload.get("id")) if payload.get("id") is not None else None
-        out["order_name"] = payload.get("name")
-        out["resource_id"] = out["order_id"]
+        out["order_id"] = out["resource_id"] = _text_id(payload.get("id"))
+        out["order_name"] = _text_id(payload.get("name"))
     elif topic == "refunds/create":
-        out["resource_id"] = str(payload.get("id")) if payload.get("id") is not None else None
-        out["order_id"] = str(payload.get("order_id")) if payload.get("order_id") is not None else None
+        out["resource_id"] = _text_id(payload.get("id"))
+        out["order_id"] = _text_id(payload.get("order_id"))
     elif topic in ("customers/redact", "customers/data_request"):
-        customer = payload.get("customer") or {}
-        out["resource_id"] = str(customer.get("id")) if customer.get("id") is not None else None
+        customer = payload.get("customer")
+        out["resource_id"] = _text_id(customer.get("id")) if isinstance(customer, dict) else None
     return out
 
 
@@ -130,6 +175,10 @@ def receive(environ, cfg) -> tuple[int, dict]:
                     topic or "-", shop_domain or "-", webhook_id or "-", environ.get("REMOTE_ADDR"))
         return 401, {"error": "invalid hmac"}
     if not topic or not shop_domain:
+        # Signed with our secret, so from Shopify (or someone holding the secret): worth a look.
+        log.warning("signed webhook rejected: missing %s (webhook_id=%s remote=%s)",
+                    " and ".join(h for h, v in (("X-Shopify-Topic", topic), ("X-Shopify-Shop-Domain", shop_domain))
+                                 if not v), webhook_id or "-", environ.get("REMOTE_ADDR"))
         return 400, {"error": "missing X-Shopify-Topic or X-Shopify-Shop-Domain"}
     if not webhook_id:
         # Shopify always sends one; derive a stable id so a resend still deduplicates.
@@ -137,12 +186,16 @@ def receive(environ, cfg) -> tuple[int, dict]:
 
     status, error = "queued", None
     try:
-        payload = _parse(raw)
-    except ValueError as exc:
-        payload, status, error = None, "failed", f"malformed JSON payload: {exc}"
+        payload = _parse_ids(raw)
+        ids = _ids(topic, payload)
+    except ValueError as exc:  # incl. UnicodeDecodeError, and an id too long to print
+        payload, ids, status, error = None, {}, "failed", f"malformed JSON payload: {exc}"
+    if status == "queued" and not isinstance(payload, dict):
+        status, error = "failed", f"payload is not a JSON object ({type(payload).__name__})"
     if status == "queued" and topic not in SUPPORTED_TOPICS:
         status, error = "ignored", f"unsupported topic {topic!r}"
 
+    body, raw_body = body_columns(raw)
     # The writer sets the shop id (and ignores a queued row for a shop we do not hold); row_values
     # cuts text to its columns' widths.
     result = _writer.submit(row_values(
@@ -153,10 +206,11 @@ def receive(environ, cfg) -> tuple[int, dict]:
         api_version=environ.get("HTTP_X_SHOPIFY_API_VERSION"),
         triggered_at=environ.get("HTTP_X_SHOPIFY_TRIGGERED_AT"),
         headers=delivery_headers(environ),
-        body=raw.decode("utf-8", errors="replace"),
+        body=body,
+        raw_body=raw_body,
         status=status,
         error=error,
-        **_ids(topic, payload),
+        **ids,
     ))
     if result.outcome == "duplicate":
         # A repeated delivery of the same X-Shopify-Webhook-Id: acknowledge, do nothing twice.
@@ -165,4 +219,17 @@ def receive(environ, cfg) -> tuple[int, dict]:
         # Not durably recorded: a 503 makes Shopify deliver it again later.
         log.error("webhook %s (%s) not recorded: %s", webhook_id, topic, result.error)
         return 503, {"error": "temporarily unavailable"}
-    return 200, {"status": status, "id": result.delivery_id}
+    return 200, _answer(result)
+
+
+def _answer(result) -> dict:
+    """What became of a recorded delivery, as its sender reads it: the row's status, and why when it
+    will not be worked on (ignored, failed, or held for a shop that uninstalled the app)."""
+    values = result.values
+    fields = {"status": values["status"], "id": result.delivery_id}
+    if values["status"] in ("ignored", "failed"):
+        fields["reason"] = values["error"]
+    elif result.shop_status not in (None, "active") and values["topic"] not in SHOPLESS_TOPICS:
+        fields["status"] = "held"
+        fields["reason"] = f"shop is {result.shop_status}: held until the app is reinstalled or reopened"
+    return fields
