@@ -150,14 +150,9 @@ def _db_backends(db_url: str) -> list[int]:
 
 
 def run_wrk(port: int, env: dict, *, duration: str = "15s", connections: int = 200, run_id: str = "run",
-<<<<<<< HEAD
-            delay_ms: int = 0) -> dict:
-    env = dict(env, BENCH_RUN=run_id, BENCH_DELAY_MS=str(delay_ms), BENCH_API_VERSION=SHOPIFY_API_VERSION)
-=======
             delay_ms: int = 0, server: Server | None = None) -> dict:
     """One wrk run; with `server`, also the CPU its processes (and the database's backends) spent per request."""
-    env = dict(env, BENCH_RUN=run_id, BENCH_DELAY_MS=str(delay_ms))
->>>>>>> intake
+    env = dict(env, BENCH_RUN=run_id, BENCH_DELAY_MS=str(delay_ms), BENCH_API_VERSION=SHOPIFY_API_VERSION)
     args = ["wrk", "-t", "2", "-c", str(connections), "-d", duration, "--latency", "--timeout", "10s", "-s",
             str(ROOT / "bench" / "webhook.lua"), f"http://127.0.0.1:{port}/webhooks"]
     db_url = env["DATABASE_URL"] if server is not None and server.target != BARE else ""
