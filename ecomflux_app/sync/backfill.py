@@ -1,38 +1,30 @@
-"""Historical import: pages of Shopify orders (GraphQL) posted through the same ledger, with QBO batch writes.
+"""Historical import: pages of Shopify orders (GraphQL) posted through the one posting path, in QBO batches.
 
-Per page: the customers and items of all its orders are resolved together (one directory read, one
-lookup batch, one create batch), then the documents are created 30 per batch request. Before a
-batch, its ledger rows are set to 'posting' (so a crash leaves them "uncertain", and the next
-attempt looks them up in QBO by DocNumber + marker before creating anything); the batch requestid
-is derived from its rows' source keys. The cursor is saved after every page: a rerun resumes there.
+Per page, orders.post_orders resolves the customers and items of all its orders together (one
+directory read, one lookup batch, one create batch), then posting.post_batch creates the documents
+30 per batch request under the same ledger locks, 'posting' marks, lookups of uncertain rows and
+attempt records as a live order. The cursor is saved after every page: a rerun resumes there.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from datetime import date, timedelta
-from decimal import Decimal
 
 from .. import runtime
 from ..models import BackfillRun, Shop, SyncRecord, utcnow
 from ..queue import BULK_QUEUE, enqueue
 from ..quickbooks.client import QboClient, connection_for
-from ..quickbooks.errors import QboAuthError, QboError, QboThrottled, QboTransient, RealmBusy
-from ..translate.order import TranslationError, order_marker, plan_order
-from ..translate.query import quote
-from ..translate.requestid import request_id as make_request_id
+from ..quickbooks.errors import QboError
 from ..translate.settings import SyncSettings
-from .orders import build_order_document, post_order, shop_facts, shop_settings
+from .orders import post_orders, shop_settings
 from .outcomes import FatalError, RetryLater, WaitingForReconnect
-from .posting import Document, PostResult, _money_figures, _update, ledger_row, request_id_for, translate_error
-from .references import _Lookup, _batch_queries, prepare_references
+from .posting import translate_error
 from .refunds import mark_reflected
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 90  # three full document batches per page
-BATCH_MAX = 30
 DONE_STATUSES = ("posted", "voided", "skipped")
 
 
@@ -55,27 +47,6 @@ def start_backfill(shop: Shop, since: date, until: date | None = None, enqueue_j
     return run
 
 
-def adopt_uncertain(client: QboClient, records: list[SyncRecord]) -> set[int]:
-    """Rows left 'posting' by a crash: look their documents up (DocNumber + our marker), 30 queries per
-    batch call, and adopt those QBO has; the rest were never created and are posted normally."""
-    lookups = [_Lookup(str(r.id), f"SELECT * FROM {r.document_type} WHERE DocNumber = {quote(r.qbo_doc_number)}",
-                       r.document_type) for r in records if r.document_type and r.qbo_doc_number]
-    if not lookups:
-        return set()
-    found = _batch_queries(client, lookups)
-    adopted = set()
-    for record in records:
-        marker = order_marker(record.order_id)
-        row = next((row for row in found.get(str(record.id), []) if marker in (row.get("PrivateNote") or "")), None)
-        if row is not None:
-            total = row.get("TotalAmt")
-            _update(record, status="posted", qbo_id=str(row.get("Id")), qbo_sync_token=str(row.get("SyncToken", "0")),
-                    qbo_doc_number=row.get("DocNumber") or record.qbo_doc_number, posted_at=utcnow(),
-                    qbo_total=Decimal(str(total)) if total is not None else record.qbo_total)
-            adopted.add(record.id)
-    return adopted
-
-
 def _bump(counts: dict, key: str) -> None:
     """Count as it happens (posted/failed also on the run row), so a crash mid-page loses no count and
     the resumed page, which skips what is done, counts nothing twice."""
@@ -86,57 +57,40 @@ def _bump(counts: dict, key: str) -> None:
         BackfillRun.update({column: column + 1}).where(BackfillRun.id == run_id).execute()
 
 
-def _batch_request_id(shop: Shop, records: list[SyncRecord]) -> str:
-    digest = hashlib.sha256("\x1f".join(sorted(r.source_key for r in records)).encode()).hexdigest()[:32]
-    return make_request_id(shop.domain, f"batch:{digest}", "batch")
-
-
 def post_page(shop: Shop, orders: list[dict], settings: SyncSettings, client: QboClient,
               run_id: int | None = None) -> dict:
-    """Post a page of orders exactly once; returns counts {posted, skipped, failed, flagged}."""
+    """Post a page of orders exactly once through the one posting path (orders.post_orders: ledger lock,
+    attempt records, batch writes); returns counts {posted, skipped, failed, flagged}."""
     counts: dict = {"posted": 0, "skipped": 0, "failed": 0, "flagged": 0, "run_id": run_id}
-    work: list[tuple[dict, SyncRecord]] = []
+    work: list[dict] = []
+    done = {r.source_key for r in SyncRecord.select(SyncRecord.source_key).where(
+        (SyncRecord.shop == shop.id) & SyncRecord.status.in_(DONE_STATUSES)
+        & SyncRecord.source_key.in_([f"order:{o.get('id')}" for o in orders]))}
     for order in orders:
-        ok, why = eligible(order, settings)
-        record = SyncRecord.get_or_none((SyncRecord.shop == shop.id)
-                                        & (SyncRecord.source_key == f"order:{order.get('id')}"))
-        if record is not None and record.status in DONE_STATUSES:
+        if f"order:{order.get('id')}" in done or not eligible(order, settings)[0]:
             _bump(counts, "skipped")
-            continue
-        if not ok:
-            _bump(counts, "skipped")
-            continue
-        record = record or ledger_row(shop, f"order:{order['id']}", kind="order", order_id=str(order["id"]),
-                                      order_name=order.get("name"))
-        work.append((order, record))
-    plans = []
-    for order, _ in work:
-        try:
-            plans.append(plan_order(order, settings, shop_facts(shop)))
-        except TranslationError:
-            pass  # build_order_document flags it below
-    prepare_references(shop, client, settings, [p for p in plans if p.balance.ok])
+        else:
+            work.append(order)
+    later: list[Exception] = []
 
-    adopted = adopt_uncertain(client, [record for _o, record in work if record.status == "posting"])
-    batchable: list[tuple[dict, SyncRecord, Document]] = []
-    for order, record in work:
-        if record.id in adopted:
+    def count(order: dict, outcome) -> None:
+        if isinstance(outcome, (RetryLater, WaitingForReconnect)):  # e.g. another worker holds it: page again
+            later.append(outcome)
+        elif isinstance(outcome, Exception):
+            _bump(counts, "failed")
+        elif outcome.status == "posted":
             _bump(counts, "posted")
             mark_reflected(shop, order)
-            continue
-        try:
-            doc = build_order_document(shop, order, settings, client, record)
-        except FatalError:
-            _bump(counts, "failed")
-            continue
-        if isinstance(doc, PostResult):
+        elif outcome.status == "flagged":
             _bump(counts, "flagged")
-            continue
-        batchable.append((order, record, doc))
-    for start in range(0, len(batchable), BATCH_MAX):
-        _post_batch(shop, client, batchable[start:start + BATCH_MAX], settings, counts)
+        else:
+            _bump(counts, "skipped")
+
+    post_orders(shop, work, settings, client, each=count)
     if settings.document_type == "invoice":
-        _record_payments(shop, [order for order, _r in work], settings, client)
+        _record_payments(shop, work, settings, client)
+    if later:
+        raise later[0]
     return counts
 
 
@@ -154,56 +108,6 @@ def _record_payments(shop: Shop, orders: list[dict], settings: SyncSettings, cli
             post_payment_for_order(shop, order, settings, client=client)
         except (FatalError, RetryLater) as exc:
             log.info("backfill: payment for order %s not recorded: %s", order.get("id"), exc.reason)
-
-
-def _single(shop: Shop, order: dict, settings: SyncSettings, client: QboClient, counts: dict) -> None:
-    try:
-        outcome = post_order(shop, order, settings, client.conn, client=client)
-    except FatalError:
-        _bump(counts, "failed")
-        return
-    if outcome.status == "posted":
-        _bump(counts, "posted")
-        mark_reflected(shop, order)
-    elif outcome.status == "flagged":
-        _bump(counts, "flagged")
-    else:
-        _bump(counts, "skipped")
-
-
-def _post_batch(shop: Shop, client: QboClient, chunk: list[tuple[dict, SyncRecord, Document]],
-                settings: SyncSettings, counts: dict) -> None:
-    for _order, record, doc in chunk:
-        _update(record, status="posting", attempts=record.attempts + 1, document_type=doc.entity,
-                request_id=request_id_for(shop, record, doc.entity), qbo_doc_number=doc.doc_number, reason=None,
-                error_code=None, error_element=None, **_money_figures(doc), **doc.ledger)
-    items = [{"bId": str(record.id), "operation": "create", doc.entity: doc.payload} for _o, record, doc in chunk]
-    try:  # client.request serializes with jsonout.dumps: the Decimal amounts stay exact
-        answers = client.batch(items, _batch_request_id(shop, [r for _o, r, _d in chunk]))
-    except WaitingForReconnect:
-        raise
-    except (QboThrottled, RealmBusy, QboTransient, QboAuthError) as exc:
-        # Outcome unknown: the rows stay 'posting' and the resumed page looks them up before creating.
-        raise translate_error(exc, chunk[0][1]) from None
-    except QboError as exc:
-        log.info("backfill batch failed (%s): posting its orders one by one", exc.describe())
-        for order, _record, _doc in chunk:  # rows are 'posting': each is looked up before any create
-            _single(shop, order, settings, client, counts)
-        return
-    by_id = {str(a.get("bId")): a for a in answers}
-    for order, record, doc in chunk:
-        answer = by_id.get(str(record.id), {})
-        if doc.entity in answer:
-            entity = answer[doc.entity]
-            total = entity.get("TotalAmt")
-            _update(record, status="posted", qbo_id=str(entity.get("Id")),
-                    qbo_sync_token=str(entity.get("SyncToken", "0")),
-                    qbo_doc_number=entity.get("DocNumber") or doc.doc_number, posted_at=utcnow(),
-                    qbo_total=Decimal(str(total)) if total is not None else doc.figures.get("qbo_total"))
-            _bump(counts, "posted")
-            mark_reflected(shop, order)
-        else:  # a fault for this item (e.g. 6140): the single path adopts ours or fails clearly
-            _single(shop, order, settings, client, counts)
 
 
 def run_backfill(backfill_id: int, max_pages: int | None = None, requeue: bool = True) -> BackfillRun:
