@@ -38,7 +38,7 @@ def _start_sandboxes(config: dict) -> dict:
 def run_dev(port: int = 8000, with_worker: bool = True) -> None:
     """Start embedded Redis, sandboxes, migrations, demo data, a worker process and the web server."""
     from . import create_app
-    from .config import load_config
+    from .config import DEV_ENVIRONMENT_FILE, load_config, write_dev_environment
     from .db import database
     from .migrations import upgrade
     from .queue import redis_url, stop_embedded_redis
@@ -48,12 +48,16 @@ def run_dev(port: int = 8000, with_worker: bool = True) -> None:
     instance = Path(os.environ.get("ECOMFLUX_INSTANCE") or Path.cwd() / "instance")
     os.environ["ECOMFLUX_INSTANCE"] = str(instance)
 
+    # What a previous run wrote down describes sandboxes and a Redis that are gone: rebuilt below.
+    (instance / DEV_ENVIRONMENT_FILE).unlink(missing_ok=True)
     config = load_config()
     redis_url(config)  # starts the embedded Redis unless REDIS_URL is set; exports REDIS_URL
-    sandbox = _start_sandboxes(config)
+    sandbox = _start_sandboxes(config, instance)
     for key, value in sandbox.items():
         if not key.startswith("_"):
             os.environ[key] = value
+    # `ecomflux backfill` and the other commands run in another shell read this: same sandboxes, same Redis.
+    write_dev_environment(instance, os.environ)
 
     app = create_app()
     with database.connection_context():

@@ -31,10 +31,26 @@ def _v2_lean_delivery_writes(db) -> None:
             log.info("PostgreSQL without lz4: webhook bodies stay pglz-compressed")
 
 
+def _v6_backfill_lease(db) -> None:
+    """BackfillRun.owner and lease_until: a run whose process died is seen as such (idempotent)."""
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+
+    from .models import BackfillRun
+
+    table = BackfillRun._meta.table_name
+    have = {c.name for c in db.get_columns(table)}
+    migrator = PostgresqlMigrator(db) if is_postgres() else SqliteMigrator(db)
+    steps = [migrator.add_column(table, name, getattr(BackfillRun, name))
+             for name in ("owner", "lease_until") if name not in have]
+    if steps:
+        migrate(*steps)
+
+
 # Append new steps (playhouse.migrate operations) here; never edit an applied one.
 STEPS: list[tuple[int, str, Callable]] = [
     (1, "initial schema", _v1_initial),
     (2, "lean webhook row writes", _v2_lean_delivery_writes),
+    (6, "backfill run lease", _v6_backfill_lease),
 ]
 
 

@@ -9,7 +9,10 @@ attempt records as a live order. The cursor is saved after every page: a rerun r
 from __future__ import annotations
 
 import logging
-from datetime import date, timedelta
+import time
+import uuid
+from datetime import date, datetime, timedelta
+from typing import Callable
 
 from .. import runtime
 from ..models import BackfillRun, Shop, SyncRecord, utcnow
@@ -25,6 +28,10 @@ from .refunds import mark_reflected
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 90  # three full document batches per page
+LEASE = timedelta(minutes=5)  # renewed every page and every HEARTBEAT_SECONDS while posting one
+HEARTBEAT_SECONDS = 30
+QUEUED_LEASE = timedelta(minutes=30)  # a queued job may wait behind fresh per-shop work
+RESUMABLE = ("running", "paused", "failed")
 DONE_STATUSES = ("posted", "voided", "skipped")
 
 
@@ -39,12 +46,74 @@ def eligible(order: dict, settings: SyncSettings) -> tuple[bool, str | None]:
     return ok, None if ok else f"not fulfilled ({order.get('fulfillment_status')})"
 
 
-def start_backfill(shop: Shop, since: date, until: date | None = None, enqueue_job: bool = True) -> BackfillRun:
-    """Record the run and queue it on the bulk queue (served after fresh per-shop work)."""
-    run = BackfillRun.create(shop=shop, since=since, until=until, status="running")
+def start_backfill(shop: Shop, since: date, until: date | None = None, enqueue_job: bool = True,
+                   owner: str | None = None) -> BackfillRun:
+    """Record the run and queue it on the bulk queue (served after fresh per-shop work); `owner` is a
+    process that runs it itself (the CLI) instead."""
+    token = owner or (_job_token() if enqueue_job else None)  # None: whoever runs it first takes it
+    run = BackfillRun.create(shop=shop, since=since, until=until, status="running", owner=token,
+                             lease_until=utcnow() + (QUEUED_LEASE if enqueue_job else LEASE))
     if enqueue_job:
-        enqueue(runtime.redis(), BULK_QUEUE, "workers.jobs.run_backfill", run.id, job_id=f"backfill-{run.id}")
+        _enqueue(run, token)
     return run
+
+
+def _job_token() -> str:
+    return f"job:{uuid.uuid4().hex[:12]}"
+
+
+def _enqueue(run: BackfillRun, token: str, delay: timedelta | None = None) -> None:
+    enqueue(runtime.redis(), BULK_QUEUE, "workers.jobs.run_backfill", run.id, token, delay=delay,
+            job_id=None if delay else f"backfill-{run.id}-{token[4:]}")
+
+
+def stalled(run: BackfillRun, now: datetime | None = None) -> bool:
+    """A 'running' run whose lease has passed: the process running it died (or its job was lost)."""
+    until = run.lease_until or (run.started_at + LEASE if run.started_at else None)
+    return run.status == "running" and until is not None and until < (now or utcnow())
+
+
+def active_run(shop: Shop) -> BackfillRun | None:
+    """The shop's run that is running or stopped halfway (stalled), if any."""
+    return (BackfillRun.select().where((BackfillRun.shop == shop.id) & (BackfillRun.status == "running"))
+            .order_by(BackfillRun.id.desc()).first())
+
+
+def claim(run_id: int, owner: str, lease: timedelta = LEASE) -> bool:
+    """Take (or keep) the run for `owner` unless another live process holds it."""
+    now = utcnow()
+    free = (BackfillRun.owner.is_null() | (BackfillRun.owner == owner) | BackfillRun.lease_until.is_null()
+            | (BackfillRun.lease_until < now))
+    return BackfillRun.update(owner=owner, lease_until=now + lease, status="running").where(
+        (BackfillRun.id == run_id) & BackfillRun.status.in_(RESUMABLE) & free).execute() == 1
+
+
+def heartbeat(run_id: int, owner: str, lease: timedelta = LEASE) -> bool:
+    """Extend our lease; False when the run is no longer ours (cancelled, or taken over after we stalled)."""
+    return BackfillRun.update(lease_until=utcnow() + lease).where(
+        (BackfillRun.id == run_id) & (BackfillRun.owner == owner) & (BackfillRun.status == "running")).execute() == 1
+
+
+def resume_backfill(run: BackfillRun, enqueue_job: bool = True) -> BackfillRun:
+    """Continue a stalled, paused or failed run on the bulk queue from its cursor (ValueError if it is live)."""
+    run = BackfillRun.get_by_id(run.id)
+    if run.status not in RESUMABLE or (run.status == "running" and not stalled(run)):
+        raise ValueError(f"backfill #{run.id} is {run.status}" + (" and alive" if run.status == "running" else "")
+                         + ": nothing to resume")
+    token = _job_token()
+    BackfillRun.update(status="running", owner=token, lease_until=utcnow() + QUEUED_LEASE, error=None,
+                       finished_at=None).where(BackfillRun.id == run.id).execute()
+    if enqueue_job:
+        _enqueue(run, token)
+    return BackfillRun.get_by_id(run.id)
+
+
+def cancel_backfill(run: BackfillRun, by: str) -> BackfillRun:
+    """Stop a run for good (a live process stops after its current page); what it posted stays posted."""
+    BackfillRun.update(status="cancelled", owner=None, lease_until=None, finished_at=utcnow(),
+                       error=f"cancelled by {by}").where(
+        (BackfillRun.id == run.id) & BackfillRun.status.in_(RESUMABLE)).execute()
+    return BackfillRun.get_by_id(run.id)
 
 
 def _bump(counts: dict, key: str) -> None:
@@ -58,7 +127,7 @@ def _bump(counts: dict, key: str) -> None:
 
 
 def post_page(shop: Shop, orders: list[dict], settings: SyncSettings, client: QboClient,
-              run_id: int | None = None) -> dict:
+              run_id: int | None = None, beat: Callable[[], object] | None = None) -> dict:
     """Post a page of orders exactly once through the one posting path (orders.post_orders: ledger lock,
     attempt records, batch writes); returns counts {posted, skipped, failed, flagged}."""
     counts: dict = {"posted": 0, "skipped": 0, "failed": 0, "flagged": 0, "run_id": run_id}
@@ -74,6 +143,8 @@ def post_page(shop: Shop, orders: list[dict], settings: SyncSettings, client: Qb
     later: list[Exception] = []
 
     def count(order: dict, outcome) -> None:
+        if beat is not None:
+            beat()
         if isinstance(outcome, (RetryLater, WaitingForReconnect)):  # e.g. another worker holds it: page again
             later.append(outcome)
         elif isinstance(outcome, Exception):
@@ -110,59 +181,90 @@ def _record_payments(shop: Shop, orders: list[dict], settings: SyncSettings, cli
             log.info("backfill: payment for order %s not recorded: %s", order.get("id"), exc.reason)
 
 
-def run_backfill(backfill_id: int, max_pages: int | None = None, requeue: bool = True) -> BackfillRun:
-    """Continue the run from its saved cursor until Shopify has no more pages (or max_pages).
+def run_backfill(backfill_id: int, max_pages: int | None = None, requeue: bool = True,
+                 owner: str = "worker") -> BackfillRun:
+    """Continue the run from its saved cursor until Shopify has no more pages (or max_pages), holding
+    its lease as `owner`; a run another live process holds, or one cancelled, is left alone.
 
     Throttling (Shopify or QBO) and transient trouble: the job is queued again after the delay asked
     for (requeue=False: the RetryLater is raised to the caller, e.g. the CLI, instead)."""
     from ..shopify.graphql import fetch_orders
 
     run = BackfillRun.get_by_id(backfill_id)
-    if run.status == "done":
+    if run.status in ("done", "cancelled"):
+        return run
+    if not claim(run.id, owner):
+        log.info("backfill #%s is held by %s until %s: not run by %s", run.id, run.owner, run.lease_until, owner)
         return run
     shop = run.shop
     try:
         conn = connection_for(shop)
     except WaitingForReconnect as exc:
-        BackfillRun.update(status="paused", error=exc.reason).where(BackfillRun.id == run.id).execute()
-        return BackfillRun.get_by_id(run.id)
+        return _stop(run.id, "paused", exc.reason)
     client = QboClient(conn)
     settings = shop_settings(shop, conn)
     pages = 0
-    BackfillRun.update(status="running", error=None).where(BackfillRun.id == run.id).execute()
+    BackfillRun.update(error=None).where(BackfillRun.id == run.id).execute()
+    beat = _beater(run.id, owner)
     while True:
         run = BackfillRun.get_by_id(backfill_id)
+        if run.status != "running" or run.owner != owner:  # cancelled, or taken over while we were stalled
+            return run
         try:
             orders, next_cursor = fetch_orders(shop, run.since, run.until, cursor=run.cursor, page_size=PAGE_SIZE)
-            post_page(shop, orders, settings, client, run_id=run.id)
+            post_page(shop, orders, settings, client, run_id=run.id, beat=beat)
         except WaitingForReconnect as exc:
-            BackfillRun.update(status="paused", error=exc.reason).where(BackfillRun.id == run.id).execute()
-            return BackfillRun.get_by_id(run.id)
+            return _stop(run.id, "paused", exc.reason)
         except (RetryLater, QboError) as exc:  # ShopifyThrottled included
             if isinstance(exc, QboError):  # from the page's reference reads/creates
                 exc = translate_error(exc, SyncRecord(attempts=1))
                 if isinstance(exc, FatalError):
-                    BackfillRun.update(status="failed", error=exc.reason, finished_at=utcnow()).where(
-                        BackfillRun.id == run.id).execute()
-                    return BackfillRun.get_by_id(run.id)
-            BackfillRun.update(error=f"waiting: {exc.reason}").where(BackfillRun.id == run.id).execute()
+                    return _stop(run.id, "failed", exc.reason)
+            delay = timedelta(seconds=max(1.0, float(exc.delay_seconds)))
+            BackfillRun.update(error=f"waiting: {exc.reason}", lease_until=utcnow() + delay + (
+                QUEUED_LEASE if requeue else LEASE)).where(BackfillRun.id == run.id).execute()
             if not requeue:
                 raise
-            enqueue(runtime.redis(), BULK_QUEUE, "workers.jobs.run_backfill", run.id,
-                    delay=timedelta(seconds=max(1.0, float(exc.delay_seconds))))
+            _enqueue(run, owner, delay=delay)
             return BackfillRun.get_by_id(run.id)
         done = next_cursor is None
         BackfillRun.update(
-            cursor=next_cursor, seen=BackfillRun.seen + len(orders), status="done" if done else "running", finished_at=utcnow() if done else None, error=None,
+            cursor=next_cursor, seen=BackfillRun.seen + len(orders), status="done" if done else "running",
+            finished_at=utcnow() if done else None, error=None, lease_until=utcnow() + LEASE,
         ).where(BackfillRun.id == run.id).execute()
         pages += 1
         if done or (max_pages is not None and pages >= max_pages):
             return BackfillRun.get_by_id(run.id)
 
 
+def pause_backfill(run_id: int, reason: str) -> BackfillRun:
+    """Stop running it for now, lease released: it can be resumed and blocks no new import."""
+    return _stop(run_id, "paused", reason)
+
+
+def _stop(run_id: int, status: str, reason: str) -> BackfillRun:
+    BackfillRun.update(status=status, error=reason, owner=None, lease_until=None,
+                       finished_at=utcnow() if status == "failed" else None).where(BackfillRun.id == run_id).execute()
+    return BackfillRun.get_by_id(run_id)
+
+
+def _beater(run_id: int, owner: str) -> Callable[[], None]:
+    """A heartbeat for post_page: renews the lease at most every HEARTBEAT_SECONDS."""
+    last = [time.monotonic()]
+
+    def beat() -> None:
+        if time.monotonic() - last[0] >= HEARTBEAT_SECONDS:
+            last[0] = time.monotonic()
+            heartbeat(run_id, owner)
+
+    return beat
+
+
 def progress(run: BackfillRun) -> dict:
+    """The run as the page and the CLI show it; `stalled`: its process died, resume or cancel it."""
     return {"id": run.id, "since": run.since.isoformat() if run.since else None,
             "until": run.until.isoformat() if run.until else None, "status": run.status, "seen": run.seen,
-            "posted": run.posted, "failed": run.failed, "error": run.error,
+            "posted": run.posted, "failed": run.failed, "error": run.error, "stalled": stalled(run),
+            "runner": ("command line" if (run.owner or "").startswith("cli:") else "queue") if run.owner else None,
             "started_at": run.started_at.isoformat() if run.started_at else None,
             "finished_at": run.finished_at.isoformat() if run.finished_at else None}
