@@ -55,6 +55,11 @@ def disconnect(shop: Shop) -> None:
         raise QboUnavailable("QuickBooks could not be disconnected; try again") from exc
 
 
+def check_company(conn: QboConnection) -> str | None:
+    """Whether the linked company still answers (see quickbooks.connection.check_company)."""
+    return _connection_module().check_company(conn)
+
+
 def _cache_key(shop: Shop, realm_id: str | None) -> str:
     return f"ecomflux:qbo-options:{shop.domain}:{realm_id or '-'}"
 

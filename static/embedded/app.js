@@ -139,6 +139,7 @@
     });
     $("last-sync").textContent = formatDate(status.last_sync_at);
     $("app").dataset.connection = view;
+    document.dispatchEvent(new CustomEvent("ecomflux:status", { detail: status }));
   }
 
   function loadStatus() {
@@ -566,7 +567,8 @@
     var text = "Import since " + run.since + ": " + run.status + " — " + run.seen + " orders read, " + run.posted +
       " posted, " + run.failed + " failed." + (run.error ? " " + run.error : "");
     $("backfill-status").textContent = text;
-    if (run.status === "running") { poll("backfill", loadBackfill); }
+    document.dispatchEvent(new CustomEvent("ecomflux:backfill", { detail: run }));
+    if (run.status === "running" && !run.stalled) { poll("backfill", loadBackfill); }
   }
 
   function loadBackfill() {
@@ -599,6 +601,9 @@
       })
       .then(function () { $("app").dataset.ready = "true"; });
   }
+
+  // For the page's add-on scripts (static/embedded/*.js beside this one): the same authenticated calls.
+  window.EcomFluxPage = { api: api, toast: toast, loadBackfill: loadBackfill, loadStatus: loadStatus };
 
   document.addEventListener("click", function (event) {
     var target = event.target.closest("[data-action]");
