@@ -15,17 +15,24 @@ INTUIT_SANDBOX_PORT = 8002
 DEMO_SHOP = "demo-shop.myshopify.com"
 
 
-def _start_sandboxes(config: dict) -> dict:
-    """Serve the Shopify and Intuit stand-ins on loopback ports; returns the env that points at them."""
+def _start_sandboxes(config: dict, instance: Path) -> dict:
+    """Serve the Shopify and Intuit stand-ins on loopback ports, their data kept in instance/ across
+    restarts (the linked company and tokens survive); returns the env that points at them."""
     from .sandbox.intuit_server import create_intuit_sandbox
+    from .sandbox.persistence import persist_intuit, persist_shopify
     from .sandbox.serving import BackgroundServer
     from .sandbox.shopify_server import create_shopify_sandbox
 
     shopify = create_shopify_sandbox(config["SHOPIFY_API_KEY"], config["SHOPIFY_API_SECRET"])
     intuit = create_intuit_sandbox(config["INTUIT_CLIENT_ID"], config["INTUIT_CLIENT_SECRET"])
-    shopify_srv = BackgroundServer(shopify, port=SHOPIFY_SANDBOX_PORT).start()
-    intuit_srv = BackgroundServer(intuit, port=INTUIT_SANDBOX_PORT).start()
+    keepers = (persist_shopify(shopify, instance / "sandbox-shopify.state"),
+               persist_intuit(intuit, instance / "sandbox-intuit.state"))
+    ports = os.environ.get("ECOMFLUX_DEV_SANDBOX_PORTS", f"{SHOPIFY_SANDBOX_PORT},{INTUIT_SANDBOX_PORT}")
+    shopify_port, intuit_port = (int(p) for p in ports.split(","))
+    shopify_srv = BackgroundServer(shopify, port=shopify_port).start()
+    intuit_srv = BackgroundServer(intuit, port=intuit_port).start()
     return {
+        "_keepers": keepers,
         "SHOPIFY_SHOP_BASE_URL": f"{shopify_srv.url}/{{shop}}",
         "INTUIT_ENVIRONMENT": f"{intuit_srv.url}/.well-known/openid_configuration",
         "QBO_API_BASE_URL": f"{intuit_srv.url}/v3",
@@ -65,6 +72,8 @@ def run_dev(port: int = 8000, with_worker: bool = True) -> None:
         from .devseed import seed_demo
 
         summary = seed_demo(app.config, sandbox["_apps"], DEMO_SHOP)
+    for keeper in sandbox["_keepers"]:
+        keeper.save()  # the seed changed the sandboxes in-process
 
     worker = None
     if with_worker:
@@ -90,6 +99,8 @@ def run_dev(port: int = 8000, with_worker: bool = True) -> None:
                 worker.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 worker.kill()
+        for keeper in sandbox["_keepers"]:
+            keeper.close()
         stop_embedded_redis()
         sys.exit(0)
 
