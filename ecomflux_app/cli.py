@@ -159,15 +159,19 @@ def staff_add(email: str, role: str, password_stdin: bool, generate: bool):
 @click.option("--topic", default="orders/fulfilled", show_default=True)
 @click.option("--order", "order_name", default=None, help="Order name such as #1001 (default: the newest).")
 @click.option("--duplicate", default=0, type=int, help="Send the same delivery id this many extra times.")
-@click.option("--sandbox", default="http://127.0.0.1:8001", show_default=True, help="Shopify sandbox URL.")
+@click.option("--sandbox", default=None, help="Shopify sandbox URL (default: the running dev setup's).")
 @click.option("--app-url", default=None, help="Where the app listens (default: APP_URL).")
-def dev_webhook(topic: str, order_name: str | None, duplicate: int, sandbox: str, app_url: str | None):
+def dev_webhook(topic: str, order_name: str | None, duplicate: int, sandbox: str | None, app_url: str | None):
     """Have the local Shopify sandbox sign and send a demo-order webhook to the running dev app."""
     import requests
 
+    from .config import load_config
     from .devserver import DEMO_SHOP
 
-    app_url = (app_url or os.environ.get("APP_URL") or "http://127.0.0.1:8000").rstrip("/")
+    cfg = load_config()  # beside `make dev`: its sandbox and app URLs (instance/dev-environment.json)
+    base = cfg["SHOPIFY_SHOP_BASE_URL"]
+    sandbox = (sandbox or (base[:-len("/{shop}")] if base.endswith("/{shop}") else "http://127.0.0.1:8001")).rstrip("/")
+    app_url = (app_url or cfg["APP_URL"]).rstrip("/")
     orders = requests.get(f"{sandbox}/_sandbox/shops/{DEMO_SHOP}/orders", timeout=10).json()["orders"]
     if not orders:
         raise click.ClickException("the sandbox has no demo orders: is `ecomflux dev` running?")

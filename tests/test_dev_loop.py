@@ -120,6 +120,11 @@ def test_backfill_beside_make_dev_uses_its_sandboxes_refuses_the_future_and_fail
     dev.connect_quickbooks()
     since = (date.today() - timedelta(days=10)).isoformat()
 
+    sent = subprocess.run([sys.executable, "-m", "ecomflux_app.cli", "dev-webhook", "--order", "#1001"],
+                          env=_shell_env(dev.instance), cwd=dev.instance.parent, capture_output=True, text=True,
+                          timeout=60)
+    assert sent.returncode == 0 and "orders/fulfilled #1001 -> " in sent.stdout, sent.stdout + sent.stderr
+
     future = backfill(dev.instance, "--since", (date.today() + timedelta(days=2)).isoformat())
     assert future.returncode != 0 and "in the future" in future.stderr
 

@@ -241,7 +241,8 @@ def post_batch(shop: Shop, client: QboClient, items: list[BatchItem]) -> list[Po
         uncertain = [(i, items[i]) for i in held if items[i].record.status == "posting"]
         looked_up = {i for i, item in uncertain if item.marker and item.record.document_type
                      and item.record.qbo_doc_number}
-        adopted = _adopt_uncertain(client, [(i, items[i]) for i in sorted(looked_up)], started)
+        adopted, unanswered = _adopt_uncertain(client, [(i, items[i]) for i in sorted(looked_up)], started)
+        looked_up -= unanswered
         results.update(adopted)
         docs: list[tuple[int, Document]] = []
         for index in held:
@@ -266,20 +267,31 @@ def post_batch(shop: Shop, client: QboClient, items: list[BatchItem]) -> list[Po
     return [results[i] for i in range(len(items))]
 
 
-def _adopt_uncertain(client: QboClient, rows: list[tuple[int, BatchItem]], started: float) -> dict[int, PostResult]:
-    """Rows left 'posting' by a crash: their documents looked up (DocNumber + marker) in one batch read."""
+def _adopt_uncertain(client: QboClient, rows: list[tuple[int, BatchItem]],
+                     started: float) -> tuple[dict[int, PostResult], set[int]]:
+    """Rows left 'posting' by a crash: their documents looked up (DocNumber + marker) in one batch read.
+    Returns the adopted rows and those whose lookup QBO refused (they go the single path, never blind)."""
     if not rows:
-        return {}
-    queries = [{"bId": str(i), "Query": f"SELECT * FROM {item.record.document_type} "
-                                        f"WHERE DocNumber = {quote(item.record.qbo_doc_number)}"} for i, item in rows]
-    answers = {str(a.get("bId")): a for a in client.batch(queries, f"q-{_digest([q['Query'] for q in queries])}")}
-    out = {}
+        return {}, set()
+    queries = {str(i): f"SELECT * FROM {item.record.document_type} WHERE DocNumber = {quote(item.record.qbo_doc_number)}"
+               for i, item in rows}
+    try:
+        answers = {str(a.get("bId")): a for a in client.batch(
+            [{"bId": bid, "Query": sql} for bid, sql in queries.items()], f"q-{_digest(list(queries.values()))}")}
+    except RealmBusy:  # the realm's batch budget is spent: the same reads one by one (500/min budget)
+        answers = {str(i): {"QueryResponse": {item.record.document_type: client.query(queries[str(i)])}}
+                   for i, item in rows}
+    adopted, unanswered = {}, set()
     for index, item in rows:
-        found = (answers.get(str(index), {}).get("QueryResponse") or {}).get(item.record.document_type, [])
+        answer = answers.get(str(index))
+        if answer is None or "Fault" in answer:
+            unanswered.add(index)
+            continue
+        found = (answer.get("QueryResponse") or {}).get(item.record.document_type, [])
         row = next((r for r in found if item.marker in (r.get("PrivateNote") or "")), None)
         if row is not None:
-            out[index] = _posted(item.record, row, None, client, item.delivery, started, adopted=True)
-    return out
+            adopted[index] = _posted(item.record, row, None, client, item.delivery, started, adopted=True)
+    return adopted, unanswered
 
 
 def _digest(parts: list[str]) -> str:
