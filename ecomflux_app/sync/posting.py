@@ -1,6 +1,7 @@
 """Exactly-once QBO writes: the ledger row (models.SyncRecord), a deterministic requestid, look-before-create.
 
-Every document (order, refund, payment, void) goes through post_document():
+Every document (order, refund, payment, void) goes through post_document(), or post_batch() for up to
+30 rows in one QBO batch request (the backfill's pages), which keeps the same steps per row:
   1. the ledger row for (shop, source_key) is taken under a Redis lock; 'posted' means done;
   2. a row left 'posting' by an attempt whose outcome is unknown (crash, timeout) is first
      looked up in QBO (DocNumber + our marker in PrivateNote) and adopted if found; a Payment has
@@ -314,9 +315,12 @@ def _write_batch(shop: Shop, client: QboClient, items: list[BatchItem],
     except (WaitingForReconnect, QboThrottled, RealmBusy, QboTransient, QboAuthError) as exc:
         # Outcome unknown (or nothing sent): the rows stay 'posting' and are looked up before any create.
         if isinstance(exc, QboError):
+            mapped = translate_error(exc, items[docs[0][0]].record)
             for index, _doc in docs:
                 record_attempt(items[index].record, items[index].delivery, client, "error", exc, started)
-            raise translate_error(exc, items[docs[0][0]].record) from None
+                if isinstance(exc, RealmBusy):  # refused by our limiter before anything was sent
+                    _update(items[index].record, status="pending", reason=mapped.reason)
+            raise mapped from None
         raise
     except QboError as exc:
         log.info("batch write refused (%s): posting its documents one by one", exc.describe())
