@@ -564,7 +564,7 @@
 
   function renderBackfill(run) {
     if (!run) { $("backfill-status").textContent = "No import yet."; return; }
-    var text = "Import since " + run.since + ": " + run.status + " — " + run.seen + " orders read, " + run.posted +
+    var text = "Import since " + run.since + ": " + (run.stalled ? "stopped" : run.status) + " — " + run.seen + " orders read, " + run.posted +
       " posted, " + run.failed + " failed." + (run.error ? " " + run.error : "");
     $("backfill-status").textContent = text;
     document.dispatchEvent(new CustomEvent("ecomflux:backfill", { detail: run }));
