@@ -120,12 +120,17 @@ def check_company(conn: QboConnection) -> str | None:
     now = time.monotonic()
     if conn.status != "connected" or (seen and seen[0] == conn.realm_id and now - seen[1] < CHECK_SECONDS):
         return None
+    if not (conn.access_token or conn.refresh_token):
+        return None  # a row without tokens (never stored by a real connect): nothing to check with
     try:
         QboClient(conn).company_info()
     except WaitingForReconnect as exc:
         return exc.reason
     except QboError as exc:
         return f"QuickBooks cannot be reached right now: {exc.describe()}"
+    except Exception as exc:  # noqa: BLE001 - the page's status must load whatever the check meets
+        log.warning("company check for realm %s failed: %s", conn.realm_id, exc)
+        return f"QuickBooks could not be checked right now ({type(exc).__name__})"
     _checked[conn.id] = (conn.realm_id, now)
     return None
 
