@@ -265,15 +265,19 @@ def staff_reset_password(email: str, password_stdin: bool, generate: bool):
 @click.option("--topic", default="orders/fulfilled", show_default=True)
 @click.option("--order", "order_name", default=None, help="Order name such as #1001 (default: the newest).")
 @click.option("--duplicate", default=0, type=int, help="Send the same delivery id this many extra times.")
-@click.option("--sandbox", default="http://127.0.0.1:8001", show_default=True, help="Shopify sandbox URL.")
+@click.option("--sandbox", default=None, help="Shopify sandbox URL (default: the running dev setup's).")
 @click.option("--app-url", default=None, help="Where the app listens (default: APP_URL).")
-def dev_webhook(topic: str, order_name: str | None, duplicate: int, sandbox: str, app_url: str | None):
+def dev_webhook(topic: str, order_name: str | None, duplicate: int, sandbox: str | None, app_url: str | None):
     """Have the local Shopify sandbox sign and send a demo-order webhook to the running dev app."""
     import requests
 
+    from .config import load_config
     from .devserver import DEMO_SHOP
 
-    app_url = (app_url or os.environ.get("APP_URL") or "http://127.0.0.1:8000").rstrip("/")
+    cfg = load_config()  # beside `make dev`: its sandbox and app URLs (instance/dev-environment.json)
+    base = cfg["SHOPIFY_SHOP_BASE_URL"]
+    sandbox = (sandbox or (base[:-len("/{shop}")] if base.endswith("/{shop}") else "http://127.0.0.1:8001")).rstrip("/")
+    app_url = (app_url or cfg["APP_URL"]).rstrip("/")
     orders = requests.get(f"{sandbox}/_sandbox/shops/{DEMO_SHOP}/orders", timeout=10).json()["orders"]
     if not orders:
         raise click.ClickException("the sandbox has no demo orders: is `ecomflux dev` running?")
@@ -290,51 +294,30 @@ def dev_webhook(topic: str, order_name: str | None, duplicate: int, sandbox: str
 
 @cli.command("backfill")
 @click.option("--shop", "shop_domain", required=True, help="The shop's myshopify domain.")
-@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), required=True, help="First day (YYYY-MM-DD).")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="First day (YYYY-MM-DD); required to start a run, not in the future.")
 @click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Last day (inclusive).")
-@click.option("--resume", "resume_id", type=int, default=None, help="Continue this backfill run from its cursor.")
+@click.option("--resume", "resume_id", type=int, default=None,
+              help="Continue this run from its cursor (one whose process died, paused or failed).")
+@click.option("--cancel", "cancel_id", type=int, default=None, help="Stop this run for good.")
 @with_appcontext
-def backfill_cmd(shop_domain: str, since, until, resume_id: int | None):
-    """Post a shop's historical orders into QuickBooks, exactly once, with a progress bar."""
+def backfill_cmd(shop_domain: str, since, until, resume_id: int | None, cancel_id: int | None):
+    """Post a shop's historical orders into QuickBooks, exactly once, with a progress bar.
+
+    Uses the app's configuration; beside `make dev` (no DATABASE_URL set) that is the running dev
+    setup's sandboxes and Redis, read from instance/dev-environment.json."""
+    from . import backfill_command
     from .db import database
-    from .models import BackfillRun, Shop
-    from .sync.backfill import run_backfill, start_backfill
+    from .models import Shop
 
     with database.connection_context():
         shop = Shop.get_or_none(Shop.domain == shop_domain)
         if shop is None:
             raise click.ClickException(f"unknown shop {shop_domain}")
-        if resume_id is not None:
-            run = BackfillRun.get_or_none((BackfillRun.id == resume_id) & (BackfillRun.shop == shop.id))
-            if run is None:
-                raise click.ClickException(f"no backfill run {resume_id} for {shop_domain}")
-        else:
-            run = start_backfill(shop, since.date(), until.date() if until else None, enqueue_job=False)
-
-        def pages():
-            import time
-
-            from .sync.outcomes import RetryLater
-
-            current = run
-            while current.status == "running":
-                try:
-                    current = run_backfill(current.id, max_pages=1, requeue=False)
-                except RetryLater as exc:  # throttled: wait as asked, then continue from the cursor
-                    time.sleep(max(1.0, float(exc.delay_seconds)))
-                    current = BackfillRun.get_by_id(run.id)
-                yield current
-
-        last = run
-        with click.progressbar(pages(), label=f"backfill #{run.id} {shop_domain}",
-                               item_show_func=lambda r: r and f"{r.seen} read, {r.posted} posted, {r.failed} failed"
-                               ) as bar:
-            for last in bar:
-                pass
-        click.echo(f"backfill #{last.id}: {last.status}; {last.seen} orders read, {last.posted} posted, "
-                   f"{last.failed} failed or flagged" + (f" ({last.error})" if last.error else ""))
-        if last.status != "done":
-            click.echo(f"resume with: ecomflux backfill --shop {shop_domain} --since {since.date()} --resume {last.id}")
+        if cancel_id is not None:
+            backfill_command.cancel(shop, cancel_id)
+            return
+        backfill_command.run(shop, since.date() if since else None, until.date() if until else None, resume_id)
 
 
 def main() -> None:

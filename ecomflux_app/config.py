@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -46,13 +47,49 @@ def _instance_secret(instance: Path, name: str, make) -> str:
     return path.read_text().strip()
 
 
+DEV_ENVIRONMENT_FILE = "dev-environment.json"
+# What `ecomflux dev` sets for its own processes and writes down for other commands on the same instance.
+DEV_ENVIRONMENT_KEYS = ("SHOPIFY_SHOP_BASE_URL", "INTUIT_ENVIRONMENT", "QBO_API_BASE_URL", "REDIS_URL", "APP_URL",
+                        "ECOMFLUX_DEV")
+
+
+def write_dev_environment(instance: Path, values: Mapping[str, str]) -> Path:
+    """Record the running dev setup (sandbox URLs, embedded Redis) so other commands use the same."""
+    instance.mkdir(parents=True, exist_ok=True)
+    path = instance / DEV_ENVIRONMENT_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({k: str(values[k]) for k in DEV_ENVIRONMENT_KEYS if values.get(k)}, indent=2))
+    tmp.replace(path)
+    return path
+
+
+def dev_environment(instance: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """The dev setup's settings, for a command run against the dev database (no DATABASE_URL given);
+    an embedded Redis whose socket is gone (dev stopped) is left out, so the command starts its own."""
+    path = instance / DEV_ENVIRONMENT_FILE
+    if env.get("DATABASE_URL") or not path.is_file():
+        return {}
+    try:
+        values = {k: str(v) for k, v in json.loads(path.read_text()).items() if k in DEV_ENVIRONMENT_KEYS}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    redis = values.get("REDIS_URL", "")
+    if redis.startswith("unix://") and not Path(redis[len("unix://"):]).exists():
+        values.pop("REDIS_URL")
+    return values
+
+
 def load_config(env: Mapping[str, str] | None = None, instance_path: str | os.PathLike | None = None) -> dict:
-    """Build the app settings from the environment, filling dev defaults under instance/."""
+    """Build the app settings from the environment, filling dev defaults under instance/ (and, for
+    commands run beside `ecomflux dev` on its database, the sandbox URLs and Redis it runs with)."""
     env = os.environ if env is None else env
     instance = Path(instance_path or env.get("ECOMFLUX_INSTANCE") or Path.cwd() / "instance").resolve()
+    dev = dev_environment(instance, env)
 
     def get(name: str, default: str | None = None) -> str | None:
         value = env.get(name)
+        if value in (None, ""):
+            value = dev.get(name)
         return value if value not in (None, "") else default
 
     intuit_env = get("INTUIT_ENVIRONMENT", "sandbox")
@@ -98,4 +135,5 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | os.Pa
         # Intake group commit: under load, wait this long for more deliveries to share a commit.
         "INTAKE_GATHER_SECONDS": float(get("ECOMFLUX_INTAKE_GATHER_MS", "2")) / 1000,
         "DEV_MODE": get("ECOMFLUX_DEV", "0") == "1",
+        "DEV_ENVIRONMENT_FILE": str(instance / DEV_ENVIRONMENT_FILE) if dev else None,
     }

@@ -36,12 +36,12 @@ def seed_demo(config: dict, sandbox_apps: tuple, shop_domain: str) -> dict:
     shopify = shopify_app.sandbox
     shopify.ensure_shop(shop_domain, name="Demo Shop", email="owner@demo-shop.example", currency="USD",
                         timezone="America/New_York", country="US")
-    generator = OrderGenerator(seed=11, customers=25)
-    start = datetime.now(timezone.utc) - timedelta(days=7)
-    orders = generator.week(30, start=start)
-    for order in orders:
-        shopify.put_order(shop_domain, order)
-    summary["orders"] = len(orders)
+    if not shopify.shops[shop_domain].orders:  # kept across restarts (instance/sandbox-shopify.state)
+        generator = OrderGenerator(seed=11, customers=25)
+        start = datetime.now(timezone.utc) - timedelta(days=7)
+        for order in generator.week(30, start=start):
+            shopify.put_order(shop_domain, order)
+    summary["orders"] = len(shopify.shops[shop_domain].orders)
     shopify.app_url = config["APP_URL"]
 
     shop = Shop.get_or_none(Shop.domain == shop_domain)
@@ -50,12 +50,9 @@ def seed_demo(config: dict, sandbox_apps: tuple, shop_domain: str) -> dict:
         session = verify_session_token(token, config["SHOPIFY_API_KEY"], [config["SHOPIFY_API_SECRET"]])
         install_via_token_exchange(session)
 
-    intuit = getattr(intuit_app, "sandbox", None)
-    if intuit is not None and hasattr(intuit, "create_company"):
-        try:
-            intuit.create_company(name=DEMO_COMPANY, country="US")
-        except Exception as exc:  # an already-seeded company is fine
-            log.debug("demo company not created: %s", exc)
+    intuit = intuit_app.sandbox
+    if not any(c.name == DEMO_COMPANY for c in intuit.companies.values()):  # kept across restarts too
+        intuit.create_company(name=DEMO_COMPANY, country="US")
 
     password = _staff_password(config["INSTANCE_PATH"])
     if StaffUser.get_or_none(StaffUser.email == DEMO_STAFF_EMAIL) is None:

@@ -15,17 +15,24 @@ INTUIT_SANDBOX_PORT = 8002
 DEMO_SHOP = "demo-shop.myshopify.com"
 
 
-def _start_sandboxes(config: dict) -> dict:
-    """Serve the Shopify and Intuit stand-ins on loopback ports; returns the env that points at them."""
+def _start_sandboxes(config: dict, instance: Path) -> dict:
+    """Serve the Shopify and Intuit stand-ins on loopback ports, their data kept in instance/ across
+    restarts (the linked company and tokens survive); returns the env that points at them."""
     from .sandbox.intuit_server import create_intuit_sandbox
+    from .sandbox.persistence import persist_intuit, persist_shopify
     from .sandbox.serving import BackgroundServer
     from .sandbox.shopify_server import create_shopify_sandbox
 
     shopify = create_shopify_sandbox(config["SHOPIFY_API_KEY"], config["SHOPIFY_API_SECRET"])
     intuit = create_intuit_sandbox(config["INTUIT_CLIENT_ID"], config["INTUIT_CLIENT_SECRET"])
-    shopify_srv = BackgroundServer(shopify, port=SHOPIFY_SANDBOX_PORT).start()
-    intuit_srv = BackgroundServer(intuit, port=INTUIT_SANDBOX_PORT).start()
+    keepers = (persist_shopify(shopify, instance / "sandbox-shopify.state"),
+               persist_intuit(intuit, instance / "sandbox-intuit.state"))
+    ports = os.environ.get("ECOMFLUX_DEV_SANDBOX_PORTS", f"{SHOPIFY_SANDBOX_PORT},{INTUIT_SANDBOX_PORT}")
+    shopify_port, intuit_port = (int(p) for p in ports.split(","))
+    shopify_srv = BackgroundServer(shopify, port=shopify_port).start()
+    intuit_srv = BackgroundServer(intuit, port=intuit_port).start()
     return {
+        "_keepers": keepers,
         "SHOPIFY_SHOP_BASE_URL": f"{shopify_srv.url}/{{shop}}",
         "INTUIT_ENVIRONMENT": f"{intuit_srv.url}/.well-known/openid_configuration",
         "QBO_API_BASE_URL": f"{intuit_srv.url}/v3",
@@ -38,7 +45,7 @@ def _start_sandboxes(config: dict) -> dict:
 def run_dev(port: int = 8000, with_worker: bool = True) -> None:
     """Start embedded Redis, sandboxes, migrations, demo data, a worker process and the web server."""
     from . import create_app
-    from .config import load_config
+    from .config import DEV_ENVIRONMENT_FILE, load_config, write_dev_environment
     from .db import database
     from .migrations import upgrade
     from .queue import redis_url, stop_embedded_redis
@@ -48,12 +55,16 @@ def run_dev(port: int = 8000, with_worker: bool = True) -> None:
     instance = Path(os.environ.get("ECOMFLUX_INSTANCE") or Path.cwd() / "instance")
     os.environ["ECOMFLUX_INSTANCE"] = str(instance)
 
+    # What a previous run wrote down describes sandboxes and a Redis that are gone: rebuilt below.
+    (instance / DEV_ENVIRONMENT_FILE).unlink(missing_ok=True)
     config = load_config()
     redis_url(config)  # starts the embedded Redis unless REDIS_URL is set; exports REDIS_URL
-    sandbox = _start_sandboxes(config)
+    sandbox = _start_sandboxes(config, instance)
     for key, value in sandbox.items():
         if not key.startswith("_"):
             os.environ[key] = value
+    # `ecomflux backfill` and the other commands run in another shell read this: same sandboxes, same Redis.
+    write_dev_environment(instance, os.environ)
 
     app = create_app()
     with database.connection_context():
@@ -61,6 +72,8 @@ def run_dev(port: int = 8000, with_worker: bool = True) -> None:
         from .devseed import seed_demo
 
         summary = seed_demo(app.config, sandbox["_apps"], DEMO_SHOP)
+    for keeper in sandbox["_keepers"]:
+        keeper.save()  # the seed changed the sandboxes in-process
 
     worker = None
     if with_worker:
@@ -86,6 +99,8 @@ def run_dev(port: int = 8000, with_worker: bool = True) -> None:
                 worker.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 worker.kill()
+        for keeper in sandbox["_keepers"]:
+            keeper.close()
         stop_embedded_redis()
         sys.exit(0)
 

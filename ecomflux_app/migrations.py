@@ -51,12 +51,28 @@ def _v5_raw_webhook_bodies(db) -> None:
         db.execute_sql(f'ALTER TABLE "webhookdelivery" ADD COLUMN raw_body {kind}')
 
 
+def _v6_backfill_lease(db) -> None:
+    """BackfillRun.owner and lease_until: a run whose process died is seen as such (idempotent)."""
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+
+    from .models import BackfillRun
+
+    table = BackfillRun._meta.table_name
+    have = {c.name for c in db.get_columns(table)}
+    migrator = PostgresqlMigrator(db) if is_postgres() else SqliteMigrator(db)
+    steps = [migrator.add_column(table, name, getattr(BackfillRun, name))
+             for name in ("owner", "lease_until") if name not in have]
+    if steps:
+        migrate(*steps)
+
+
 # Append new steps (playhouse.migrate operations) here; never edit an applied one.
 STEPS: list[tuple[int, str, Callable]] = [
     (1, "initial schema", _v1_initial),
     (2, "lean webhook row writes", _v2_lean_delivery_writes),
     (4, "revocable staff sessions, disabled staff accounts", _v4_revocable_staff_sessions),
     (5, "raw bytes of unstorable webhook bodies", _v5_raw_webhook_bodies),
+    (6, "backfill run lease", _v6_backfill_lease),
 ]
 
 

@@ -292,13 +292,17 @@ class BackfillRun(BaseModel):
     since = DateField()
     until = DateField(null=True)
     cursor = TextField(null=True)
-    status = CharField(default="running", max_length=16)  # running | done | failed | paused
+    status = CharField(default="running", max_length=16)  # running | done | failed | paused | cancelled
     seen = IntegerField(default=0)
     posted = IntegerField(default=0)
     failed = IntegerField(default=0)
     error = TextField(null=True)
     started_at = DateTimeField(default=utcnow)
     finished_at = DateTimeField(null=True)
+    # Who runs it ("worker" for the queue, "cli:host:pid") and until when: a 'running' run whose lease
+    # has passed lost its process (killed, crashed) and can be resumed or cancelled.
+    owner = CharField(null=True, max_length=128)
+    lease_until = DateTimeField(null=True)
 
 
 class ReconciliationRun(BaseModel):

@@ -23,6 +23,8 @@ ROUTES = [
     ("POST", "/api/preview", {"order_id": "1001"}),
     ("POST", "/api/backfill", {"since": "2026-11-01"}),
     ("GET", "/api/backfill", None),
+    ("POST", "/api/backfill/2002/resume", {}),
+    ("POST", "/api/backfill/2002/cancel", {}),
     ("POST", "/api/reconciliation", {"sample_week": True}),
     ("GET", "/api/reconciliation/2002", None),
     ("GET", "/api/reconciliation/2002.csv", None),

@@ -44,12 +44,12 @@ def daily_reconcile():
         return reconcile_all_shops()
 
 
-def run_backfill(backfill_id: int):
+def run_backfill(backfill_id: int, owner: str = "worker"):
     runtime.config()
     from ecomflux_app.sync.backfill import run_backfill as run
 
     with database.connection_context():
-        return run(backfill_id)
+        return run(backfill_id, owner=owner)
 
 
 def replay_deliveries(delivery_ids: list[int], job_key: str | None = None, actor: str | None = None):

@@ -19,10 +19,10 @@ from .. import runtime
 from ..models import QboConnection, Shop, utcnow
 from ..sync.outcomes import WaitingForReconnect
 from ..translate.jsonout import dumps
-from .errors import QboAuthError, QboError, QboThrottled, QboTransient, parse_fault
+from .errors import QboAuthError, QboAuthorizationFailed, QboError, QboThrottled, QboTransient, parse_fault
 from .limiter import MAX_WAIT_SECONDS as MAX_WAIT
 from .limiter import RealmLimiter
-from .tokens import fresh_access_token
+from .tokens import fresh_access_token, mark_reconnect_required
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,12 @@ class QboClient:
             self.limiter.pause(self.realm, QboThrottled.retry_after)
         if isinstance(error, QboAuthError):
             log.warning("QBO still answers 401 after a refresh for realm %s", self.realm)
+        if isinstance(error, QboAuthorizationFailed):
+            # The company is unknown or shut to us: every call would fail alike. Park the connection so
+            # the page shows Reconnect and work waits for it, instead of failing order after order.
+            mark_reconnect_required(self.conn, f"QuickBooks does not let EcomFlux reach company {self.realm} "
+                                               f"any more ({error.describe()}); reconnect QuickBooks")
+            raise WaitingForReconnect(self.conn.status_reason) from error
         raise error
 
     def _note_success(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlencode
@@ -13,6 +14,7 @@ from .. import runtime
 from ..db import database
 from ..models import OAuthState, QboConnection, Shop, utcnow
 from ..shopify.oauth import consume_state, issue_state
+from ..sync.outcomes import WaitingForReconnect
 from . import oauth
 from .client import QboClient
 from .errors import QboError
@@ -21,6 +23,8 @@ from .tokens import mark_reconnect_required, store_tokens
 log = logging.getLogger(__name__)
 
 STATE_TTL = timedelta(minutes=15)
+CHECK_SECONDS = 300  # how long a successful company check holds in one process
+_checked: dict[int, tuple[str, float]] = {}  # connection id -> (realm checked, monotonic time)
 PURPOSE_CONNECT = "qbo"
 PURPOSE_REPLACE = "qbo-replace"  # the admin confirmed replacing the linked company
 # The start link the embedded page opens at top level: single-use and short-lived, because whichever
@@ -124,8 +128,8 @@ def _read_company(conn: QboConnection) -> None:
     try:
         info = client.company_info()
         prefs = client.preferences()
-    except QboError as exc:
-        log.warning("company details for realm %s not read: %s", conn.realm_id, exc.describe())
+    except (QboError, WaitingForReconnect) as exc:
+        log.warning("company details for realm %s not read: %s", conn.realm_id, getattr(exc, "reason", exc))
         return
     currency = prefs.get("CurrencyPrefs", {})
     QboConnection.update(
@@ -135,6 +139,30 @@ def _read_company(conn: QboConnection) -> None:
         home_currency=(currency.get("HomeCurrency") or {}).get("value"),
         updated_at=utcnow(),
     ).where(QboConnection.id == conn.id).execute()
+
+
+def check_company(conn: QboConnection) -> str | None:
+    """Whether QuickBooks still lets us reach the linked company, read at most every CHECK_SECONDS per
+    process (one CompanyInfo GET); None when it does. An unknown or closed company (3100) or a refused
+    refresh token marks the connection reconnect_required (the page shows Reconnect); a network
+    failure is only reported, as a reconnect would not help."""
+    seen = _checked.get(conn.id)
+    now = time.monotonic()
+    if conn.status != "connected" or (seen and seen[0] == conn.realm_id and now - seen[1] < CHECK_SECONDS):
+        return None
+    if not (conn.access_token or conn.refresh_token):
+        return None  # a row without tokens (never stored by a real connect): nothing to check with
+    try:
+        QboClient(conn).company_info()
+    except WaitingForReconnect as exc:
+        return exc.reason
+    except QboError as exc:
+        return f"QuickBooks cannot be reached right now: {exc.describe()}"
+    except Exception as exc:  # noqa: BLE001 - the page's status must load whatever the check meets
+        log.warning("company check for realm %s failed: %s", conn.realm_id, exc)
+        return f"QuickBooks could not be checked right now ({type(exc).__name__})"
+    _checked[conn.id] = (conn.realm_id, now)
+    return None
 
 
 def resume_parked(shop: Shop) -> int:
@@ -173,7 +201,6 @@ def handle_intuit_disconnect(realm_id: str | None) -> int:
     The redirect carries no signature, so it is not trusted: a connection is forgotten only when
     Intuit confirms it (the refresh token no longer works). A forged link changes nothing.
     """
-    from ..sync.outcomes import WaitingForReconnect
     from .tokens import fresh_access_token
 
     count = 0

@@ -57,6 +57,11 @@ class QboAuthError(QboError):
     retryable = True
 
 
+class QboAuthorizationFailed(QboError):
+    """403 / fault 3100: the company does not (or no longer) let this app in (unknown realm, access
+    removed, subscription ended): a reconnect is needed, retrying changes nothing."""
+
+
 class QboValidationError(QboError):
     """QBO rejected the request (2xxx/6xxx validation): fatal, never retried blindly."""
 
@@ -83,7 +88,8 @@ class RealmBusy(QboError):
         self.retry_after = retry_after
 
 
-_BY_CODE = {"5010": QboStaleObject, "6140": QboDuplicateDocNumber, "6240": QboDuplicateName, "3001": QboThrottled}
+_BY_CODE = {"5010": QboStaleObject, "6140": QboDuplicateDocNumber, "6240": QboDuplicateName, "3001": QboThrottled,
+            "3100": QboAuthorizationFailed}
 
 
 def _first_error_json(body: dict) -> dict:
@@ -120,6 +126,8 @@ def parse_fault(status: int, text: str, intuit_tid: str | None = None) -> QboErr
             cls = QboThrottled
         elif status == 401:
             cls = QboAuthError
+        elif status == 403:
+            cls = QboAuthorizationFailed
         elif status >= 500:
             cls = QboTransient
         else:

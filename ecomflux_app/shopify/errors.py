@@ -35,3 +35,7 @@ class ShopifyThrottled(RetryLater):
 
 class ShopifyUnavailable(RetryLater):
     """Network failure, timeout or 5xx from Shopify: retry the work later."""
+
+
+class ShopifyUnreachable(ShopifyUnavailable):
+    """No answer at all (connection refused, DNS, timeout): a worker retries later; a person is told at once."""

@@ -10,7 +10,7 @@ import requests
 
 from .. import runtime
 from ..models import Shop
-from .errors import ShopifyError, ShopifyReauthRequired, ShopifyThrottled, ShopifyUnavailable
+from .errors import ShopifyError, ShopifyReauthRequired, ShopifyThrottled, ShopifyUnavailable, ShopifyUnreachable
 from .oauth import admin_base
 from .order_shape import shop_zone, to_rest_order
 from .tokens import fresh_access_token, mark_reauth_required
@@ -155,7 +155,7 @@ def execute(shop: Shop, query: str, variables: dict | None = None) -> dict:
                                  headers={"X-Shopify-Access-Token": token, "Content-Type": "application/json",
                                           "Accept": "application/json"})
         except requests.RequestException as exc:
-            raise ShopifyUnavailable(f"Shopify GraphQL unreachable: {type(exc).__name__}", 30) from exc
+            raise ShopifyUnreachable(f"Shopify unreachable at {url} ({type(exc).__name__})", 30) from exc
         if resp.status_code == 401:
             if rejected is None:
                 rejected = token  # maybe expired early: one forced refresh, then give up

@@ -18,7 +18,7 @@ import requests
 from .. import runtime
 from ..db import database
 from ..models import OAuthState, Shop, utcnow
-from .errors import OAuthError, ShopifyUnavailable
+from .errors import OAuthError, ShopifyUnavailable, ShopifyUnreachable
 from .session_token import SessionToken
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ def _token_request(shop_domain: str, data: dict) -> TokenSet:
     try:
         resp = requests.post(url, json=payload, headers={"Accept": "application/json"}, timeout=HTTP_TIMEOUT)
     except requests.RequestException as exc:
-        raise ShopifyUnavailable(f"Shopify token endpoint unreachable: {type(exc).__name__}", 30) from exc
+        raise ShopifyUnreachable(f"Shopify token endpoint unreachable at {url} ({type(exc).__name__})", 30) from exc
     if resp.status_code >= 500 or resp.status_code == 429:
         raise ShopifyUnavailable(f"Shopify token endpoint answered {resp.status_code}", 30)
     try:

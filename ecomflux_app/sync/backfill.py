@@ -1,38 +1,37 @@
-"""Historical import: pages of Shopify orders (GraphQL) posted through the same ledger, with QBO batch writes.
+"""Historical import: pages of Shopify orders (GraphQL) posted through the one posting path, in QBO batches.
 
-Per page: the customers and items of all its orders are resolved together (one directory read, one
-lookup batch, one create batch), then the documents are created 30 per batch request. Before a
-batch, its ledger rows are set to 'posting' (so a crash leaves them "uncertain", and the next
-attempt looks them up in QBO by DocNumber + marker before creating anything); the batch requestid
-is derived from its rows' source keys. The cursor is saved after every page: a rerun resumes there.
+Per page, orders.post_orders resolves the customers and items of all its orders together (one
+directory read, one lookup batch, one create batch), then posting.post_batch creates the documents
+30 per batch request under the same ledger locks, 'posting' marks, lookups of uncertain rows and
+attempt records as a live order. The cursor is saved after every page: a rerun resumes there.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from datetime import date, timedelta
-from decimal import Decimal
+import time
+import uuid
+from datetime import date, datetime, timedelta
+from typing import Callable
 
 from .. import runtime
 from ..models import BackfillRun, Shop, SyncRecord, utcnow
 from ..queue import BULK_QUEUE, enqueue
 from ..quickbooks.client import QboClient, connection_for
-from ..quickbooks.errors import QboAuthError, QboError, QboThrottled, QboTransient, RealmBusy
-from ..translate.order import TranslationError, order_marker, plan_order
-from ..translate.query import quote
-from ..translate.requestid import request_id as make_request_id
+from ..quickbooks.errors import QboError
 from ..translate.settings import SyncSettings
-from .orders import build_order_document, post_order, shop_facts, shop_settings
+from .orders import post_orders, shop_settings
 from .outcomes import FatalError, RetryLater, WaitingForReconnect
-from .posting import Document, PostResult, _money_figures, _update, ledger_row, request_id_for, translate_error
-from .references import _Lookup, _batch_queries, prepare_references
+from .posting import translate_error
 from .refunds import mark_reflected
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 90  # three full document batches per page
-BATCH_MAX = 30
+LEASE = timedelta(minutes=5)  # renewed every page and every HEARTBEAT_SECONDS while posting one
+HEARTBEAT_SECONDS = 30
+QUEUED_LEASE = timedelta(minutes=30)  # a queued job may wait behind fresh per-shop work
+RESUMABLE = ("running", "paused", "failed")
 DONE_STATUSES = ("posted", "voided", "skipped")
 
 
@@ -47,33 +46,74 @@ def eligible(order: dict, settings: SyncSettings) -> tuple[bool, str | None]:
     return ok, None if ok else f"not fulfilled ({order.get('fulfillment_status')})"
 
 
-def start_backfill(shop: Shop, since: date, until: date | None = None, enqueue_job: bool = True) -> BackfillRun:
-    """Record the run and queue it on the bulk queue (served after fresh per-shop work)."""
-    run = BackfillRun.create(shop=shop, since=since, until=until, status="running")
+def start_backfill(shop: Shop, since: date, until: date | None = None, enqueue_job: bool = True,
+                   owner: str | None = None) -> BackfillRun:
+    """Record the run and queue it on the bulk queue (served after fresh per-shop work); `owner` is a
+    process that runs it itself (the CLI) instead."""
+    token = owner or (_job_token() if enqueue_job else None)  # None: whoever runs it first takes it
+    run = BackfillRun.create(shop=shop, since=since, until=until, status="running", owner=token,
+                             lease_until=utcnow() + (QUEUED_LEASE if enqueue_job else LEASE))
     if enqueue_job:
-        enqueue(runtime.redis(), BULK_QUEUE, "workers.jobs.run_backfill", run.id, job_id=f"backfill-{run.id}")
+        _enqueue(run, token)
     return run
 
 
-def adopt_uncertain(client: QboClient, records: list[SyncRecord]) -> set[int]:
-    """Rows left 'posting' by a crash: look their documents up (DocNumber + our marker), 30 queries per
-    batch call, and adopt those QBO has; the rest were never created and are posted normally."""
-    lookups = [_Lookup(str(r.id), f"SELECT * FROM {r.document_type} WHERE DocNumber = {quote(r.qbo_doc_number)}",
-                       r.document_type) for r in records if r.document_type and r.qbo_doc_number]
-    if not lookups:
-        return set()
-    found = _batch_queries(client, lookups)
-    adopted = set()
-    for record in records:
-        marker = order_marker(record.order_id)
-        row = next((row for row in found.get(str(record.id), []) if marker in (row.get("PrivateNote") or "")), None)
-        if row is not None:
-            total = row.get("TotalAmt")
-            _update(record, status="posted", qbo_id=str(row.get("Id")), qbo_sync_token=str(row.get("SyncToken", "0")),
-                    qbo_doc_number=row.get("DocNumber") or record.qbo_doc_number, posted_at=utcnow(),
-                    qbo_total=Decimal(str(total)) if total is not None else record.qbo_total)
-            adopted.add(record.id)
-    return adopted
+def _job_token() -> str:
+    return f"job:{uuid.uuid4().hex[:12]}"
+
+
+def _enqueue(run: BackfillRun, token: str, delay: timedelta | None = None) -> None:
+    enqueue(runtime.redis(), BULK_QUEUE, "workers.jobs.run_backfill", run.id, token, delay=delay,
+            job_id=None if delay else f"backfill-{run.id}-{token[4:]}")
+
+
+def stalled(run: BackfillRun, now: datetime | None = None) -> bool:
+    """A 'running' run whose lease has passed: the process running it died (or its job was lost)."""
+    until = run.lease_until or (run.started_at + LEASE if run.started_at else None)
+    return run.status == "running" and until is not None and until < (now or utcnow())
+
+
+def active_run(shop: Shop) -> BackfillRun | None:
+    """The shop's run that is running or stopped halfway (stalled), if any."""
+    return (BackfillRun.select().where((BackfillRun.shop == shop.id) & (BackfillRun.status == "running"))
+            .order_by(BackfillRun.id.desc()).first())
+
+
+def claim(run_id: int, owner: str, lease: timedelta = LEASE) -> bool:
+    """Take (or keep) the run for `owner` unless another live process holds it."""
+    now = utcnow()
+    free = (BackfillRun.owner.is_null() | (BackfillRun.owner == owner) | BackfillRun.lease_until.is_null()
+            | (BackfillRun.lease_until < now))
+    return BackfillRun.update(owner=owner, lease_until=now + lease, status="running").where(
+        (BackfillRun.id == run_id) & BackfillRun.status.in_(RESUMABLE) & free).execute() == 1
+
+
+def heartbeat(run_id: int, owner: str, lease: timedelta = LEASE) -> bool:
+    """Extend our lease; False when the run is no longer ours (cancelled, or taken over after we stalled)."""
+    return BackfillRun.update(lease_until=utcnow() + lease).where(
+        (BackfillRun.id == run_id) & (BackfillRun.owner == owner) & (BackfillRun.status == "running")).execute() == 1
+
+
+def resume_backfill(run: BackfillRun, enqueue_job: bool = True) -> BackfillRun:
+    """Continue a stalled, paused or failed run on the bulk queue from its cursor (ValueError if it is live)."""
+    run = BackfillRun.get_by_id(run.id)
+    if run.status not in RESUMABLE or (run.status == "running" and not stalled(run)):
+        raise ValueError(f"backfill #{run.id} is {run.status}" + (" and alive" if run.status == "running" else "")
+                         + ": nothing to resume")
+    token = _job_token()
+    BackfillRun.update(status="running", owner=token, lease_until=utcnow() + QUEUED_LEASE, error=None,
+                       finished_at=None).where(BackfillRun.id == run.id).execute()
+    if enqueue_job:
+        _enqueue(run, token)
+    return BackfillRun.get_by_id(run.id)
+
+
+def cancel_backfill(run: BackfillRun, by: str) -> BackfillRun:
+    """Stop a run for good (a live process stops after its current page); what it posted stays posted."""
+    BackfillRun.update(status="cancelled", owner=None, lease_until=None, finished_at=utcnow(),
+                       error=f"cancelled by {by}").where(
+        (BackfillRun.id == run.id) & BackfillRun.status.in_(RESUMABLE)).execute()
+    return BackfillRun.get_by_id(run.id)
 
 
 def _bump(counts: dict, key: str) -> None:
@@ -86,57 +126,42 @@ def _bump(counts: dict, key: str) -> None:
         BackfillRun.update({column: column + 1}).where(BackfillRun.id == run_id).execute()
 
 
-def _batch_request_id(shop: Shop, records: list[SyncRecord]) -> str:
-    digest = hashlib.sha256("\x1f".join(sorted(r.source_key for r in records)).encode()).hexdigest()[:32]
-    return make_request_id(shop.domain, f"batch:{digest}", "batch")
-
-
 def post_page(shop: Shop, orders: list[dict], settings: SyncSettings, client: QboClient,
-              run_id: int | None = None) -> dict:
-    """Post a page of orders exactly once; returns counts {posted, skipped, failed, flagged}."""
+              run_id: int | None = None, beat: Callable[[], object] | None = None) -> dict:
+    """Post a page of orders exactly once through the one posting path (orders.post_orders: ledger lock,
+    attempt records, batch writes); returns counts {posted, skipped, failed, flagged}."""
     counts: dict = {"posted": 0, "skipped": 0, "failed": 0, "flagged": 0, "run_id": run_id}
-    work: list[tuple[dict, SyncRecord]] = []
+    work: list[dict] = []
+    done = {r.source_key for r in SyncRecord.select(SyncRecord.source_key).where(
+        (SyncRecord.shop == shop.id) & SyncRecord.status.in_(DONE_STATUSES)
+        & SyncRecord.source_key.in_([f"order:{o.get('id')}" for o in orders]))}
     for order in orders:
-        ok, why = eligible(order, settings)
-        record = SyncRecord.get_or_none((SyncRecord.shop == shop.id)
-                                        & (SyncRecord.source_key == f"order:{order.get('id')}"))
-        if record is not None and record.status in DONE_STATUSES:
+        if f"order:{order.get('id')}" in done or not eligible(order, settings)[0]:
             _bump(counts, "skipped")
-            continue
-        if not ok:
-            _bump(counts, "skipped")
-            continue
-        record = record or ledger_row(shop, f"order:{order['id']}", kind="order", order_id=str(order["id"]),
-                                      order_name=order.get("name"))
-        work.append((order, record))
-    plans = []
-    for order, _ in work:
-        try:
-            plans.append(plan_order(order, settings, shop_facts(shop)))
-        except TranslationError:
-            pass  # build_order_document flags it below
-    prepare_references(shop, client, settings, [p for p in plans if p.balance.ok])
+        else:
+            work.append(order)
+    later: list[Exception] = []
 
-    adopted = adopt_uncertain(client, [record for _o, record in work if record.status == "posting"])
-    batchable: list[tuple[dict, SyncRecord, Document]] = []
-    for order, record in work:
-        if record.id in adopted:
+    def count(order: dict, outcome) -> None:
+        if beat is not None:
+            beat()
+        if isinstance(outcome, (RetryLater, WaitingForReconnect)):  # e.g. another worker holds it: page again
+            later.append(outcome)
+        elif isinstance(outcome, Exception):
+            _bump(counts, "failed")
+        elif outcome.status == "posted":
             _bump(counts, "posted")
             mark_reflected(shop, order)
-            continue
-        try:
-            doc = build_order_document(shop, order, settings, client, record)
-        except FatalError:
-            _bump(counts, "failed")
-            continue
-        if isinstance(doc, PostResult):
+        elif outcome.status == "flagged":
             _bump(counts, "flagged")
-            continue
-        batchable.append((order, record, doc))
-    for start in range(0, len(batchable), BATCH_MAX):
-        _post_batch(shop, client, batchable[start:start + BATCH_MAX], settings, counts)
+        else:
+            _bump(counts, "skipped")
+
+    post_orders(shop, work, settings, client, each=count)
     if settings.document_type == "invoice":
-        _record_payments(shop, [order for order, _r in work], settings, client)
+        _record_payments(shop, work, settings, client)
+    if later:
+        raise later[0]
     return counts
 
 
@@ -156,109 +181,90 @@ def _record_payments(shop: Shop, orders: list[dict], settings: SyncSettings, cli
             log.info("backfill: payment for order %s not recorded: %s", order.get("id"), exc.reason)
 
 
-def _single(shop: Shop, order: dict, settings: SyncSettings, client: QboClient, counts: dict) -> None:
-    try:
-        outcome = post_order(shop, order, settings, client.conn, client=client)
-    except FatalError:
-        _bump(counts, "failed")
-        return
-    if outcome.status == "posted":
-        _bump(counts, "posted")
-        mark_reflected(shop, order)
-    elif outcome.status == "flagged":
-        _bump(counts, "flagged")
-    else:
-        _bump(counts, "skipped")
-
-
-def _post_batch(shop: Shop, client: QboClient, chunk: list[tuple[dict, SyncRecord, Document]],
-                settings: SyncSettings, counts: dict) -> None:
-    for _order, record, doc in chunk:
-        _update(record, status="posting", attempts=record.attempts + 1, document_type=doc.entity,
-                request_id=request_id_for(shop, record, doc.entity), qbo_doc_number=doc.doc_number, reason=None,
-                error_code=None, error_element=None, **_money_figures(doc), **doc.ledger)
-    items = [{"bId": str(record.id), "operation": "create", doc.entity: doc.payload} for _o, record, doc in chunk]
-    try:  # client.request serializes with jsonout.dumps: the Decimal amounts stay exact
-        answers = client.batch(items, _batch_request_id(shop, [r for _o, r, _d in chunk]))
-    except WaitingForReconnect:
-        raise
-    except (QboThrottled, RealmBusy, QboTransient, QboAuthError) as exc:
-        # Outcome unknown: the rows stay 'posting' and the resumed page looks them up before creating.
-        raise translate_error(exc, chunk[0][1]) from None
-    except QboError as exc:
-        log.info("backfill batch failed (%s): posting its orders one by one", exc.describe())
-        for order, _record, _doc in chunk:  # rows are 'posting': each is looked up before any create
-            _single(shop, order, settings, client, counts)
-        return
-    by_id = {str(a.get("bId")): a for a in answers}
-    for order, record, doc in chunk:
-        answer = by_id.get(str(record.id), {})
-        if doc.entity in answer:
-            entity = answer[doc.entity]
-            total = entity.get("TotalAmt")
-            _update(record, status="posted", qbo_id=str(entity.get("Id")),
-                    qbo_sync_token=str(entity.get("SyncToken", "0")),
-                    qbo_doc_number=entity.get("DocNumber") or doc.doc_number, posted_at=utcnow(),
-                    qbo_total=Decimal(str(total)) if total is not None else doc.figures.get("qbo_total"))
-            _bump(counts, "posted")
-            mark_reflected(shop, order)
-        else:  # a fault for this item (e.g. 6140): the single path adopts ours or fails clearly
-            _single(shop, order, settings, client, counts)
-
-
-def run_backfill(backfill_id: int, max_pages: int | None = None, requeue: bool = True) -> BackfillRun:
-    """Continue the run from its saved cursor until Shopify has no more pages (or max_pages).
+def run_backfill(backfill_id: int, max_pages: int | None = None, requeue: bool = True,
+                 owner: str = "worker") -> BackfillRun:
+    """Continue the run from its saved cursor until Shopify has no more pages (or max_pages), holding
+    its lease as `owner`; a run another live process holds, or one cancelled, is left alone.
 
     Throttling (Shopify or QBO) and transient trouble: the job is queued again after the delay asked
     for (requeue=False: the RetryLater is raised to the caller, e.g. the CLI, instead)."""
     from ..shopify.graphql import fetch_orders
 
     run = BackfillRun.get_by_id(backfill_id)
-    if run.status == "done":
+    if run.status in ("done", "cancelled"):
+        return run
+    if not claim(run.id, owner):
+        log.info("backfill #%s is held by %s until %s: not run by %s", run.id, run.owner, run.lease_until, owner)
         return run
     shop = run.shop
     try:
         conn = connection_for(shop)
     except WaitingForReconnect as exc:
-        BackfillRun.update(status="paused", error=exc.reason).where(BackfillRun.id == run.id).execute()
-        return BackfillRun.get_by_id(run.id)
+        return _stop(run.id, "paused", exc.reason)
     client = QboClient(conn)
     settings = shop_settings(shop, conn)
     pages = 0
-    BackfillRun.update(status="running", error=None).where(BackfillRun.id == run.id).execute()
+    BackfillRun.update(error=None).where(BackfillRun.id == run.id).execute()
+    beat = _beater(run.id, owner)
     while True:
         run = BackfillRun.get_by_id(backfill_id)
+        if run.status != "running" or run.owner != owner:  # cancelled, or taken over while we were stalled
+            return run
         try:
             orders, next_cursor = fetch_orders(shop, run.since, run.until, cursor=run.cursor, page_size=PAGE_SIZE)
-            post_page(shop, orders, settings, client, run_id=run.id)
+            post_page(shop, orders, settings, client, run_id=run.id, beat=beat)
         except WaitingForReconnect as exc:
-            BackfillRun.update(status="paused", error=exc.reason).where(BackfillRun.id == run.id).execute()
-            return BackfillRun.get_by_id(run.id)
+            return _stop(run.id, "paused", exc.reason)
         except (RetryLater, QboError) as exc:  # ShopifyThrottled included
             if isinstance(exc, QboError):  # from the page's reference reads/creates
                 exc = translate_error(exc, SyncRecord(attempts=1))
                 if isinstance(exc, FatalError):
-                    BackfillRun.update(status="failed", error=exc.reason, finished_at=utcnow()).where(
-                        BackfillRun.id == run.id).execute()
-                    return BackfillRun.get_by_id(run.id)
-            BackfillRun.update(error=f"waiting: {exc.reason}").where(BackfillRun.id == run.id).execute()
+                    return _stop(run.id, "failed", exc.reason)
+            delay = timedelta(seconds=max(1.0, float(exc.delay_seconds)))
+            BackfillRun.update(error=f"waiting: {exc.reason}", lease_until=utcnow() + delay + (
+                QUEUED_LEASE if requeue else LEASE)).where(BackfillRun.id == run.id).execute()
             if not requeue:
                 raise
-            enqueue(runtime.redis(), BULK_QUEUE, "workers.jobs.run_backfill", run.id,
-                    delay=timedelta(seconds=max(1.0, float(exc.delay_seconds))))
+            _enqueue(run, owner, delay=delay)
             return BackfillRun.get_by_id(run.id)
         done = next_cursor is None
         BackfillRun.update(
-            cursor=next_cursor, seen=BackfillRun.seen + len(orders), status="done" if done else "running", finished_at=utcnow() if done else None, error=None,
+            cursor=next_cursor, seen=BackfillRun.seen + len(orders), status="done" if done else "running",
+            finished_at=utcnow() if done else None, error=None, lease_until=utcnow() + LEASE,
         ).where(BackfillRun.id == run.id).execute()
         pages += 1
         if done or (max_pages is not None and pages >= max_pages):
             return BackfillRun.get_by_id(run.id)
 
 
+def pause_backfill(run_id: int, reason: str) -> BackfillRun:
+    """Stop running it for now, lease released: it can be resumed and blocks no new import."""
+    return _stop(run_id, "paused", reason)
+
+
+def _stop(run_id: int, status: str, reason: str) -> BackfillRun:
+    BackfillRun.update(status=status, error=reason, owner=None, lease_until=None,
+                       finished_at=utcnow() if status == "failed" else None).where(BackfillRun.id == run_id).execute()
+    return BackfillRun.get_by_id(run_id)
+
+
+def _beater(run_id: int, owner: str) -> Callable[[], None]:
+    """A heartbeat for post_page: renews the lease at most every HEARTBEAT_SECONDS."""
+    last = [time.monotonic()]
+
+    def beat() -> None:
+        if time.monotonic() - last[0] >= HEARTBEAT_SECONDS:
+            last[0] = time.monotonic()
+            heartbeat(run_id, owner)
+
+    return beat
+
+
 def progress(run: BackfillRun) -> dict:
+    """The run as the page and the CLI show it; `stalled`: its process died, resume or cancel it."""
     return {"id": run.id, "since": run.since.isoformat() if run.since else None,
             "until": run.until.isoformat() if run.until else None, "status": run.status, "seen": run.seen,
-            "posted": run.posted, "failed": run.failed, "error": run.error,
+            "posted": run.posted, "failed": run.failed, "error": run.error, "stalled": stalled(run),
+            "runner": ("command line" if (run.owner or "").startswith("cli:") else "queue") if run.owner else None,
             "started_at": run.started_at.isoformat() if run.started_at else None,
             "finished_at": run.finished_at.isoformat() if run.finished_at else None}

@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import logging
 from datetime import date
+from functools import partial
+from typing import Callable
 
 from ..models import QboConnection, Shop, ShopSettings, SyncRecord, WebhookDelivery
 from ..quickbooks.client import QboClient, connection_for
-from ..translate.order import Refs, ShopFacts, TranslationError, plan_order, render_document
+from ..translate.order import Refs, ShopFacts, TranslationError, order_marker, plan_order, render_document
 from ..translate.settings import CompanyFacts, SyncSettings
 from .dispatch import DeliveryContext
 from .lifecycle import ensure_shop_active
-from .outcomes import FatalError, Outcome, RetryLater
-from .posting import Document, PostResult, flag, ledger_row
-from .references import ReferenceResolver, post_with_current_references, prepare_references
+from .outcomes import FatalError, Outcome, RetryLater, WaitingForReconnect
+from .posting import BATCH_MAX, BatchItem, Document, PostResult, flag, ledger_row, post_batch
+from .references import ReferenceResolver, post_with_current_references, prepare_references, stale_reference
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +190,44 @@ def post_order(shop: Shop, order: dict, settings: SyncSettings, conn: QboConnect
     client = client or QboClient(conn)
     result = post_with_current_references(
         shop, client, record, lambda: build_order_document(shop, order, settings, client, record), delivery)
+    return _order_outcome(result)
+
+
+def post_orders(shop: Shop, orders: list[dict], settings: SyncSettings, client: QboClient,
+                each: Callable[[dict, Outcome | Exception], None] | None = None) -> list[Outcome | Exception]:
+    """post_order for many orders (a backfill page): their customers and items resolved together, their
+    documents written BATCH_MAX per QBO batch through the same ledger path (posting.post_batch).
+
+    Returns per order its Outcome or the error post_order would have raised; `each` hears every result
+    as it is known. A batch whose outcome is uncertain raises RetryLater (its rows are looked up next time)."""
+    records = [ledger_row(shop, f"order:{order['id']}", kind="order", order_id=str(order["id"]),
+                          order_name=order.get("name")) for order in orders]
+    plans = []
+    for order in orders:
+        try:
+            plans.append(plan_order(order, settings, shop_facts(shop)))
+        except TranslationError:
+            pass  # build_order_document flags it
+    prepare_references(shop, client, settings, [p for p in plans if p.balance.ok])
+    outcomes: list[Outcome | Exception] = []
+    for start in range(0, len(orders), BATCH_MAX):
+        chunk = list(zip(orders[start:start + BATCH_MAX], records[start:start + BATCH_MAX]))
+        items = [BatchItem(record, partial(build_order_document, shop, order, settings, client, record),
+                           marker=order_marker(str(order["id"]))) for order, record in chunk]
+        for (order, record), result in zip(chunk, post_batch(shop, client, items)):
+            if isinstance(result, FatalError) and stale_reference(result.detail):
+                try:  # a cached customer or item QBO no longer takes: built again, as post_order would
+                    result = post_order(shop, order, settings, client.conn, client=client)
+                except (FatalError, RetryLater, WaitingForReconnect) as exc:
+                    result = exc
+            outcome = _order_outcome(result) if isinstance(result, PostResult) else result
+            outcomes.append(outcome)
+            if each is not None:
+                each(order, outcome)
+    return outcomes
+
+
+def _order_outcome(result: PostResult) -> Outcome:
     rec = result.record
     if result.status == "flagged":
         return Outcome("flagged", rec.reason, {"shopify_total": str(rec.shopify_total), "qbo_total": str(rec.qbo_total)})

@@ -1,6 +1,7 @@
 """Exactly-once QBO writes: the ledger row (models.SyncRecord), a deterministic requestid, look-before-create.
 
-Every document (order, refund, payment, void) goes through post_document():
+Every document (order, refund, payment, void) goes through post_document(), or post_batch() for up to
+30 rows in one QBO batch request (the backfill's pages), which keeps the same steps per row:
   1. the ledger row for (shop, source_key) is taken under a Redis lock; 'posted' means done;
   2. a row left 'posting' by an attempt whose outcome is unknown (crash, timeout) is first
      looked up in QBO (DocNumber + our marker in PrivateNote) and adopted if found; a Payment has
@@ -14,9 +15,11 @@ Every document (order, refund, payment, void) goes through post_document():
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Callable
@@ -45,6 +48,7 @@ from .outcomes import FatalError, RetryLater, WaitingForReconnect
 log = logging.getLogger(__name__)
 
 LOCK_SECONDS = 120  # > the 60 s QBO read timeout plus resolution; a dead holder frees it by itself
+BATCH_MAX = 30  # QBO's batch ceiling
 
 
 @dataclass
@@ -140,9 +144,11 @@ def request_id_for(shop: Shop, record: SyncRecord, entity: str) -> str:
 
 
 def record_attempt(record: SyncRecord | None, delivery: WebhookDelivery | None, client: QboClient | None,
-                   outcome: str, error: QboError | None = None, started: float | None = None) -> None:
-    """Keep the QBO exchange (tokens never: the client keeps only method, path, params and bodies)."""
-    exchange = client.last_exchange if client else None
+                   outcome: str, error: QboError | None = None, started: float | None = None,
+                   exchange: dict | None = None) -> None:
+    """Keep the QBO exchange (tokens never: the client keeps only method, path, params and bodies);
+    a batch passes each row's own part of the exchange."""
+    exchange = exchange or (client.last_exchange if client else None)
     ProcessingAttempt.create(
         delivery=delivery, sync_record=record, finished_at=utcnow(), outcome=outcome,
         request={k: exchange[k] for k in ("method", "path", "params", "request")} if exchange else None,
@@ -171,12 +177,13 @@ def translate_error(exc: QboError, record: SyncRecord) -> Exception:
 
 
 @contextmanager
-def ledger_lock(shop: Shop, record: SyncRecord, busy: str = "this document is being posted by another worker"):
+def ledger_lock(shop: Shop, record: SyncRecord, busy: str = "this document is being posted by another worker",
+                wait: float = 5):
     """One writer per ledger row across all workers; a dead holder's lock expires (LOCK_SECONDS)."""
     try:
         lock = runtime.redis().lock(f"ecomflux:post:{shop.id}:{record.source_key}", timeout=LOCK_SECONDS,
-                                    blocking_timeout=5)
-        acquired = lock.acquire()
+                                    blocking_timeout=wait)
+        acquired = lock.acquire(blocking=wait > 0)
     except redis.RedisError as exc:
         raise RetryLater(f"ledger lock unavailable: {exc}", 15) from None
     if not acquired:
@@ -198,6 +205,152 @@ def post_document(shop: Shop, client: QboClient, record: SyncRecord, build: Call
         return _post_locked(shop, client, record, build, delivery, find)
 
 
+@dataclass
+class BatchItem:
+    """One ledger row of a batch write and how to build its document."""
+
+    record: SyncRecord
+    build: Callable[[], Document | PostResult]
+    delivery: WebhookDelivery | None = None
+    marker: str | None = None  # the PrivateNote marker its document carries: finds it after a crash
+
+
+def post_batch(shop: Shop, client: QboClient, items: list[BatchItem]) -> list[PostResult | Exception]:
+    """post_document for up to BATCH_MAX rows in one QBO batch request: the same ledger lock, the same
+    'posting' mark and figures, the same lookup of uncertain rows, one ProcessingAttempt per row.
+
+    Returns, per item, its PostResult or the error the single path would have raised for it (a row
+    another worker holds gets RetryLater). A batch-wide outcome that is uncertain (throttled, timed
+    out) raises, the rows staying 'posting' so the next attempt looks them up first."""
+    if len(items) > BATCH_MAX:
+        raise ValueError(f"a QBO batch holds at most {BATCH_MAX} items")
+    results: dict[int, PostResult | Exception] = {}
+    with ExitStack() as locks:
+        held = []
+        for index, item in enumerate(items):
+            try:
+                locks.enter_context(ledger_lock(shop, item.record, wait=0))
+            except RetryLater as busy:
+                results[index] = busy
+                continue
+            item.record = SyncRecord.get_by_id(item.record.id)
+            if item.record.status in ("posted", "voided"):
+                results[index] = PostResult("skipped_duplicate", item.record)
+            else:
+                held.append(index)
+        started = time.perf_counter()
+        uncertain = [(i, items[i]) for i in held if items[i].record.status == "posting"]
+        looked_up = {i for i, item in uncertain if item.marker and item.record.document_type
+                     and item.record.qbo_doc_number}
+        adopted, unanswered = _adopt_uncertain(client, [(i, items[i]) for i in sorted(looked_up)], started)
+        looked_up -= unanswered
+        results.update(adopted)
+        docs: list[tuple[int, Document]] = []
+        for index in held:
+            if index in adopted:
+                continue
+            if items[index].record.status == "posting" and index not in looked_up:
+                results[index] = _post_single(shop, client, items[index], items[index].build)
+                continue
+            try:
+                doc = items[index].build()
+            except (FatalError, RetryLater, WaitingForReconnect) as exc:
+                results[index] = exc
+                continue
+            except QboError as exc:
+                results[index] = translate_error(exc, items[index].record)
+                continue
+            if isinstance(doc, PostResult):
+                results[index] = doc
+            else:
+                docs.append((index, doc))
+        results.update(_write_batch(shop, client, items, docs))
+    return [results[i] for i in range(len(items))]
+
+
+def _adopt_uncertain(client: QboClient, rows: list[tuple[int, BatchItem]],
+                     started: float) -> tuple[dict[int, PostResult], set[int]]:
+    """Rows left 'posting' by a crash: their documents looked up (DocNumber + marker) in one batch read.
+    Returns the adopted rows and those whose lookup QBO refused (they go the single path, never blind)."""
+    if not rows:
+        return {}, set()
+    queries = {str(i): f"SELECT * FROM {item.record.document_type} WHERE DocNumber = {quote(item.record.qbo_doc_number)}"
+               for i, item in rows}
+    try:
+        answers = {str(a.get("bId")): a for a in client.batch(
+            [{"bId": bid, "Query": sql} for bid, sql in queries.items()], f"q-{_digest(list(queries.values()))}")}
+    except RealmBusy:  # the realm's batch budget is spent: the same reads one by one (500/min budget)
+        answers = {str(i): {"QueryResponse": {item.record.document_type: client.query(queries[str(i)])}}
+                   for i, item in rows}
+    adopted, unanswered = {}, set()
+    for index, item in rows:
+        answer = answers.get(str(index))
+        if answer is None or "Fault" in answer:
+            unanswered.add(index)
+            continue
+        found = (answer.get("QueryResponse") or {}).get(item.record.document_type, [])
+        row = next((r for r in found if item.marker in (r.get("PrivateNote") or "")), None)
+        if row is not None:
+            adopted[index] = _posted(item.record, row, None, client, item.delivery, started, adopted=True)
+    return adopted, unanswered
+
+
+def _digest(parts: list[str]) -> str:
+    return hashlib.sha256("\x1f".join(sorted(parts)).encode()).hexdigest()[:32]
+
+
+def _write_batch(shop: Shop, client: QboClient, items: list[BatchItem],
+                 docs: list[tuple[int, Document]]) -> dict[int, PostResult | Exception]:
+    """Mark the rows 'posting', send one batch create, mark each answer; item faults go the single path."""
+    if not docs:
+        return {}
+    started = time.perf_counter()
+    for index, doc in docs:
+        _mark_posting(shop, items[index].record, doc, items[index].delivery)
+    requests = [{"bId": str(index), "operation": "create", doc.entity: doc.payload} for index, doc in docs]
+    batch_rid = make_request_id(shop.domain, f"batch:{_digest([items[i].record.source_key for i, _d in docs])}",
+                                "batch")
+    try:  # client.request serializes with jsonout.dumps: the Decimal amounts stay exact
+        answers = client.batch(requests, batch_rid)
+    except (WaitingForReconnect, QboThrottled, RealmBusy, QboTransient, QboAuthError) as exc:
+        # Outcome unknown (or nothing sent): the rows stay 'posting' and are looked up before any create.
+        if isinstance(exc, QboError):
+            mapped = translate_error(exc, items[docs[0][0]].record)
+            for index, _doc in docs:
+                record_attempt(items[index].record, items[index].delivery, client, "error", exc, started)
+                if isinstance(exc, RealmBusy):  # refused by our limiter before anything was sent
+                    _update(items[index].record, status="pending", reason=mapped.reason)
+            raise mapped from None
+        raise
+    except QboError as exc:
+        log.info("batch write refused (%s): posting its documents one by one", exc.describe())
+        answers = []
+    by_id = {str(a.get("bId")): a for a in answers}
+    exchange = client.last_exchange or {}
+    out: dict[int, PostResult | Exception] = {}
+    for (index, doc), sent in zip(docs, requests):
+        item, answer = items[index], by_id.get(str(index), {})
+        if doc.entity in answer:
+            part = {"method": "POST", "path": "batch", "params": exchange.get("params"), "request": sent,
+                    "status": exchange.get("status"), "response": json.dumps(answer, default=str),
+                    "duration_ms": exchange.get("duration_ms"), "intuit_tid": exchange.get("intuit_tid")}
+            out[index] = _posted(item.record, answer[doc.entity], doc, client, item.delivery, started,
+                                 adopted=False, exchange=part)
+            continue
+        # A fault for this item (e.g. 6140) or a refused batch: the row is 'posting', so the single path
+        # looks it up before creating, adopts ours or fails with QBO's own message.
+        out[index] = _post_single(shop, client, item, lambda doc=doc: doc)
+    return out
+
+
+def _post_single(shop: Shop, client: QboClient, item: BatchItem, build) -> PostResult | Exception:
+    """One row of a batch through the single path (its lock is held by the batch)."""
+    try:
+        return _post_locked(shop, client, item.record, build, item.delivery)
+    except (FatalError, RetryLater, WaitingForReconnect) as exc:
+        return exc
+
+
 def _post_locked(shop, client, record, build, delivery, find=None) -> PostResult:
     record = SyncRecord.get_by_id(record.id)
     if record.status in ("posted", "voided"):
@@ -212,10 +365,7 @@ def _post_locked(shop, client, record, build, delivery, find=None) -> PostResult
         doc = build()  # may call QBO too (customer/item resolution): same error mapping as the write
         if isinstance(doc, PostResult):  # the builder decided (flagged, nothing to post)
             return doc
-        rid = request_id_for(shop, record, doc.entity)
-        _update(record, status="posting", attempts=record.attempts + 1, document_type=doc.entity, request_id=rid,
-                qbo_doc_number=doc.doc_number, reason=None, error_code=None, error_element=None,
-                delivery=delivery or record.delivery, **_money_figures(doc), **doc.ledger)
+        rid = _mark_posting(shop, record, doc, delivery)
         existing = find_existing(client, doc.entity, doc.doc_number, doc.marker) \
             if uncertain and find is None else None
         if existing is None:
@@ -252,14 +402,24 @@ def _post_locked(shop, client, record, build, delivery, find=None) -> PostResult
         raise mapped from None
 
 
-def _posted(record, entity: dict, doc: Document | None, client, delivery, started, adopted: bool) -> PostResult:
+def _mark_posting(shop: Shop, record: SyncRecord, doc: Document, delivery: WebhookDelivery | None) -> str:
+    """Before the write: the row is 'posting' (a crash leaves it uncertain) with the document's figures."""
+    rid = request_id_for(shop, record, doc.entity)
+    _update(record, status="posting", attempts=record.attempts + 1, document_type=doc.entity, request_id=rid,
+            qbo_doc_number=doc.doc_number, reason=None, error_code=None, error_element=None,
+            delivery=delivery or record.delivery, **_money_figures(doc), **doc.ledger)
+    return rid
+
+
+def _posted(record, entity: dict, doc: Document | None, client, delivery, started, adopted: bool,
+            exchange: dict | None = None) -> PostResult:
     """Mark the row posted from QBO's answer; doc is None when a find= lookup adopted it before build()."""
     total = qbo_total_of(doc.entity if doc else record.document_type, entity)
     _update(record, status="posted", qbo_id=str(entity.get("Id")), qbo_sync_token=str(entity.get("SyncToken", "0")),
             qbo_doc_number=entity.get("DocNumber") or (doc.doc_number if doc else record.qbo_doc_number),
             posted_at=utcnow(), reason=None, error_code=None, error_element=None,
             qbo_total=total if total is not None else (doc.figures.get("qbo_total") if doc else record.qbo_total))
-    record_attempt(record, delivery, client, "adopted" if adopted else "posted", None, started)
+    record_attempt(record, delivery, client, "adopted" if adopted else "posted", None, started, exchange)
     return PostResult("posted", record, adopted=adopted)
 
 

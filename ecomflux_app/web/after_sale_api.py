@@ -43,7 +43,7 @@ def _body() -> dict:
 @bp.post("/backfill")
 @require_session_token
 def start_backfill_route():
-    from ..sync.backfill import progress, start_backfill
+    from ..sync.backfill import active_run, progress, stalled, start_backfill
     from ..sync.reconcile import shop_today
 
     problem = _ready()
@@ -56,10 +56,52 @@ def start_backfill_route():
     today = shop_today(g.shop)
     if since is None or since > today or since < today - timedelta(days=366 * MAX_BACKFILL_YEARS):
         return _error(400, f"since must be a date within the last {MAX_BACKFILL_YEARS} years", field="since")
-    running = BackfillRun.get_or_none((BackfillRun.shop == g.shop) & (BackfillRun.status == "running"))
+    running = active_run(g.shop)
+    if running is not None and stalled(running):
+        return _error(409, "the last import stopped before it finished (its process ended): resume or cancel it",
+                      backfill=progress(running))
     if running is not None:
         return _error(409, "a backfill is already running", backfill=progress(running))
     return _json(progress(start_backfill(g.shop, since)), 202)
+
+
+def _own_backfill(run_id: int) -> BackfillRun | None:
+    return BackfillRun.get_or_none((BackfillRun.id == run_id) & (BackfillRun.shop == g.shop))
+
+
+@bp.post("/backfill/<int:run_id>/resume")
+@require_session_token
+def resume_backfill_route(run_id: int):
+    """Continue a stalled, paused or failed import from where it stopped (on the bulk queue)."""
+    from ..sync.backfill import progress, resume_backfill
+
+    problem = _ready()
+    if problem is not None:
+        return problem
+    run = _own_backfill(run_id)
+    if run is None:
+        return _error(404, "no such import")
+    try:
+        return _json(progress(resume_backfill(run)), 202)
+    except ValueError as exc:
+        return _error(409, str(exc), backfill=progress(run))
+
+
+@bp.post("/backfill/<int:run_id>/cancel")
+@require_session_token
+def cancel_backfill_route(run_id: int):
+    """Stop an import for good; what it posted stays posted, and a new import can start."""
+    from ..sync.backfill import RESUMABLE, cancel_backfill, progress
+
+    shop, problem = _require_installed()
+    if problem is not None:
+        return problem
+    run = _own_backfill(run_id)
+    if run is None:
+        return _error(404, "no such import")
+    if run.status not in RESUMABLE:
+        return _error(409, f"this import is {run.status}: nothing to cancel", backfill=progress(run))
+    return _json(progress(cancel_backfill(run, f"shop:{shop.domain}")))
 
 
 @bp.get("/backfill")

@@ -116,8 +116,12 @@ def status():
     last_posted = (SyncRecord.select(SyncRecord.posted_at).where(
         (SyncRecord.shop == shop) & SyncRecord.posted_at.is_null(False))
         .order_by(SyncRecord.posted_at.desc()).first())
+    problem = qbo_bridge.check_company(conn) if connection_state(conn) == "connected" else None
+    if problem:
+        conn = _connection(shop)  # the check may have found the company gone: reconnect_required
     state = connection_state(conn)
     qbo = {
+        "problem": problem if state == "connected" else None,  # connected, but QuickBooks is not answering
         "state": state,
         "connected": state == "connected",
         "reconnect_required": state == "reconnect_required",

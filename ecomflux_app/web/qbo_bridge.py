@@ -8,7 +8,7 @@ import logging
 import redis
 
 from .. import runtime
-from ..models import QboConnection, Shop, WebhookDelivery, utcnow
+from ..models import QboConnection, Shop, WebhookDelivery
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,11 @@ def disconnect(shop: Shop) -> None:
     except Exception as exc:  # noqa: BLE001
         log.warning("disconnect for %s failed: %s", shop.domain, exc)
         raise QboUnavailable("QuickBooks could not be disconnected; try again") from exc
+
+
+def check_company(conn: QboConnection) -> str | None:
+    """Whether the linked company still answers (see quickbooks.connection.check_company)."""
+    return _connection_module().check_company(conn)
 
 
 def _cache_key(shop: Shop, realm_id: str | None) -> str:
@@ -146,21 +151,6 @@ def company_options(shop: Shop, conn: QboConnection, fresh: bool = False) -> dic
 
 def rerun_delivery(delivery: WebhookDelivery, actor: str) -> str:
     """Re-run a delivery through the exactly-once path (the ledger and requestid stop a second document)."""
-    try:
-        from ..sync.replay import replay_delivery
-    except ImportError:
-        replay_delivery = None
-    if replay_delivery is not None:
-        result = replay_delivery(delivery.id, actor=actor)
-        return str(getattr(result, "status", result) or "queued")
-    # Without the replay module: make the row claimable again and put it back on the shop's queue.
-    from ..sync.sweeper import enqueue_delivery
+    from ..sync.replay import replay_delivery
 
-    WebhookDelivery.update(status="pending", next_attempt_at=utcnow(), lease_until=None).where(
-        (WebhookDelivery.id == delivery.id) & (WebhookDelivery.status != "processing")).execute()
-    try:
-        enqueued = enqueue_delivery(runtime.redis(), WebhookDelivery.get_by_id(delivery.id))
-    except redis.RedisError:
-        enqueued = False
-    # When Redis is down the row is due, so the sweeper picks it up.
-    return "queued" if enqueued else "scheduled"
+    return replay_delivery(delivery.id, actor=actor)

@@ -608,10 +608,11 @@
 
   function renderBackfill(run) {
     if (!run) { $("backfill-status").textContent = "No import yet."; return; }
-    var text = "Import since " + run.since + ": " + run.status + " — " + run.seen + " orders read, " + run.posted +
+    var text = "Import since " + run.since + ": " + (run.stalled ? "stopped" : run.status) + " — " + run.seen + " orders read, " + run.posted +
       " posted, " + run.failed + " failed." + (run.error ? " " + run.error : "");
     $("backfill-status").textContent = text;
-    if (run.status === "running") { poll("backfill", loadBackfill); }
+    document.dispatchEvent(new CustomEvent("ecomflux:backfill", { detail: run }));
+    if (run.status === "running" && !run.stalled) { poll("backfill", loadBackfill); }
   }
 
   function loadBackfill() {
@@ -644,6 +645,9 @@
       })
       .then(function () { $("app").dataset.ready = "true"; });
   }
+
+  // For the page's add-on scripts (static/embedded/*.js beside this one): the same authenticated calls.
+  window.EcomFluxPage = { api: api, toast: toast, loadBackfill: loadBackfill, loadStatus: loadStatus };
 
   document.addEventListener("click", function (event) {
     var target = event.target.closest("[data-action]");
