@@ -78,12 +78,13 @@ class Bench:
         self.shopify = self.shopify_app.sandbox
         self.workers: list[subprocess.Popen] = []
 
-    def shop(self, domain: str, latency: float = 0.0) -> tuple[object, str]:
+    def shop(self, domain: str, latency: float = 0.0, item_latency: float = 0.0) -> tuple[object, str]:
         from ecomflux_app.db import database
         from ecomflux_app.sandbox.harness import connect_to_sandbox_company, install_sandbox_shop
 
         realm = self.intuit.create_company(name=f"{domain} books")
         self.intuit.companies[realm].latency = latency
+        self.intuit.companies[realm].item_latency = item_latency  # a batch takes this per item
         with database.connection_context():
             shop = install_sandbox_shop(self.app.config, self.shopify, domain, currency="USD",
                                         timezone="America/New_York", country="US")
@@ -275,14 +276,18 @@ def latency(orders: int = 120, per_second: float = 2.0, workers: int = 2, qbo_la
         bench.stop()
 
 
-def latency_and_fairness(backlog: int = 5000, fresh: int = 40, workers: int = 4, qbo_latency: float = 0.2) -> dict:
-    """Shop A has a 5,000-order backlog; shop B's new orders arrive one a second: B's p50/p99."""
+def latency_and_fairness(backlog: int = 900, fresh: int = 40, workers: int = 4, qbo_latency: float = 0.0,
+                         item_latency: float = 0.2) -> dict:
+    """Shop A has a burst backlog; shop B's new orders arrive one a second: B's p50/p99 and A's rate.
+
+    QBO answers each operation in `item_latency` seconds (plus `qbo_latency` per request), so a batch
+    of 30 creates takes 30 times as long as a single call, as QBO works through a batch's items in turn."""
     from ecomflux_app.sandbox.demo_orders import OrderGenerator
 
     bench = Bench(db="postgres", label="fairness")
     try:
-        shop_a, _ = bench.shop("busy-shop.myshopify.com", latency=qbo_latency)
-        shop_b, _ = bench.shop("quiet-shop.myshopify.com", latency=qbo_latency)
+        shop_a, _ = bench.shop("busy-shop.myshopify.com", latency=qbo_latency, item_latency=item_latency)
+        shop_b, _ = bench.shop("quiet-shop.myshopify.com", latency=qbo_latency, item_latency=item_latency)
         # The backlog arrives as a burst, so it sits in the queue as batch jobs of many orders each.
         bench.send(shop_a.domain, OrderGenerator(seed=1, customers=200).week(backlog), senders=32)
         from ecomflux_app import runtime
@@ -291,16 +296,20 @@ def latency_and_fairness(backlog: int = 5000, fresh: int = 40, workers: int = 4,
         a_jobs = get_queue(runtime.redis(), shop_queue_name(shop_a.domain)).count
         bench.start_workers(workers)
         gen_b = OrderGenerator(seed=2, customers=10)
+        a_before, t0 = len(bench.posted(shop_a)), time.time()
         for order in gen_b.week(fresh):
             bench.send(shop_b.domain, [order])
             time.sleep(1.0)  # B's orders arrive at one a second while A's backlog drains
         deadline = time.time() + 60
         while len(bench.posted(shop_b)) < fresh and time.time() < deadline:
             time.sleep(0.5)
+        a_window, a_after = time.time() - t0, len(bench.posted(shop_a))
         b_latency = bench.latencies(shop_b)
         a_latency = bench.latencies(shop_a)
-        return {"qbo_latency_s": qbo_latency, "workers": workers, "shop_a_backlog": backlog,
-                "shop_a_posted_meanwhile": len(a_latency), "shop_a_batch_jobs_at_start": a_jobs,
+        return {"qbo_latency_s": qbo_latency, "qbo_item_latency_s": item_latency, "workers": workers,
+                "shop_a_backlog": backlog, "shop_a_posted_meanwhile": len(a_latency),
+                "shop_a_orders_per_min": round((a_after - a_before) * 60 / a_window, 1),
+                "shop_a_rate_window_s": round(a_window, 1), "shop_a_batch_jobs_at_start": a_jobs,
                 "shop_b_orders": fresh, "shop_b_posted": len(b_latency),
                 "shop_b_latency_p50_s": pct(b_latency, 50), "shop_b_latency_p99_s": pct(b_latency, 99),
                 "shop_b_latency_max_s": round(max(b_latency), 3) if b_latency else None,

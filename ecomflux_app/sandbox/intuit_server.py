@@ -84,7 +84,10 @@ class Company:
         self.batch_window: deque[float] = deque()
         self.in_flight = 0
         self.faults: deque[dict] = deque()  # {"kind", "count", optional "endpoint", "seconds"}
-        self.latency = 0.0
+        self.latency = 0.0  # seconds every request takes
+        # Seconds per operation on top: QBO works through a batch's items one after another, so a
+        # batch takes this times its items (a single call is one operation).
+        self.item_latency = 0.0
         self.counters = {"requests": 0, "throttled": 0, "created": {}, "by_endpoint": {}}
         self._seed()
 
@@ -373,8 +376,9 @@ def create_intuit_sandbox(client_id: str, client_secret: str) -> Flask:
                     answer = _fault_response(fault, tid)
                     if answer is not None:
                         return answer
-                if company.latency:
-                    time.sleep(company.latency)  # the stand-in's configured service time
+                delay = company.latency + company.item_latency * _operations(path)
+                if delay:
+                    time.sleep(delay)  # the stand-in's configured service time
                 with state.lock:
                     status, body = _handle(company, request.method, path)
             finally:
@@ -456,6 +460,15 @@ def create_intuit_sandbox(client_id: str, client_secret: str) -> Flask:
         return answer
 
     return app
+
+
+def _operations(path: str) -> int:
+    """Operations in this request: a batch's items, else one."""
+    if path != "batch":
+        return 1
+    body = request.get_json(silent=True)
+    items = body.get("BatchItemRequest") if isinstance(body, dict) else None
+    return max(1, len(items)) if isinstance(items, list) else 1
 
 
 def _entity_name(head: str) -> str | None:
