@@ -286,7 +286,7 @@ def latency_and_fairness(backlog: int = 900, fresh: int = 40, workers: int = 4, 
 
     bench = Bench(db="postgres", label="fairness")
     try:
-        shop_a, _ = bench.shop("busy-shop.myshopify.com", latency=qbo_latency, item_latency=item_latency)
+        shop_a, realm_a = bench.shop("busy-shop.myshopify.com", latency=qbo_latency, item_latency=item_latency)
         shop_b, _ = bench.shop("quiet-shop.myshopify.com", latency=qbo_latency, item_latency=item_latency)
         # The backlog arrives as a burst, so it sits in the queue as batch jobs of many orders each.
         bench.send(shop_a.domain, OrderGenerator(seed=1, customers=200).week(backlog), senders=32)
@@ -306,14 +306,16 @@ def latency_and_fairness(backlog: int = 900, fresh: int = 40, workers: int = 4, 
         a_window, a_after = time.time() - t0, len(bench.posted(shop_a))
         b_latency = bench.latencies(shop_b)
         a_latency = bench.latencies(shop_a)
-        return {"qbo_latency_s": qbo_latency, "qbo_item_latency_s": item_latency, "workers": workers,
+        return {"shop_b_latencies_s_in_order_posted": [round(s, 1) for s in b_latency],
+                "qbo_latency_s": qbo_latency, "qbo_item_latency_s": item_latency, "workers": workers,
                 "shop_a_backlog": backlog, "shop_a_posted_meanwhile": len(a_latency),
                 "shop_a_orders_per_min": round((a_after - a_before) * 60 / a_window, 1),
                 "shop_a_rate_window_s": round(a_window, 1), "shop_a_batch_jobs_at_start": a_jobs,
                 "shop_b_orders": fresh, "shop_b_posted": len(b_latency),
                 "shop_b_latency_p50_s": pct(b_latency, 50), "shop_b_latency_p99_s": pct(b_latency, 99),
                 "shop_b_latency_max_s": round(max(b_latency), 3) if b_latency else None,
-                "shop_a_latency_median_s": round(statistics.median(a_latency), 1) if a_latency else None}
+                "shop_a_latency_median_s": round(statistics.median(a_latency), 1) if a_latency else None,
+                "shop_a_qbo_calls": bench.intuit.companies[realm_a].counters["by_endpoint"]}
     finally:
         bench.stop()
 
