@@ -301,8 +301,11 @@ def health():
         counts = dict(SyncRecord.select(SyncRecord.status, fn.COUNT(SyncRecord.id)).where(SyncRecord.shop == shop.id)
                       .group_by(SyncRecord.status).tuples())
         shops.append({"shop": shop, "qbo": qbo, "counts": counts})
+    from ..quickbooks.metering import month_to_date
+
+    reads = month_to_date(conn, [s["qbo"].realm_id for s in shops if s["qbo"] and s["qbo"].realm_id])
     return render_template("support/health.html", depths=depths, failed=failed, workers=workers, shops=shops,
-                           recent_failures=recent_failures, now=utcnow())
+                           recent_failures=recent_failures, now=utcnow(), qbo_reads=reads)
 
 
 def failed_jobs(conn, queue_names: list[str], per_queue: int = 20) -> list[dict]:
