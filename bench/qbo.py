@@ -320,6 +320,108 @@ def latency_and_fairness(backlog: int = 900, fresh: int = 40, workers: int = 4, 
         bench.stop()
 
 
+def _notify_app(bench: Bench, token: str | None) -> None:
+    """Point the Intuit sandbox's change notifications at the app (in-process) and tell the app its token."""
+    def post(body: bytes, headers: dict) -> int:
+        with bench.app.test_client() as client:
+            return client.post("/qbo/notifications", data=body, headers=headers).status_code
+
+    bench.app.config["INTUIT_WEBHOOK_VERIFIER_TOKEN"] = token
+    bench.intuit.notification_target, bench.intuit.verifier_token = (post, token) if token else (None, None)
+
+
+def _age_directories(realm: str, seconds: float) -> None:
+    """Time passes for the app's directories: their last read moves `seconds` into the past."""
+    from ecomflux_app import runtime
+    from ecomflux_app.sync.references import DIRECTORY_AS_OF
+
+    conn = runtime.redis()
+    for key in conn.scan_iter(f"ecomflux:qbo-directory:{realm}:*"):
+        if conn.type(key) in (b"hash", "hash") and conn.hexists(key, DIRECTORY_AS_OF):
+            conn.hset(key, DIRECTORY_AS_OF, repr(float(conn.hget(key, DIRECTORY_AS_OF)) - seconds))
+
+
+def reads(orders: int = 1000, customers: int = 150, spacing_minutes: float = 5.0, one_at_a_time_orders: int = 400,
+          notified: bool = True) -> dict:
+    """Metered QBO reads (counted by the Intuit sandbox as Intuit meters them: GET reads, queries, CDC,
+    queries inside batches) per posted order, with QuickBooks change notifications on (or off: polling):
+    a week queued at once; orders one at a time `spacing_minutes` apart (the directories age between
+    orders, as the clock would move them); and an idle company's day (keepalive every 6 h, the daily
+    reconciliation, the bookkeeper editing customers and items in QuickBooks)."""
+    from datetime import timedelta
+
+    from ecomflux_app.db import database
+    from ecomflux_app.quickbooks.keepalive import keep_connections_alive
+    from ecomflux_app.sandbox.demo_orders import OrderGenerator
+    from ecomflux_app.sync.reconcile import reconcile_range, shop_today
+
+    bench = Bench(db="sqlite", label="reads" + ("" if notified else "-polling"))
+    token = "bench-verifier-token" if notified else None
+    _notify_app(bench, token)
+    out: dict = {"notifications": notified, "corpus": f"1 week, {customers} customers (Zipf repeat buyers), Zipf SKUs"}
+    try:
+        # A burst: the week queued at once, notifications delivered every second while it drains.
+        shop, realm = bench.shop("burst-shop.myshopify.com")
+        stop = bench.intuit.start_notifier(1.0)
+        bench.send(shop.domain, OrderGenerator(seed=42, customers=customers).week(orders), senders=8)
+        bench.drain_in_process(until_done=True)
+        stop.set()
+        bench.intuit.deliver_notifications()
+        company = bench.intuit.companies[realm]
+        posted = len(bench.posted(shop))
+        out["burst"] = {"orders": orders, "posted": posted, "reads": company.counters["reads"],
+                        "reads_per_order": round(company.counters["reads"] / max(posted, 1), 4),
+                        "by_endpoint": dict(company.counters["by_endpoint"])}
+
+        # One at a time, minutes apart.
+        shop, realm = bench.shop("quiet-day-shop.myshopify.com")
+        corpus = OrderGenerator(seed=42, customers=customers).week(one_at_a_time_orders)
+        for order in corpus:
+            bench.send(shop.domain, [order])
+            bench.drain_in_process(until_done=True)
+            bench.intuit.deliver_notifications()
+            _age_directories(realm, spacing_minutes * 60)
+        company = bench.intuit.companies[realm]
+        posted = len(bench.posted(shop))
+        out["one_at_a_time"] = {"orders": len(corpus), "spacing_minutes": spacing_minutes, "posted": posted,
+                                "reads": company.counters["reads"],
+                                "reads_per_order": round(company.counters["reads"] / max(posted, 1), 4),
+                                "by_endpoint": dict(company.counters["by_endpoint"])}
+
+        # An idle company's day: connected, its directories read by an earlier order, no orders today.
+        shop, realm = bench.shop("idle-shop.myshopify.com")
+        bench.send(shop.domain, OrderGenerator(seed=5, customers=5).week(1))
+        bench.drain_in_process(until_done=True)
+        bench.intuit.deliver_notifications()
+        company = bench.intuit.companies[realm]
+        start = company.counters["reads"]
+        customer = next(iter(company.entities["Customer"].values()))
+        item = next(i for i in company.entities["Item"].values() if i.get("Name") != "Shipping")
+        from ecomflux_app.models import QboConnection
+        with database.connection_context():
+            for hour in range(24):
+                _age_directories(realm, 3600)
+                if hour % 6 == 0:  # the scheduler's keepalive (every 6 h): token care, no API reads
+                    from ecomflux_app.models import utcnow
+                    QboConnection.update(last_refresh_at=utcnow() - timedelta(days=2)).execute()
+                    keep_connections_alive()
+                if hour in (9, 11, 14, 16):  # the bookkeeper edits records in QuickBooks
+                    bench.intuit.user_change(realm, "Customer", customer["Id"], Notes=f"edited at {hour}:00")
+                    bench.intuit.user_change(realm, "Item", item["Id"], Description=f"edited at {hour}:00")
+                    bench.intuit.deliver_notifications()
+            from ecomflux_app.models import Shop
+            idle = Shop.get(Shop.domain == shop.domain)
+            today = shop_today(idle)
+            run = reconcile_range(idle, today - timedelta(days=3), today, heal=True, trigger="scheduled")
+        out["idle_company_day"] = {"reads": company.counters["reads"] - start, "reconciliation": run.status,
+                                   "bookkeeper_edits": 8, "keepalives": 4,
+                                   "by_endpoint": dict(company.counters["by_endpoint"])}
+        out["notification_posts"] = dict(bench.intuit.notification_stats)
+        return out
+    finally:
+        bench.stop()
+
+
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "efficiency"
     result = {"efficiency": efficiency, "fairness": latency_and_fairness}.get(which, efficiency)()
