@@ -21,7 +21,9 @@ from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = os.environ.get("ECOMFLUX_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = "redis://127.0.0.1:6379/15"
+# db 15 by default; on a machine where several checkouts run benchmarks at once, give each its own
+# (a Bench flushes its db at start).
+REDIS_URL = os.environ.get("ECOMFLUX_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 class Bench:
@@ -38,6 +40,7 @@ class Bench:
         from ecomflux_app.sandbox.serving import BackgroundServer
         from ecomflux_app.sandbox.shopify_server import create_shopify_sandbox
 
+        label += os.environ.get("ECOMFLUX_BENCH_SUFFIX", "")  # its own database and files beside other checkouts
         self.workdir = Path(f"/tmp/ecomflux-bench-{label}")
         self.workdir.mkdir(parents=True, exist_ok=True)
         if db == "postgres":
