@@ -13,6 +13,7 @@ import click
 SHOPIFY_SANDBOX_PORT = 8001
 INTUIT_SANDBOX_PORT = 8002
 DEMO_SHOP = "demo-shop.myshopify.com"
+DEV_INTUIT_VERIFIER_TOKEN = "ecomflux-dev-intuit-verifier-3c81"
 
 
 def _start_sandboxes(config: dict) -> dict:
@@ -25,7 +26,14 @@ def _start_sandboxes(config: dict) -> dict:
     intuit = create_intuit_sandbox(config["INTUIT_CLIENT_ID"], config["INTUIT_CLIENT_SECRET"])
     shopify_srv = BackgroundServer(shopify, port=SHOPIFY_SANDBOX_PORT).start()
     intuit_srv = BackgroundServer(intuit, port=INTUIT_SANDBOX_PORT).start()
+    # QuickBooks change notifications: the Intuit sandbox signs them with the app's verifier token
+    # and posts them to the app every two seconds, as Intuit's sandbox does "near real time".
+    verifier = config.get("INTUIT_WEBHOOK_VERIFIER_TOKEN") or DEV_INTUIT_VERIFIER_TOKEN
+    intuit.sandbox.verifier_token = verifier
+    intuit.sandbox.notification_target = f"{config['APP_URL']}/qbo/notifications"
+    intuit.sandbox.start_notifier(2.0)
     return {
+        "INTUIT_WEBHOOK_VERIFIER_TOKEN": verifier,
         "SHOPIFY_SHOP_BASE_URL": f"{shopify_srv.url}/{{shop}}",
         "INTUIT_ENVIRONMENT": f"{intuit_srv.url}/.well-known/openid_configuration",
         "QBO_API_BASE_URL": f"{intuit_srv.url}/v3",
