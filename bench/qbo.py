@@ -21,7 +21,9 @@ from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = os.environ.get("ECOMFLUX_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = "redis://127.0.0.1:6379/15"
+# db 15 by default; on a machine where several checkouts run benchmarks at once, give each its own
+# (a Bench flushes its db at start).
+REDIS_URL = os.environ.get("ECOMFLUX_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 class Bench:
@@ -38,6 +40,7 @@ class Bench:
         from ecomflux_app.sandbox.serving import BackgroundServer
         from ecomflux_app.sandbox.shopify_server import create_shopify_sandbox
 
+        label += os.environ.get("ECOMFLUX_BENCH_SUFFIX", "")  # its own database and files beside other checkouts
         self.workdir = Path(f"/tmp/ecomflux-bench-{label}")
         self.workdir.mkdir(parents=True, exist_ok=True)
         if db == "postgres":
@@ -78,12 +81,13 @@ class Bench:
         self.shopify = self.shopify_app.sandbox
         self.workers: list[subprocess.Popen] = []
 
-    def shop(self, domain: str, latency: float = 0.0) -> tuple[object, str]:
+    def shop(self, domain: str, latency: float = 0.0, item_latency: float = 0.0) -> tuple[object, str]:
         from ecomflux_app.db import database
         from ecomflux_app.sandbox.harness import connect_to_sandbox_company, install_sandbox_shop
 
         realm = self.intuit.create_company(name=f"{domain} books")
         self.intuit.companies[realm].latency = latency
+        self.intuit.companies[realm].item_latency = item_latency  # a batch takes this per item
         with database.connection_context():
             shop = install_sandbox_shop(self.app.config, self.shopify, domain, currency="USD",
                                         timezone="America/New_York", country="US")
@@ -275,14 +279,18 @@ def latency(orders: int = 120, per_second: float = 2.0, workers: int = 2, qbo_la
         bench.stop()
 
 
-def latency_and_fairness(backlog: int = 5000, fresh: int = 40, workers: int = 4, qbo_latency: float = 0.2) -> dict:
-    """Shop A has a 5,000-order backlog; shop B's new orders arrive one a second: B's p50/p99."""
+def latency_and_fairness(backlog: int = 900, fresh: int = 40, workers: int = 4, qbo_latency: float = 0.0,
+                         item_latency: float = 0.2) -> dict:
+    """Shop A has a burst backlog; shop B's new orders arrive one a second: B's p50/p99 and A's rate.
+
+    QBO answers each operation in `item_latency` seconds (plus `qbo_latency` per request), so a batch
+    of 30 creates takes 30 times as long as a single call, as QBO works through a batch's items in turn."""
     from ecomflux_app.sandbox.demo_orders import OrderGenerator
 
     bench = Bench(db="postgres", label="fairness")
     try:
-        shop_a, _ = bench.shop("busy-shop.myshopify.com", latency=qbo_latency)
-        shop_b, _ = bench.shop("quiet-shop.myshopify.com", latency=qbo_latency)
+        shop_a, realm_a = bench.shop("busy-shop.myshopify.com", latency=qbo_latency, item_latency=item_latency)
+        shop_b, _ = bench.shop("quiet-shop.myshopify.com", latency=qbo_latency, item_latency=item_latency)
         # The backlog arrives as a burst, so it sits in the queue as batch jobs of many orders each.
         bench.send(shop_a.domain, OrderGenerator(seed=1, customers=200).week(backlog), senders=32)
         from ecomflux_app import runtime
@@ -291,20 +299,128 @@ def latency_and_fairness(backlog: int = 5000, fresh: int = 40, workers: int = 4,
         a_jobs = get_queue(runtime.redis(), shop_queue_name(shop_a.domain)).count
         bench.start_workers(workers)
         gen_b = OrderGenerator(seed=2, customers=10)
+        a_before, t0 = len(bench.posted(shop_a)), time.time()
         for order in gen_b.week(fresh):
             bench.send(shop_b.domain, [order])
             time.sleep(1.0)  # B's orders arrive at one a second while A's backlog drains
         deadline = time.time() + 60
         while len(bench.posted(shop_b)) < fresh and time.time() < deadline:
             time.sleep(0.5)
+        a_window, a_after = time.time() - t0, len(bench.posted(shop_a))
         b_latency = bench.latencies(shop_b)
         a_latency = bench.latencies(shop_a)
-        return {"qbo_latency_s": qbo_latency, "workers": workers, "shop_a_backlog": backlog,
-                "shop_a_posted_meanwhile": len(a_latency), "shop_a_batch_jobs_at_start": a_jobs,
+        return {"shop_b_latencies_s_in_order_posted": [round(s, 1) for s in b_latency],
+                "qbo_latency_s": qbo_latency, "qbo_item_latency_s": item_latency, "workers": workers,
+                "shop_a_backlog": backlog, "shop_a_posted_meanwhile": len(a_latency),
+                "shop_a_orders_per_min": round((a_after - a_before) * 60 / a_window, 1),
+                "shop_a_rate_window_s": round(a_window, 1), "shop_a_batch_jobs_at_start": a_jobs,
                 "shop_b_orders": fresh, "shop_b_posted": len(b_latency),
                 "shop_b_latency_p50_s": pct(b_latency, 50), "shop_b_latency_p99_s": pct(b_latency, 99),
                 "shop_b_latency_max_s": round(max(b_latency), 3) if b_latency else None,
-                "shop_a_latency_median_s": round(statistics.median(a_latency), 1) if a_latency else None}
+                "shop_a_latency_median_s": round(statistics.median(a_latency), 1) if a_latency else None,
+                "shop_a_qbo_calls": bench.intuit.companies[realm_a].counters["by_endpoint"]}
+    finally:
+        bench.stop()
+
+
+def _notify_app(bench: Bench, token: str | None) -> None:
+    """Point the Intuit sandbox's change notifications at the app (in-process) and tell the app its token."""
+    def post(body: bytes, headers: dict) -> int:
+        with bench.app.test_client() as client:
+            return client.post("/qbo/notifications", data=body, headers=headers).status_code
+
+    bench.app.config["INTUIT_WEBHOOK_VERIFIER_TOKEN"] = token
+    bench.intuit.notification_target, bench.intuit.verifier_token = (post, token) if token else (None, None)
+
+
+def _age_directories(realm: str, seconds: float) -> None:
+    """Time passes for the app's directories: their last read moves `seconds` into the past."""
+    from ecomflux_app import runtime
+    from ecomflux_app.sync.references import DIRECTORY_AS_OF
+
+    conn = runtime.redis()
+    for key in conn.scan_iter(f"ecomflux:qbo-directory:{realm}:*"):
+        if conn.type(key) in (b"hash", "hash") and conn.hexists(key, DIRECTORY_AS_OF):
+            conn.hset(key, DIRECTORY_AS_OF, repr(float(conn.hget(key, DIRECTORY_AS_OF)) - seconds))
+
+
+def reads(orders: int = 1000, customers: int = 150, spacing_minutes: float = 5.0, one_at_a_time_orders: int = 400,
+          notified: bool = True) -> dict:
+    """Metered QBO reads (counted by the Intuit sandbox as Intuit meters them: GET reads, queries, CDC,
+    queries inside batches) per posted order, with QuickBooks change notifications on (or off: polling):
+    a week queued at once; orders one at a time `spacing_minutes` apart (the directories age between
+    orders, as the clock would move them); and an idle company's day (keepalive every 6 h, the daily
+    reconciliation, the bookkeeper editing customers and items in QuickBooks)."""
+    from datetime import timedelta
+
+    from ecomflux_app.db import database
+    from ecomflux_app.quickbooks.keepalive import keep_connections_alive
+    from ecomflux_app.sandbox.demo_orders import OrderGenerator
+    from ecomflux_app.sync.reconcile import reconcile_range, shop_today
+
+    bench = Bench(db="sqlite", label="reads" + ("" if notified else "-polling"))
+    token = "bench-verifier-token" if notified else None
+    _notify_app(bench, token)
+    out: dict = {"notifications": notified, "corpus": f"1 week, {customers} customers (Zipf repeat buyers), Zipf SKUs"}
+    try:
+        # A burst: the week queued at once, notifications delivered every second while it drains.
+        shop, realm = bench.shop("burst-shop.myshopify.com")
+        stop = bench.intuit.start_notifier(1.0)
+        bench.send(shop.domain, OrderGenerator(seed=42, customers=customers).week(orders), senders=8)
+        bench.drain_in_process(until_done=True)
+        stop.set()
+        bench.intuit.deliver_notifications()
+        company = bench.intuit.companies[realm]
+        posted = len(bench.posted(shop))
+        out["burst"] = {"orders": orders, "posted": posted, "reads": company.counters["reads"],
+                        "reads_per_order": round(company.counters["reads"] / max(posted, 1), 4),
+                        "by_endpoint": dict(company.counters["by_endpoint"])}
+
+        # One at a time, minutes apart.
+        shop, realm = bench.shop("quiet-day-shop.myshopify.com")
+        corpus = OrderGenerator(seed=42, customers=customers).week(one_at_a_time_orders)
+        for order in corpus:
+            bench.send(shop.domain, [order])
+            bench.drain_in_process(until_done=True)
+            bench.intuit.deliver_notifications()
+            _age_directories(realm, spacing_minutes * 60)
+        company = bench.intuit.companies[realm]
+        posted = len(bench.posted(shop))
+        out["one_at_a_time"] = {"orders": len(corpus), "spacing_minutes": spacing_minutes, "posted": posted,
+                                "reads": company.counters["reads"],
+                                "reads_per_order": round(company.counters["reads"] / max(posted, 1), 4),
+                                "by_endpoint": dict(company.counters["by_endpoint"])}
+
+        # An idle company's day: connected, its directories read by an earlier order, no orders today.
+        shop, realm = bench.shop("idle-shop.myshopify.com")
+        bench.send(shop.domain, OrderGenerator(seed=5, customers=5).week(1))
+        bench.drain_in_process(until_done=True)
+        bench.intuit.deliver_notifications()
+        company = bench.intuit.companies[realm]
+        start = company.counters["reads"]
+        customer = next(iter(company.entities["Customer"].values()))
+        item = next(i for i in company.entities["Item"].values() if i.get("Name") != "Shipping")
+        from ecomflux_app.models import QboConnection
+        with database.connection_context():
+            for hour in range(24):
+                _age_directories(realm, 3600)
+                if hour % 6 == 0:  # the scheduler's keepalive (every 6 h): token care, no API reads
+                    from ecomflux_app.models import utcnow
+                    QboConnection.update(last_refresh_at=utcnow() - timedelta(days=2)).execute()
+                    keep_connections_alive()
+                if hour in (9, 11, 14, 16):  # the bookkeeper edits records in QuickBooks
+                    bench.intuit.user_change(realm, "Customer", customer["Id"], Notes=f"edited at {hour}:00")
+                    bench.intuit.user_change(realm, "Item", item["Id"], Description=f"edited at {hour}:00")
+                    bench.intuit.deliver_notifications()
+            from ecomflux_app.models import Shop
+            idle = Shop.get(Shop.domain == shop.domain)
+            today = shop_today(idle)
+            run = reconcile_range(idle, today - timedelta(days=3), today, heal=True, trigger="scheduled")
+        out["idle_company_day"] = {"reads": company.counters["reads"] - start, "reconciliation": run.status,
+                                   "bookkeeper_edits": 8, "keepalives": 4,
+                                   "by_endpoint": dict(company.counters["by_endpoint"])}
+        out["notification_posts"] = dict(bench.intuit.notification_stats)
+        return out
     finally:
         bench.stop()
 

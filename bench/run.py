@@ -27,6 +27,9 @@ def main(argv: list[str]) -> int:
         ("throughput_4_realms", lambda: qbo.throughput(realms=4)),
         ("latency", qbo.latency),
         ("latency_fairness", qbo.latency_and_fairness),
+        # Metered reads per posted order (burst, one at a time minutes apart) and per idle company-day.
+        ("qbo_reads", qbo.reads),
+        ("qbo_reads_polling", lambda: qbo.reads(notified=False)),
     ]
     latest = RESULTS / "latest.json"
     # Running only some benchmarks updates those entries and keeps the others' last results.

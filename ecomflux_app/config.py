@@ -126,6 +126,9 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | os.Pa
         "INTUIT_DISCOVERY_URL": discovery_url,
         "QBO_API_BASE_URL": qbo_base.rstrip("/"),
         "QBO_MINOR_VERSION": get("QBO_MINOR_VERSION", QBO_MINOR_VERSION),
+        # Intuit's webhook verifier token: set, change notifications keep the customer and item
+        # directories current (no polling); unset, each directory is polled with a change query.
+        "INTUIT_WEBHOOK_VERIFIER_TOKEN": get("INTUIT_WEBHOOK_VERIFIER_TOKEN"),
         "DATABASE_URL": get("DATABASE_URL", f"sqlite:///{instance / 'ecomflux.db'}"),
         "REDIS_URL": get("REDIS_URL"),
         "SECRET_KEY": get("SECRET_KEY") or _instance_secret(instance, "secret.key", lambda: secrets.token_hex(32)),

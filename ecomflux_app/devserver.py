@@ -13,6 +13,7 @@ import click
 SHOPIFY_SANDBOX_PORT = 8001
 INTUIT_SANDBOX_PORT = 8002
 DEMO_SHOP = "demo-shop.myshopify.com"
+DEV_INTUIT_VERIFIER_TOKEN = "ecomflux-dev-intuit-verifier-3c81"
 
 
 def _start_sandboxes(config: dict, instance: Path) -> dict:
@@ -31,8 +32,15 @@ def _start_sandboxes(config: dict, instance: Path) -> dict:
     shopify_port, intuit_port = (int(p) for p in ports.split(","))
     shopify_srv = BackgroundServer(shopify, port=shopify_port).start()
     intuit_srv = BackgroundServer(intuit, port=intuit_port).start()
+    # QuickBooks change notifications: the Intuit sandbox signs them with the app's verifier token
+    # and posts them to the app every two seconds, as Intuit's sandbox does "near real time".
+    verifier = config.get("INTUIT_WEBHOOK_VERIFIER_TOKEN") or DEV_INTUIT_VERIFIER_TOKEN
+    intuit.sandbox.verifier_token = verifier
+    intuit.sandbox.notification_target = f"{config['APP_URL']}/qbo/notifications"
+    intuit.sandbox.start_notifier(2.0)
     return {
         "_keepers": keepers,
+        "INTUIT_WEBHOOK_VERIFIER_TOKEN": verifier,
         "SHOPIFY_SHOP_BASE_URL": f"{shopify_srv.url}/{{shop}}",
         "INTUIT_ENVIRONMENT": f"{intuit_srv.url}/.well-known/openid_configuration",
         "QBO_API_BASE_URL": f"{intuit_srv.url}/v3",

@@ -17,6 +17,11 @@ SHOP_QUEUE_PREFIX = "shop:"
 CONTROL_QUEUE = "control"  # scheduled jobs, sweeps, keepalives: small and never starved
 BULK_QUEUE = "bulk"  # backfills and bulk replays: served after fresh per-shop work
 ACTIVE_QUEUES_KEY = "ecomflux:active-queues"
+# Per-shop worker shares: which workers run a shop's job now, and which workers are alive (both
+# zsets of worker name -> lease expiry on Redis' clock, so a SIGKILLed worker drops out by itself).
+SHOP_RUNNING_PREFIX = "ecomflux:shop-running:"
+LIVE_WORKERS_KEY = "ecomflux:live-workers"
+SHARE_LEASE_SECONDS = 420  # longer than a job may run (300 s timeout) plus a dequeue round
 
 _connections: dict[str, redis.Redis] = {}
 _embedded = None
@@ -109,6 +114,49 @@ def enqueue_batch(conn: redis.Redis, items: list[tuple[str, str, tuple, str | No
         pipe.execute()
 
 
+_TAKE_SHARE = """
+local running, live = KEYS[1], KEYS[2]
+local worker, lease = ARGV[1], tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZREMRANGEBYSCORE', running, '-inf', now)
+redis.call('ZREMRANGEBYSCORE', live, '-inf', now)
+local workers = redis.call('ZCARD', live)
+local cap = workers - math.max(1, math.floor(workers / 4))
+if cap < 1 then cap = 1 end
+if redis.call('ZSCORE', running, worker) == false and redis.call('ZCARD', running) >= cap then return 0 end
+redis.call('ZADD', running, now + lease, worker)
+redis.call('EXPIRE', running, lease + 1)
+return 1
+"""
+
+
+_MARK_ALIVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZCARD', KEYS[1])
+"""
+
+
+def shop_share(live_workers: int) -> int:
+    """How many workers one shop may hold at once: all but a quarter of them (at least one kept
+    free whenever there are two or more), so a shop whose QBO calls are slow cannot hold every
+    worker while another shop's fresh orders wait. Mirrors the cap in _TAKE_SHARE."""
+    return max(1, live_workers - max(1, live_workers // 4))
+
+
+def running_per_shop(conn: redis.Redis, queue_names: list[str]) -> dict[str, int]:
+    """Workers inside each shop queue's jobs right now (unexpired shares)."""
+    seconds, micros = conn.time()  # Redis' clock, as the leases are
+    now = seconds + micros / 1_000_000
+    with conn.pipeline() as pipe:
+        for name in queue_names:
+            pipe.zcount(SHOP_RUNNING_PREFIX + name, now, "+inf")
+        return dict(zip(queue_names, pipe.execute()))
+
+
 class FairQueuesMixin:
     """Serves the control queue first, then every shop queue round-robin, then bulk.
 
@@ -117,6 +165,8 @@ class FairQueuesMixin:
     gets one job per turn, never the whole worker.
     """
 
+    _share_queue: str | None = None
+
     def _refresh_queues(self) -> None:
         names = {n.decode() if isinstance(n, bytes) else n for n in self.connection.smembers(ACTIVE_QUEUES_KEY)}
         shop_names = sorted(n for n in names if n.startswith(SHOP_QUEUE_PREFIX))
@@ -124,10 +174,43 @@ class FairQueuesMixin:
         # Keep the rotation position of known queues; new shops join at the end.
         ordered = [n for n in current if n in shop_names] + [n for n in shop_names if n not in current]
         self._shop_rotation = [get_queue(self.connection, n) for n in ordered]
-        self.queues = [get_queue(self.connection, CONTROL_QUEUE)] + self._shop_rotation + [
+        # A shop already holding its share of the workers is not listened to until one comes back.
+        cap = shop_share(self._mark_alive())
+        running = running_per_shop(self.connection, ordered)
+        open_shops = [q for q in self._shop_rotation if running.get(q.name, 0) < cap]
+        self.queues = [get_queue(self.connection, CONTROL_QUEUE)] + open_shops + [
             get_queue(self.connection, BULK_QUEUE)
         ]
         self._ordered_queues = list(self.queues)
+
+    def _mark_alive(self) -> int:
+        """Register this worker as alive (a lease) and return how many workers are alive."""
+        script = self.connection.register_script(_MARK_ALIVE)
+        return int(script(keys=[LIVE_WORKERS_KEY], args=[self.name, SHARE_LEASE_SECONDS]))
+
+    def _take_share(self, queue_name: str) -> bool:
+        """Atomically count this worker into the shop's running set, unless the shop holds its share."""
+        script = self.connection.register_script(_TAKE_SHARE)
+        return bool(script(keys=[SHOP_RUNNING_PREFIX + queue_name, LIVE_WORKERS_KEY],
+                           args=[self.name, SHARE_LEASE_SECONDS]))
+
+    def execute_job(self, job, queue):
+        try:
+            return super().execute_job(job, queue)
+        finally:
+            if self._share_queue is not None:
+                try:
+                    self.connection.zrem(SHOP_RUNNING_PREFIX + self._share_queue, self.name)
+                except redis.RedisError:
+                    pass  # the lease runs out by itself
+                self._share_queue = None
+
+    def register_death(self):
+        try:
+            self.connection.zrem(LIVE_WORKERS_KEY, self.name)
+        except redis.RedisError:
+            pass
+        return super().register_death()
 
     def reorder_queues(self, reference_queue):
         # Rotate only the shop queues; control stays first and bulk last.
@@ -141,7 +224,18 @@ class FairQueuesMixin:
         if timeout is not None:
             # Short blocking pops so newly active shop queues join the rotation quickly.
             timeout = min(timeout, 2)
-        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        while True:
+            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            if result is None:
+                return None
+            job, queue = result
+            if not queue.name.startswith(SHOP_QUEUE_PREFIX) or self._take_share(queue.name):
+                self._share_queue = queue.name if queue.name.startswith(SHOP_QUEUE_PREFIX) else None
+                return result
+            # Another worker took the shop's last share since the queues were listed: the job goes
+            # back to the front of its queue (its turn is kept) and this worker looks elsewhere.
+            queue.push_job_id(job.id, at_front=True)
+            self._refresh_queues()
 
 
 class FairWorker(FairQueuesMixin, Worker):

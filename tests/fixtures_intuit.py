@@ -44,7 +44,9 @@ class IntuitSandbox:
     def put_entity(self, realm: str, entity: str, obj: dict) -> dict:
         """Something the bookkeeper typed into QuickBooks directly (bypasses validation)."""
         with self.state.lock:
-            return self.company(realm).add(entity, obj)
+            added = self.company(realm).add(entity, obj)
+            self.company(realm).changed(entity, added, "created")  # QuickBooks notifies the app of it
+            return added
 
     def edit_entity(self, realm: str, entity: str, obj_id: str, **changes) -> dict:
         """The bookkeeper changes a record in QuickBooks (Active=False, status="Deleted" as a merge leaves it)."""
@@ -55,6 +57,7 @@ class IntuitSandbox:
             obj.update(changes)
             obj["SyncToken"] = str(int(obj.get("SyncToken", "0")) + 1)
             obj.setdefault("MetaData", {})["LastUpdatedTime"] = _now_text()
+            self.company(realm).changed(entity, obj, "deleted" if obj.get("status") == "Deleted" else "updated")
             return dict(obj)
 
     def inject_fault(self, realm: str, kind: str, count: int = 1, **options) -> None:
@@ -86,6 +89,15 @@ class IntuitSandbox:
 
     def revoke_all(self, realm: str) -> None:
         self.state.revoke_all(realm)
+
+    def notify_app(self, client, verifier_token: str) -> int:
+        """Deliver the queued change notifications to the app under test (its test client), signed."""
+
+        def post(body: bytes, headers: dict) -> int:
+            return client.post("/qbo/notifications", data=body, headers=headers).status_code
+
+        self.state.notification_target, self.state.verifier_token = post, verifier_token
+        return self.state.deliver_notifications()
 
     def counters(self, realm: str) -> dict:
         with self.state.lock:

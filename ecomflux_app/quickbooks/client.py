@@ -22,6 +22,7 @@ from ..translate.jsonout import dumps
 from .errors import QboAuthError, QboAuthorizationFailed, QboError, QboThrottled, QboTransient, parse_fault
 from .limiter import MAX_WAIT_SECONDS as MAX_WAIT
 from .limiter import RealmLimiter
+from .metering import count_reads, reads_in
 from .tokens import fresh_access_token, mark_reconnect_required
 
 log = logging.getLogger(__name__)
@@ -53,12 +54,14 @@ class QboClient:
         slot = self.limiter.acquire(self.realm, max_wait=0 if batch else MAX_WAIT, batch=batch)
         try:
             # Amounts are Decimal: jsonout writes them as exact JSON numbers (json= would need floats).
-            return _session.request(
+            resp = _session.request(
                 method, f"{self.base}/{path}", params=params, data=None if body is None else dumps(body),
                 timeout=TIMEOUT,
                 headers={"Authorization": f"Bearer {token}", "Accept": "application/json",
                          "Content-Type": "application/json"},
             )
+            count_reads(self.limiter.conn, self.realm, reads_in(method, path, body))  # Intuit meters reads
+            return resp
         except requests.RequestException as exc:
             raise QboTransient(f"QBO unreachable: {type(exc).__name__}") from None
         finally:
@@ -161,6 +164,17 @@ class QboClient:
             raise ValueError("QBO batches hold at most 30 items")
         body = self.request("POST", "batch", body={"BatchItemRequest": items}, request_id=request_id)
         return body.get("BatchItemResponse", [])
+
+    def cdc(self, entities: list[str], since: str) -> tuple[dict[str, list[dict]], int]:
+        """Change data capture: ({entity: objects changed since `since`, deleted ones as Id + status},
+        objects in all). QBO answers at most 1,000 objects, so a full answer may be cut short."""
+        body = self.request("GET", "cdc", params={"entities": ",".join(entities), "changedSince": since})
+        out: dict[str, list[dict]] = {e: [] for e in entities}
+        for block in body.get("CDCResponse") or []:
+            for answer in block.get("QueryResponse") or []:
+                for entity in entities:
+                    out[entity].extend(answer.get(entity) or [])
+        return out, sum(len(rows) for rows in out.values())
 
     def company_info(self) -> dict:
         return self.request("GET", f"companyinfo/{self.realm}")["CompanyInfo"]

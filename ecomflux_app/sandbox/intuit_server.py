@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
+import hmac
+import json
 import secrets
 import threading
 import time
 import uuid
 from collections import deque
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from html import escape
 from urllib.parse import urlencode
@@ -32,6 +35,8 @@ CONCURRENT = 10
 BATCH_MAX = 30
 BATCHES_PER_MINUTE = 40
 MIN_MINOR_VERSION = 75
+CDC_LOOKBACK_DAYS = 30  # QBO's change data capture reaches back this far
+CDC_MAX_OBJECTS = 1000  # and answers at most this many objects across the entities asked for
 TRANSACTIONS = ("SalesReceipt", "Invoice", "RefundReceipt", "CreditMemo", "Payment")
 NAMES = ("Customer", "Vendor", "Employee")
 ENTITIES = NAMES + TRANSACTIONS + ("Item", "Account", "Class", "Department", "PaymentMethod", "TaxCode", "TaxRate")
@@ -84,8 +89,13 @@ class Company:
         self.batch_window: deque[float] = deque()
         self.in_flight = 0
         self.faults: deque[dict] = deque()  # {"kind", "count", optional "endpoint", "seconds"}
-        self.latency = 0.0
-        self.counters = {"requests": 0, "throttled": 0, "created": {}, "by_endpoint": {}}
+        self.latency = 0.0  # seconds every request takes
+        # Seconds per operation on top: QBO works through a batch's items one after another, so a
+        # batch takes this times its items (a single call is one operation).
+        self.item_latency = 0.0
+        # reads: what Intuit meters (GET reads, queries, CDC, and each query inside a batch)
+        self.counters = {"requests": 0, "throttled": 0, "created": {}, "by_endpoint": {}, "reads": 0}
+        self.events: list[dict] = []  # change notifications not yet sent to the app
         self._seed()
 
     def new_id(self) -> str:
@@ -129,6 +139,10 @@ class Company:
             self.add("TaxRate", {"Name": "GST/HST", "RateValue": 13})
             self.entities["TaxCode"]["5"] = {"Id": "5", "Name": "HST ON", "Active": True}
 
+    def changed(self, entity: str, obj: dict, operation: str) -> None:
+        """Queue a change notification (CloudEvents): 'created', 'updated', 'deleted', 'voided', 'merged'."""
+        self.events.append({"entity": entity, "id": str(obj.get("Id")), "operation": operation, "time": time.time()})
+
     def find(self, entity: str, field: str, value) -> dict | None:
         return next((o for o in self.entities[entity].values() if o.get(field) == value), None)
 
@@ -164,6 +178,74 @@ class IntuitSandbox:
             self.rotate = True
             self.token_faults: deque[str] = deque()
             self.token_stats = {"refreshes": 0, "invalid_grant": 0}
+            # Webhooks: where change notifications go (a URL, or a callable(body, headers) -> status
+            # for an app served in-process) and the app's verifier token that signs them.
+            self.notification_target = None
+            self.verifier_token: str | None = None
+            self.notification_stats = {"posts": 0, "events": 0, "failed": 0}
+
+    # -- change notifications (webhooks) ------------------------------------------------------
+    def user_change(self, realm: str, entity: str, obj_id: str | None = None, operation: str | None = None,
+                    **fields) -> dict:
+        """A QuickBooks user adds (no obj_id) or edits a record in the QBO UI; queues its notification."""
+        with self.lock:
+            company = self.company(realm)
+            if obj_id is None:
+                obj = company.add(entity, fields)
+                company.changed(entity, obj, "created")
+                return copy.deepcopy(obj)
+            obj = company.entities[entity][str(obj_id)]
+            obj.update(fields)
+            obj["SyncToken"] = str(int(obj.get("SyncToken", "0")) + 1)
+            obj.setdefault("MetaData", {})["LastUpdatedTime"] = _now_text()
+            company.changed(entity, obj, operation or ("deleted" if obj.get("status") == "Deleted" else "updated"))
+            return copy.deepcopy(obj)
+
+    def deliver_notifications(self) -> int:
+        """Send every queued change as one signed CloudEvents POST per company, as Intuit does after
+        its aggregation window; returns the events sent. Undelivered events stay queued (Intuit retries)."""
+        with self.lock:
+            target, token = self.notification_target, self.verifier_token
+            batches = [(c.realm, list(c.events)) for c in self.companies.values() if c.events]
+        if target is None or not token:
+            return 0
+        sent = 0
+        for realm, events in batches:
+            body = json.dumps(cloud_events(realm, events)).encode()
+            headers = {"Content-Type": "application/cloudevents-batch+json",
+                       "intuit-signature": sign_notification(body, token)}
+            try:
+                if callable(target):
+                    status = target(body, headers)
+                else:
+                    import requests
+
+                    status = requests.post(target, data=body, headers=headers, timeout=10).status_code
+            except Exception:  # noqa: BLE001 - the app being down is a failed delivery, retried later
+                status = 0
+            with self.lock:
+                self.notification_stats["posts"] += 1
+                if 200 <= status < 300:
+                    company = self.companies.get(realm)
+                    if company is not None:
+                        del company.events[:len(events)]
+                    self.notification_stats["events"] += len(events)
+                    sent += len(events)
+                else:
+                    self.notification_stats["failed"] += 1
+        return sent
+
+    def start_notifier(self, every: float = 1.0) -> threading.Event:
+        """Deliver notifications every `every` seconds in a daemon thread (the sandbox fires "near real
+        time"); set the returned event to stop it."""
+        stop = threading.Event()
+
+        def loop():
+            while not stop.wait(every):
+                self.deliver_notifications()
+
+        threading.Thread(target=loop, name="intuit-sandbox-notifier", daemon=True).start()
+        return stop
 
     # -- companies and tokens ----------------------------------------------------------------
     def create_company(self, name: str = "Sandbox Company", country: str = "US", multicurrency: bool = False,
@@ -377,6 +459,7 @@ def create_intuit_sandbox(client_id: str, client_secret: str) -> Flask:
                 company.counters["requests"] += 1
                 key = f"{request.method} {path.split('/')[0]}"
                 company.counters["by_endpoint"][key] = company.counters["by_endpoint"].get(key, 0) + 1
+                company.counters["reads"] += _reads(request.method, path)
                 minor = request.args.get("minorversion", "")
                 if not minor.isdigit() or int(minor) < MIN_MINOR_VERSION:
                     raise Fault(400, "2010", "Request has invalid or unsupported property",
@@ -390,8 +473,9 @@ def create_intuit_sandbox(client_id: str, client_secret: str) -> Flask:
                     answer = _fault_response(fault, tid)
                     if answer is not None:
                         return answer
-                if company.latency:
-                    time.sleep(company.latency)  # the stand-in's configured service time
+                delay = company.latency + company.item_latency * _operations(path)
+                if delay:
+                    time.sleep(delay)  # the stand-in's configured service time
                 with state.lock:
                     status, body = _handle(company, request.method, path)
             finally:
@@ -442,6 +526,8 @@ def create_intuit_sandbox(client_id: str, client_secret: str) -> Flask:
                                   "HomeCurrency": {"value": company.home_currency}},
                 "SalesFormsPrefs": {"AllowShipping": company.shipping_allowed, "CustomTxnNumbers": True},
                 "TaxPrefs": {"UsingSalesTax": True, "PartnerTaxEnabled": company.country == "US"}}, "time": _now_text()}
+        if method == "GET" and head == "cdc":
+            return 200, {"CDCResponse": [{"QueryResponse": _cdc(company, request.args)}], "time": _now_text()}
         entity = _entity_name(head)
         if method == "GET" and entity and len(parts) == 2:
             obj = company.get(entity, parts[1], "Id", active=False)
@@ -475,6 +561,27 @@ def create_intuit_sandbox(client_id: str, client_secret: str) -> Flask:
     return app
 
 
+def _reads(method: str, path: str) -> int:
+    """Metered reads in this request: a GET (read, query, CDC, company info) is one; a batch counts
+    each query it carries; writes are free."""
+    if method == "GET":
+        return 1
+    if path != "batch":
+        return 0
+    body = request.get_json(silent=True)
+    items = body.get("BatchItemRequest") if isinstance(body, dict) else None
+    return sum(1 for item in items if isinstance(item, dict) and "Query" in item) if isinstance(items, list) else 0
+
+
+def _operations(path: str) -> int:
+    """Operations in this request: a batch's items, else one."""
+    if path != "batch":
+        return 1
+    body = request.get_json(silent=True)
+    items = body.get("BatchItemRequest") if isinstance(body, dict) else None
+    return max(1, len(items)) if isinstance(items, list) else 1
+
+
 def _entity_name(head: str) -> str | None:
     return next((e for e in ENTITIES if e.lower() == head), None)
 
@@ -499,6 +606,60 @@ def _query(company: Company, text: str) -> dict:
     if page:
         out[entity] = copy.deepcopy(page)
     return out
+
+
+def _cdc(company: Company, args) -> list[dict]:
+    """Change data capture: every object of the listed entities changed at or after changedSince (at
+    most 30 days back), deleted ones as Id + status only; at most 1,000 objects in all."""
+    names = [n.strip() for n in (args.get("entities") or "").split(",") if n.strip()]
+    since_text = args.get("changedSince") or ""
+    if not names or not since_text:
+        raise Fault(400, "2020", "Required param missing", "entities and changedSince are required",
+                    "entities" if not names else "changedSince")
+    try:
+        since = qbo_query._instant(since_text)
+    except qbo_query.QueryValidationError:
+        raise Fault(400, "2010", "Request has invalid or unsupported property",
+                    f"changedSince {since_text!r} is not a date-time", "changedSince") from None
+    if since < datetime.now(timezone.utc) - timedelta(days=CDC_LOOKBACK_DAYS):
+        raise Fault(400, "2010", "Request has invalid or unsupported property",
+                    f"changedSince may be at most {CDC_LOOKBACK_DAYS} days ago", "changedSince")
+    out, left = [], CDC_MAX_OBJECTS
+    for name in names:
+        entity = _entity_name(name.lower())
+        if entity is None:
+            raise Fault(400, "2010", "Request has invalid or unsupported property", f"unknown entity {name}",
+                        "entities")
+        rows = []
+        for obj in company.entities[entity].values():
+            stamp = (obj.get("MetaData") or {}).get("LastUpdatedTime")
+            if not stamp or qbo_query._instant(stamp) < since or left <= 0:
+                continue
+            left -= 1
+            if obj.get("status") == "Deleted":
+                rows.append({"domain": "QBO", "status": "Deleted", "Id": obj["Id"], "MetaData": obj.get("MetaData")})
+            else:
+                rows.append(copy.deepcopy(obj))
+        answer: dict = {"startPosition": 1, "maxResults": len(rows)}
+        if rows:
+            answer[entity] = rows
+        out.append(answer)
+    return out
+
+
+def cloud_events(realm: str, events: list[dict]) -> list[dict]:
+    """Intuit's webhook payload (CloudEvents 1.0): one object per change, type qbo.<entity>.<operation>.v1."""
+    return [{
+        "specversion": "1.0", "id": f"{uuid.uuid4()}-{e['entity']}-{e['id']}", "source": "intuit.ecomflux-sandbox",
+        "type": f"qbo.{e['entity'].lower()}.{e['operation']}.v1", "datacontenttype": "application/json",
+        "time": datetime.fromtimestamp(e["time"], timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "intuitentityid": e["id"], "intuitaccountid": realm, "data": {},
+    } for e in events]
+
+
+def sign_notification(body: bytes, verifier_token: str) -> str:
+    """The intuit-signature header: base64 of HMAC-SHA256 over the raw body, keyed by the verifier token."""
+    return base64.b64encode(hmac.new(verifier_token.encode(), body, hashlib.sha256).digest()).decode()
 
 
 def _batch(company: Company, body: dict) -> list[dict]:
@@ -533,6 +694,7 @@ def _write(company: Company, entity: str, body: dict, args) -> dict:
         return _update(company, entity, body, operation, args.get("include"))
     obj = _validate(company, entity, copy.deepcopy(body))
     created = company.add(entity, obj)
+    company.changed(entity, created, "created")
     if entity == "Payment":
         _settle(company, created)
     company.counters["created"][entity] = company.counters["created"].get(entity, 0) + 1
@@ -564,6 +726,8 @@ def _change(company: Company, entity: str, current: dict, body: dict, operation:
             include: str | None) -> dict:
     if operation == "delete":
         current["status"] = "Deleted"
+        current.setdefault("MetaData", {})["LastUpdatedTime"] = _now_text()
+        company.changed(entity, current, "deleted")
         return {"Id": current["Id"], "status": "Deleted", "domain": "QBO"}
     if operation == "void" or include == "void":
         if entity not in ("SalesReceipt", "Invoice", "Payment", "RefundReceipt", "CreditMemo"):
@@ -581,6 +745,7 @@ def _change(company: Company, entity: str, current: dict, body: dict, operation:
         current.update(validated)
     current["SyncToken"] = str(int(body.get("SyncToken", 0)) + 1)
     current.setdefault("MetaData", {})["LastUpdatedTime"] = _now_text()
+    company.changed(entity, current, "voided" if operation == "void" or include == "void" else "updated")
     return copy.deepcopy(current)
 
 

@@ -25,6 +25,7 @@ from peewee import IntegrityError
 
 from ..models import CustomerMap, ItemMap, Shop, WebhookDelivery
 from ..quickbooks.client import PAGE, QboClient
+from ..quickbooks import notifications
 from ..quickbooks.errors import QboDuplicateName, QboValidationError, RealmBusy, parse_fault
 from ..translate.customer import (
     CustomerIdentity,
@@ -60,6 +61,16 @@ DIRECTORY_LIFE = "~ttl"  # the hash field holding the directory's own TTL (secon
 DIRECTORY_FRESH_SECONDS = 60
 DIRECTORY_OVERLAP_SECONDS = 300
 DIRECTORY_AS_OF = "~as_of"  # the hash field holding when the last read began (epoch seconds)
+# With QuickBooks change notifications on (INTUIT_WEBHOOK_VERIFIER_TOKEN), a directory is not polled:
+# it is brought up to date by ONE change-data-capture call (customers and items together) only when a
+# notification said something changed since its last read, or, as a catch-up for notifications that
+# never arrived (our endpoint down longer than Intuit retries), when its last read is older than
+# DIRECTORY_CATCHUP_SECONDS. Kept current at no read cost, it is kept at least a day.
+DIRECTORY_SEEN = "~seen"  # the hash field holding the change generation the last read covered
+DIRECTORY_CATCHUP_SECONDS = 6 * 3600
+DIRECTORY_NOTIFIED_TTL = 24 * 3600
+CDC_LOOKBACK_SECONDS = 29 * 24 * 3600  # QBO's change data capture reaches back 30 days
+CDC_MAX_OBJECTS = 1000  # a CDC answer this large may be cut short: read the directory afresh instead
 BACKLOG_DELIVERIES = 5  # this many waiting deliveries make a backlog: their references are resolved together
 GUEST_KEY = "guest"
 INCOME_ACCOUNT_KEY = "account:income"
@@ -256,17 +267,39 @@ class ReferenceResolver:
         """The company's item directory (by SKU and by name), read or brought up to date first when needed."""
         return ItemDirectory(self.client.limiter.conn, self._current_directory("Item"))
 
+    def _notified(self) -> bool:
+        """Whether QuickBooks change notifications keep the directories current (else they are polled)."""
+        from .. import runtime
+
+        return bool(runtime.config().get("INTUIT_WEBHOOK_VERIFIER_TOKEN"))
+
     def _current_directory(self, entity: str) -> str:
-        """Read the entity's directory if there is none, run a change query if it is over a minute old;
+        """Read the entity's directory if there is none; bring it up to date (a change query when it
+        is over a minute old, or with notifications on, one CDC call when something changed);
         returns its Redis key."""
         conn = self.client.limiter.conn
         key = self._directory_key(entity)
-        as_of, life = conn.hmget(key, [DIRECTORY_AS_OF, DIRECTORY_LIFE])
+        notified = self._notified()
+        generation = notifications.generation(conn, self.client.realm) if notified else 0
+        as_of, life, seen = conn.hmget(key, [DIRECTORY_AS_OF, DIRECTORY_LIFE, DIRECTORY_SEEN])
         ttl = int(life or DIRECTORY_TTL)
         started = time.time()
+        if as_of is not None and notified and started - float(as_of) > CDC_LOOKBACK_SECONDS:
+            as_of = None  # too old for change data capture: read it afresh
         if as_of is None:
             rows = self.client.query(f"SELECT * FROM {entity} WHERE Active IN (true, false)")
-            self._store_directory(entity, rows, started, directory_ttl(len(rows)), fresh=True)
+            ttl = directory_ttl(len(rows))
+            self._store_directory(entity, rows, started, max(ttl, DIRECTORY_NOTIFIED_TTL) if notified else ttl,
+                                  fresh=True, seen=generation)
+        elif notified:
+            if int(seen or 0) != generation or started - float(as_of) > DIRECTORY_CATCHUP_SECONDS:
+                self._catch_up(float(as_of), started, generation)
+            else:
+                with conn.pipeline() as pipe:  # in use: keep it (and its names) as long again
+                    pipe.expire(key, ttl)
+                    if entity == "Customer":
+                        pipe.expire(self._names_key(), ttl)
+                    pipe.execute()
         elif started - float(as_of) > DIRECTORY_FRESH_SECONDS:
             since = datetime.fromtimestamp(float(as_of) - DIRECTORY_OVERLAP_SECONDS, timezone.utc)
             rows = self.client.query(f"SELECT * FROM {entity} WHERE MetaData.LastUpdatedTime >= "
@@ -297,7 +330,31 @@ class ReferenceResolver:
             return {}
         return dict.fromkeys(self._row_keys(row), directory_entry(row["Id"], active))
 
-    def _store_directory(self, entity: str, rows: list[dict], started: float, ttl: int, fresh: bool) -> None:
+    def _catch_up(self, as_of: float, started: float, generation: int) -> None:
+        """ONE change-data-capture call brings both directories (those we hold) up to `generation`."""
+        conn = self.client.limiter.conn
+        stamps = {e: conn.hget(self._directory_key(e), DIRECTORY_AS_OF) for e in ("Customer", "Item")}
+        too_old = [e for e, stamp in stamps.items() if stamp is not None and started - float(stamp) > CDC_LOOKBACK_SECONDS]
+        if too_old:  # out of CDC's reach: read afresh when next needed
+            conn.delete(*(self._directory_key(e) for e in too_old))
+        held = [e for e, stamp in stamps.items() if stamp is not None and e not in too_old]
+        # From the older of the two reads, so one call covers both.
+        oldest = min([as_of] + [float(stamps[e]) for e in held])
+        since = datetime.fromtimestamp(oldest - DIRECTORY_OVERLAP_SECONDS, timezone.utc)
+        changed, total = self.client.cdc(held, since.strftime("%Y-%m-%dT%H:%M:%S-00:00"))
+        for entity in held:
+            key = self._directory_key(entity)
+            ttl = max(int(conn.hget(key, DIRECTORY_LIFE) or DIRECTORY_TTL), DIRECTORY_NOTIFIED_TTL)
+            if total >= CDC_MAX_OBJECTS:  # the answer may be cut short: start the directory afresh
+                conn.delete(key, *([self._names_key()] if entity == "Customer" else []))
+                continue
+            # Deleted or merged records come as Id + status only: the document that names one is
+            # refused and its mapping forgotten (post_with_current_references).
+            rows = [r for r in changed.get(entity, []) if r.get("status") != "Deleted"]
+            self._store_directory(entity, rows, started, ttl, fresh=False, seen=generation)
+
+    def _store_directory(self, entity: str, rows: list[dict], started: float, ttl: int, fresh: bool,
+                         seen: int | None = None) -> None:
         """Write rows into the directory (a fresh read replaces it) and stamp when the read began."""
         entries: dict[str, str] = {}
         names: set[str] = set()
@@ -314,7 +371,10 @@ class ReferenceResolver:
         with self.client.limiter.conn.pipeline() as pipe:
             if fresh:
                 pipe.delete(key)
-            pipe.hset(key, mapping={**entries, DIRECTORY_AS_OF: repr(started), DIRECTORY_LIFE: str(ttl)})
+            stamps = {DIRECTORY_AS_OF: repr(started), DIRECTORY_LIFE: str(ttl)}
+            if seen is not None:
+                stamps[DIRECTORY_SEEN] = str(seen)
+            pipe.hset(key, mapping={**entries, **stamps})
             pipe.expire(key, ttl)
             if entity == "Customer":
                 if fresh:
@@ -345,6 +405,8 @@ class ReferenceResolver:
         """Put a customer or item we just created or matched into its directory at once (the next
         change query would bring it too, but a same-named buyer or product may come first)."""
         conn = self.client.limiter.conn
+        if self._notified() and row.get("Id"):
+            notifications.note_own(conn, self.client.realm, entity, row["Id"])  # its notification is no news
         key = self._directory_key(entity)
         if not conn.hexists(key, DIRECTORY_AS_OF):
             return

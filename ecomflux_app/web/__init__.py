@@ -7,6 +7,7 @@ BLUEPRINT_MODULES = [
     "embedded",
     "api",
     "qbo_oauth",
+    "qbo_webhooks",
     "after_sale_api",
     "support",
     "dev",

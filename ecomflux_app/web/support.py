@@ -323,8 +323,11 @@ def health():
         counts = dict(SyncRecord.select(SyncRecord.status, fn.COUNT(SyncRecord.id)).where(SyncRecord.shop == shop.id)
                       .group_by(SyncRecord.status).tuples())
         shops.append({"shop": shop, "qbo": qbo, "counts": counts, "authorization": authorization_end(qbo)})
+    from ..quickbooks.metering import month_to_date
+
+    reads = month_to_date(conn, [s["qbo"].realm_id for s in shops if s["qbo"] and s["qbo"].realm_id])
     return render_template("support/health.html", depths=depths, failed=failed, workers=workers, shops=shops,
-                           recent_failures=recent_failures, now=utcnow(), **shopify_api_health())
+                           recent_failures=recent_failures, now=utcnow(), qbo_reads=reads, **shopify_api_health())
 
 
 def shopify_api_health(days: int = 7) -> dict:
