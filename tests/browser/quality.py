@@ -72,10 +72,16 @@ VITALS_INIT = """
 (() => {
   const v = window.__vitals = {lcp: null, lcpElement: null, cls: 0, firstInput: null, interactions: {}};
   let session = 0, first = 0, last = 0;
+  const observers = [];
   const observe = (type, fn, extra) => {
-    try { new PerformanceObserver(list => list.getEntries().forEach(fn)).observe(Object.assign({type, buffered: true}, extra || {})); }
-    catch (e) { v.unsupported = (v.unsupported || []).concat([type]); }
+    try {
+      const o = new PerformanceObserver(list => list.getEntries().forEach(fn));
+      o.observe(Object.assign({type, buffered: true}, extra || {}));
+      observers.push([o, fn]);
+    } catch (e) { v.unsupported = (v.unsupported || []).concat([type]); }
   };
+  // Entries not yet delivered (observers are called in a later, low-priority task): take them now.
+  v.flush = () => observers.forEach(([o, fn]) => o.takeRecords().forEach(fn));
   observe('largest-contentful-paint', e => {
     v.lcp = e.startTime;
     const el = e.element;
@@ -109,8 +115,10 @@ def start_vitals(page) -> object:
 
 def read_vitals(page) -> dict:
     """LCP, CLS and INP so far, plus what the page loaded from its own origin (bytes by kind)."""
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
     raw = page.evaluate("""() => {
       const v = window.__vitals;
+      v.flush();
       const own = performance.getEntriesByType('resource').filter(r => r.name.startsWith(location.origin + '/static/'));
       const bytes = kind => own.filter(r => r.name.split('?')[0].endsWith(kind))
                                .reduce((n, r) => n + (r.decodedBodySize || r.encodedBodySize || 0), 0);
