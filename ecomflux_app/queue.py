@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,6 +23,9 @@ ACTIVE_QUEUES_KEY = "ecomflux:active-queues"
 SHOP_RUNNING_PREFIX = "ecomflux:shop-running:"
 LIVE_WORKERS_KEY = "ecomflux:live-workers"
 SHARE_LEASE_SECONDS = 420  # longer than a job may run (300 s timeout) plus a dequeue round
+# Where each worker runs (name -> "host:pid"): a worker found dead on this host (SIGKILL, OOM) gives
+# its share back at once instead of when its lease runs out.
+WORKER_WHERE_KEY = "ecomflux:worker-where"
 
 _connections: dict[str, redis.Redis] = {}
 _embedded = None
@@ -157,6 +161,43 @@ def running_per_shop(conn: redis.Redis, queue_names: list[str]) -> dict[str, int
         return dict(zip(queue_names, pipe.execute()))
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def prune_dead_workers(conn: redis.Redis, queue_names: list[str]) -> list[str]:
+    """Drop the live entries and shop shares of workers that ran on this host and are gone; returns them."""
+    keys = [LIVE_WORKERS_KEY] + [SHOP_RUNNING_PREFIX + n for n in queue_names]
+    with conn.pipeline() as pipe:
+        for key in keys:
+            pipe.zrange(key, 0, -1)
+        members = {m.decode() if isinstance(m, bytes) else m for found in pipe.execute() for m in found}
+    if not members:
+        return []
+    names = sorted(members)
+    host = socket.gethostname()
+    dead = []
+    for name, where in zip(names, conn.hmget(WORKER_WHERE_KEY, names)):
+        where = where.decode() if isinstance(where, bytes) else where
+        if where:
+            where_host, _, pid = where.rpartition(":")
+            if where_host == host and pid.isdigit() and not _pid_alive(int(pid)):
+                dead.append(name)
+    if dead:
+        with conn.pipeline() as pipe:
+            for key in keys:
+                pipe.zrem(key, *dead)
+            pipe.hdel(WORKER_WHERE_KEY, *dead)
+            pipe.execute()
+    return dead
+
+
 class FairQueuesMixin:
     """Serves the control queue first, then every shop queue round-robin, then bulk.
 
@@ -175,6 +216,7 @@ class FairQueuesMixin:
         ordered = [n for n in current if n in shop_names] + [n for n in shop_names if n not in current]
         self._shop_rotation = [get_queue(self.connection, n) for n in ordered]
         # A shop already holding its share of the workers is not listened to until one comes back.
+        prune_dead_workers(self.connection, ordered)
         cap = shop_share(self._mark_alive())
         running = running_per_shop(self.connection, ordered)
         open_shops = [q for q in self._shop_rotation if running.get(q.name, 0) < cap]
@@ -185,6 +227,7 @@ class FairQueuesMixin:
 
     def _mark_alive(self) -> int:
         """Register this worker as alive (a lease) and return how many workers are alive."""
+        self.connection.hset(WORKER_WHERE_KEY, self.name, f"{socket.gethostname()}:{os.getpid()}")
         script = self.connection.register_script(_MARK_ALIVE)
         return int(script(keys=[LIVE_WORKERS_KEY], args=[self.name, SHARE_LEASE_SECONDS]))
 
@@ -208,6 +251,7 @@ class FairQueuesMixin:
     def register_death(self):
         try:
             self.connection.zrem(LIVE_WORKERS_KEY, self.name)
+            self.connection.hdel(WORKER_WHERE_KEY, self.name)
         except redis.RedisError:
             pass
         return super().register_death()

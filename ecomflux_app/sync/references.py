@@ -479,6 +479,7 @@ class ReferenceResolver:
         row = _reactivate(self.client, "Customer", rows[0], self.shop) if rows else self.client.create(
             "Customer", payload, make_request_id(self.shop.domain, key, "Customer"))
         _remember(CustomerMap, self.shop, key, str(row["Id"]), display_name=row.get("DisplayName"))
+        self.note("Customer", row)  # ours: its change notification is no news
         return str(row["Id"])
 
     def create_customer(self, identity: CustomerIdentity, currency: str | None, taken: set[str] = frozenset()) -> dict:
