@@ -31,10 +31,23 @@ def _v2_lean_delivery_writes(db) -> None:
             log.info("PostgreSQL without lz4: webhook bodies stay pglz-compressed")
 
 
+def _v3_reflected_refunds(db) -> None:
+    """The ledger remembers which refunds an order's document nets out (the as-sold sale documents)."""
+    if "reflected_refunds" not in {c.name for c in db.get_columns("syncrecord")}:
+        from playhouse.migrate import SchemaMigrator, migrate
+
+        from .models import SyncRecord
+
+        real = getattr(db, "obj", None) or db  # the migrator needs the database behind the proxy
+        migrate(SchemaMigrator.from_database(real).add_column("syncrecord", "reflected_refunds",
+                                                              SyncRecord.reflected_refunds))
+
+
 # Append new steps (playhouse.migrate operations) here; never edit an applied one.
 STEPS: list[tuple[int, str, Callable]] = [
     (1, "initial schema", _v1_initial),
     (2, "lean webhook row writes", _v2_lean_delivery_writes),
+    (3, "refunds an order's document nets out", _v3_reflected_refunds),
 ]
 
 

@@ -13,7 +13,7 @@ from ..translate.settings import CompanyFacts, SyncSettings
 from .dispatch import DeliveryContext
 from .lifecycle import ensure_shop_active
 from .outcomes import FatalError, Outcome, RetryLater
-from .posting import Document, PostResult, flag, ledger_row
+from .posting import Document, PostResult, _update, flag, ledger_row
 from .references import ReferenceResolver, post_with_current_references, prepare_references
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,9 @@ def build_order_document(shop: Shop, order: dict, settings: SyncSettings, client
     figures = {"shopify_total": plan.balance.expected, "qbo_total": plan.document_total,
                "tax_total": plan.tax_total, "shipping_total": plan.shipping_total - plan.shipping_discount_total,
                "discount_total": plan.discount_total}
-    ledger = {"currency": plan.currency, "order_date": plan.txn_date}
+    # Which refunds this document nets out (edits that moved no money), kept with the document itself.
+    ledger = {"currency": plan.currency, "order_date": plan.txn_date,
+              "reflected_refunds": ",".join(plan.reflected_refund_ids)}
     if not plan.balance.ok:
         return flag(record, f"not posted: {plan.balance.reason}", shopify_total=plan.balance.expected,
                     qbo_total=plan.balance.computed, tax_total=plan.tax_total, currency=plan.currency)
@@ -175,9 +177,22 @@ def prepare_backlog_references(shop: Shop, settings: SyncSettings, client: QboCl
         log.warning("backlog reference prefetch for %s skipped: %s", shop.domain, exc)
 
 
+CANCELLED_UNPOSTED = "order cancelled before it was posted, and no money went back: nothing to post"
+
+
+def cancelled_unposted(shop: Shop, order_id: str) -> bool:
+    """Was the order cancelled (with no money sent back) before any document was posted for it?"""
+    row = SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == f"cancel:{order_id}"))
+    return row is not None and row.status == "skipped" and row.reason == CANCELLED_UNPOSTED
+
+
 def post_order(shop: Shop, order: dict, settings: SyncSettings, conn: QboConnection,
-               delivery: WebhookDelivery | None = None, client: QboClient | None = None) -> Outcome:
-    """Post the order's document through the ledger; reused by replays, backfill and reconciliation."""
+               delivery: WebhookDelivery | None = None, client: QboClient | None = None,
+               for_money: bool = False) -> Outcome:
+    """Post the order's document through the ledger; reused by replays, backfill and reconciliation.
+
+    An order cancelled before it was posted stays unposted (decided under the order's ledger lock, the
+    one the cancellation takes too), unless a refund that moved money needs its sale (for_money)."""
     order_id = order.get("id")
     if order_id in (None, ""):
         raise FatalError("order payload has no id")
@@ -186,9 +201,17 @@ def post_order(shop: Shop, order: dict, settings: SyncSettings, conn: QboConnect
     if record.status == "posted":
         return Outcome("skipped_duplicate", f"already posted as {record.document_type} {record.qbo_doc_number}")
     client = client or QboClient(conn)
-    result = post_with_current_references(
-        shop, client, record, lambda: build_order_document(shop, order, settings, client, record), delivery)
+
+    def build() -> Document | PostResult:
+        if not for_money and cancelled_unposted(shop, str(order_id)):
+            _update(record, status="skipped", reason=CANCELLED_UNPOSTED)
+            return PostResult("skipped_duplicate", record)
+        return build_order_document(shop, order, settings, client, record)
+
+    result = post_with_current_references(shop, client, record, build, delivery)
     rec = result.record
+    if rec.status == "skipped":
+        return Outcome("processed", rec.reason)
     if result.status == "flagged":
         return Outcome("flagged", rec.reason, {"shopify_total": str(rec.shopify_total), "qbo_total": str(rec.qbo_total)})
     if result.status == "skipped_duplicate":

@@ -171,10 +171,12 @@ def translate_error(exc: QboError, record: SyncRecord) -> Exception:
 
 
 @contextmanager
-def ledger_lock(shop: Shop, record: SyncRecord, busy: str = "this document is being posted by another worker"):
-    """One writer per ledger row across all workers; a dead holder's lock expires (LOCK_SECONDS)."""
+def ledger_lock(shop: Shop, record: SyncRecord, busy: str = "this document is being posted by another worker",
+                key: str | None = None):
+    """One writer per ledger row across all workers (or per `key`: work spanning several rows); a dead
+    holder's lock expires (LOCK_SECONDS)."""
     try:
-        lock = runtime.redis().lock(f"ecomflux:post:{shop.id}:{record.source_key}", timeout=LOCK_SECONDS,
+        lock = runtime.redis().lock(f"ecomflux:post:{shop.id}:{key or record.source_key}", timeout=LOCK_SECONDS,
                                     blocking_timeout=5)
         acquired = lock.acquire()
     except redis.RedisError as exc:

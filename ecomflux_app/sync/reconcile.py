@@ -16,7 +16,7 @@ import logging
 import re
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..models import QboConnection, ReconciliationRun, Shop, SyncRecord, utcnow
@@ -28,7 +28,7 @@ from ..translate.query import quote
 from .backfill import eligible
 from .orders import post_order, shop_facts, shop_settings
 from .outcomes import FatalError, RetryLater, WaitingForReconnect
-from .refunds import _delivery_body, mark_reflected, post_refund, refund_ids_in
+from .refunds import mark_reflected, post_refund, reflected_ids, refund_ids_in
 
 log = logging.getLogger(__name__)
 
@@ -119,14 +119,16 @@ def _qbo_documents(client: QboClient, start: date, end: date) -> dict[str, list[
     return out
 
 
-def _refund_totals(shop: Shop, order_ids: Iterable[str]) -> dict[str, dict]:
-    """Refund documents posted separately per order: the order's own document keeps its full amounts."""
+def _refund_totals(shop: Shop, edits: dict[str, set[str]]) -> dict[str, dict]:
+    """Documents posted separately for edits Shopify's current figures are net of (refunds that moved no
+    money, keyed order id -> refund ids): the order's own document keeps those amounts. Refunds that
+    moved money need nothing here: Shopify's order is planned as sold, like its document."""
     out: dict[str, dict] = {}
-    ids = list(order_ids)
-    if not ids:
+    keys = [f"refund:{rid}" for ids in edits.values() for rid in ids]
+    if not keys:
         return out
     for row in SyncRecord.select().where((SyncRecord.shop == shop.id) & (SyncRecord.kind == "refund")
-                                         & (SyncRecord.status == "posted") & SyncRecord.order_id.in_(ids)):
+                                         & (SyncRecord.status == "posted") & SyncRecord.source_key.in_(keys)):
         bucket = out.setdefault(row.order_id, {"total": ZERO, "tax": ZERO})
         bucket["total"] += row.qbo_total or ZERO
         bucket["tax"] += row.tax_total or ZERO
@@ -135,11 +137,11 @@ def _refund_totals(shop: Shop, order_ids: Iterable[str]) -> dict[str, dict]:
 
 def _missing_refunds(shop: Shop, order: dict, order_row: SyncRecord | None) -> list[str]:
     """Refunds Shopify lists for a posted order that the ledger neither posted nor knows as reflected
-    in the order's own document (the body it was posted from)."""
-    ids = refund_ids_in(order)
+    in the order's own document (as its ledger row recorded when it was written)."""
+    ids = {str(r.get("id")) for r in order.get("refunds") or [] if isinstance(r, dict) and r.get("id")}
     if not ids or order_row is None or order_row.status != "posted":
         return []
-    reflected = refund_ids_in(_delivery_body(order_row.delivery)) if order_row.delivery else set()
+    reflected = reflected_ids(order_row)
     done = {r.source_key.split(":", 1)[1] for r in SyncRecord.select(SyncRecord.source_key).where(
         (SyncRecord.shop == shop.id) & SyncRecord.source_key.in_([f"refund:{i}" for i in ids])
         & SyncRecord.status.in_(("posted", "skipped", "voided")))}
@@ -162,7 +164,7 @@ def reconcile_range(shop: Shop, start: date, end: date, heal: bool = False, trig
         ledger_rows = {r.order_id: r for r in SyncRecord.select().where(
             (SyncRecord.shop == shop.id) & (SyncRecord.kind == "order")
             & SyncRecord.order_id.in_([str(o.get("id")) for o in orders] or ["-"]))}
-        refunds = _refund_totals(shop, ledger_rows)
+        refunds = _refund_totals(shop, {str(o.get("id")): refund_ids_in(o) for o in orders})
         expected, by_id, skipped = [], {}, 0
         for order in orders:
             oid = str(order.get("id"))
