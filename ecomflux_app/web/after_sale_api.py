@@ -97,6 +97,17 @@ def start_reconciliation():
     return _json(report_json(queue_reconciliation(g.shop, start, end)), 202)
 
 
+@bp.get("/reconciliation/latest")
+@require_session_token
+def latest_reconciliation():
+    """The shop's newest reconciliation (the page's Fix panel reads it), or null."""
+    from ..sync.reconcile import report_json
+
+    run = (ReconciliationRun.select().where(ReconciliationRun.shop == g.shop)
+           .order_by(ReconciliationRun.id.desc()).first())
+    return _json(report_json(run) if run is not None else None)
+
+
 def _own_run(run_id: int) -> ReconciliationRun | None:
     return ReconciliationRun.get_or_none((ReconciliationRun.id == run_id) & (ReconciliationRun.shop == g.shop))
 
