@@ -10,7 +10,8 @@ already net of it. Refunds that moved no money (lines taken off before payment) 
 What the balance check compares (BalanceCheck):
     expected = Shopify's current_total_price (reflects edits and refunds) plus what the refunds that
                moved money took off it (their lines' subtotal and tax, shipping refunded and its tax,
-               duties refunded): the total as sold, less the edits that moved no money
+               duties refunded, refund adjustments: for a refund that balances, its transactions):
+               the total as sold, less the edits that moved no money
     computed = sum of item lines (products, gift cards sold, shipping, duties, additional fees,
                tips, tax line)
                - discounts + TotalTax (line amounts are net of tax, also for taxes_included
@@ -103,8 +104,8 @@ class _AddedBack:
 
 
 def _money_refunds_added_back(order: Mapping[str, Any], read: "MoneyReader") -> _AddedBack:
-    """The as-sold correction: each money-moving refund's lines, shipping and duties with their tax
-    (gross amounts for taxes_included orders); discrepancies are not part of the sale and stay out."""
+    """The as-sold correction: each money-moving refund's lines, shipping, duties and adjustments with
+    their tax (gross amounts for taxes_included orders), i.e. what its refund document adds up to."""
     out = _AddedBack()
     included = bool(order.get("taxes_included"))
     for r, refund in enumerate(objects(order, "refunds")):
@@ -118,7 +119,11 @@ def _money_refunds_added_back(order: Mapping[str, Any], read: "MoneyReader") -> 
             out.tax += tax
         shipping_adjusted = False
         for a, adj in enumerate(objects(refund, "order_adjustments")):
-            if adj.get("kind") != "shipping_refund":
+            if adj.get("kind") != "shipping_refund":  # a discrepancy: money back beyond (or short of) the lines
+                amount = -read.amount(adj, "amount", f"{where}.order_adjustments[{a}]", default=ZERO)
+                tax = -read.amount(adj, "tax_amount", f"{where}.order_adjustments[{a}]", default=ZERO)
+                out.total += amount + tax
+                out.tax += tax
                 continue
             shipping_adjusted = True
             amount = abs(read.amount(adj, "amount", f"{where}.order_adjustments[{a}]"))
