@@ -35,7 +35,7 @@ from .backfill import eligible
 from .orders import post_order, shop_facts, shop_settings
 from .outcomes import FatalError, RetryLater, WaitingForReconnect
 from .posting import _update, ledger_lock, translate_error
-from .refunds import mark_reflected, post_refund, reflected_ids, refund_ids_in
+from .refunds import _moved_money, mark_reflected, post_refund, reflected_ids, refund_ids_in
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,24 @@ def _refund_totals(shop: Shop, edits: dict[str, set[str]]) -> dict[str, dict]:
     return out
 
 
+def _legacy_netted(order: dict, order_row: SyncRecord | None) -> dict:
+    """Money refunds a document posted before the ledger kept reflected_refunds nets out (it was
+    posted from a body already net of them, and the refunds were never posted): its total is compared
+    net of them, as it was posted, instead of offering a fix that would count them twice."""
+    out = {"total": ZERO, "tax": ZERO}
+    if order_row is None or order_row.status != "posted" or order_row.reflected_refunds is not None:
+        return out
+    netted = reflected_ids(order_row)
+    for refund in order.get("refunds") or []:
+        if not isinstance(refund, dict) or str(refund.get("id")) not in netted or not _moved_money(refund):
+            continue
+        out["total"] += sum((_dec(t.get("amount")) for t in refund.get("transactions") or []
+                             if t.get("kind") == "refund" and t.get("status") in ("success", None)), ZERO)
+        out["tax"] += sum((_dec(r.get("total_tax")) for r in refund.get("refund_line_items") or []), ZERO)
+        out["tax"] += sum((-_dec(a.get("tax_amount")) for a in refund.get("order_adjustments") or []), ZERO)
+    return out
+
+
 def _adjustment_totals(shop: Shop, order_ids: Iterable[str]) -> dict[str, Decimal]:
     """Posted reconciliation adjustments per order, signed: + a sales document, - a credit memo."""
     out: dict[str, Decimal] = {}
@@ -204,7 +222,11 @@ def reconcile_range(shop: Shop, start: date, end: date, heal: bool = False, trig
                 expected.append(entry)
                 continue
             entry["missing_refunds"] = _missing_refunds(shop, order, ledger_rows.get(oid))
-            extra = refunds.get(oid, {"total": ZERO, "tax": ZERO})
+            extra = dict(refunds.get(oid, {"total": ZERO, "tax": ZERO}))
+            netted = _legacy_netted(order, ledger_rows.get(oid))
+            if netted["total"]:  # posted net of a money refund before sales were posted as sold
+                extra = {"total": extra["total"] - netted["total"], "tax": extra["tax"] - netted["tax"]}
+                refunds.setdefault(oid, extra)
             # Adjustments already posted close part of the difference: the document keeps the rest.
             entry.update(doc_number=plan.doc_number, total=plan.document_total + extra["total"] - adjusted.get(oid, ZERO),
                          tax=plan.tax_total + extra["tax"],
