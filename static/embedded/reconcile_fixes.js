@@ -108,10 +108,15 @@
     });
   });
 
-  // A new check finished on the page (its result area changed): show its fixes.
+  // A check finished on the page (its result area changed and shows): load its fixes, once per burst
+  // of changes. Nothing is asked of the API before that.
   var watched = $("reconcile-result");
+  var pending = null;
   if (watched && window.MutationObserver) {
-    new MutationObserver(function () { load(); }).observe(watched, { attributes: true, childList: true, subtree: true });
+    new MutationObserver(function () {
+      if (watched.hidden) return;
+      clearTimeout(pending);
+      pending = setTimeout(load, 300);
+    }).observe(watched, { attributes: true, childList: true, subtree: true });
   }
-  load();
 })();
