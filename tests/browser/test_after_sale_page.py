@@ -77,9 +77,11 @@ def test_a_total_changed_in_quickbooks_is_fixed_from_the_page_once(request, brow
         target["TotalAmt"] = float(Decimal(str(target["TotalAmt"])) + Decimal("10"))
     page = _open(browser_page, page_url, connected.shop.domain)
     page.get_by_role("button", name="Check a sample week").click()
+    expect(page.locator("#reconcile-status")).to_contain_text("Checking")  # queued before the worker runs
     drain(redis_conn)
     expect(page.locator("#reconcile-fix-rows")).to_contain_text("Total differs")
-    page.get_by_role("button", name="Post adjustment").click()
+    with page.expect_response(lambda r: r.url.endswith("/fix") and r.status == 202):  # queued before the worker runs
+        page.get_by_role("button", name="Post adjustment").click()
     expect(page.locator("#reconcile-fix-rows")).to_contain_text("Fixing")
     drain(redis_conn)
     expect(page.locator("#reconcile-fix-rows")).to_contain_text("Fixed")
