@@ -66,10 +66,23 @@ def _v6_backfill_lease(db) -> None:
         migrate(*steps)
 
 
+def _v3_reflected_refunds(db) -> None:
+    """The ledger remembers which refunds an order's document nets out (the as-sold sale documents)."""
+    if "reflected_refunds" not in {c.name for c in db.get_columns("syncrecord")}:
+        from playhouse.migrate import SchemaMigrator, migrate
+
+        from .models import SyncRecord
+
+        real = getattr(db, "obj", None) or db  # the migrator needs the database behind the proxy
+        migrate(SchemaMigrator.from_database(real).add_column("syncrecord", "reflected_refunds",
+                                                              SyncRecord.reflected_refunds))
+
+
 # Append new steps (playhouse.migrate operations) here; never edit an applied one.
 STEPS: list[tuple[int, str, Callable]] = [
     (1, "initial schema", _v1_initial),
     (2, "lean webhook row writes", _v2_lean_delivery_writes),
+    (3, "refunds an order's document nets out", _v3_reflected_refunds),
     (4, "revocable staff sessions, disabled staff accounts", _v4_revocable_staff_sessions),
     (5, "raw bytes of unstorable webhook bodies", _v5_raw_webhook_bodies),
     (6, "backfill run lease", _v6_backfill_lease),

@@ -221,6 +221,10 @@ class SyncRecord(BaseModel):
     posted_at = DateTimeField(null=True)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
+    # An order's document: the refunds that moved no money which it nets out (ids, comma separated;
+    # "" none), written with the document so every refund worker reads one answer. NULL: a row posted
+    # before this column, whose document netted every refund its delivery body listed.
+    reflected_refunds = TextField(null=True)
 
     class Meta:
         indexes = (

@@ -56,6 +56,10 @@ class ShopifySandbox:
     def throttle(self, shop: str, count: int = 1) -> None:
         self.state.throttle(shop, count)
 
+    def hold(self, shop: str, root: str = "order", count: int = 1):
+        """A slow Shopify: the shop's next `count` reads of `root` wait until the Hold is released."""
+        return self.state.hold(shop, root, count)
+
     def send_webhook(self, target: str, shop: str, topic: str, payload, **options) -> list[dict]:
         return self.state.send_webhook(target, shop, topic, payload, **options)
 

@@ -29,6 +29,8 @@ ROUTES = [
     ("GET", "/api/reconciliation/2002", None),
     ("GET", "/api/reconciliation/2002.csv", None),
     ("POST", "/api/reconciliation/2002/post-missing", {}),
+    ("GET", "/api/reconciliation/latest", None),
+    ("POST", "/api/reconciliation/2002/fix", {"index": 0}),
 ]
 
 

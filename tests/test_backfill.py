@@ -221,3 +221,23 @@ def test_backfill_leaves_an_order_another_worker_is_posting_to_that_worker(redis
     run = backfill.run_backfill(run.id)
     assert (run.status, run.seen, run.posted) == ("done", 5, 5)
     assert_one_document_per_order(connected_shop, week)
+
+
+def test_backfilled_order_with_a_refund_is_posted_as_sold_with_its_refund_once(connected_shop):
+    """History is posted as sold too: the money a refund sent back is its own document, on its day."""
+    from datetime import date
+    from decimal import Decimal
+
+    from ecomflux_app.sync import backfill
+    from tests.after_sale_helpers import make_refund, order_with_refund
+    from tests.fixtures_flow import simple_order
+
+    order = dict(simple_order(), fulfillment_status="fulfilled")
+    refund = make_refund(order, qty=1)
+    connected_shop.shopify.add_order(connected_shop.shop.domain, order_with_refund(order, refund))
+    for _ in range(2):
+        backfill.run_backfill(backfill.start_backfill(connected_shop.shop, date(2026, 11, 16), enqueue_job=False).id)
+    [receipt] = connected_shop.documents("SalesReceipt")
+    [refund_doc] = connected_shop.documents("RefundReceipt")
+    assert Decimal(str(receipt["TotalAmt"])) == Decimal("26.60") and Decimal(str(refund_doc["TotalAmt"])) == Decimal("10.80")
+    assert (receipt["TxnDate"], refund_doc["TxnDate"]) == ("2026-11-20", "2026-11-21")

@@ -91,13 +91,33 @@ def test_paid_invoice_cancelled_without_refund_is_flagged_not_voided(client, red
     assert WebhookDelivery.get(WebhookDelivery.topic == "orders/cancelled").status == "flagged"
 
 
-def test_cancellation_before_posting_writes_nothing_and_its_refund_posts_nothing(client, redis_conn, connected_shop):
+def test_cancellation_with_money_back_before_posting_books_the_sale_and_its_refund_once(
+        client, redis_conn, connected_shop):
+    """Money came in and went back: whatever order the deliveries arrive in, the books get the sale as
+    sold and the refund on its own day (before, a cancellation first meant neither was ever booked)."""
     order = simple_order()
     refund = make_refund(order)
     send(client, connected_shop, "orders/cancelled", cancelled(order, refund))
     send(client, connected_shop, "refunds/create", refund)
+    send(client, connected_shop, "orders/fulfilled", order)  # late
+    drain(redis_conn)
+    [receipt] = connected_shop.documents("SalesReceipt")
+    [refund_doc] = connected_shop.documents("RefundReceipt")
+    assert (amount(receipt["TotalAmt"]), amount(refund_doc["TotalAmt"])) == (Decimal("26.60"), Decimal("21.60"))
+    assert (receipt["TxnDate"], refund_doc["TxnDate"]) == ("2026-11-20", "2026-11-21")
+    assert SyncRecord.get(SyncRecord.source_key == "cancel:9001").status == "skipped"
+    assert SyncRecord.get(SyncRecord.source_key == "refund:7001").status == "posted"
+
+
+def test_cancellation_without_money_before_posting_writes_nothing_even_when_the_order_arrives_late(
+        client, redis_conn, connected_shop):
+    order = dict(simple_order(), financial_status="pending")
+    send(client, connected_shop, "orders/cancelled", cancelled(order))
+    drain(redis_conn)
+    send(client, connected_shop, "orders/fulfilled", order)  # delivered after the cancellation
     drain(redis_conn)
     for entity in ("SalesReceipt", "Invoice", "RefundReceipt", "CreditMemo"):
         assert connected_shop.documents(entity) == []
     assert SyncRecord.get(SyncRecord.source_key == "cancel:9001").status == "skipped"
-    assert SyncRecord.get(SyncRecord.source_key == "refund:7001").status == "skipped"
+    assert SyncRecord.get(SyncRecord.source_key == "order:9001").status == "skipped"
+    assert WebhookDelivery.get(WebhookDelivery.topic == "orders/fulfilled").status == "processed"

@@ -130,3 +130,18 @@ def test_embedded_redis_stops_with_the_dev_server_although_other_clients_are_con
         assert redis_lib.Redis.from_url(f"unix://{queue._embedded.socket_file}").get("kept") == b"yes"
     finally:
         queue.stop_embedded_redis()
+
+
+def test_step_3_adds_the_reflected_refunds_column_to_a_ledger_that_lacks_it(app, db):
+    """A database upgraded before the as-sold change gains the column; running the step twice is harmless."""
+    from ecomflux_app.migrations import STEPS, upgrade
+    from ecomflux_app.models import SchemaVersion
+
+    step = next(fn for version, _name, fn in STEPS if version == 3)
+    db.execute_sql('ALTER TABLE "syncrecord" DROP COLUMN reflected_refunds')
+    SchemaVersion.delete().where(SchemaVersion.version == 3).execute()
+    assert "reflected_refunds" not in {c.name for c in db.get_columns("syncrecord")}
+    assert any(line.startswith("3:") for line in upgrade())
+    assert "reflected_refunds" in {c.name for c in db.get_columns("syncrecord")}
+    step(db)  # idempotent: the column is there already
+    assert [c.name for c in db.get_columns("syncrecord")].count("reflected_refunds") == 1

@@ -177,3 +177,38 @@ def test_payment_lookup_after_a_crash_adopts_its_own_payment_not_a_similar_one(c
     assert SyncRecord.get(SyncRecord.source_key == "payment:9001:50").qbo_id == by_amount[Decimal("6.60")]
     assert SyncRecord.get(SyncRecord.source_key == "payment:9001:501").qbo_id == by_amount[Decimal("20.00")]
     assert invoice_balance(connected_shop) == 0
+
+
+def test_payment_is_dated_the_day_the_money_came_in_not_the_order_date(client, redis_conn, connected_shop):
+    """Net terms: invoiced on the 20th, paid on 3 December (late evening in New York, already the 4th
+    in UTC). orders/paid carries no transactions: they are read from Shopify, and the Payment takes the
+    paid transaction's day in the shop's timezone, so A/R at the end of November is right."""
+    connected_shop.settings(document_type="invoice")
+    order = dict(simple_order(), financial_status="pending")
+    send(client, connected_shop, "orders/fulfilled", order)
+    drain(redis_conn)
+    paid = dict(order, financial_status="paid")
+    connected_shop.shopify.add_order(connected_shop.shop.domain, dict(paid, transactions=[
+        {"id": 601, "kind": "sale", "status": "success", "amount": "26.60", "gateway": "shopify_payments",
+         "processed_at": "2026-12-03T22:30:00-05:00"}]))
+    send(client, connected_shop, "orders/paid", paid)
+    drain(redis_conn)
+    [invoice] = connected_shop.documents("Invoice")
+    [payment] = connected_shop.documents("Payment")
+    assert invoice["TxnDate"] == "2026-11-20" and payment["TxnDate"] == "2026-12-03"
+    assert amount(payment["TotalAmt"]) == Decimal("26.60") and amount(invoice["Balance"]) == 0
+    assert SyncRecord.get(SyncRecord.kind == "payment").source_key == "payment:9001:601"
+
+
+def test_payment_without_transactions_anywhere_is_dated_when_shopify_said_it_was_paid(client, redis_conn,
+                                                                                      connected_shop):
+    connected_shop.settings(document_type="invoice")
+    order = dict(simple_order(), financial_status="pending")
+    send(client, connected_shop, "orders/fulfilled", order)
+    drain(redis_conn)
+    resp = post_webhook(client, "orders/paid", connected_shop.shop.domain, dict(order, financial_status="paid"),
+                        triggered_at="2026-12-02T15:00:00.000Z")
+    assert resp.status_code == 200
+    drain(redis_conn)
+    [payment] = connected_shop.documents("Payment")
+    assert payment["TxnDate"] == "2026-12-02"

@@ -127,7 +127,10 @@ def test_refund_before_the_order_was_posted_posts_the_order_first(client, redis_
     assert SyncRecord.get(SyncRecord.source_key == "order:9001").status == "posted"
 
 
-def test_refund_already_reflected_in_the_order_document_is_not_posted_again(client, redis_conn, connected_shop):
+def test_order_read_back_after_its_refund_is_posted_as_sold_and_the_refund_on_its_own_day(
+        client, redis_conn, connected_shop):
+    """The sale carries the order as sold; the money that went back is its own document, dated the
+    refund's day, even when the only order body at hand is already net of the refund."""
     order = simple_order()
     refund = make_refund(order, qty=1)
     # Shopify only knows the order after the refund: the fetched order is already net of it
@@ -135,13 +138,39 @@ def test_refund_already_reflected_in_the_order_document_is_not_posted_again(clie
     send(client, connected_shop, "refunds/create", refund)
     drain(redis_conn)
     [receipt] = connected_shop.documents("SalesReceipt")
-    assert amount(receipt["TotalAmt"]) == Decimal("15.80")  # 26.60 - 10.80
-    assert connected_shop.documents("RefundReceipt") == []
-    assert SyncRecord.get(SyncRecord.source_key == "refund:7001").status == "skipped"
-    # and the order's own webhook later is a duplicate too
+    assert amount(receipt["TotalAmt"]) == Decimal("26.60")  # as sold, not 26.60 - 10.80
+    assert amount(receipt["TxnTaxDetail"]["TotalTax"]) == Decimal("1.60")
+    assert [amount(line["SalesItemLineDetail"]["Qty"]) for line in item_lines(receipt)][0] == 2
+    [doc] = connected_shop.documents("RefundReceipt")
+    assert amount(doc["TotalAmt"]) == Decimal("10.80")
+    assert (receipt["TxnDate"], doc["TxnDate"]) == ("2026-11-20", "2026-11-21")  # each on its own day
+    assert SyncRecord.get(SyncRecord.source_key == "refund:7001").status == "posted"
+    assert SyncRecord.get(SyncRecord.source_key == "order:9001").shopify_total == Decimal("26.60")
+    # and the order's own webhook later (in either shape) is a duplicate too
     send(client, connected_shop, "orders/fulfilled", order_with_refund(order, refund))
+    send(client, connected_shop, "orders/fulfilled", order)
     drain(redis_conn)
     assert len(connected_shop.documents("SalesReceipt")) == 1
+    assert len(connected_shop.documents("RefundReceipt")) == 1
+
+
+def test_lines_taken_off_before_payment_stay_netted_when_the_order_is_read_after_the_edit(
+        client, redis_conn, connected_shop):
+    """An edit that moved no money is not a money event: the document nets it, as before."""
+    connected_shop.settings(document_type="invoice")
+    order = dict(simple_order(), financial_status="pending")
+    edit = make_refund(order, qty=1)
+    edit["transactions"] = []
+    after = dict(order_with_refund(order, edit), current_total_price="15.80", financial_status="pending")
+    connected_shop.shopify.add_order(connected_shop.shop.domain, after)
+    send(client, connected_shop, "refunds/create", edit)
+    drain(redis_conn)
+    [invoice] = connected_shop.documents("Invoice")
+    assert amount(invoice["TotalAmt"]) == Decimal("15.80")
+    assert connected_shop.documents("CreditMemo") == [] and connected_shop.documents("RefundReceipt") == []
+    row = SyncRecord.get(SyncRecord.source_key == "refund:7001")
+    assert row.status == "skipped" and "already reflected" in row.reason
+    assert SyncRecord.get(SyncRecord.source_key == "order:9001").reflected_refunds == "7001"
 
 
 def test_refund_of_an_unknown_order_waits(client, redis_conn, connected_shop):

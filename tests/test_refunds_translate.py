@@ -148,3 +148,50 @@ def test_payment_markers_match_whole_keys_only():
     assert plan.payment_marker == "ecomflux:payment:9001:501"
     note = render_payment(plan, "7", "40", None, None)["PrivateNote"]
     assert has_marker(note, "ecomflux:payment:9001:501") and not has_marker(note, "ecomflux:payment:9001:50")
+
+
+def test_an_order_read_after_a_money_refund_is_planned_as_sold():
+    """Shopify's current_* figures are net of the refund; the sale document is not (the refund is its
+    own document), whatever the refund held: lines, shipping, a discrepancy."""
+    from tests.after_sale_helpers import order_with_refund
+
+    order = simple_order()
+    for refund in (make_refund(order, qty=1), make_refund(order, qty=2, shipping="5.00"),
+                   make_refund(order, qty=1, discrepancy="1.25")):
+        plan = plan_order(order_with_refund(order, refund), S)
+        assert plan.balance.ok, plan.balance.reason
+        assert (plan.document_total, plan.tax_total) == (Decimal("26.60"), Decimal("1.60"))
+        assert [l.qty for l in plan.lines if l.kind == "product"] == [2]
+        assert not [l for l in plan.lines if l.description == "Shipping refunded"]
+        assert plan.reflected_refund_ids == ()
+
+
+def test_an_edit_that_moved_no_money_stays_netted_next_to_a_money_refund():
+    from tests.after_sale_helpers import order_with_refund
+
+    order = simple_order(qty=3, tax="2.40")  # 30.00 + 2.40 + 5.00 = 37.40
+    edit = make_refund(order, refund_id=7001, qty=1)
+    edit["transactions"] = []
+    money = make_refund(order, refund_id=7002, qty=1)
+    after = order_with_refund(order, money)  # 10.80 went back: current 26.60
+    after["refunds"].append(edit)
+    after["line_items"][0]["current_quantity"] = 1  # both took a unit off
+    after["current_total_price"] = "15.80"  # the edit took 10.80 off too
+    after["current_total_tax"] = "0.80"
+    plan = plan_order(after, S)
+    assert plan.balance.ok, plan.balance.reason
+    assert plan.document_total == Decimal("26.60")  # 37.40 sold, less the edit; the money refund apart
+    assert [l.qty for l in plan.lines if l.kind == "product"] == [2]
+    assert plan.reflected_refund_ids == ("7001",)
+
+
+def test_a_money_refund_that_does_not_add_up_flags_the_as_sold_total_with_both_figures():
+    from tests.after_sale_helpers import order_with_refund
+
+    order = simple_order()
+    after = order_with_refund(order, make_refund(order, qty=1))
+    after["current_total_price"] = "15.70"  # a cent off what the refund explains
+    plan = plan_order(after, S)
+    assert not plan.balance.ok
+    assert "as sold totals 26.50" in plan.balance.reason and "10.80 refunded" in plan.balance.reason
+    assert plan.balance.computed == Decimal("26.60")

@@ -40,6 +40,24 @@ SHOP_RE = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
 # Shopify's GraphQL leaky bucket on a standard plan (Plus shops get 10x both).
 BUCKET_MAX = 2000.0
 RESTORE_RATE = 100.0
+# A held answer is sent anyway after this long, so a test that forgets to release cannot hang a worker.
+HOLD_MAX_SECONDS = 60.0
+
+
+@dataclass
+class Hold:
+    """A slow Shopify, deterministically: the shop's next `count` GraphQL reads of one root field are
+    answered only when the test releases them; `arrived` is set once a read is waiting."""
+
+    domain: str
+    root: str
+    count: int = 1
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
 
 
 def query_hmac(params: dict, secret: str) -> str:
@@ -95,6 +113,9 @@ class ShopifySandboxState:
             self.webhooks_sent: list[dict] = []
             self.graphql_log: list[dict] = []
             self.app_url: str | None = None  # where "opening the app in the admin" sends the browser
+            for held in getattr(self, "holds", []):
+                held.release()  # nobody stays stuck across a reset
+            self.holds: list[Hold] = []
 
     def admin_app_launch(self, domain: str) -> str | None:
         """What the admin does when the merchant opens the app: the app URL with embedded params."""
@@ -288,6 +309,35 @@ class ShopifySandboxState:
         """Answer the shop's next `count` GraphQL calls with a THROTTLED error."""
         with self.lock:
             self.throttle_next[domain] = self.throttle_next.get(domain, 0) + count
+
+    def hold(self, domain: str, root: str = "order", count: int = 1) -> Hold:
+        """Hold the answers of the shop's next `count` GraphQL reads of `root` until released."""
+        held = Hold(domain=domain.lower(), root=root, count=int(count))
+        with self.lock:
+            self.holds.append(held)
+        return held
+
+    def release_hold(self, hold_id: str) -> bool:
+        with self.lock:
+            found = [h for h in self.holds if h.id == hold_id]
+        for held in found:
+            held.release()
+        return bool(found)
+
+    def wait_if_held(self, domain: str, body: dict) -> None:
+        """Called after a read is answered, before the answer is sent: a held read waits here (outside
+        the state lock, so other reads and writes go on meanwhile)."""
+        try:
+            root, _args = _root_field(body.get("query") or "", body.get("variables") or {})
+        except ValueError:
+            return
+        with self.lock:
+            held = next((h for h in self.holds if h.domain == domain and h.root == root and h.count > 0), None)
+            if held is not None:
+                held.count -= 1
+        if held is not None:
+            held.arrived.set()
+            held.released.wait(HOLD_MAX_SECONDS)
 
     def _bucket(self, domain: str, cost: float) -> tuple[bool, float]:
         now = time.monotonic()
@@ -620,8 +670,10 @@ def create_shopify_sandbox(api_key: str, api_secret: str) -> Flask:
         # Like Shopify: an unsupported version is answered silently with the oldest supported one,
         # and the response header names the version that answered.
         served = state.served_version(version)
-        body, status = state.graphql(domain, request.headers.get("X-Shopify-Access-Token"),
-                                     request.get_json(silent=True) or {}, version=served)
+        asked = request.get_json(silent=True) or {}
+        body, status = state.graphql(domain, request.headers.get("X-Shopify-Access-Token"), asked, version=served)
+        if status == 200 and isinstance(asked, dict):
+            state.wait_if_held(domain, asked)
         resp = jsonify(body)
         resp.status_code = status
         resp.headers["X-Shopify-API-Version"] = served
@@ -696,6 +748,16 @@ def create_shopify_sandbox(api_key: str, api_secret: str) -> Flask:
     def throttle(shop):
         state.throttle(shop.lower(), int((request.get_json(silent=True) or {}).get("count", 1)))
         return jsonify(ok=True)
+
+    @app.post("/_sandbox/shops/<shop>/hold")
+    def hold(shop):
+        data = request.get_json(silent=True) or {}
+        held = state.hold(shop.lower(), str(data.get("root") or "order"), int(data.get("count", 1)))
+        return jsonify(hold=held.id)
+
+    @app.post("/_sandbox/holds/<hold_id>/release")
+    def release(hold_id):
+        return (jsonify(ok=True), 200) if state.release_hold(hold_id) else (jsonify(error="no such hold"), 404)
 
     @app.put("/_sandbox/app_url")
     def set_app_url():

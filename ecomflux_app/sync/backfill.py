@@ -160,9 +160,28 @@ def post_page(shop: Shop, orders: list[dict], settings: SyncSettings, client: Qb
     post_orders(shop, work, settings, client, each=count)
     if settings.document_type == "invoice":
         _record_payments(shop, work, settings, client)
+    _record_refunds(shop, work, settings, client)
     if later:
         raise later[0]
     return counts
+
+
+def _record_refunds(shop: Shop, orders: list[dict], settings: SyncSettings, client: QboClient) -> None:
+    """Historical orders are posted as sold: the money their refunds sent back gets its own documents."""
+    from .refunds import _moved_money, post_refund
+
+    for order in orders:
+        refunds = [r for r in order.get("refunds") or [] if isinstance(r, dict) and r.get("id") and _moved_money(r)]
+        row = SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == f"order:{order['id']}"))
+        if not refunds or row is None or row.status != "posted":
+            continue
+        for refund in refunds:
+            try:
+                post_refund(shop, dict(refund, order_id=refund.get("order_id") or order["id"]), settings, client.conn,
+                            client=client, order=order)
+            except (FatalError, RetryLater) as exc:
+                log.info("backfill: refund %s of order %s not posted: %s", refund.get("id"), order.get("id"),
+                         exc.reason)
 
 
 def _record_payments(shop: Shop, orders: list[dict], settings: SyncSettings, client: QboClient) -> None:

@@ -1,5 +1,10 @@
-"""orders/cancelled: void the order's unpaid Invoice / Sales Receipt when nothing was refunded, else post
-the refunds; QBO void keeps the document (history), nothing is ever deleted. Once per order (cancel:<id>)."""
+"""orders/cancelled: void the order's unpaid Invoice / Sales Receipt when no money went back, else post
+the refunds; QBO void keeps the document (history), nothing is ever deleted. Once per order (cancel:<id>).
+
+Whatever order the deliveries come in, the books end the same: money that went back is a refund
+document next to its sale (posted as sold first if it never was); an order cancelled before it was
+posted with no money sent back gets nothing, and a late orders/fulfilled posts nothing either (the
+decision is taken under the order's ledger lock, which posting the order takes too)."""
 
 from __future__ import annotations
 
@@ -14,10 +19,10 @@ from ..translate.requestid import request_id
 from ..translate.settings import SyncSettings
 from .dispatch import DeliveryContext
 from .lifecycle import ensure_shop_active
-from .orders import shop_settings
-from .outcomes import FatalError, Outcome, WaitingForReconnect
+from .orders import CANCELLED_UNPOSTED, shop_settings
+from .outcomes import FatalError, Outcome, RetryLater, WaitingForReconnect
 from .posting import _update, ledger_lock, ledger_row, record_attempt, translate_error
-from .refunds import post_refund
+from .refunds import _moved_money, post_refund
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +42,25 @@ def cancel_order(shop: Shop, order: dict, settings: SyncSettings, conn: QboConne
                         delivery=delivery)
     if record.status in ("posted", "skipped"):
         return Outcome("skipped_duplicate", record.reason or "cancellation already handled")
-    doc = SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == f"order:{order_id}"))
-    if doc is None or doc.status not in ("posted", "voided"):
-        _update(record, status="skipped", reason="order was never posted: nothing in QuickBooks to void")
-        return Outcome("processed", record.reason)
     client = client or QboClient(conn)
     refunds = [r for r in order.get("refunds") or [] if isinstance(r, dict) and r.get("id")]
-    if refunds:
+    if any(_moved_money(r) for r in refunds):
         # Money went back: the refunds carry the cancellation (each exactly once under refund:<id>).
         results = [post_refund(shop, dict(r, order_id=r.get("order_id") or order_id), settings, conn,
                                client=client, order=order) for r in refunds]
         _update(record, status="skipped", reason="cancelled with refunds: the refund documents record it")
         return Outcome("processed", record.reason, {"refunds": [o.status for o in results]})
+    doc = ledger_row(shop, f"order:{order_id}", kind="order", order_id=order_id, order_name=order.get("name"))
+    with ledger_lock(shop, doc, busy="the order's document is being posted by another worker"):
+        doc = SyncRecord.get_by_id(doc.id)
+        if doc.status == "posting":
+            raise RetryLater("the order's document is being written (outcome not known yet): the cancellation "
+                             "waits for it", 60)
+        if doc.status not in ("posted", "voided"):
+            # Before any document: none will be posted now (post_order reads this under the same lock).
+            _update(record, status="skipped", reason=CANCELLED_UNPOSTED)
+            _update(doc, status="skipped", reason=CANCELLED_UNPOSTED)
+            return Outcome("processed", record.reason)
     if doc.status == "voided":
         _update(record, status="posted", qbo_id=doc.qbo_id, document_type=doc.document_type, reason="already voided")
         return Outcome("skipped_duplicate", "document already voided")

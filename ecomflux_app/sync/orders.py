@@ -15,7 +15,7 @@ from ..translate.settings import CompanyFacts, SyncSettings
 from .dispatch import DeliveryContext
 from .lifecycle import ensure_shop_active
 from .outcomes import FatalError, Outcome, RetryLater, WaitingForReconnect
-from .posting import BATCH_MAX, BatchItem, Document, PostResult, flag, ledger_row, post_batch
+from .posting import BATCH_MAX, BatchItem, Document, PostResult, _update, flag, ledger_row, post_batch
 from .references import ReferenceResolver, post_with_current_references, prepare_references, stale_reference
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,9 @@ def build_order_document(shop: Shop, order: dict, settings: SyncSettings, client
     figures = {"shopify_total": plan.balance.expected, "qbo_total": plan.document_total,
                "tax_total": plan.tax_total, "shipping_total": plan.shipping_total - plan.shipping_discount_total,
                "discount_total": plan.discount_total}
-    ledger = {"currency": plan.currency, "order_date": plan.txn_date}
+    # Which refunds this document nets out (edits that moved no money), kept with the document itself.
+    ledger = {"currency": plan.currency, "order_date": plan.txn_date,
+              "reflected_refunds": ",".join(plan.reflected_refund_ids)}
     if not plan.balance.ok:
         return flag(record, f"not posted: {plan.balance.reason}", shopify_total=plan.balance.expected,
                     qbo_total=plan.balance.computed, tax_total=plan.tax_total, currency=plan.currency)
@@ -177,9 +179,22 @@ def prepare_backlog_references(shop: Shop, settings: SyncSettings, client: QboCl
         log.warning("backlog reference prefetch for %s skipped: %s", shop.domain, exc)
 
 
+CANCELLED_UNPOSTED = "order cancelled before it was posted, and no money went back: nothing to post"
+
+
+def cancelled_unposted(shop: Shop, order_id: str) -> bool:
+    """Was the order cancelled (with no money sent back) before any document was posted for it?"""
+    row = SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == f"cancel:{order_id}"))
+    return row is not None and row.status == "skipped" and row.reason == CANCELLED_UNPOSTED
+
+
 def post_order(shop: Shop, order: dict, settings: SyncSettings, conn: QboConnection,
-               delivery: WebhookDelivery | None = None, client: QboClient | None = None) -> Outcome:
-    """Post the order's document through the ledger; reused by replays, backfill and reconciliation."""
+               delivery: WebhookDelivery | None = None, client: QboClient | None = None,
+               for_money: bool = False) -> Outcome:
+    """Post the order's document through the ledger; reused by replays, backfill and reconciliation.
+
+    An order cancelled before it was posted stays unposted (decided under the order's ledger lock, the
+    one the cancellation takes too), unless a refund that moved money needs its sale (for_money)."""
     order_id = order.get("id")
     if order_id in (None, ""):
         raise FatalError("order payload has no id")
@@ -189,8 +204,18 @@ def post_order(shop: Shop, order: dict, settings: SyncSettings, conn: QboConnect
         return Outcome("skipped_duplicate", f"already posted as {record.document_type} {record.qbo_doc_number}")
     client = client or QboClient(conn)
     result = post_with_current_references(
-        shop, client, record, lambda: build_order_document(shop, order, settings, client, record), delivery)
+        shop, client, record, partial(build_unless_cancelled, shop, order, settings, client, record, for_money),
+        delivery)
     return _order_outcome(result)
+
+
+def build_unless_cancelled(shop: Shop, order: dict, settings: SyncSettings, client: QboClient,
+                           record: SyncRecord, for_money: bool = False) -> Document | PostResult:
+    """The order's document, unless it was cancelled unposted with no money back (then the row is skipped)."""
+    if not for_money and cancelled_unposted(shop, str(order.get("id"))):
+        _update(record, status="skipped", reason=CANCELLED_UNPOSTED)
+        return PostResult("skipped_duplicate", record)
+    return build_order_document(shop, order, settings, client, record)
 
 
 def post_orders(shop: Shop, orders: list[dict], settings: SyncSettings, client: QboClient,
@@ -212,7 +237,7 @@ def post_orders(shop: Shop, orders: list[dict], settings: SyncSettings, client: 
     outcomes: list[Outcome | Exception] = []
     for start in range(0, len(orders), BATCH_MAX):
         chunk = list(zip(orders[start:start + BATCH_MAX], records[start:start + BATCH_MAX]))
-        items = [BatchItem(record, partial(build_order_document, shop, order, settings, client, record),
+        items = [BatchItem(record, partial(build_unless_cancelled, shop, order, settings, client, record),
                            marker=order_marker(str(order["id"]))) for order, record in chunk]
         for (order, record), result in zip(chunk, post_batch(shop, client, items)):
             if isinstance(result, FatalError) and stale_reference(result.detail):
@@ -229,6 +254,8 @@ def post_orders(shop: Shop, orders: list[dict], settings: SyncSettings, client: 
 
 def _order_outcome(result: PostResult) -> Outcome:
     rec = result.record
+    if rec.status == "skipped":
+        return Outcome("processed", rec.reason)
     if result.status == "flagged":
         return Outcome("flagged", rec.reason, {"shopify_total": str(rec.shopify_total), "qbo_total": str(rec.qbo_total)})
     if result.status == "skipped_duplicate":

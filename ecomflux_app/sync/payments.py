@@ -11,9 +11,9 @@ from ..translate.money import ZERO
 from ..translate.order import TranslationError
 from ..translate.payment import deposit_account_for, payment_method_for, plan_payments, render_payment
 from ..translate.settings import SyncSettings
-from .orders import post_order, shop_facts
+from .orders import post_order, shop_facts, with_transactions
 from .outcomes import FatalError, Outcome, RetryLater
-from .posting import Document, PostResult, find_payment, flag, ledger_row, post_document, read_once
+from .posting import Document, PostResult, find_payment, flag, ledger_lock, ledger_row, post_document, read_once
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +26,20 @@ def recorded_payments(shop: Shop, order_id: str) -> Decimal:
     return sum((r.shopify_total or ZERO for r in rows), ZERO)
 
 
+def paid_moment(delivery: WebhookDelivery | None) -> str | None:
+    """When Shopify says the order was paid: an orders/paid delivery's X-Shopify-Triggered-At."""
+    if delivery is not None and delivery.topic == "orders/paid" and delivery.triggered_at:
+        return str(delivery.triggered_at)
+    return None
+
+
 def post_payment_for_order(shop: Shop, order: dict, settings: SyncSettings, delivery: WebhookDelivery | None = None,
                            client: QboClient | None = None) -> Outcome:
-    """Record the order's payments against its invoice (posting the invoice first if it never was)."""
+    """Record the order's payments against its invoice (posting the invoice first if it never was).
+
+    Payments are planned from the order's transactions (read from Shopify when the webhook body has
+    none), so each is dated the day its money came in; one order's payments are planned and written
+    under one lock, so concurrent deliveries never both pay the same open balance."""
     order_id = str(order.get("id") or "")
     if not order_id:
         raise FatalError("order payload has no id")
@@ -40,13 +51,23 @@ def post_payment_for_order(shop: Shop, order: dict, settings: SyncSettings, deli
         invoice_row = SyncRecord.get_or_none((SyncRecord.shop == shop.id)
                                              & (SyncRecord.source_key == f"order:{order_id}"))
         if invoice_row is None or invoice_row.status != "posted":
-            if outcome.status == "flagged":
-                return Outcome("flagged", f"invoice not posted, payment not recorded: {outcome.error}")
+            if outcome.status in ("flagged", "processed"):
+                return Outcome(outcome.status, f"invoice not posted, payment not recorded: {outcome.error}")
             raise RetryLater(f"invoice for order {order_id} is not posted yet: {outcome.error}", 300)
     if invoice_row.document_type != "Invoice":
         return Outcome("processed", f"order was posted as a {invoice_row.document_type}: it is paid already")
+    order = with_transactions(shop, order, always=True)
+    with ledger_lock(shop, invoice_row, key=f"payments:{order_id}",
+                     busy="this order's payments are being recorded by another worker"):
+        return _post_payments(shop, order, settings, delivery, client, invoice_row)
+
+
+def _post_payments(shop: Shop, order: dict, settings: SyncSettings, delivery: WebhookDelivery | None,
+                   client: QboClient, invoice_row: SyncRecord) -> Outcome:
+    order_id = str(order.get("id"))
     try:
-        plans = plan_payments(order, settings, shop_facts(shop), recorded_payments(shop, order_id))
+        plans = plan_payments(order, settings, shop_facts(shop), recorded_payments(shop, order_id),
+                              paid_at=paid_moment(delivery))
     except TranslationError as exc:
         raise FatalError(f"payment cannot be translated: {exc}", {"field": exc.field}) from None
     if not plans:
@@ -60,8 +81,10 @@ def post_payment_for_order(shop: Shop, order: dict, settings: SyncSettings, deli
 
         invoice_now = read_once(client, "Invoice", str(invoice_row.qbo_id))
 
-        def find(plan=plan, invoice_now=invoice_now) -> dict | None:
-            return find_payment(client, invoice_now()["CustomerRef"]["value"], plan.txn_date, plan.payment_marker)
+        def find(plan=plan, record=record, invoice_now=invoice_now) -> dict | None:
+            # The date the uncertain attempt wrote (a later plan may date an amount-based payment otherwise).
+            written = SyncRecord.get_by_id(record.id).order_date or plan.txn_date
+            return find_payment(client, invoice_now()["CustomerRef"]["value"], written, plan.payment_marker)
 
         def build(plan=plan, record=record, invoice_now=invoice_now) -> Document | PostResult:
             invoice = invoice_now()

@@ -178,10 +178,11 @@ def translate_error(exc: QboError, record: SyncRecord) -> Exception:
 
 @contextmanager
 def ledger_lock(shop: Shop, record: SyncRecord, busy: str = "this document is being posted by another worker",
-                wait: float = 5):
-    """One writer per ledger row across all workers; a dead holder's lock expires (LOCK_SECONDS)."""
+                wait: float = 5, key: str | None = None):
+    """One writer per ledger row across all workers (or per `key`: work spanning several rows); a dead
+    holder's lock expires (LOCK_SECONDS)."""
     try:
-        lock = runtime.redis().lock(f"ecomflux:post:{shop.id}:{record.source_key}", timeout=LOCK_SECONDS,
+        lock = runtime.redis().lock(f"ecomflux:post:{shop.id}:{key or record.source_key}", timeout=LOCK_SECONDS,
                                     blocking_timeout=wait)
         acquired = lock.acquire(blocking=wait > 0)
     except redis.RedisError as exc:

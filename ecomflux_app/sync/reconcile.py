@@ -6,6 +6,12 @@ row), missing_refund (a Shopify refund of a posted order with no refund document
 discount differ from what the order implies). The report is stored on models.ReconciliationRun;
 heal=True posts what is missing through the same exactly-once path (deleted documents are only
 reported: a bookkeeper may have removed them on purpose).
+
+On request (fix_difference, the page's Fix button), a difference gets the action that fixes it, each
+exactly once through the ledger: a missing order or refund is posted; a document the bookkeeper
+deleted is posted again (a new requestid generation, only while QBO still lacks it); a total that
+differs gets an adjustment document for the difference (translate.adjustment), which later runs
+count in, so the order then balances.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ from ..translate.query import quote
 from .backfill import eligible
 from .orders import post_order, shop_facts, shop_settings
 from .outcomes import FatalError, RetryLater, WaitingForReconnect
-from .refunds import _delivery_body, mark_reflected, post_refund, refund_ids_in
+from .posting import _update, ledger_lock, translate_error
+from .refunds import _moved_money, mark_reflected, post_refund, reflected_ids, refund_ids_in
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +96,8 @@ def compare(expected: list[dict], ledger: dict[str, dict], documents: dict[str, 
             for field in fields:
                 if doc[field] != order[field]:
                     out.append(dict(base, kind="mismatch", field=field, doc_number=doc["doc_number"],
-                                    document_type=doc["document_type"], shopify=format_money(order[field]),
+                                    qbo_id=doc.get("id"), document_type=doc["document_type"],
+                                    shopify=format_money(order[field]),
                                     qbo=format_money(doc[field]),
                                     detail=f"{field}: Shopify implies {format_money(order[field])}, QuickBooks "
                                            f"document {doc['doc_number']} has {format_money(doc[field])}"))
@@ -119,27 +127,60 @@ def _qbo_documents(client: QboClient, start: date, end: date) -> dict[str, list[
     return out
 
 
-def _refund_totals(shop: Shop, order_ids: Iterable[str]) -> dict[str, dict]:
-    """Refund documents posted separately per order: the order's own document keeps its full amounts."""
+def _refund_totals(shop: Shop, edits: dict[str, set[str]]) -> dict[str, dict]:
+    """Documents posted separately for edits Shopify's current figures are net of (refunds that moved no
+    money, keyed order id -> refund ids): the order's own document keeps those amounts. Refunds that
+    moved money need nothing here: Shopify's order is planned as sold, like its document."""
     out: dict[str, dict] = {}
-    ids = list(order_ids)
-    if not ids:
+    keys = [f"refund:{rid}" for ids in edits.values() for rid in ids]
+    if not keys:
         return out
     for row in SyncRecord.select().where((SyncRecord.shop == shop.id) & (SyncRecord.kind == "refund")
-                                         & (SyncRecord.status == "posted") & SyncRecord.order_id.in_(ids)):
+                                         & (SyncRecord.status == "posted") & SyncRecord.source_key.in_(keys)):
         bucket = out.setdefault(row.order_id, {"total": ZERO, "tax": ZERO})
         bucket["total"] += row.qbo_total or ZERO
         bucket["tax"] += row.tax_total or ZERO
     return out
 
 
+def _legacy_netted(order: dict, order_row: SyncRecord | None) -> dict:
+    """Money refunds a document posted before the ledger kept reflected_refunds nets out (it was
+    posted from a body already net of them, and the refunds were never posted): its total is compared
+    net of them, as it was posted, instead of offering a fix that would count them twice."""
+    out = {"total": ZERO, "tax": ZERO}
+    if order_row is None or order_row.status != "posted" or order_row.reflected_refunds is not None:
+        return out
+    netted = reflected_ids(order_row)
+    for refund in order.get("refunds") or []:
+        if not isinstance(refund, dict) or str(refund.get("id")) not in netted or not _moved_money(refund):
+            continue
+        out["total"] += sum((_dec(t.get("amount")) for t in refund.get("transactions") or []
+                             if t.get("kind") == "refund" and t.get("status") in ("success", None)), ZERO)
+        out["tax"] += sum((_dec(r.get("total_tax")) for r in refund.get("refund_line_items") or []), ZERO)
+        out["tax"] += sum((-_dec(a.get("tax_amount")) for a in refund.get("order_adjustments") or []), ZERO)
+    return out
+
+
+def _adjustment_totals(shop: Shop, order_ids: Iterable[str]) -> dict[str, Decimal]:
+    """Posted reconciliation adjustments per order, signed: + a sales document, - a credit memo."""
+    out: dict[str, Decimal] = {}
+    ids = list(order_ids)
+    if not ids:
+        return out
+    for row in SyncRecord.select().where((SyncRecord.shop == shop.id) & (SyncRecord.kind == "adjust")
+                                         & (SyncRecord.status == "posted") & SyncRecord.order_id.in_(ids)):
+        sign = -1 if row.document_type == "CreditMemo" else 1
+        out[row.order_id] = out.get(row.order_id, ZERO) + sign * (row.qbo_total or ZERO)
+    return out
+
+
 def _missing_refunds(shop: Shop, order: dict, order_row: SyncRecord | None) -> list[str]:
     """Refunds Shopify lists for a posted order that the ledger neither posted nor knows as reflected
-    in the order's own document (the body it was posted from)."""
-    ids = refund_ids_in(order)
+    in the order's own document (as its ledger row recorded when it was written)."""
+    ids = {str(r.get("id")) for r in order.get("refunds") or [] if isinstance(r, dict) and r.get("id")}
     if not ids or order_row is None or order_row.status != "posted":
         return []
-    reflected = refund_ids_in(_delivery_body(order_row.delivery)) if order_row.delivery else set()
+    reflected = reflected_ids(order_row)
     done = {r.source_key.split(":", 1)[1] for r in SyncRecord.select(SyncRecord.source_key).where(
         (SyncRecord.shop == shop.id) & SyncRecord.source_key.in_([f"refund:{i}" for i in ids])
         & SyncRecord.status.in_(("posted", "skipped", "voided")))}
@@ -162,7 +203,8 @@ def reconcile_range(shop: Shop, start: date, end: date, heal: bool = False, trig
         ledger_rows = {r.order_id: r for r in SyncRecord.select().where(
             (SyncRecord.shop == shop.id) & (SyncRecord.kind == "order")
             & SyncRecord.order_id.in_([str(o.get("id")) for o in orders] or ["-"]))}
-        refunds = _refund_totals(shop, ledger_rows)
+        refunds = _refund_totals(shop, {str(o.get("id")): refund_ids_in(o) for o in orders})
+        adjusted = _adjustment_totals(shop, ledger_rows)
         expected, by_id, skipped = [], {}, 0
         for order in orders:
             oid = str(order.get("id"))
@@ -180,17 +222,22 @@ def reconcile_range(shop: Shop, start: date, end: date, heal: bool = False, trig
                 expected.append(entry)
                 continue
             entry["missing_refunds"] = _missing_refunds(shop, order, ledger_rows.get(oid))
-            extra = refunds.get(oid, {"total": ZERO, "tax": ZERO})
-            entry.update(doc_number=plan.doc_number, total=plan.document_total + extra["total"],
+            extra = dict(refunds.get(oid, {"total": ZERO, "tax": ZERO}))
+            netted = _legacy_netted(order, ledger_rows.get(oid))
+            if netted["total"]:  # posted net of a money refund before sales were posted as sold
+                extra = {"total": extra["total"] - netted["total"], "tax": extra["tax"] - netted["tax"]}
+                refunds.setdefault(oid, extra)
+            # Adjustments already posted close part of the difference: the document keeps the rest.
+            entry.update(doc_number=plan.doc_number, total=plan.document_total + extra["total"] - adjusted.get(oid, ZERO),
                          tax=plan.tax_total + extra["tax"],
                          shipping=sum_money(l.amount for l in plan.lines if l.kind == SHIPPING),
-                         discount=plan.discount_line_amount, compare_lines=oid not in refunds)
+                         discount=plan.discount_line_amount, compare_lines=oid not in refunds and oid not in adjusted)
             expected.append(entry)
         facts = {oid: [dict(document_facts(d, settings.shipping_item_id), id=d.get("Id"), doc_number=d.get("DocNumber"),
                             document_type=d["_entity"]) for d in docs] for oid, docs in documents.items()}
         ledger = {oid: {"status": r.status, "doc_number": r.qbo_doc_number, "document_type": r.document_type}
                   for oid, r in ledger_rows.items()}
-        differences = compare(expected, ledger, facts)
+        differences = [dict(d, fixable=fixable(d)) for d in compare(expected, ledger, facts)]
         healed = heal_missing(shop, [d for d in differences if d["kind"] in ("missing_in_qbo", "missing_refund")],
                               by_id, settings, conn, client) if heal else []
         report = {
@@ -240,6 +287,136 @@ def heal_missing(shop: Shop, missing: list[dict], orders: dict[str, dict], setti
                     "refund_id": diff.get("refund_id"), "status": outcome.status,
                     "detail": outcome.error or (outcome.detail or {}).get("doc_number")})
     return out
+
+
+FIXABLE = ("missing_in_qbo", "missing_refund", "deleted_in_qbo")
+
+
+def fixable(diff: dict) -> bool:
+    """Whether EcomFlux has an action that fixes this difference (a duplicate is the bookkeeper's call)."""
+    return diff.get("kind") in FIXABLE or (diff.get("kind") == "mismatch" and diff.get("field") == "total")
+
+
+def fix_difference(shop: Shop, diff: dict, settings, conn: QboConnection, client: QboClient) -> dict:
+    """The action that fixes one reported difference, exactly once; returns what happened."""
+    base = {"order_id": diff.get("order_id"), "order_name": diff.get("order_name"), "kind": diff.get("kind"),
+            "refund_id": diff.get("refund_id"), "field": diff.get("field")}
+    try:
+        if diff.get("kind") in ("missing_in_qbo", "missing_refund"):
+            return dict(base, **heal_missing(shop, [diff], {}, settings, conn, client)[0])
+        if diff.get("kind") == "deleted_in_qbo":
+            return dict(base, **repost_deleted(shop, str(diff["order_id"]), settings, conn, client))
+        if diff.get("kind") == "mismatch" and diff.get("field") == "total":
+            return dict(base, **post_adjustment(shop, diff, settings, client))
+    except (RetryLater, FatalError) as exc:
+        return dict(base, status="failed", detail=exc.reason)
+    return dict(base, status="failed", detail="no action of EcomFlux fixes this difference")
+
+
+def _in_qbo(client: QboClient, entity: str, qbo_id: str) -> bool:
+    """Whether QBO still holds the document (a deleted one reads as not found)."""
+    from ..quickbooks.errors import QboError
+
+    try:
+        found = client.read(entity, qbo_id)
+    except QboError as exc:
+        if exc.status == 404 or exc.code in ("610", "2500"):  # Object Not Found / deleted reference
+            return False
+        raise translate_error(exc, SyncRecord()) from None
+    return bool(found) and found.get("status") != "Deleted"
+
+
+def repost_deleted(shop: Shop, order_id: str, settings, conn: QboConnection, client: QboClient) -> dict:
+    """Post again the order document the bookkeeper deleted: only while QBO lacks it (checked under the
+    ledger lock), with the next requestid generation (a replay of the first create would answer with
+    the deleted document), so any number of requests make one new document."""
+    from ..shopify.graphql import fetch_order
+
+    row = SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == f"order:{order_id}"))
+    if row is None:
+        return {"status": "failed", "detail": "EcomFlux never posted this order"}
+    order = fetch_order(shop, order_id)
+    if order is None:
+        return {"status": "failed", "detail": "order not found in Shopify"}
+    with ledger_lock(shop, row):
+        row = SyncRecord.get_by_id(row.id)
+        if row.status == "posted":
+            if _in_qbo(client, row.document_type, row.qbo_id):
+                return {"status": "skipped_duplicate",
+                        "detail": f"{row.document_type} {row.qbo_doc_number} is in QuickBooks"}
+            _update(row, status="pending", request_generation=row.request_generation + 1,
+                    reason=f"re-posting: {row.document_type} {row.qbo_doc_number} (id {row.qbo_id}) was deleted "
+                           "in QuickBooks")
+    outcome = post_order(shop, order, settings, conn, client=client)
+    row = SyncRecord.get_by_id(row.id)
+    return {"status": outcome.status if outcome.status != "skipped_duplicate" else "posted",
+            "detail": outcome.error or f"{row.document_type} {row.qbo_doc_number}"}
+
+
+def post_adjustment(shop: Shop, diff: dict, settings, client: QboClient) -> dict:
+    """Close a total difference with an adjustment document (translate.adjustment), exactly once."""
+    from ..translate.adjustment import plan_adjustment, render_adjustment
+    from ..translate.reading import identity_for
+    from .posting import Document, PostResult, flag, ledger_row, post_document
+    from .references import ReferenceResolver
+
+    order_id, qbo_id = str(diff["order_id"]), str(diff.get("qbo_id") or "")
+    order_row = SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == f"order:{order_id}"))
+    if not qbo_id or order_row is None or order_row.status != "posted":
+        return {"status": "failed", "detail": "the order's document is not known to EcomFlux: check again first"}
+    entity = diff.get("document_type") or order_row.document_type
+    shopify_total, qbo_total = _dec(diff["shopify"]), _dec(diff["qbo"])
+    current = client.read(entity, qbo_id)
+    try:
+        plan = plan_adjustment(order_id, diff.get("order_name") or order_row.order_name or f"#{order_id}", entity,
+                               qbo_id, current.get("DocNumber") or diff.get("doc_number") or order_id,
+                               date.fromisoformat(str(current["TxnDate"])), qbo_total, shopify_total,
+                               us_company=settings.company.is_us, exempt_tax_code_id=settings.exempt_tax_code_id,
+                               currency_ref=(current.get("CurrencyRef") or {}).get("value")
+                               if settings.company.multicurrency else None)
+    except TranslationError as exc:
+        return {"status": "failed", "detail": str(exc)}
+    record = ledger_row(shop, plan.source_key, kind="adjust", order_id=order_id, order_name=order_row.order_name)
+
+    def build() -> Document | PostResult:
+        if _dec(current.get("TotalAmt")) != qbo_total:
+            return flag(record, f"{entity} {current.get('DocNumber')} changed since the check "
+                                f"({format_money(_dec(current.get('TotalAmt')))}): check again")
+        from ..shopify.graphql import fetch_order
+
+        order = fetch_order(shop, order_id) or {"id": order_id}
+        _customer, items = ReferenceResolver(shop, client, settings).resolve(
+            identity_for(order), plan.currency_ref, plan.item_requests())
+        payload = render_adjustment(plan, current["CustomerRef"]["value"], items[plan.lines[0].item_key],
+                                    settings.deposit_account_id)
+        return Document(entity=plan.entity, payload=payload, doc_number=plan.doc_number, marker=plan.marker,
+                        figures={"shopify_total": plan.amount, "qbo_total": plan.amount},
+                        ledger={"order_date": plan.txn_date})
+
+    result = post_document(shop, client, record, build)
+    rec = result.record
+    if rec.status != "posted":
+        return {"status": rec.status, "detail": rec.reason}
+    return {"status": "posted" if result.status == "posted" else "skipped_duplicate", "detail": f"{rec.document_type} {rec.qbo_doc_number} for {format_money(plan.amount)}",
+            "document_type": rec.document_type, "qbo_id": rec.qbo_id}
+
+
+def fix(run_id: int, index: int) -> ReconciliationRun:
+    """The page's Fix on one difference of a stored report; its outcome is kept on that difference."""
+    run = ReconciliationRun.get_by_id(run_id)
+    report = dict(run.report or {})
+    differences = list(report.get("differences") or [])
+    diff = dict(differences[index])
+    conn = connection_for(run.shop)
+    client = QboClient(conn)
+    outcome = fix_difference(run.shop, diff, shop_settings(run.shop, conn), conn, client)
+    diff["fix"] = outcome
+    differences[index] = diff
+    report["differences"] = differences
+    report["healed"] = list(report.get("healed") or []) + [outcome]
+    ReconciliationRun.update(report=report, healed=run.healed + (1 if outcome.get("status") == "posted" else 0)) \
+        .where(ReconciliationRun.id == run.id).execute()
+    return ReconciliationRun.get_by_id(run.id)
 
 
 def post_missing(run_id: int) -> ReconciliationRun:
@@ -309,6 +486,24 @@ def queue_reconciliation(shop: Shop, start: date, end: date) -> ReconciliationRu
     enqueue(runtime.redis(), BULK_QUEUE, "ecomflux_app.sync.reconcile.reconcile_job", run.id,
             job_id=f"reconcile-{run.id}")
     return run
+
+
+def queue_fix(run: ReconciliationRun, index: int) -> None:
+    """One difference's fix on the bulk queue (a repeated click is the same ledger work: once in QBO)."""
+    from .. import runtime
+    from ..queue import BULK_QUEUE, enqueue
+
+    enqueue(runtime.redis(), BULK_QUEUE, "ecomflux_app.sync.reconcile.fix_job", run.id, index)
+
+
+def fix_job(run_id: int, index: int) -> str:
+    from .. import runtime
+    from ..db import database
+
+    runtime.config()
+    with database.connection_context():
+        run = fix(run_id, index)
+        return str(((run.report or {}).get("differences") or [{}])[index].get("fix", {}).get("status"))
 
 
 def queue_post_missing(run: ReconciliationRun) -> None:

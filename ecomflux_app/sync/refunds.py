@@ -54,13 +54,29 @@ def order_body(shop: Shop, order_id: str) -> dict | None:
 
 
 def refund_ids_in(order: dict | None) -> set[str]:
-    """Refunds an order body already carries (its document, posted from this body, nets them out)."""
-    return {str(r.get("id")) for r in (order or {}).get("refunds") or [] if isinstance(r, dict) and r.get("id")}
+    """Refunds an order body lists that moved no money: a document posted from this body nets them out
+    (a refund that sent money back is always a document of its own, whatever body the sale came from)."""
+    return {str(r.get("id")) for r in (order or {}).get("refunds") or []
+            if isinstance(r, dict) and r.get("id") and not _moved_money(r)}
+
+
+def reflected_ids(record: SyncRecord | None) -> set[str]:
+    """The refunds an order's posted document nets out, as the ledger recorded them with the document:
+    the one answer every worker reads, whatever body each of them fetched."""
+    if record is None or record.status != "posted":
+        return set()
+    if record.reflected_refunds is not None:
+        return {i for i in record.reflected_refunds.split(",") if i}
+    # Posted before the ledger kept them: that document netted every refund its delivery body listed.
+    body = _delivery_body(record.delivery) if record.delivery_id else None
+    return {str(r.get("id")) for r in (body or {}).get("refunds") or [] if isinstance(r, dict) and r.get("id")}
 
 
 def mark_reflected(shop: Shop, order: dict) -> None:
-    """Refunds the just-posted order document already nets out: ledger them as skipped, never post them."""
-    for refund_id in refund_ids_in(order):
+    """Refunds the order's posted document nets out (per its ledger row, not per this body): ledger
+    them as skipped, never post them."""
+    record = order_record(shop, str(order.get("id")))
+    for refund_id in sorted(reflected_ids(record)):
         row = ledger_row(shop, f"refund:{refund_id}", kind="refund", order_id=str(order.get("id")),
                          order_name=order.get("name"))
         if row.status in ("pending", "failed", "flagged"):
@@ -69,23 +85,23 @@ def mark_reflected(shop: Shop, order: dict) -> None:
 
 
 def ensure_order_posted(shop: Shop, order_id: str, settings: SyncSettings, conn: QboConnection,
-                        client: QboClient) -> tuple[SyncRecord, dict | None, set[str]]:
+                        client: QboClient, for_money: bool = False) -> tuple[SyncRecord, dict | None, set[str]]:
     """The order's posted ledger row (posting it first when it never was), its body, and the refunds
     its document reflects. RetryLater while the order cannot be read or posted yet."""
     record = order_record(shop, order_id)
     if record is not None and record.status == "posted":
-        reflected = refund_ids_in(_delivery_body(record.delivery)) if record.delivery else set()
-        return record, None, reflected
+        return record, None, reflected_ids(record)
     body = order_body(shop, order_id)
     if body is None:
         raise RetryLater(f"order {order_id} is not known yet: waiting for it before its refund", 60)
-    outcome = post_order(shop, body, settings, conn, client=client)
+    outcome = post_order(shop, body, settings, conn, client=client, for_money=for_money)
     record = order_record(shop, order_id)
     if record is None or record.status != "posted":
         raise RetryLater(f"order {order_id} is not posted ({outcome.status}: {outcome.error}); "
                          "its refund waits for it", 300)
+    # Whoever posted it (this worker or another one meanwhile), the ledger row says what it nets.
     mark_reflected(shop, body)
-    return record, body, refund_ids_in(body)
+    return record, body, reflected_ids(record)
 
 
 def refund_account(client: QboClient, settings: SyncSettings) -> str:
@@ -225,12 +241,20 @@ def post_refund(shop: Shop, refund: dict, settings: SyncSettings, conn: QboConne
                                                              f"{record.qbo_doc_number}")
     existing = order_record(shop, str(order_id))
     cancelled = SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == f"cancel:{order_id}"))
-    if cancelled is not None and (existing is None or existing.status != "posted"):
+    money = _moved_money(refund)
+    if money and existing is not None and existing.status == "voided":
+        reason = (f"money went back for an order whose {existing.document_type} {existing.qbo_doc_number} was "
+                  "voided when it was cancelled: left for the bookkeeper")
+        flag(record, reason)
+        return Outcome("flagged", reason)
+    if cancelled is not None and not money and (existing is None or existing.status != "posted"):
+        # Money that went back is always booked (with its sale, posted as sold first, cancelled or not);
+        # an edit of an order cancelled before it was posted is not.
         SyncRecord.update(status="skipped", reason="order cancelled before it was posted: nothing to refund in "
                           "QuickBooks", updated_at=utcnow()).where(SyncRecord.id == record.id).execute()
         return Outcome("processed", "order cancelled before it was posted: nothing to refund in QuickBooks")
     client = client or QboClient(conn)
-    order_rec, body, reflected = ensure_order_posted(shop, str(order_id), settings, conn, client)
+    order_rec, body, reflected = ensure_order_posted(shop, str(order_id), settings, conn, client, for_money=money)
     if str(refund_id) in reflected:
         SyncRecord.update(status="skipped", reason=f"already reflected in {order_rec.document_type} "
                                                    f"{order_rec.qbo_doc_number}", order_name=order_rec.order_name,

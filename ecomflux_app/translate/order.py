@@ -3,8 +3,15 @@
 Money: every amount is read from the order's *_set in one currency (shop_money, or
 presentment_money when a multicurrency company posts in the buyer's currency) as Decimal.
 
+The document carries the order AS SOLD: a refund that sent money back is a document of its own
+(translate.refund), so its lines, shipping and tax are added back here whenever the payload is
+already net of it. Refunds that moved no money (lines taken off before payment) stay netted.
+
 What the balance check compares (BalanceCheck):
-    expected = Shopify's current_total_price (reflects edits and refunds)
+    expected = Shopify's current_total_price (reflects edits and refunds) plus what the refunds that
+               moved money took off it (their lines' subtotal and tax, shipping refunded and its tax,
+               duties refunded, refund adjustments: for a refund that balances, its transactions):
+               the total as sold, less the edits that moved no money
     computed = sum of item lines (products, gift cards sold, shipping, duties, additional fees,
                tips, tax line)
                - discounts + TotalTax (line amounts are net of tax, also for taxes_included
@@ -31,8 +38,8 @@ from .plan import (
     TaxEntry, TranslationError,
 )
 from .reading import (
-    MoneyReader, choose_currency, doc_number_for, exchange_rate_for, identity_for, money_reader_for, objects,
-    order_marker, rate_of, text, txn_date_for, whole,
+    MoneyReader, choose_currency, doc_number_for, exchange_rate_for, identity_for, money_reader_for, moved_money,
+    objects, order_marker, rate_of, text, txn_date_for, whole,
 )
 from .render import document_totals, render_document
 from .settings import SyncSettings
@@ -65,18 +72,75 @@ def _prorate(amount: Decimal, current: int, original: int) -> Decimal:
     return quantize(amount * current / original)
 
 
-def _current_quantity(order: Mapping[str, Any], li: Mapping[str, Any], where: str, quantity: int) -> int:
-    """current_quantity when Shopify sends it; older payloads: quantity minus refunded quantities."""
-    if li.get("current_quantity") is not None:
-        return whole(li["current_quantity"], f"{where}.current_quantity")
-    line_id = text(li.get("id"))
+def _refunded_quantity(order: Mapping[str, Any], line_id: str | None, money: bool) -> int:
+    """Units of a line taken off by the order's refunds that moved money (money=True) or by the others."""
     refunded = 0
     if line_id:
         for r, refund in enumerate(objects(order, "refunds")):
+            if moved_money(refund) != money:
+                continue
             for k, rli in enumerate(objects(refund, "refund_line_items")):
                 if text(rli.get("line_item_id")) == line_id:
                     refunded += whole(rli.get("quantity"), f"refunds[{r}].refund_line_items[{k}].quantity")
-    return max(quantity - refunded, 0)
+    return refunded
+
+
+def _current_quantity(order: Mapping[str, Any], li: Mapping[str, Any], where: str, quantity: int) -> int:
+    """Units as sold: current_quantity plus what money-moving refunds took back (they are documents of
+    their own); older payloads without current_quantity: quantity minus what the edits took off."""
+    line_id = text(li.get("id"))
+    if li.get("current_quantity") is not None:
+        return whole(li["current_quantity"], f"{where}.current_quantity") + _refunded_quantity(order, line_id, True)
+    return max(quantity - _refunded_quantity(order, line_id, False), 0)
+
+
+@dataclasses.dataclass
+class _AddedBack:
+    """What the money-moving refunds in the payload took off Shopify's current_* figures."""
+
+    total: Decimal = ZERO  # off current_total_price
+    tax: Decimal = ZERO  # off current_total_tax
+    duties: Decimal = ZERO  # off current_total_duties
+
+
+def _money_refunds_added_back(order: Mapping[str, Any], read: "MoneyReader") -> _AddedBack:
+    """The as-sold correction: each money-moving refund's lines, shipping, duties and adjustments with
+    their tax (gross amounts for taxes_included orders), i.e. what its refund document adds up to."""
+    out = _AddedBack()
+    included = bool(order.get("taxes_included"))
+    for r, refund in enumerate(objects(order, "refunds")):
+        if not moved_money(refund):
+            continue
+        where = f"refunds[{r}]"
+        for k, rli in enumerate(objects(refund, "refund_line_items")):
+            subtotal = read.amount(rli, "subtotal", f"{where}.refund_line_items[{k}]", default=ZERO)
+            tax = read.amount(rli, "total_tax", f"{where}.refund_line_items[{k}]", default=ZERO)
+            out.total += subtotal + (ZERO if included else tax)
+            out.tax += tax
+        shipping_adjusted = False
+        for a, adj in enumerate(objects(refund, "order_adjustments")):
+            if adj.get("kind") != "shipping_refund":  # a discrepancy: money back beyond (or short of) the lines
+                amount = -read.amount(adj, "amount", f"{where}.order_adjustments[{a}]", default=ZERO)
+                tax = -read.amount(adj, "tax_amount", f"{where}.order_adjustments[{a}]", default=ZERO)
+                out.total += amount + tax
+                out.tax += tax
+                continue
+            shipping_adjusted = True
+            amount = abs(read.amount(adj, "amount", f"{where}.order_adjustments[{a}]"))
+            tax = abs(read.amount(adj, "tax_amount", f"{where}.order_adjustments[{a}]", default=ZERO))
+            out.total += amount + (ZERO if included else tax)
+            out.tax += tax
+        if not shipping_adjusted:  # newer payloads: refund_shipping_lines
+            for s, rsl in enumerate(objects(refund, "refund_shipping_lines")):
+                amount = read.amount(rsl, "subtotal_amount", f"{where}.refund_shipping_lines[{s}]", default=ZERO)
+                tax = read.amount(rsl, "tax_amount", f"{where}.refund_shipping_lines[{s}]", default=ZERO)
+                out.total += amount + (ZERO if included else tax)
+                out.tax += tax
+        duties = read.amount(refund, "total_duties", where, default=ZERO)
+        out.total += duties
+        out.duties += duties
+    out.total, out.tax, out.duties = quantize(out.total), quantize(out.tax), quantize(out.duties)
+    return out
 
 
 def _proration_fix(order: Mapping[str, Any], read: "MoneyReader") -> Decimal:
@@ -153,6 +217,7 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
     use_discount_items = bool(settings.discount_item_id)
 
     proration_fix = _proration_fix(order, read)
+    added_back = _money_refunds_added_back(order, read)
 
     def allocations(obj: Mapping[str, Any], where: str, current: int, original: int
                     ) -> list[tuple[int, Decimal]]:
@@ -308,11 +373,14 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
                     item_id=settings.discount_item_id, source_id=text(sl.get("id")),
                 ))
 
-    # Refunds already in the order: current_* figures are net of them, so shipping refunded
-    # before this document is posted shows as a visible negative shipping line.
+    # Edits already in the order (refunds that moved no money): current_* figures are net of them,
+    # so shipping taken off before this document is posted shows as a visible negative shipping line.
+    # Refunds that moved money are documents of their own: the sale keeps its shipping.
     shipping_refunded = ZERO
     refund_ids: list[str] = []
     for r, refund in enumerate(objects(order, "refunds")):
+        if moved_money(refund):
+            continue
         if text(refund.get("id")):
             refund_ids.append(str(refund.get("id")))
         for a, adj in enumerate(objects(refund, "order_adjustments")):
@@ -334,6 +402,8 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
     duties_set = order.get("current_total_duties_set") or order.get("original_total_duties_set")
     if isinstance(duties_set, Mapping):
         duties_total = read.amount({"d_set": duties_set}, "d", "current_total_duties")
+        if order.get("current_total_duties_set"):
+            duties_total += added_back.duties
     else:
         for i, li in enumerate(items):
             for k, duty in enumerate(objects(li, "duties")):
@@ -364,7 +434,7 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
         ))
 
     # Tax exactly as Shopify computed it.
-    tax_total = read.amount(order, "current_total_tax", "order", default=ZERO) \
+    tax_total = read.amount(order, "current_total_tax", "order", default=ZERO) + added_back.tax \
         if (order.get("current_total_tax_set") or order.get("current_total_tax") is not None) \
         else read.amount(order, "total_tax", "order", default=ZERO)
     tax_entries = tuple(
@@ -428,14 +498,15 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
         f"{d.title}{' (shipping)' if d.target == 'shipping_line' else ''} {format_money(d.amount)}" for d in discounts
     ) if discounts else ""
 
-    expected = read.amount(order, "current_total_price", "order") \
-        if (order.get("current_total_price_set") or order.get("current_total_price") is not None) \
+    as_sold = order.get("current_total_price_set") or order.get("current_total_price") is not None
+    expected = read.amount(order, "current_total_price", "order") + added_back.total if as_sold \
         else read.amount(order, "total_price", "order")
     lines_sum = sum_money(line.amount for line in lines)
     tax_added = tax_total if tax_mode in (TAX_US, TAX_EXCLUDED, TAX_INCLUSIVE) else ZERO
     document_total = quantize(lines_sum - discount_line_amount + tax_added)
     computed = quantize(document_total + redeemed)
-    balance = _balance(expected, computed, document_total, tax_mode, tax_total)
+    balance = _balance(expected, computed, document_total, tax_mode, tax_total,
+                       added_back.total if as_sold else ZERO)
 
     identity = identity_for(order)
     txn_date = txn_date_for(order, shop.timezone)
@@ -486,13 +557,9 @@ def _gift_card_redeemed(order: Mapping[str, Any], read: MoneyReader) -> tuple[De
         if tx.get("gateway") != GIFT_CARD_GATEWAY or tx.get("status") not in ("success", None):
             continue
         kind = tx.get("kind")
-        if kind in ("sale", "capture"):
-            sign = 1
-        elif kind == "refund":
-            sign = -1
-        else:
-            continue
-        total += sign * read.amount(tx, "amount", f"transactions[{k}]")
+        if kind not in ("sale", "capture"):
+            continue  # money back to the card is its refund's own document: the sale keeps the redemption
+        total += read.amount(tx, "amount", f"transactions[{k}]")
     return quantize(total), None
 
 
@@ -521,7 +588,7 @@ def _payment_method(mapping: Mapping[str, str], gateway: str) -> str | None:
 
 
 def _balance(expected: Decimal, computed: Decimal, document_total: Decimal, tax_mode: str,
-             tax_total: Decimal) -> BalanceCheck:
+             tax_total: Decimal, added_back: Decimal = ZERO) -> BalanceCheck:
     if computed == expected:
         if document_total < 0:
             why = "gift card redemptions exceed the order total" if document_total != computed else \
@@ -531,9 +598,12 @@ def _balance(expected: Decimal, computed: Decimal, document_total: Decimal, tax_
                                 f"below zero")
         return BalanceCheck(expected, computed, True, None)
     diff = computed - expected
+    figure = f"Shopify's current_total_price is {format_money(expected)}" if not added_back else (
+        f"the order as sold totals {format_money(expected)} in Shopify (current_total_price "
+        f"{format_money(expected - added_back)} + {format_money(added_back)} refunded as separate documents)")
     return BalanceCheck(
         expected, computed, False,
-        f"QuickBooks document would total {format_money(computed)} but Shopify's current_total_price is "
-        f"{format_money(expected)} (difference {format_money(diff)}; tax mode {tax_mode}, tax "
+        f"QuickBooks document would total {format_money(computed)} but {figure} "
+        f"(difference {format_money(diff)}; tax mode {tax_mode}, tax "
         f"{format_money(tax_total)})",
     )

@@ -1,9 +1,12 @@
 """orders/paid in invoice mode -> QBO Payments linked to the order's Invoice (LinkedTxn), one per payment.
 
 Each successful sale/capture transaction is its own Payment (partial payments), keyed
-payment:<order id>:<transaction id>. Without transactions in the payload, the amount paid so far
-(current_total_price - total_outstanding) minus what is already recorded becomes one Payment keyed
-payment:<order id>:paid-<amount paid so far>, so a repeated delivery maps to the same key.
+payment:<order id>:<transaction id> and dated the day the money came in (the transaction's processed
+time in the shop's timezone). Without transactions in the payload, the amount paid so far
+(current_total_price - total_outstanding, plus what refunds sent back: the money came in before it
+went out) minus what is already recorded becomes one Payment keyed
+payment:<order id>:paid-<amount paid so far>, so a repeated delivery maps to the same key; it is
+dated `paid_at` (when Shopify says the order was paid) when the caller knows it, else the order date.
 Gift card redemptions are not payments here: the invoice already nets them out as a line.
 
 A Payment has no DocNumber, so its findable identity is the [ecomflux:<source key>] marker in its
@@ -24,7 +27,7 @@ from typing import Any, Mapping
 
 from .money import ZERO, MoneyError, format_money, money, quantize
 from .plan import GIFT_CARD_GATEWAY, PRIVATE_NOTE_MAX, ShopFacts, TranslationError
-from .reading import money_reader_for, objects, order_marker, text, txn_date_for
+from .reading import money_back, money_reader_for, objects, order_marker, text, txn_date_for
 from .settings import SyncSettings
 
 PAYMENT_REF_MAX = 21
@@ -103,7 +106,7 @@ def payment_method_for(settings: SyncSettings, gateway: str | None) -> str | Non
 
 
 def plan_payments(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts | None = None,
-                  already_recorded: Decimal = ZERO) -> list[PaymentPlan]:
+                  already_recorded: Decimal = ZERO, paid_at: str | None = None) -> list[PaymentPlan]:
     """The payments this order carries (see the module docstring); raises TranslationError."""
     shop = shop or ShopFacts()
     order_id = text(order.get("id"))
@@ -135,8 +138,8 @@ def plan_payments(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFa
             amount = read.amount(tx, "amount", f"transactions[{k}]")
             if amount <= 0:
                 continue
-            when = {"processed_at": tx.get("processed_at") or tx.get("created_at") or order.get("processed_at"),
-                    "created_at": order.get("created_at")}
+            when = {"processed_at": tx.get("processed_at") or tx.get("created_at") or paid_at
+                    or order.get("processed_at"), "created_at": order.get("created_at")}
             plans.append(make(f"payment:{order_id}:{tx_id}", amount, text(tx.get("gateway")), when,
                               text(tx.get("authorization")) or tx_id))
         return plans
@@ -148,14 +151,25 @@ def plan_payments(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFa
         if (order.get("total_outstanding_set") or order.get("total_outstanding") is not None) else ZERO
     if order.get("financial_status") not in ("paid", "partially_paid", "partially_refunded", "refunded", None):
         return plans
-    paid = quantize(total - outstanding - _gift_cards(order, read))
+    paid = quantize(total - outstanding - _gift_cards(order, read) + _sent_back(order, read))
     amount = quantize(paid - already_recorded)
     if amount > 0:
         gateways = [g for g in (order.get("payment_gateway_names") or []) if g and g != GIFT_CARD_GATEWAY]
         gateway = gateways[0] if gateways else text(order.get("gateway"))
-        when = {"processed_at": order.get("processed_at"), "created_at": order.get("created_at")}
+        when = {"processed_at": paid_at or order.get("processed_at"), "created_at": order.get("created_at")}
         plans.append(make(f"payment:{order_id}:paid-{format_money(paid)}", amount, gateway, when, None))
     return plans
+
+
+def _sent_back(order: Mapping[str, Any], read: Any) -> Decimal:
+    """Money the order's refunds sent back: current_total_price is net of it, but it had come in first,
+    so the payment keeps it (the refund is its own document)."""
+    total = ZERO
+    for r, refund in enumerate(objects(order, "refunds")):
+        for k, tx in enumerate(objects(refund, "transactions")):
+            if money_back(tx):
+                total += read.amount(tx, "amount", f"refunds[{r}].transactions[{k}]")
+    return total
 
 
 def _gift_cards(order: Mapping[str, Any], read: Any) -> Decimal:

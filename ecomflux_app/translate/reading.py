@@ -66,6 +66,16 @@ def objects(order: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
     return value
 
 
+def money_back(tx: Mapping[str, Any]) -> bool:
+    """A successful refund transaction: money that actually went back to the buyer."""
+    return tx.get("kind") == "refund" and tx.get("status") in ("success", None)
+
+
+def moved_money(refund: Mapping[str, Any]) -> bool:
+    """Whether a refund sent money back; one that did not is an order edit (lines taken off before payment)."""
+    return any(money_back(tx) for tx in objects(refund, "transactions"))
+
+
 def _zone(name: str) -> timezone | ZoneInfo:
     try:
         return ZoneInfo(name)

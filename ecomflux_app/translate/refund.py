@@ -23,7 +23,10 @@ from .plan import (
     DESCRIPTION_MAX, DOC_NUMBER_MAX, GIFT_CARD, PRIVATE_NOTE_MAX, PRODUCT, SHIPPING, SHIPPING_ITEM_ID, TAX,
     TAX_AS_LINE, TAX_EXCLUDED, TAX_INCLUSIVE, TAX_US, BalanceCheck, PlanLine, Refs, ShopFacts, TranslationError,
 )
-from .reading import doc_number_for, identity_for, money_reader_for, objects, order_marker, text, txn_date_for, whole
+from .reading import (
+    doc_number_for, identity_for, money_back, money_reader_for, moved_money, objects, order_marker, text, txn_date_for,
+    whole,
+)
 from .render import sales_item_line, tax_header
 from .settings import SyncSettings
 from .customer import CustomerIdentity
@@ -92,23 +95,24 @@ def refund_doc_number(order_doc_number: str, refund_id: str) -> str:
     return order_doc_number[:DOC_NUMBER_MAX - len(suffix)] + suffix
 
 
-def _money_back(tx: Mapping[str, Any]) -> bool:
-    """A successful refund transaction: money that actually went back to the buyer."""
-    return tx.get("kind") == "refund" and tx.get("status") in ("success", None)
-
-
 def refunded_transactions_total(refund: Mapping[str, Any], read: Any) -> Decimal:
     """Money that actually left for this refund: successful refund transactions."""
     total = ZERO
     for k, tx in enumerate(objects(refund, "transactions")):
-        if _money_back(tx):
+        if money_back(tx):
             total += read.amount(tx, "amount", f"transactions[{k}]")
     return quantize(total)
 
 
-def moved_money(refund: Mapping[str, Any]) -> bool:
-    """Whether this refund sent money back (a successful refund transaction); raises TranslationError."""
-    return any(_money_back(tx) for tx in objects(refund, "transactions"))
+def refund_moment(refund: Mapping[str, Any]) -> dict[str, Any]:
+    """When the money went back: the refund's processed (else created) time, else its money transaction's;
+    never the order's date (a refund in a later month belongs to that month). Raises TranslationError."""
+    moments = [refund.get("processed_at"), refund.get("created_at")]
+    moments += [tx.get("processed_at") or tx.get("created_at") for tx in objects(refund, "transactions") if money_back(tx)]
+    found = next((m for m in moments if isinstance(m, str) and m.strip()), None)
+    if found is None:
+        raise TranslationError("refund.processed_at", "missing refund date (processed_at / created_at)")
+    return {"processed_at": found}
 
 
 def plan_refund(refund: Mapping[str, Any], order: Mapping[str, Any], settings: SyncSettings,
@@ -239,8 +243,7 @@ def plan_refund(refund: Mapping[str, Any], order: Mapping[str, Any], settings: S
                     f"[{marker}] [order {order_marker(order_id)}]")
     if note:
         private_note += f"\nNote: {note}"
-    when = {"processed_at": refund.get("processed_at") or refund.get("created_at") or order.get("processed_at"),
-            "created_at": refund.get("created_at") or order.get("created_at")}
+    when = refund_moment(refund)
     return RefundPlan(
         doc_type=doc_type, refund_id=refund_id, order_id=order_id, order_name=order_name,
         source_key=f"refund:{refund_id}", doc_number=refund_doc_number(base_number, refund_id),

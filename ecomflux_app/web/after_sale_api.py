@@ -137,6 +137,17 @@ def start_reconciliation():
     return _json(report_json(queue_reconciliation(g.shop, start, end)), 202)
 
 
+@bp.get("/reconciliation/latest")
+@require_session_token
+def latest_reconciliation():
+    """The shop's newest reconciliation (the page's Fix panel reads it), or null."""
+    from ..sync.reconcile import report_json
+
+    run = (ReconciliationRun.select().where(ReconciliationRun.shop == g.shop)
+           .order_by(ReconciliationRun.id.desc()).first())
+    return _json(report_json(run) if run is not None else None)
+
+
 def _own_run(run_id: int) -> ReconciliationRun | None:
     return ReconciliationRun.get_or_none((ReconciliationRun.id == run_id) & (ReconciliationRun.shop == g.shop))
 
@@ -183,3 +194,27 @@ def reconciliation_post_missing(run_id: int):
         return _json(dict(report_json(run), queued=0))
     queue_post_missing(run)
     return _json(dict(report_json(run), queued=len(missing)), 202)
+
+
+@bp.post("/reconciliation/<int:run_id>/fix")
+@require_session_token
+def reconciliation_fix(run_id: int):
+    """Queue the action that fixes one difference of a finished report (body: {"index": n})."""
+    from ..sync.reconcile import fixable, queue_fix, report_json
+
+    problem = _ready()
+    if problem is not None:
+        return problem
+    run = _own_run(run_id)
+    if run is None:
+        return _error(404, "no such reconciliation")
+    if run.status != "done":
+        return _error(409, f"the reconciliation is {run.status}")
+    index = _body().get("index")
+    differences = (run.report or {}).get("differences") or []
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(differences):
+        return _error(400, "index must be the position of a difference in the report", field="index")
+    if not fixable(differences[index]):
+        return _error(409, "EcomFlux has no action for this difference: it is for the bookkeeper to review")
+    queue_fix(run, index)
+    return _json(dict(report_json(run), queued=index), 202)

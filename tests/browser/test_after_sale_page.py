@@ -56,3 +56,37 @@ def test_history_import_shows_progress(request, browser_page, page_url, intuit, 
     check_a11y(page, "12-history-import")
     screenshot(page, "12-history-import")
     assert len(connected.documents("SalesReceipt")) == 3
+
+
+def test_a_total_changed_in_quickbooks_is_fixed_from_the_page_once(request, browser_page, page_url, intuit,  # noqa: F811
+                                                                     client, redis_conn, db):
+    from datetime import datetime, timedelta, timezone
+    from decimal import Decimal
+
+    from tests.fixtures_flow import simple_order
+    from tests.helpers import post_webhook
+
+    connected = request.getfixturevalue("connected_shop")
+    expect = _expect()
+    when = datetime.now(timezone.utc).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=3)
+    order = dict(simple_order(9302, "#9302", when=when), fulfillment_status="fulfilled")
+    connected.shopify.add_order(connected.shop.domain, order)
+    assert post_webhook(client, "orders/fulfilled", connected.shop.domain, order).status_code == 200
+    drain(redis_conn)
+    [receipt] = connected.documents("SalesReceipt")
+    with connected.intuit.state.lock:  # the bookkeeper raises a line by 10.00 in QuickBooks
+        target = connected.intuit.company(connected.realm).entities["SalesReceipt"][receipt["Id"]]
+        target["Line"][0]["Amount"] = float(Decimal(str(target["Line"][0]["Amount"])) + Decimal("10"))
+        target["TotalAmt"] = float(Decimal(str(target["TotalAmt"])) + Decimal("10"))
+    page = _open(browser_page, page_url, connected.shop.domain)
+    page.get_by_role("button", name="Check a sample week").click()
+    expect(page.locator("#reconcile-status")).to_contain_text("Checking")  # queued before the worker runs
+    drain(redis_conn)
+    expect(page.locator("#reconcile-fix-rows")).to_contain_text("Total differs")
+    with page.expect_response(lambda r: r.url.endswith("/fix") and r.status == 202):  # queued before the worker runs
+        page.get_by_role("button", name="Post adjustment").click()
+    expect(page.locator("#reconcile-fix-rows")).to_contain_text("Fixing")
+    drain(redis_conn)
+    expect(page.locator("#reconcile-fix-rows")).to_contain_text("Fixed")
+    screenshot(page, "13-reconciliation-fix")
+    assert [Decimal(str(m["TotalAmt"])) for m in connected.documents("CreditMemo")] == [Decimal("10.00")]
