@@ -17,7 +17,7 @@ DEV_INTUIT_CLIENT_ID = "ecomflux-dev-intuit-client"
 DEV_INTUIT_CLIENT_SECRET = "ecomflux-dev-intuit-secret-7b2e41d09a6c"
 
 SHOPIFY_API_VERSION = "2025-10"
-SHOPIFY_SCOPES = "read_orders,read_all_orders,read_customers,read_products,read_fulfillments"
+SHOPIFY_SCOPES = "read_orders,read_all_orders,read_customers,read_products,read_fulfillments,read_shopify_payments_payouts"
 QBO_MINOR_VERSION = "75"
 QBO_SCOPE = "com.intuit.quickbooks.accounting"
 

@@ -6,7 +6,7 @@ import logging
 from typing import Callable
 
 from .db import database, is_postgres
-from .models import ALL_MODELS, SchemaVersion
+from .models import ALL_MODELS, Payout, SchemaVersion
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,17 @@ def _v2_lean_delivery_writes(db) -> None:
             log.info("PostgreSQL without lz4: webhook bodies stay pglz-compressed")
 
 
+def _v8_payouts(db) -> None:
+    """Shopify Payments payouts and their balance transactions (a fresh database has it from step 1)."""
+    if not db.table_exists(Payout._meta.table_name):
+        db.create_tables([Payout], safe=True)
+
+
 # Append new steps (playhouse.migrate operations) here; never edit an applied one.
 STEPS: list[tuple[int, str, Callable]] = [
     (1, "initial schema", _v1_initial),
     (2, "lean webhook row writes", _v2_lean_delivery_writes),
+    (8, "shopify payments payouts", _v8_payouts),
 ]
 
 

@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 from flask import Flask, Response, jsonify, request
 
-from . import qbo_query
+from . import qbo_deposit, qbo_query
 
 ACCESS_TTL = 3600
 REFRESH_TTL = 100 * 24 * 3600
@@ -34,7 +34,8 @@ BATCHES_PER_MINUTE = 40
 MIN_MINOR_VERSION = 75
 TRANSACTIONS = ("SalesReceipt", "Invoice", "RefundReceipt", "CreditMemo", "Payment")
 NAMES = ("Customer", "Vendor", "Employee")
-ENTITIES = NAMES + TRANSACTIONS + ("Item", "Account", "Class", "Department", "PaymentMethod", "TaxCode", "TaxRate")
+ENTITIES = NAMES + TRANSACTIONS + ("Item", "Account", "Class", "Department", "PaymentMethod", "TaxCode", "TaxRate",
+                                   "Deposit")
 CENT = Decimal("0.01")
 
 
@@ -518,6 +519,8 @@ def _write(company: Company, entity: str, body: dict, args) -> dict:
     created = company.add(entity, obj)
     if entity == "Payment":
         _settle(company, created)
+    if entity == "Deposit":
+        qbo_deposit.settle(company, created)
     company.counters["created"][entity] = company.counters["created"].get(entity, 0) + 1
     return copy.deepcopy(created)
 
@@ -528,6 +531,17 @@ def _update(company: Company, entity: str, body: dict, operation: str | None, in
         raise Fault(400, "5010", "Stale Object Error",
                     f"Stale Object Error : You and root were working on this at the same time. "
                     f"root finished before you did, so your work was not saved.", "SyncToken")
+    if entity == "Deposit":
+        # Deleting or editing a deposit puts what it had emptied back into Undeposited Funds.
+        qbo_deposit.settle(company, current, undo=True)
+        try:
+            answer = _change(company, entity, current, body, operation, include)
+        except Fault:
+            qbo_deposit.settle(company, current)
+            raise
+        if current.get("status") != "Deleted":
+            qbo_deposit.settle(company, current)
+        return answer
     if entity != "Payment":
         return _change(company, entity, current, body, operation, include)
     # An edited Payment is validated as if its old application never happened; deleting or voiding
@@ -578,7 +592,9 @@ def _validate(company: Company, entity: str, obj: dict, updating: bool = False) 
             raise Fault(400, "2050", "Invalid String", "Account Name is required, <= 100 chars, no ':'", "Name")
         if any(a.get("Name") == name and a["Id"] != obj.get("Id") for a in company.entities["Account"].values()):
             raise Fault(400, "6240", "Duplicate Name Exists Error", "The name supplied already exists.", "Name")
-        return obj
+        return qbo_deposit.validate_account(company, obj)
+    if entity == "Deposit":
+        return qbo_deposit.validate_deposit(company, obj)
     if entity in ("SalesReceipt", "Invoice", "RefundReceipt", "CreditMemo"):
         return _validate_txn(company, entity, obj)
     if entity == "Payment":
