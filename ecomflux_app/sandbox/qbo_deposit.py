@@ -9,6 +9,7 @@ may not be below zero.
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal, InvalidOperation
 
 ACCOUNT_TYPES = (
@@ -141,6 +142,8 @@ def validate_deposit(company, obj: dict) -> dict:
         raise _business("the deposit total cannot be negative", "TotalAmt")
     obj["TotalAmt"] = float(total)
     obj["HomeTotalAmt"] = float(total * Decimal(str(obj.get("ExchangeRate") or 1)))
+    obj.setdefault("TxnDate", date.today().isoformat())
+    obj.setdefault("CurrencyRef", {"value": company.home_currency})
     return obj
 
 
