@@ -82,3 +82,30 @@ def test_payouts_are_per_shop(client, connected_shop, install_shop, bearer):  # 
     other = install_shop("other-shop.myshopify.com")
     assert client.get("/api/payouts", headers=bearer(other.domain)).json["payouts"] == []
     assert len(client.get("/api/payouts", headers=bearer(connected_shop.shop.domain)).json["payouts"]) == 1
+
+
+def test_support_console_lists_payouts_with_transactions_and_qbo_exchanges(client, redis_conn, connected_shop, db):
+    from datetime import date
+
+    from ecomflux_app.models import Payout
+    from ecomflux_app.staff import create_staff
+    from ecomflux_app.sync.payouts import sync_payouts
+    from tests.test_support import PASSWORD, sign_in
+
+    setup_accounts(connected_shop)
+    orders, refund = post_orders(client, redis_conn, connected_shop)
+    made = scenario(connected_shop, orders, refund)
+    sync_payouts(connected_shop.shop, date(2026, 11, 1))
+    assert client.get("/support/payouts/").status_code == 302  # staff only
+    staff = create_staff("viewer@ecomflux.test", PASSWORD, role="viewer")
+    assert sign_in(client, staff.email).status_code == 302
+    listing = client.get(f"/support/payouts/?shop={connected_shop.shop.domain}").get_data(as_text=True)
+    for payout_id in (*made["paid"], made["failed"]):
+        assert str(payout_id) in listing
+    row = Payout.get(Payout.payout_id == str(made["paid"][0]))
+    page = client.get(f"/support/payouts/{row.id}").get_data(as_text=True)
+    assert "CHARGE" in page and "REFUND" in page and "RESERVED_FUNDS" in page
+    assert "&#34;DepositToAccountRef&#34;" in page and "posted" in page  # the QBO request we sent, its outcome
+    assert "HTTP 200" in page
+    failed = client.get("/support/payouts/?status=FAILED").get_data(as_text=True)
+    assert str(made["failed"]) in failed and str(made["paid"][0]) not in failed

@@ -10,5 +10,6 @@ BLUEPRINT_MODULES = [
     "after_sale_api",
     "payouts_api",
     "support",
+    "support_payouts",
     "dev",
 ]
