@@ -137,3 +137,25 @@ def test_foreign_currency_payout_is_flagged_with_the_reason(client, redis_conn, 
     record = SyncRecord.get(SyncRecord.source_key == f"payout:{payout['id']}")
     assert record.status == "flagged" and "EUR" in record.reason and "USD" in record.reason
     assert connected_shop.documents("Deposit") == []
+
+
+def test_reconciliation_covers_payouts_missing_edited_and_reversed(client, redis_conn, connected_shop):
+    from ecomflux_app.sync.reconcile import reconcile_range
+
+    setup_accounts(connected_shop)
+    orders, refund = post_orders(client, redis_conn, connected_shop)
+    made = scenario(connected_shop, orders, refund)
+    before = reconcile_range(connected_shop.shop, date(2026, 11, 15), date(2026, 11, 30)).report
+    assert before["counts"]["payout_missing"] == 2  # paid, not synced yet
+    sync_payouts(connected_shop.shop, SINCE)
+    clean = reconcile_range(connected_shop.shop, date(2026, 11, 15), date(2026, 11, 30)).report
+    assert {k: clean["counts"][k] for k in ("payout_missing", "payout_duplicated", "payout_mismatch",
+                                            "payout_not_paid_out")} == dict.fromkeys(
+        ("payout_missing", "payout_duplicated", "payout_mismatch", "payout_not_paid_out"), 0)
+    assert clean["payouts"]["paid"] == 2 and clean["payouts"]["clearing"]["reserve_held"] == "0.00"
+    # the bookkeeper edits one Deposit in QuickBooks: reconciliation says which and by how much
+    deposit = next(d for d in connected_shop.documents("Deposit") if str(made["paid"][1]) in d["PrivateNote"])
+    connected_shop.intuit.edit_entity(connected_shop.realm, "Deposit", deposit["Id"], TotalAmt=1.00)
+    edited = reconcile_range(connected_shop.shop, date(2026, 11, 15), date(2026, 11, 30)).report
+    [diff] = [d for d in edited["differences"] if d["kind"] == "payout_mismatch"]
+    assert diff["order_id"] == str(made["paid"][1]) and diff["qbo"] == "1.0"
