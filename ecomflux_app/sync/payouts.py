@@ -145,8 +145,10 @@ def _order_ids(txns: list[dict]) -> list[str]:
     return out
 
 
-def linkable_documents(shop: Shop, client: QboClient, order_ids: list[str]) -> dict[str, list[LinkableDoc]]:
-    """The orders' Sales Receipts, Payments and Refund Receipts with where they sit (one query per entity)."""
+def linkable_documents(shop: Shop, client: QboClient, order_ids: list[str],
+                       undeposited_id: str) -> dict[str, list[LinkableDoc]]:
+    """The orders' Sales Receipts, Payments and Refund Receipts with where they sit (one query per entity in
+    the payout: the ledger knows which documents exist, QBO says where each sits and whether it was deposited)."""
     if not order_ids:
         return {}
     rows = list(SyncRecord.select().where((SyncRecord.shop == shop.id) & SyncRecord.order_id.in_(order_ids)
@@ -156,8 +158,7 @@ def linkable_documents(shop: Shop, client: QboClient, order_ids: list[str]) -> d
     by_entity: dict[str, dict[str, SyncRecord]] = {}
     for rec in rows:
         by_entity.setdefault(rec.document_type, {})[str(rec.qbo_id)] = rec
-    undeposited = {str(r["Id"]) for r in client.query(
-        "SELECT * FROM Account WHERE AccountSubType = 'UndepositedFunds'")}
+    undeposited = {str(undeposited_id)}
     out: dict[str, list[LinkableDoc]] = {}
     for entity, recs in by_entity.items():
         ids = sorted(recs)
@@ -244,7 +245,8 @@ def post_payout(shop: Shop, client: QboClient, settings: SyncSettings, accounts:
     def plan():
         if not plans:
             try:
-                documents = linkable_documents(shop, client, orders) if accounts.clearing_is_undeposited else {}
+                documents = linkable_documents(shop, client, orders, accounts.clearing_id) \
+                    if accounts.clearing_is_undeposited else {}
                 plans.append(plan_deposit({"id": row.payout_id, "net": row.net, "currency": row.currency,
                                            "issued_at": row.issued_at.strftime("%Y-%m-%dT%H:%M:%SZ")
                                            if row.issued_at else None},
