@@ -109,3 +109,23 @@ def test_support_console_lists_payouts_with_transactions_and_qbo_exchanges(clien
     assert "HTTP 200" in page
     failed = client.get("/support/payouts/?status=FAILED").get_data(as_text=True)
     assert str(made["failed"]) in failed and str(made["paid"][0]) not in failed
+
+
+def test_history_import_also_brings_in_that_history_s_payouts(client, redis_conn, connected_shop, bearer):  # noqa: F811
+    from tests.fixtures_flow import simple_order
+
+    setup_accounts(connected_shop)
+    orders = [dict(simple_order(9501 + n, f"#{9501 + n}", email=f"h{n}@example.com", first=f"H{n}"),
+                   fulfillment_status="fulfilled") for n in range(2)]
+    for order in orders:
+        connected_shop.shopify.add_order(connected_shop.shop.domain, order)
+    payout = connected_shop.shopify.state.put_payout(connected_shop.shop.domain, {
+        "issued_at": "2026-11-23T09:00:00Z", "status": "PAID"}, [
+        {"type": "CHARGE", "amount": o["current_total_price"], "fee": "0.90", "order_id": o["id"],
+         "order_name": o["name"]} for o in orders])
+    resp = client.post("/api/backfill", json={"since": "2026-11-01"}, headers=bearer(connected_shop.shop.domain))
+    assert resp.status_code == 202
+    drain(redis_conn)  # the orders first, then the payouts (bulk queue, in order)
+    [deposit] = connected_shop.documents("Deposit")
+    assert f"[ecomflux:payout:{payout['id']}]" in deposit["PrivateNote"]
+    assert Decimal(str(deposit["TotalAmt"])) == sum(Decimal(o["current_total_price"]) for o in orders) - Decimal("1.80")

@@ -372,6 +372,16 @@ def start_payout_sync(shop: Shop, since: date | None = None, history: bool = Fal
     return job.id if hasattr(job, "id") else str(job)
 
 
+def history_after_backfill(shop: Shop, since: date) -> str | None:
+    """A history import also brings in the payouts since that date, when payouts are set up."""
+    from ..models import ShopSettings
+
+    row = ShopSettings.get_or_none(ShopSettings.shop == shop.id)
+    if row is None or not SyncSettings.from_values(row.values or {}).payouts_enabled:
+        return None
+    return start_payout_sync(shop, since, history=True)
+
+
 def _configured_shops() -> list[Shop]:
     from ..models import ShopSettings
 
