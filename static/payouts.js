@@ -36,6 +36,11 @@
   }
 
   function api(method, path, body, retried) {
+    if (window.EcomFluxPage && window.EcomFluxPage.api) {
+      return window.EcomFluxPage.api(method, path, body).catch(function (err) {
+        var e = new Error(err.message); e.body = err.body || {}; e.status = err.status; throw e;
+      });
+    }
     return freshToken(false).then(function (t) {
       var init = { method: method, headers: { "Accept": "application/json" } };
       if (t) init.headers.Authorization = "Bearer " + t;
@@ -225,5 +230,14 @@
     else if (action === "create-fee") createAccount("fee");
   });
   $("payout-settings-form").addEventListener("submit", save);
-  load().then(loadOptions);
+  // Start once the page has its session (the page's own first calls mint the token the cards share).
+  var app = document.getElementById("app");
+  function start() { load().then(loadOptions); }
+  if (!app || app.dataset.ready === "true") start();
+  else {
+    var watcher = new MutationObserver(function () {
+      if (app.dataset.ready === "true") { watcher.disconnect(); start(); }
+    });
+    watcher.observe(app, { attributes: true, attributeFilter: ["data-ready"] });
+  }
 })();
