@@ -27,6 +27,9 @@ ROUTES = [
     ("GET", "/api/reconciliation/2002", None),
     ("GET", "/api/reconciliation/2002.csv", None),
     ("POST", "/api/reconciliation/2002/post-missing", {}),
+    ("GET", "/api/payouts", None),
+    ("POST", "/api/payouts/sync", {}),
+    ("POST", "/api/payouts/accounts", {"create": ["clearing"]}),
 ]
 
 
