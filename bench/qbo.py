@@ -429,3 +429,63 @@ if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "efficiency"
     result = {"efficiency": efficiency, "fairness": latency_and_fairness}.get(which, efficiency)()
     print(json.dumps(result, indent=2, default=str))
+
+
+def payouts(orders: int = 240, per_payout: int = 12, clearing: str = "undeposited") -> dict:
+    """QBO calls per Shopify Payments payout: a week of orders posted, then paid out in payouts of
+    `per_payout` charges (card fee on each, a refund in every fourth payout), synced in one run.
+    clearing: "undeposited" (receipts linked from Undeposited Funds) or "dedicated" (account lines)."""
+    from decimal import Decimal
+
+    from ecomflux_app.db import database
+    from ecomflux_app.models import ShopSettings
+    from ecomflux_app.sandbox.demo_orders import OrderGenerator
+    from ecomflux_app.sandbox.shopify_payouts import card_fee
+    from ecomflux_app.sync.payouts import sync_payouts
+
+    bench = Bench(db="sqlite", label=f"payouts-{clearing}")
+    try:
+        shop, realm = bench.shop("payout-shop.myshopify.com")
+        company = bench.intuit.companies[realm]
+        fees = company.add("Account", {"Name": "Shopify Payments fees", "AccountType": "Expense"})
+        if clearing == "dedicated":
+            target = company.add("Account", {"Name": "Shopify Payments clearing", "AccountType": "Other Current Asset"})
+        else:
+            target = company.find("Account", "AccountSubType", "UndepositedFunds")
+        bank = company.find("Account", "Name", "Checking")
+        with database.connection_context():
+            ShopSettings.create(shop=shop, values={"payout_clearing_account_id": target["Id"],
+                                                   "payout_bank_account_id": bank["Id"],
+                                                   "payout_fee_account_id": fees["Id"]})
+        corpus = OrderGenerator(seed=42, customers=150).week(orders)
+        for order in corpus:
+            order["payment_gateway_names"] = ["shopify_payments"]
+        bench.send(shop.domain, corpus)
+        bench.drain_in_process(until_done=True)
+        count = 0
+        for start in range(0, len(corpus), per_payout):
+            chunk = corpus[start:start + per_payout]
+            txns = [{"type": "CHARGE", "amount": o["current_total_price"],
+                     "fee": card_fee(Decimal(o["current_total_price"])), "order_id": o["id"],
+                     "order_name": o["name"], "processed_at": o["processed_at"]} for o in chunk]
+            if count % 4 == 3:
+                txns.append({"type": "ADJUSTMENT", "amount": "-1.25", "adjustment_reason": "fee correction"})
+            bench.shopify.put_payout(shop.domain, {"issued_at": "2026-11-28T09:00:00Z", "status": "PAID"}, txns)
+            count += 1
+        before = dict(company.counters["by_endpoint"])
+        requests_before = company.counters["requests"]
+        started = time.perf_counter()
+        with database.connection_context():
+            result = sync_payouts(shop, since=__import__("datetime").date(2026, 11, 1))
+        seconds = time.perf_counter() - started
+        calls = company.counters["requests"] - requests_before
+        by_endpoint = {k: v - before.get(k, 0) for k, v in company.counters["by_endpoint"].items()
+                       if v - before.get(k, 0)}
+        deposits = len([d for d in company.entities["Deposit"].values()])
+        return {"payouts": count, "deposits": deposits, "posted": result.get("posted"),
+                "qbo_calls": calls, "calls_per_payout": round(calls / max(count, 1), 3),
+                "writes_per_payout": round(by_endpoint.get("POST deposit", 0) / max(count, 1), 3),
+                "by_endpoint": by_endpoint, "seconds": round(seconds, 1),
+                "corpus": f"{orders} orders in payouts of {per_payout} charges; clearing = {clearing}"}
+    finally:
+        bench.stop()

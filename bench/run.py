@@ -23,6 +23,9 @@ def main(argv: list[str]) -> int:
         ("qbo_efficiency_new_buyers", lambda: qbo.efficiency(1000, customers=700)),
         # The same week on a quiet day: each order posted before the next arrives (no batching).
         ("qbo_efficiency_one_at_a_time", lambda: qbo.efficiency(1000, one_at_a_time=True)),
+        # QBO calls per Shopify Payments payout (Deposit), receipts linked / dedicated clearing account.
+        ("qbo_payouts", lambda: qbo.payouts()),
+        ("qbo_payouts_dedicated_clearing", lambda: qbo.payouts(clearing="dedicated")),
         ("throughput_1_realm", lambda: qbo.throughput(realms=1)),
         ("throughput_4_realms", lambda: qbo.throughput(realms=4)),
         ("latency", qbo.latency),

@@ -23,7 +23,7 @@ DEV_INTUIT_CLIENT_SECRET = "ecomflux-dev-intuit-secret-7b2e41d09a6c"
 # must name the same; a test checks). Shopify supports a version for 12 months: /healthz and the
 # support console warn 90 days before this one leaves support.
 SHOPIFY_API_VERSION = "2026-10"
-SHOPIFY_SCOPES = "read_orders,read_all_orders,read_customers,read_products,read_fulfillments"
+SHOPIFY_SCOPES = "read_orders,read_all_orders,read_customers,read_products,read_fulfillments,read_shopify_payments_payouts"
 QBO_MINOR_VERSION = "75"
 QBO_SCOPE = "com.intuit.quickbooks.accounting"
 

@@ -6,7 +6,7 @@ import logging
 from typing import Callable
 
 from .db import database, is_postgres
-from .models import ALL_MODELS, SchemaVersion
+from .models import ALL_MODELS, Payout, SchemaVersion
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,12 @@ def _v3_reflected_refunds(db) -> None:
                                                               SyncRecord.reflected_refunds))
 
 
+def _v8_payouts(db) -> None:
+    """Shopify Payments payouts and their balance transactions (a fresh database has it from step 1)."""
+    if not db.table_exists(Payout._meta.table_name):
+        db.create_tables([Payout], safe=True)
+
+
 # Append new steps (playhouse.migrate operations) here; never edit an applied one.
 STEPS: list[tuple[int, str, Callable]] = [
     (1, "initial schema", _v1_initial),
@@ -86,6 +92,7 @@ STEPS: list[tuple[int, str, Callable]] = [
     (4, "revocable staff sessions, disabled staff accounts", _v4_revocable_staff_sessions),
     (5, "raw bytes of unstorable webhook bodies", _v5_raw_webhook_bodies),
     (6, "backfill run lease", _v6_backfill_lease),
+    (8, "shopify payments payouts", _v8_payouts),
 ]
 
 

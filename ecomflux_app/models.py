@@ -323,6 +323,31 @@ class ReconciliationRun(BaseModel):
     finished_at = DateTimeField(null=True)
 
 
+class Payout(BaseModel):
+    """A Shopify Payments payout as last read from Shopify, with its balance transactions; its Deposit is the
+    ledger row payout:<payout_id>."""
+
+    shop = ForeignKeyField(Shop, backref="payouts", on_delete="CASCADE")
+    payout_id = CharField(max_length=64)
+    issued_at = DateTimeField(null=True)
+    payout_date = DateField(null=True)  # in the shop's timezone
+    status = CharField(max_length=16)  # SCHEDULED | IN_TRANSIT | PAID | FAILED | CANCELED
+    currency = CharField(null=True, max_length=3)
+    net = MoneyField()  # signed: a withdrawal is negative
+    fees = MoneyField()
+    transactions = JSONField(null=True)  # balance transactions, read once the payout is paid
+    wait_reason = TextField(null=True)  # why its Deposit is not posted yet
+    waiting_since = DateTimeField(null=True)
+    read_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("shop", "payout_id"), True),
+            (("shop", "payout_date"), False),
+        )
+
+
 class StaffUser(BaseModel):
     """A support staff account (not a merchant)."""
 
@@ -380,6 +405,7 @@ ALL_MODELS = [
     ComplianceRequest,
     BackfillRun,
     ReconciliationRun,
+    Payout,
     StaffUser,
     StaffSession,
     AuditLog,

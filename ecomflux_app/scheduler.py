@@ -16,6 +16,8 @@ SCHEDULE: list[tuple[str, int, str]] = [
     ("sweep", 5, "workers.jobs.sweep"),
     ("qbo-keepalive", 6 * 3600, "workers.jobs.qbo_keepalive"),
     ("daily-reconcile", 24 * 3600, "workers.jobs.daily_reconcile"),
+    ("daily-payouts", 24 * 3600, "workers.jobs.sync_all_payouts"),
+    ("payouts-waiting", 15 * 60, "workers.jobs.retry_waiting_payouts"),
 ]
 
 

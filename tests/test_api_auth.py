@@ -31,6 +31,9 @@ ROUTES = [
     ("POST", "/api/reconciliation/2002/post-missing", {}),
     ("GET", "/api/reconciliation/latest", None),
     ("POST", "/api/reconciliation/2002/fix", {"index": 0}),
+    ("GET", "/api/payouts", None),
+    ("POST", "/api/payouts/sync", {}),
+    ("POST", "/api/payouts/accounts", {"create": ["clearing"]}),
 ]
 
 

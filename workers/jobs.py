@@ -58,3 +58,31 @@ def replay_deliveries(delivery_ids: list[int], job_key: str | None = None, actor
 
     with database.connection_context():
         return replay_many(delivery_ids, job_key=job_key, actor=actor)
+
+
+def sync_payouts(shop_id: int, since: str | None = None):
+    runtime.config()
+    from datetime import date
+
+    from ecomflux_app.models import Shop
+    from ecomflux_app.sync.payouts import sync_payouts as run
+
+    with database.connection_context():
+        shop = Shop.get_by_id(shop_id)
+        return run(shop, date.fromisoformat(since) if since else None)
+
+
+def sync_all_payouts():
+    runtime.config()
+    from ecomflux_app.sync.payouts import sync_all_shops
+
+    with database.connection_context():
+        return sync_all_shops()
+
+
+def retry_waiting_payouts():
+    runtime.config()
+    from ecomflux_app.sync.payouts import retry_waiting
+
+    with database.connection_context():
+        return retry_waiting()

@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 
 from flask import Flask, Response, jsonify, request
 
-from . import qbo_query
+from . import qbo_deposit, qbo_query
 
 ACCESS_TTL = 3600
 REFRESH_TTL = 100 * 24 * 3600
@@ -39,7 +39,8 @@ CDC_LOOKBACK_DAYS = 30  # QBO's change data capture reaches back this far
 CDC_MAX_OBJECTS = 1000  # and answers at most this many objects across the entities asked for
 TRANSACTIONS = ("SalesReceipt", "Invoice", "RefundReceipt", "CreditMemo", "Payment")
 NAMES = ("Customer", "Vendor", "Employee")
-ENTITIES = NAMES + TRANSACTIONS + ("Item", "Account", "Class", "Department", "PaymentMethod", "TaxCode", "TaxRate")
+ENTITIES = NAMES + TRANSACTIONS + ("Item", "Account", "Class", "Department", "PaymentMethod", "TaxCode", "TaxRate",
+                                   "Deposit")
 CENT = Decimal("0.01")
 
 
@@ -697,6 +698,8 @@ def _write(company: Company, entity: str, body: dict, args) -> dict:
     company.changed(entity, created, "created")
     if entity == "Payment":
         _settle(company, created)
+    if entity == "Deposit":
+        qbo_deposit.settle(company, created)
     company.counters["created"][entity] = company.counters["created"].get(entity, 0) + 1
     return copy.deepcopy(created)
 
@@ -707,6 +710,17 @@ def _update(company: Company, entity: str, body: dict, operation: str | None, in
         raise Fault(400, "5010", "Stale Object Error",
                     f"Stale Object Error : You and root were working on this at the same time. "
                     f"root finished before you did, so your work was not saved.", "SyncToken")
+    if entity == "Deposit":
+        # Deleting or editing a deposit puts what it had emptied back into Undeposited Funds.
+        qbo_deposit.settle(company, current, undo=True)
+        try:
+            answer = _change(company, entity, current, body, operation, include)
+        except Fault:
+            qbo_deposit.settle(company, current)
+            raise
+        if current.get("status") != "Deleted":
+            qbo_deposit.settle(company, current)
+        return answer
     if entity != "Payment":
         return _change(company, entity, current, body, operation, include)
     # An edited Payment is validated as if its old application never happened; deleting or voiding
@@ -760,7 +774,9 @@ def _validate(company: Company, entity: str, obj: dict, updating: bool = False) 
             raise Fault(400, "2050", "Invalid String", "Account Name is required, <= 100 chars, no ':'", "Name")
         if any(a.get("Name") == name and a["Id"] != obj.get("Id") for a in company.entities["Account"].values()):
             raise Fault(400, "6240", "Duplicate Name Exists Error", "The name supplied already exists.", "Name")
-        return obj
+        return qbo_deposit.validate_account(company, obj)
+    if entity == "Deposit":
+        return qbo_deposit.validate_deposit(company, obj)
     if entity in ("SalesReceipt", "Invoice", "RefundReceipt", "CreditMemo"):
         return _validate_txn(company, entity, obj)
     if entity == "Payment":

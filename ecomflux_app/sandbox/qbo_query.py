@@ -23,6 +23,7 @@ _QUERY = re.compile(
 # DocNumber, and neither PrivateNote nor PaymentRefNum is filterable.
 FILTERABLE: dict[str, frozenset[str]] = {
     "Payment": frozenset({"Id", "MetaData.CreateTime", "MetaData.LastUpdatedTime", "TxnDate", "CustomerRef"}),
+    "Deposit": frozenset({"Id", "MetaData.CreateTime", "MetaData.LastUpdatedTime", "TxnDate"}),
 }
 
 

@@ -29,6 +29,7 @@ from flask import Flask, jsonify, redirect, request
 from ..config import SHOPIFY_API_VERSION
 from ..shopify import api_versions
 from .shopify_cost import MAX_QUERY_COST, requested_cost
+from .shopify_payouts import PayoutBook, build_scenario
 from .shopify_render import parse_time, render_order
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -80,6 +81,7 @@ class SandboxShop:
     country: str = "US"
     id: int = 0
     orders: dict = field(default_factory=dict)  # order id -> REST-shaped order
+    payouts: PayoutBook = field(default_factory=PayoutBook)  # Shopify Payments payouts + balance transactions
 
     def info(self) -> dict:
         return {"domain": self.domain, "name": self.name, "email": self.email, "currency": self.currency,
@@ -173,6 +175,28 @@ class ShopifySandboxState:
             stored.setdefault("updated_at", stored["created_at"])
             shop.orders[int(order["id"])] = stored
             return stored
+
+    def put_payout(self, domain: str, payout: dict, transactions: list[dict] = (), seal: bool = True) -> dict:
+        """Store a Shopify Payments payout with its balance transactions (payout_id set for them)."""
+        with self.lock:
+            book = self.ensure_shop(domain).payouts
+            stored = book.put_payout(payout)
+            for txn in transactions:
+                book.put_transaction(dict(txn, payout_id=stored["id"]))
+            if seal:
+                book.seal(stored["id"])
+            return stored
+
+    def set_payout_status(self, domain: str, payout_id, status: str) -> dict:
+        with self.lock:
+            payout = self.ensure_shop(domain).payouts.payouts[int(payout_id)]
+            payout["status"] = status
+            return payout
+
+    def payout_scenario(self, domain: str, orders: list[dict], **options) -> dict:
+        """The standard payouts over orders (see shopify_payouts.build_scenario)."""
+        with self.lock:
+            return build_scenario(self.ensure_shop(domain).payouts, orders, **options)
 
     def delete_order(self, domain: str, order_id) -> bool:
         with self.lock:
@@ -283,7 +307,8 @@ class ShopifySandboxState:
         self.stats["refreshes"] += 1
         return self._issue(domain, entry["scope"], True), 200
 
-    default_scope = "read_orders,read_all_orders,read_customers,read_products,read_fulfillments"
+    default_scope = ("read_orders,read_all_orders,read_customers,read_products,read_fulfillments,"
+                     "read_shopify_payments_payouts")
 
     def authorize(self, domain: str, params: dict) -> tuple[str | None, str | None]:
         """Approve an install at once; returns (redirect URL, error)."""
@@ -414,6 +439,19 @@ class ShopifySandboxState:
                             found = render_order(dict(order, refunds=[refund]), shop.currency)["refunds"][0]
                 data = {"refund": found}
                 actual = 10 if found else 1
+            elif root == "shopifyPaymentsAccount":
+                scopes = (self.access_tokens.get(token or "") or {}).get("scope") or ""
+                if "read_shopify_payments_payouts" not in scopes.split(",") and \
+                        "shopify_payments" not in scopes.split(","):
+                    return {"errors": [{"message": "Access denied for shopifyPaymentsAccount field. Required access: "
+                                                   "`read_shopify_payments_payouts` access scope.",
+                                        "extensions": {"code": "ACCESS_DENIED"}, "path": ["shopifyPaymentsAccount"]}],
+                            "data": None}, 200
+                try:
+                    account, actual = shop.payouts.answer(query, variables)
+                except ValueError as exc:
+                    return {"errors": [{"message": str(exc), "extensions": {"code": "BAD_REQUEST"}}]}, 200
+                data = {"shopifyPaymentsAccount": account}
             elif root == "orders":
                 try:
                     data, count = self._orders_page(shop, args, window, version)
@@ -709,6 +747,22 @@ def create_shopify_sandbox(api_key: str, api_secret: str) -> Flask:
         except ValueError as exc:
             return jsonify(error=str(exc)), 400
         return jsonify(count=len(stored))
+
+    @app.put("/_sandbox/shops/<shop>/payouts")
+    def put_payouts(shop):
+        """[{"payout": {...}, "transactions": [...]}] or {"scenario": {"order_ids": [...]}}."""
+        data = request.get_json(force=True)
+        try:
+            if isinstance(data, dict) and "scenario" in data:
+                with state.lock:
+                    s = state.ensure_shop(shop)
+                    chosen = [s.orders[int(i)] for i in data["scenario"].get("order_ids") or list(s.orders)]
+                return jsonify(state.payout_scenario(shop, chosen))
+            items = data if isinstance(data, list) else [data]
+            stored = [state.put_payout(shop, item["payout"], item.get("transactions") or []) for item in items]
+        except (KeyError, ValueError, TypeError) as exc:
+            return jsonify(error=str(exc)), 400
+        return jsonify(payouts=[p["id"] for p in stored])
 
     @app.get("/_sandbox/shops/<shop>/orders")
     def get_orders(shop):

@@ -238,6 +238,10 @@ def reconcile_range(shop: Shop, start: date, end: date, heal: bool = False, trig
         ledger = {oid: {"status": r.status, "doc_number": r.qbo_doc_number, "document_type": r.document_type}
                   for oid, r in ledger_rows.items()}
         differences = [dict(d, fixable=fixable(d)) for d in compare(expected, ledger, facts)]
+        from .payout_reconcile import reconcile_payouts  # Shopify Payments payouts vs QBO Deposits
+
+        payouts = reconcile_payouts(shop, client, settings, start, end)
+        differences += payouts["differences"]
         healed = heal_missing(shop, [d for d in differences if d["kind"] in ("missing_in_qbo", "missing_refund")],
                               by_id, settings, conn, client) if heal else []
         report = {
@@ -249,6 +253,8 @@ def reconcile_range(shop: Shop, start: date, end: date, heal: bool = False, trig
                                  "missing_refund")},
             "differences": differences, "healed": healed,
         }
+        report["counts"].update(payouts["counts"])
+        report["payouts"] = {k: v for k, v in payouts.items() if k != "differences"}
         ReconciliationRun.update(status="done", report=report, healed=len([h for h in healed if h["status"] == "posted"]),
                                  finished_at=utcnow()).where(ReconciliationRun.id == run.id).execute()
     except (RetryLater, WaitingForReconnect, FatalError) as exc:

@@ -104,8 +104,15 @@ def ensure_order_posted(shop: Shop, order_id: str, settings: SyncSettings, conn:
     return record, body, reflected_ids(record)
 
 
-def refund_account(client: QboClient, settings: SyncSettings) -> str:
-    """settings.refund_account_id, else the company's first Bank account (where the money left from)."""
+def refund_account(client: QboClient, settings: SyncSettings, refund: dict | None = None) -> str:
+    """Shopify Payments' clearing account for a refund through it (when set), else settings.refund_account_id,
+    else the company's first Bank account (where the money left from)."""
+    gateways = {str(t.get("gateway") or "") for t in (refund or {}).get("transactions") or []
+                if isinstance(t, dict) and t.get("kind") in ("refund", None)}
+    clearing = next((settings.clearing_account_for(g) for g in sorted(gateways) if settings.clearing_account_for(g)),
+                    None)
+    if clearing:
+        return clearing
     if settings.refund_account_id:
         return settings.refund_account_id
     rows = client.query("SELECT * FROM Account WHERE AccountType = 'Bank'")
@@ -285,7 +292,7 @@ def post_refund(shop: Shop, refund: dict, settings: SyncSettings, conn: QboConne
         if plan.customer.guest and body.get("customer") is None and order_rec.qbo_id and not body.get("line_items"):
             # No order body at hand: the refund goes to the customer of the order's document.
             customer_id = client.read(order_rec.document_type, order_rec.qbo_id)["CustomerRef"]["value"]
-        account = refund_account(client, settings) if plan.doc_type == "RefundReceipt" else None
+        account = refund_account(client, settings, refund) if plan.doc_type == "RefundReceipt" else None
         from ..translate.refund import render_refund
 
         try:

@@ -532,7 +532,7 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
         tax_total=tax_total, tax_mode=tax_mode, tax_lines=tax_entries, tips_total=quantize(tips_total),
         duties_total=quantize(duties_total), gift_card_sold=quantize(gift_card_sold), gift_card_redeemed=redeemed,
         document_total=document_total, payment_gateway=gateway, payment_method_id=payment_method_id,
-        deposit_account_id=settings.deposit_account_id, class_id=settings.class_id,
+        deposit_account_id=settings.clearing_account_for(gateway) or settings.deposit_account_id, class_id=settings.class_id,
         department_id=settings.department_id, bill_email=identity.email, removed_lines=tuple(removed),
         balance=balance, warnings=tuple(warnings), us_company=company.is_us,
         reflected_refund_ids=tuple(refund_ids), shipping_refunded=quantize(shipping_refunded),

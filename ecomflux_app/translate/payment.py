@@ -88,7 +88,11 @@ def has_marker(note: str | None, marker: str) -> bool:
 
 
 def deposit_account_for(settings: SyncSettings, gateway: str | None) -> str | None:
-    """The deposit account for a gateway: deposit_account_map[gateway] ('*' = any), else deposit_account_id."""
+    """The deposit account for a gateway: Shopify Payments' clearing account when set, else
+    deposit_account_map[gateway] ('*' = any), else deposit_account_id."""
+    clearing = settings.clearing_account_for(gateway)
+    if clearing:
+        return clearing
     mapping: Mapping[str, str] = settings.deposit_account_map or {}
     if gateway:
         lowered = {k.lower(): v for k, v in mapping.items()}

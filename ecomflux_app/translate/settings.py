@@ -40,7 +40,16 @@ ID_FIELDS = (
     "tax_item_id",
     "taxable_tax_code_id",
     "exempt_tax_code_id",
+    "payout_clearing_account_id",
+    "payout_bank_account_id",
+    "payout_fee_account_id",
+    "payout_chargeback_account_id",
+    "payout_adjustment_account_id",
 )
+# Shopify Payments payouts: where its sales wait (clearing), where payouts land (bank), fees.
+PAYOUT_ACCOUNT_FIELDS = ("payout_clearing_account_id", "payout_bank_account_id", "payout_fee_account_id")
+# The gateway whose money Shopify pays out (the others keep their mapped accounts).
+SHOPIFY_PAYMENTS_GATEWAY = "shopify_payments"
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,14 @@ class SyncSettings:
     invoice_terms_days: int = 30
     payment_method_map: dict[str, str] = field(default_factory=dict)
     deposit_account_map: dict[str, str] = field(default_factory=dict)  # gateway -> deposit account (Payments)
+    # Shopify Payments: sales, payments and refunds through it go into/out of the clearing account;
+    # each paid payout is one Deposit from clearing into the bank account, fees to the fee account.
+    payout_clearing_account_id: str | None = None
+    payout_bank_account_id: str | None = None
+    payout_fee_account_id: str | None = None
+    payout_chargeback_account_id: str | None = None  # default: the fee account
+    payout_adjustment_account_id: str | None = None  # default: the fee account
+    payouts_start_date: date | None = None  # payouts issued before it are not posted
     company: CompanyFacts = field(default_factory=CompanyFacts)
     # Fields from_values() could not read (they kept their defaults); validate() reports them.
     parse_errors: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -124,6 +141,13 @@ class SyncSettings:
             errors["tax_item_id"] = "required when tax_handling is tax_line"
         if self.customer_matching == "none" and not self.default_customer_id:
             errors["default_customer_id"] = "required when customer_matching is none"
+        chosen = [name for name in PAYOUT_ACCOUNT_FIELDS if getattr(self, name)]
+        if chosen and len(chosen) < len(PAYOUT_ACCOUNT_FIELDS):
+            for name in PAYOUT_ACCOUNT_FIELDS:
+                if not getattr(self, name):
+                    errors[name] = "required for Shopify Payments payouts (clearing, bank and fee accounts together)"
+        if self.payout_clearing_account_id and self.payout_clearing_account_id == self.payout_bank_account_id:
+            errors["payout_bank_account_id"] = "must differ from the clearing account (payouts move money between them)"
         if not self.company.shipping_allowed and not self.shipping_item_id:
             # Not an error: the sync creates a "Shipping" service item; noted for completeness.
             pass
@@ -145,6 +169,17 @@ class SyncSettings:
             else:
                 out[f.name] = value
         return out
+
+    @property
+    def payouts_enabled(self) -> bool:
+        """Clearing, bank and fee accounts are all set: payouts post as Deposits."""
+        return all(getattr(self, name) for name in PAYOUT_ACCOUNT_FIELDS)
+
+    def clearing_account_for(self, gateway: str | None) -> str | None:
+        """The clearing account for money through this gateway (Shopify Payments only), else None."""
+        if self.payout_clearing_account_id and gateway and gateway.lower() == SHOPIFY_PAYMENTS_GATEWAY:
+            return self.payout_clearing_account_id
+        return None
 
     def with_company(self, company: CompanyFacts) -> "SyncSettings":
         return dataclasses.replace(self, company=company)
@@ -224,17 +259,19 @@ def parse_settings(values: Mapping[str, Any]) -> tuple[SyncSettings, dict[str, s
         else:
             kwargs["doc_number_prefix"] = prefix
 
-    if "sync_start_date" in values:
-        raw = values["sync_start_date"]
+    for date_name in ("sync_start_date", "payouts_start_date"):
+        if date_name not in values:
+            continue
+        raw = values[date_name]
         if raw in (None, ""):
-            kwargs["sync_start_date"] = None
+            kwargs[date_name] = None
         elif isinstance(raw, date):
-            kwargs["sync_start_date"] = raw
+            kwargs[date_name] = raw
         else:
             try:
-                kwargs["sync_start_date"] = date.fromisoformat(str(raw))
+                kwargs[date_name] = date.fromisoformat(str(raw))
             except ValueError:
-                errors["sync_start_date"] = "must be a date (YYYY-MM-DD)"
+                errors[date_name] = "must be a date (YYYY-MM-DD)"
 
     if "invoice_terms_days" in values and values["invoice_terms_days"] is not None:
         raw = values["invoice_terms_days"]

@@ -9,6 +9,8 @@ BLUEPRINT_MODULES = [
     "qbo_oauth",
     "qbo_webhooks",
     "after_sale_api",
+    "payouts_api",
     "support",
+    "support_payouts",
     "dev",
 ]

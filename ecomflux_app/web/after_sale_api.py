@@ -62,7 +62,11 @@ def start_backfill_route():
                       backfill=progress(running))
     if running is not None:
         return _error(409, "a backfill is already running", backfill=progress(running))
-    return _json(progress(start_backfill(g.shop, since)), 202)
+    run = start_backfill(g.shop, since)
+    from ..sync.payouts import history_after_backfill
+
+    history_after_backfill(g.shop, since)  # the same history's payouts, after its orders (bulk queue is FIFO)
+    return _json(progress(run), 202)
 
 
 def _own_backfill(run_id: int) -> BackfillRun | None:

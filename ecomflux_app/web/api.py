@@ -168,6 +168,11 @@ ID_SOURCES = {
     "class_id": ("classes", "class"),
     "department_id": ("departments", "location"),
     "default_customer_id": ("customers", "customer"),
+    "payout_clearing_account_id": ("accounts", "account"),
+    "payout_bank_account_id": ("accounts", "account"),
+    "payout_fee_account_id": ("accounts", "account"),
+    "payout_chargeback_account_id": ("accounts", "account"),
+    "payout_adjustment_account_id": ("accounts", "account"),
 }
 
 
@@ -192,6 +197,10 @@ def _reference_errors(shop, values: dict, submitted: set[str]) -> dict[str, str]
             continue  # a truncated list (e.g. thousands of customers) cannot prove an id is missing
         if str(value) not in {str(o["id"]) for o in options[source[0]]}:
             errors[name] = f"not an active {source[1]} in {company}"
+    from .payouts_api import payout_account_errors  # account types for Shopify Payments payouts
+
+    for name, message in payout_account_errors(options, values, submitted).items():
+        errors.setdefault(name, message)
     return errors
 
 

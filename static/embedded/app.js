@@ -118,6 +118,8 @@
     });
   }
 
+  window.EcomFluxPage = { api: api };  // cards in their own files (e.g. static/payouts.js) share the session
+
   function toast(message, isError) {
     if (window.shopify && window.shopify.toast && typeof window.shopify.toast.show === "function") {
       try { window.shopify.toast.show(message, { isError: !!isError }); } catch (e) { /* inline text still shows */ }
