@@ -31,10 +31,27 @@ def _v2_lean_delivery_writes(db) -> None:
             log.info("PostgreSQL without lz4: webhook bodies stay pglz-compressed")
 
 
+def _v9_tax_setup(db) -> None:
+    """Non-US companies keep their tax codes on the connection (read once, refreshed from the page)."""
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+
+    from .models import QboConnection
+
+    table = QboConnection._meta.table_name
+    have = {c.name for c in db.get_columns(table)}
+    migrator = PostgresqlMigrator(db) if is_postgres() else SqliteMigrator(db)
+    steps = [migrator.add_column(table, name, field) for name, field in
+             (("tax_setup", QboConnection.tax_setup), ("tax_setup_read_at", QboConnection.tax_setup_read_at))
+             if name not in have]
+    if steps:
+        migrate(*steps)
+
+
 # Append new steps (playhouse.migrate operations) here; never edit an applied one.
 STEPS: list[tuple[int, str, Callable]] = [
     (1, "initial schema", _v1_initial),
     (2, "lean webhook row writes", _v2_lean_delivery_writes),
+    (9, "tax codes of non-US companies on the connection", _v9_tax_setup),
 ]
 
 

@@ -8,6 +8,7 @@ BLUEPRINT_MODULES = [
     "api",
     "qbo_oauth",
     "after_sale_api",
+    "taxcodes",
     "support",
     "dev",
 ]
