@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import timedelta
+from decimal import Decimal
 
 from ..models import QboConnection, Shop, SyncRecord, WebhookDelivery, utcnow
 from ..translate.tax_codes import UNMAPPED_PREFIX, TaxSetup
@@ -53,8 +54,12 @@ def ensure_tax_setup(conn: QboConnection | None, client=None, max_age: timedelta
 
 def resume_unmapped(shop: Shop) -> int:
     """Orders flagged for an unmapped tax go back through the exactly-once path (after a mapping)."""
+    from ..quickbooks.client import connection_for
+    from ..translate.order import TranslationError, plan_order
+    from .orders import shop_facts, shop_settings
     from .replay import replay_delivery
 
+    settings, facts = shop_settings(shop, connection_for(shop)), shop_facts(shop)
     flagged = SyncRecord.select().where((SyncRecord.shop == shop.id) & (SyncRecord.status == "flagged")
                                         & (SyncRecord.kind == "order")
                                         & SyncRecord.reason.contains(UNMAPPED_PREFIX))
@@ -65,7 +70,14 @@ def resume_unmapped(shop: Shop) -> int:
             delivery = (WebhookDelivery.select().where((WebhookDelivery.shop_domain == shop.domain)
                                                        & (WebhookDelivery.order_id == rec.order_id))
                         .order_by(WebhookDelivery.id.desc()).first())
-        if delivery is not None and replay_delivery(delivery.id) != "busy":
+        if delivery is None:
+            continue
+        try:  # only what the codes and mapping now settle; the rest stays flagged, saying why
+            if plan_order(json.loads(delivery.body, parse_float=Decimal), settings, facts).tax_unmapped:
+                continue
+        except (TranslationError, ValueError):
+            continue
+        if replay_delivery(delivery.id) != "busy":
             resumed += 1
     return resumed
 

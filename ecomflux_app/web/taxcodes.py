@@ -87,7 +87,8 @@ def refresh():
         refresh_tax_setup(conn)
     except QboError as exc:
         return _error(502, f"QuickBooks did not answer: {exc}")
-    return jsonify(_state(shop))
+    # A code added in QuickBooks may settle flagged orders by itself (one code of that rate).
+    return jsonify(dict(_state(shop), resumed=resume_unmapped(shop)))
 
 
 @bp.put("")
