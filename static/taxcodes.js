@@ -1,30 +1,10 @@
 /* Tax codes card (non-US companies): map unmapped Shopify taxes to existing QuickBooks codes. */
 (function () {
   "use strict";
-  var config = JSON.parse((document.getElementById("page-config") || {}).textContent || "{}");
-  var token = null;
-
-  function freshToken() {
-    if (window.shopify && typeof window.shopify.idToken === "function") return window.shopify.idToken();
-    if (token) return Promise.resolve(token);
-    if (!config.devTokenUrl) return Promise.resolve(null);
-    return fetch(config.devTokenUrl, { credentials: "same-origin" })
-      .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (b) { token = b && b.session_token; return token; });
-  }
-
+  // The page's own API helper (app.js): one session token for every request.
   function call(method, path, body) {
-    return freshToken().then(function (t) {
-      var init = { method: method, headers: { "Accept": "application/json" } };
-      if (t) init.headers["Authorization"] = "Bearer " + t;
-      if (body !== undefined) { init.headers["Content-Type"] = "application/json"; init.body = JSON.stringify(body); }
-      return fetch(path, init).then(function (r) {
-        return r.json().catch(function () { return {}; }).then(function (data) {
-          if (!r.ok) throw new Error(data.error || ("request failed (" + r.status + ")"));
-          return data;
-        });
-      });
-    });
+    if (typeof window.EcomFluxApi !== "function") return Promise.reject(new Error("page not ready"));
+    return window.EcomFluxApi(method, path, body);
   }
 
   function node(tag, text) { var n = document.createElement(tag); if (text) n.textContent = text; return n; }
@@ -67,7 +47,14 @@
       : "Every Shopify tax has a QuickBooks tax code.";
   }
 
-  function load() { return call("GET", "/api/taxcodes").then(render).catch(function () {}); }
+  var codes = {};
+
+  function load() {
+    return call("GET", "/api/taxcodes").then(function (state) {
+      (state.codes || []).forEach(function (c) { codes[c.id] = c; });
+      render(state);
+    }).catch(function () {});
+  }
 
   function save() {
     var mapping = {};
@@ -101,16 +88,22 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     if (!document.getElementById("taxcodes")) return;
-    var codes = {};
     document.getElementById("taxcodes-save").addEventListener("click", save);
     document.getElementById("taxcodes-refresh").addEventListener("click", function () {
       call("POST", "/api/taxcodes/refresh").then(render).catch(function (err) {
         document.getElementById("taxcodes-status").textContent = err.message;
       });
     });
-    load().then(function () {
-      return call("GET", "/api/taxcodes").then(function (s) { (s.codes || []).forEach(function (c) { codes[c.id] = c; }); });
-    }).catch(function () {});
+    // Load once the page has its session token (a second concurrent mint would race it).
+    var appNode = document.getElementById("app");
+    if (!appNode || appNode.getAttribute("data-ready") === "true" || !window.MutationObserver) {
+      load();
+    } else {
+      var waiting = new MutationObserver(function () {
+        if (appNode.getAttribute("data-ready") === "true") { waiting.disconnect(); load(); }
+      });
+      waiting.observe(appNode, { attributes: true, attributeFilter: ["data-ready"] });
+    }
     var target = document.getElementById("preview-lines");
     if (target && window.MutationObserver) {
       new MutationObserver(function () { annotatePreview(codes); }).observe(target, { childList: true });
