@@ -180,3 +180,51 @@ def test_property_tax_and_total_equal_shopify_and_every_line_has_a_code(case):
     assert Decimal(str(doc["TxnTaxDetail"]["TotalTax"])) == Decimal(order["current_total_tax"])
     assert all(line["SalesItemLineDetail"].get("TaxCodeRef") for line in doc["Line"]
                if line["DetailType"] == "SalesItemLineDetail")
+
+
+def refund_of(order: dict, line: int, qty: int, *, shipping: str | None = None, shipping_tax: str = "0.00") -> dict:
+    from tests.after_sale_helpers import make_refund
+
+    li = order["line_items"][line]
+    tax = sum((Decimal(t["price"]) for t in li["tax_lines"]), Decimal(0)) * qty / li["quantity"]
+    discount = sum((Decimal(a["amount"]) for a in li["discount_allocations"]), Decimal(0)) * qty / li["quantity"]
+    subtotal = (Decimal(li["price"]) * qty - discount).quantize(Decimal("0.01"))
+    tax = tax.quantize(Decimal("0.01"))
+    money_back = subtotal + (Decimal(0) if order["taxes_included"] else tax)
+    if shipping:
+        money_back += Decimal(shipping) + (Decimal(0) if order["taxes_included"] else Decimal(shipping_tax))
+    return make_refund(order, qty=qty, line_subtotal=str(subtotal), line_tax=str(tax), sku_line=line,
+                       shipping=shipping, shipping_tax=shipping_tax, transaction=str(money_back))
+
+
+@pytest.mark.parametrize("name,line,qty,shipping", [
+    ("uk_mixed_rates_inclusive", 2, 1, None),
+    ("uk_mixed_rates_inclusive", 0, 2, None),
+    ("ca_on_hst_exclusive", 0, 1, "9.95"),
+    ("ca_bc_gst_pst", 1, 2, None),
+    ("au_gst_inclusive", 0, 1, None),
+])
+def test_refunds_post_with_the_order_lines_codes_and_shopifys_refunded_tax(name, line, qty, shipping):
+    from ecomflux_app.translate.refund import plan_refund, render_refund
+
+    order = corpus()[name]
+    c = company(country_of(name))
+    settings = settings_for(c)
+    ship_tax = None
+    if shipping:
+        ship_tax = sum(Decimal(t["price"]) for t in order["shipping_lines"][0]["tax_lines"])
+    refund = refund_of(order, line, qty, shipping=shipping, shipping_tax=str(ship_tax or "0.00"))
+    plan = plan_refund(refund, order, settings, ShopFacts(currency=order["currency"]), order["name"].lstrip("#"),
+                       "SalesReceipt")
+    assert plan.balance.ok, plan.balance.reason
+    bank = c.find("Account", "Name", "Checking")["Id"]
+    doc = render_refund(plan, Refs(customer_id="CUST", items={k: "ITEM" for k in
+                                                              {l.item_key for l in plan.lines if l.item_key}}), bank)
+    posted = _validate_txn(c, "RefundReceipt", json.loads(dumps(doc)))
+    assert Decimal(str(posted["TotalAmt"])) == Decimal(refund["transactions"][0]["amount"])
+    assert Decimal(str(posted["TxnTaxDetail"]["TotalTax"])) == plan.tax_total
+    order_plan = plan_order(order, settings, ShopFacts(currency=order["currency"]))
+    order_codes = {l.source_id: l.tax_code_id for l in order_plan.lines if l.kind == "product"}
+    refunded = [l for l in plan.lines if l.kind == "product"]
+    assert refunded and all(l.tax_code_id == order_codes[l.source_id] for l in refunded)
+    assert all(l["SalesItemLineDetail"].get("TaxCodeRef") for l in posted["Line"])

@@ -26,6 +26,7 @@ from .plan import (
 from .reading import doc_number_for, identity_for, money_reader_for, objects, order_marker, text, txn_date_for, whole
 from .render import sales_item_line, tax_header
 from .settings import SyncSettings
+from .tax_codes import code_refund
 from .customer import CustomerIdentity
 
 ADJUSTMENT = "adjustment"
@@ -62,6 +63,7 @@ class RefundPlan:
     exempt_tax_code_id: str | None = None
     class_id: str | None = None
     department_id: str | None = None
+    tax_rates: tuple[Any, ...] = ()  # non-US: Shopify's refunded tax per QBO rate (translate.tax_codes)
 
     @property
     def empty(self) -> bool:
@@ -241,7 +243,7 @@ def plan_refund(refund: Mapping[str, Any], order: Mapping[str, Any], settings: S
         private_note += f"\nNote: {note}"
     when = {"processed_at": refund.get("processed_at") or refund.get("created_at") or order.get("processed_at"),
             "created_at": refund.get("created_at") or order.get("created_at")}
-    return RefundPlan(
+    return code_refund(RefundPlan(
         doc_type=doc_type, refund_id=refund_id, order_id=order_id, order_name=order_name,
         source_key=f"refund:{refund_id}", doc_number=refund_doc_number(base_number, refund_id),
         order_doc_number=base_number, marker=marker, private_note=private_note[:PRIVATE_NOTE_MAX],
@@ -251,7 +253,7 @@ def plan_refund(refund: Mapping[str, Any], order: Mapping[str, Any], settings: S
         document_total=document_total, balance=balance, us_company=company.is_us,
         taxable_tax_code_id=settings.taxable_tax_code_id, exempt_tax_code_id=settings.exempt_tax_code_id,
         class_id=settings.class_id, department_id=settings.department_id,
-    )
+    ), order, settings)  # non-US: the order's tax codes per line
 
 
 def _shipping_line(amount: Decimal, tax: Decimal, ship_item_id: str | None, taxes_included: bool,

@@ -396,3 +396,102 @@ def applies(settings: Any) -> bool:
     company = settings.company
     return (not company.is_us and getattr(company, "tax_setup", None) is not None
             and settings.tax_handling == "shopify")
+
+
+def order_line_codes(order: Mapping[str, Any], settings: Any) -> tuple[dict[str, str], str | None, list[str]]:
+    """({line item id: code id}, shipping code id, unmapped taxes) from the order's original tax lines:
+    what a refund of those lines posts with (the same codes as the order document)."""
+    from .reading import objects, rate_of, text
+
+    setup: TaxSetup = settings.company.tax_setup
+    country = destination_country(order)
+    mapping, exempt = settings.tax_code_map, settings.exempt_tax_code_id
+    unmapped: list[str] = []
+
+    def code_for(obj: Mapping[str, Any], where: str, exempt_line: bool, out_of_scope: bool) -> str | None:
+        entries = [TaxEntry(text(t.get("title")) or "Tax", rate_of(t.get("rate"), f"{where}.rate"), ZERO)
+                   for t in objects(obj, "tax_lines")]
+        positive = [e for e in entries if e.rate]
+        if out_of_scope:
+            code = untaxed_code(setup, OUT_OF_SCOPE, exempt)
+        elif positive:
+            code = choose_code(setup, positive, mapping, country)
+            if code is None:
+                unmapped.append(tax_signature(positive))
+        else:
+            code = untaxed_code(setup, EXEMPT if exempt_line else ZERO_RATED, exempt)
+        return code.id if code else None
+
+    lines: dict[str, str] = {}
+    for i, li in enumerate(objects(order, "line_items")):
+        code_id = code_for(li, f"line_items[{i}]", li.get("taxable") is False, bool(li.get("gift_card")))
+        if code_id and text(li.get("id")):
+            lines[str(text(li.get("id")))] = code_id
+    shipping = next((code_for(sl, f"shipping_lines[{i}]", False, False)
+                     for i, sl in enumerate(objects(order, "shipping_lines"))), None)
+    return lines, shipping, unmapped
+
+
+def code_refund_lines(lines: Sequence[PlanLine], tax_total: Decimal, order: Mapping[str, Any], settings: Any
+                      ) -> tuple[tuple[PlanLine, ...], tuple[RateAmount, ...], str | None]:
+    """A refund's lines with the codes their order lines had, and Shopify's refunded tax per rate.
+
+    Shopify gives a refund's tax per line, not per rate: each rate gets its share of the refunded
+    tax in proportion to the tax its lines' net would carry, which equals QBO's own figure up to
+    rounding (checked: more than rounding flags the refund).
+    """
+    setup: TaxSetup = settings.company.tax_setup
+    by_line, shipping, unmapped = order_line_codes(order, settings)
+    if unmapped:
+        return tuple(lines), (), (f"{UNMAPPED_PREFIX}: {', '.join(dict.fromkeys(unmapped))} has no QuickBooks tax "
+                                  "code with the same rate (map it under Tax codes)")
+    out: list[PlanLine] = []
+    for line in lines:
+        if line.kind in (PRODUCT, GIFT_CARD) and line.source_id in by_line:
+            code_id: str | None = by_line[str(line.source_id)]
+        elif line.kind == SHIPPING:
+            code_id = shipping or getattr(untaxed_code(setup, ZERO_RATED, settings.exempt_tax_code_id), "id", None)
+        else:  # adjustments, refund discrepancies: not a supply
+            code_id = getattr(untaxed_code(setup, OUT_OF_SCOPE, settings.exempt_tax_code_id), "id", None)
+        if code_id is None:
+            return tuple(lines), (), f"{UNMAPPED_PREFIX}: no QuickBooks tax code for refund line {line.description!r}"
+        code = setup.code(code_id)
+        out.append(dataclasses.replace(line, tax_code_id=code_id, taxable=bool(code and code.total_percent)))
+    seen: dict[str, dict[str, Any]] = {}
+    for line in out:
+        code = setup.code(line.tax_code_id)
+        for rate in (code.rates if code else ()):
+            entry = seen.setdefault(rate.id, {"rate": rate, "net": ZERO, "lines": 0})
+            entry["net"] += line.amount
+            entry["lines"] += 1
+    ids = list(seen)
+    exact = [seen[r]["net"] * seen[r]["rate"].percent / HUNDRED for r in ids]
+    if tax_total and not any(exact):
+        return tuple(out), (), f"Shopify refunded tax {tax_total} on lines QuickBooks taxes at 0%"
+    shares = allocate(tax_total, exact) if ids else []
+    rates, problems = [], []
+    for rate_id, share in zip(ids, shares):
+        entry, rate = seen[rate_id], seen[rate_id]["rate"]
+        net = quantize(entry["net"])
+        computed = (net * rate.percent / HUNDRED).quantize(CENT_STEP, rounding=ROUND_HALF_UP)
+        if abs(share - computed) > CENT_STEP * max(1, entry["lines"]):
+            problems.append(f"{rate.name}: Shopify refunded {share} on {net}, QuickBooks computes {computed}")
+        rates.append(RateAmount(rate_id, rate.name, rate.percent, share, net, computed))
+    issue = "refunded tax differs from what QuickBooks computes by more than rounding: " + "; ".join(problems) \
+        if problems else None
+    return tuple(out), tuple(rates), issue
+
+
+def code_refund(plan: Any, order: Mapping[str, Any], settings: Any) -> Any:
+    """A RefundPlan for a non-US company with per-line codes and TaxLine amounts (unchanged otherwise);
+    an unmapped tax or a tax QBO cannot carry flags it like an order."""
+    from .plan import TAX_EXCLUDED, TAX_INCLUSIVE, BalanceCheck
+
+    if not applies(settings) or plan.tax_mode not in (TAX_EXCLUDED, TAX_INCLUSIVE) or not plan.lines:
+        return plan
+    lines, rates, issue = code_refund_lines(plan.lines, plan.tax_total, order, settings)
+    plan = dataclasses.replace(plan, lines=lines, tax_rates=rates)
+    if issue:
+        b = plan.balance
+        plan = dataclasses.replace(plan, balance=BalanceCheck(b.expected, b.computed, False, issue))
+    return plan
