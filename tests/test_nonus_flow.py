@@ -142,3 +142,23 @@ def test_foreign_currency_with_multicurrency_off_is_flagged_clearly(client, redi
     record = SyncRecord.get()
     assert record.status in ("flagged", "failed") and "multicurrency is off" in record.reason
     assert connected.documents("SalesReceipt") == []
+
+
+def test_refund_of_a_uk_order_posts_with_the_order_lines_codes(client, redis_conn, install_shop, intuit_sandbox,
+                                                               shopify_sandbox):
+    from tests.test_tax_codes import refund_of
+
+    connected = connect(install_shop, intuit_sandbox, shopify_sandbox, "GB", "uk-refund.myshopify.com")
+    order = corpus()["uk_mixed_rates_inclusive"]
+    send(client, connected, order)
+    drain(redis_conn)
+    [receipt] = connected.documents("SalesReceipt")
+    refund = refund_of(order, 2, 1)  # the car seat (5% reduced rate)
+    resp = post_webhook(client, "refunds/create", connected.shop.domain, refund)
+    assert resp.status_code == 200
+    drain(redis_conn)
+    [doc] = connected.documents("RefundReceipt")
+    assert Decimal(str(doc["TotalAmt"])) == Decimal(refund["transactions"][0]["amount"])
+    assert Decimal(str(doc["TxnTaxDetail"]["TotalTax"])) == Decimal(refund["refund_line_items"][0]["total_tax"])
+    seat_code = next(l["SalesItemLineDetail"]["TaxCodeRef"] for l in receipt["Line"] if l["Description"] == "Car seat")
+    assert [l["SalesItemLineDetail"]["TaxCodeRef"] for l in doc["Line"]] == [seat_code]
