@@ -162,3 +162,27 @@ def test_refund_of_a_uk_order_posts_with_the_order_lines_codes(client, redis_con
     assert Decimal(str(doc["TxnTaxDetail"]["TotalTax"])) == Decimal(refund["refund_line_items"][0]["total_tax"])
     seat_code = next(l["SalesItemLineDetail"]["TaxCodeRef"] for l in receipt["Line"] if l["Description"] == "Car seat")
     assert [l["SalesItemLineDetail"]["TaxCodeRef"] for l in doc["Line"]] == [seat_code]
+
+
+def test_foreign_currency_invoice_and_its_payment_are_in_the_buyers_currency(client, redis_conn, install_shop,
+                                                                            intuit_sandbox, shopify_sandbox):
+    connected = connect(install_shop, intuit_sandbox, shopify_sandbox, "GB", "mc-inv.myshopify.com",
+                        multicurrency=True)
+    bank = [a for a in connected.documents("Account") if a.get("AccountType") == "Bank"][-1]
+    connected.settings(document_type="invoice", deposit_account_id=bank["Id"])
+    lines = [{"title": "Scarf", "sku": "UK-SCARF", "price": "24.00", "qty": 2, "rates": [("GB VAT", "0.2")]}]
+    order = build_order(3101, inclusive=True, currency="GBP", country="GB", lines=lines, presentment="EUR",
+                        fx="1.1634")
+    order["financial_status"] = "pending"
+    send(client, connected, order)
+    drain(redis_conn)
+    resp = post_webhook(client, "orders/paid", connected.shop.domain, dict(order, financial_status="paid"))
+    assert resp.status_code == 200
+    drain(redis_conn)
+    [invoice] = connected.documents("Invoice")
+    [payment] = connected.documents("Payment")
+    assert invoice["CurrencyRef"]["value"] == payment["CurrencyRef"]["value"] == "EUR"
+    assert payment["CustomerRef"] == invoice["CustomerRef"]
+    eur_total = Decimal(order["current_total_price_set"]["presentment_money"]["amount"])
+    assert Decimal(str(payment["TotalAmt"])) == Decimal(str(invoice["TotalAmt"])) == eur_total
+    assert Decimal(str(invoice["Balance"])) == 0
