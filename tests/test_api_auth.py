@@ -27,6 +27,9 @@ ROUTES = [
     ("GET", "/api/reconciliation/2002", None),
     ("GET", "/api/reconciliation/2002.csv", None),
     ("POST", "/api/reconciliation/2002/post-missing", {}),
+    ("GET", "/api/taxcodes", None),
+    ("PUT", "/api/taxcodes", {"mapping": {"VAT 20%": "1"}}),
+    ("POST", "/api/taxcodes/refresh", {}),
 ]
 
 

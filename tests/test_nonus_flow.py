@@ -186,3 +186,5 @@ def test_foreign_currency_invoice_and_its_payment_are_in_the_buyers_currency(cli
     eur_total = Decimal(order["current_total_price_set"]["presentment_money"]["amount"])
     assert Decimal(str(payment["TotalAmt"])) == Decimal(str(invoice["TotalAmt"])) == eur_total
     assert Decimal(str(invoice["Balance"])) == 0
+    # Shopify's own rate on both (not QBO's guess), so their home-currency amounts tie out.
+    assert Decimal(str(payment["ExchangeRate"])) == Decimal(str(invoice["ExchangeRate"]))

@@ -23,7 +23,8 @@ from .plan import (
     DESCRIPTION_MAX, DOC_NUMBER_MAX, GIFT_CARD, PRIVATE_NOTE_MAX, PRODUCT, SHIPPING, SHIPPING_ITEM_ID, TAX,
     TAX_AS_LINE, TAX_EXCLUDED, TAX_INCLUSIVE, TAX_US, BalanceCheck, PlanLine, Refs, ShopFacts, TranslationError,
 )
-from .reading import doc_number_for, identity_for, money_reader_for, objects, order_marker, text, txn_date_for, whole
+from .reading import (doc_number_for, foreign_exchange_rate, identity_for, money_reader_for, objects, order_marker,
+                      text, txn_date_for, whole)
 from .render import sales_item_line, tax_header
 from .settings import SyncSettings
 from .tax_codes import code_refund
@@ -64,6 +65,7 @@ class RefundPlan:
     class_id: str | None = None
     department_id: str | None = None
     tax_rates: tuple[Any, ...] = ()  # non-US: Shopify's refunded tax per QBO rate (translate.tax_codes)
+    exchange_rate: Decimal | None = None  # foreign currency: Shopify's own rate, as on the order document
 
     @property
     def empty(self) -> bool:
@@ -253,6 +255,7 @@ def plan_refund(refund: Mapping[str, Any], order: Mapping[str, Any], settings: S
         document_total=document_total, balance=balance, us_company=company.is_us,
         taxable_tax_code_id=settings.taxable_tax_code_id, exempt_tax_code_id=settings.exempt_tax_code_id,
         class_id=settings.class_id, department_id=settings.department_id,
+        exchange_rate=foreign_exchange_rate(order, settings, shop, currency) if currency_ref else None,
     ), order, settings)  # non-US: the order's tax codes per line
 
 
@@ -278,6 +281,8 @@ def render_refund(plan: RefundPlan, refs: Refs, deposit_account_id: str | None =
     body.update(tax_header(plan))  # Shopify's tax, not QBO's
     if plan.currency_ref:
         body["CurrencyRef"] = {"value": plan.currency_ref}
+        if plan.exchange_rate is not None:
+            body["ExchangeRate"] = plan.exchange_rate
     if plan.class_id:
         body["ClassRef"] = {"value": plan.class_id}
     if plan.department_id:
