@@ -188,3 +188,20 @@ def test_foreign_currency_invoice_and_its_payment_are_in_the_buyers_currency(cli
     assert Decimal(str(invoice["Balance"])) == 0
     # Shopify's own rate on both (not QBO's guess), so their home-currency amounts tie out.
     assert Decimal(str(payment["ExchangeRate"])) == Decimal(str(invoice["ExchangeRate"]))
+
+
+def test_mapping_while_quickbooks_waits_for_a_reconnect_is_saved(client, redis_conn, install_shop, intuit_sandbox,
+                                                                  shopify_sandbox, bearer):
+    connected = connect(install_shop, intuit_sandbox, shopify_sandbox, "DE", "de3-shop.myshopify.com")
+    order = corpus()["eu_oss_to_austria_same_rate_as_france"]
+    for line in order["line_items"] + order["shipping_lines"]:
+        for tax in line["tax_lines"]:
+            tax["title"] = "VAT"
+    order["shipping_address"]["country_code"] = order["billing_address"]["country_code"] = "BE"
+    send(client, connected, order)
+    drain(redis_conn)
+    assert SyncRecord.get().status == "flagged"
+    QboConnection.update(status="reconnect_required", status_reason="invalid_grant").execute()
+    [fr] = [c for c in intuit_sandbox.entities(connected.realm, "TaxCode") if c["Name"] == "OSS FR 20%"]
+    saved = client.put("/api/taxcodes", json={"mapping": {"VAT 20%": fr["Id"]}}, headers=bearer(connected.shop.domain))
+    assert saved.status_code == 200 and saved.json["resumed"] == 1

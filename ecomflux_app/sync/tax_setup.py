@@ -54,12 +54,13 @@ def ensure_tax_setup(conn: QboConnection | None, client=None, max_age: timedelta
 
 def resume_unmapped(shop: Shop) -> int:
     """Orders flagged for an unmapped tax go back through the exactly-once path (after a mapping)."""
-    from ..quickbooks.client import connection_for
     from ..translate.order import TranslationError, plan_order
     from .orders import shop_facts, shop_settings
     from .replay import replay_delivery
 
-    settings, facts = shop_settings(shop, connection_for(shop)), shop_facts(shop)
+    # The stored connection as it is (even waiting for a reconnect): resumed rows wait there if need be.
+    settings = shop_settings(shop, QboConnection.get_or_none(QboConnection.shop == shop.id))
+    facts = shop_facts(shop)
     flagged = SyncRecord.select().where((SyncRecord.shop == shop.id) & (SyncRecord.status == "flagged")
                                         & (SyncRecord.kind == "order")
                                         & SyncRecord.reason.contains(UNMAPPED_PREFIX))
