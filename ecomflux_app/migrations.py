@@ -62,6 +62,20 @@ def _v6_backfill_lease(db) -> None:
     migrator = PostgresqlMigrator(db) if is_postgres() else SqliteMigrator(db)
     steps = [migrator.add_column(table, name, getattr(BackfillRun, name))
              for name in ("owner", "lease_until") if name not in have]
+
+
+def _v9_tax_setup(db) -> None:
+    """Non-US companies keep their tax codes on the connection (read once, refreshed from the page)."""
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+
+    from .models import QboConnection
+
+    table = QboConnection._meta.table_name
+    have = {c.name for c in db.get_columns(table)}
+    migrator = PostgresqlMigrator(db) if is_postgres() else SqliteMigrator(db)
+    steps = [migrator.add_column(table, name, field) for name, field in
+             (("tax_setup", QboConnection.tax_setup), ("tax_setup_read_at", QboConnection.tax_setup_read_at))
+             if name not in have]
     if steps:
         migrate(*steps)
 
@@ -93,6 +107,7 @@ STEPS: list[tuple[int, str, Callable]] = [
     (5, "raw bytes of unstorable webhook bodies", _v5_raw_webhook_bodies),
     (6, "backfill run lease", _v6_backfill_lease),
     (8, "shopify payments payouts", _v8_payouts),
+    (9, "tax codes of non-US companies on the connection", _v9_tax_setup),
 ]
 
 

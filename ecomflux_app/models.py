@@ -117,6 +117,9 @@ class QboConnection(BaseModel):
     company_country = CharField(null=True, max_length=2)
     home_currency = CharField(null=True, max_length=3)
     multicurrency = BooleanField(default=False)
+    # Non-US companies: their TaxCodes/TaxRates as JSON (translate.tax_codes.TaxSetup.to_values).
+    tax_setup = TextField(null=True)
+    tax_setup_read_at = DateTimeField(null=True)
     access_token = EncryptedField(null=True)
     access_token_expires_at = DateTimeField(null=True)
     refresh_token = EncryptedField(null=True)

@@ -34,6 +34,9 @@ ROUTES = [
     ("GET", "/api/payouts", None),
     ("POST", "/api/payouts/sync", {}),
     ("POST", "/api/payouts/accounts", {"create": ["clearing"]}),
+    ("GET", "/api/taxcodes", None),
+    ("PUT", "/api/taxcodes", {"mapping": {"VAT 20%": "1"}}),
+    ("POST", "/api/taxcodes/refresh", {}),
 ]
 
 

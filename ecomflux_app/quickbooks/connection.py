@@ -139,6 +139,13 @@ def _read_company(conn: QboConnection) -> None:
         home_currency=(currency.get("HomeCurrency") or {}).get("value"),
         updated_at=utcnow(),
     ).where(QboConnection.id == conn.id).execute()
+    from ..sync.tax_setup import refresh_tax_setup
+
+    try:  # non-US companies: their tax codes, for the per-line TaxCodeRef
+        refresh_tax_setup(QboConnection.get_by_id(conn.id), client)
+    except QboError as exc:
+        log.warning("tax codes for realm %s not read (read again before the first order): %s", conn.realm_id,
+                    exc.describe())
 
 
 def check_company(conn: QboConnection) -> str | None:

@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 
 from flask import Flask, Response, jsonify, request
 
-from . import qbo_deposit, qbo_query
+from . import intuit_tax, qbo_deposit, qbo_query
 
 ACCESS_TTL = 3600
 REFRESH_TTL = 100 * 24 * 3600
@@ -80,8 +80,9 @@ class Company:
     """One QBO company (realm) and everything in it."""
 
     def __init__(self, realm: str, name: str, country: str, multicurrency: bool, home_currency: str,
-                 shipping_allowed: bool):
+                 shipping_allowed: bool, tax_codes: list | None = None):
         self.realm, self.name, self.country = realm, name, country
+        self.tax_codes = tax_codes  # a regime in intuit_tax.REGIMES' shape; None: the country's own
         self.multicurrency, self.home_currency, self.shipping_allowed = multicurrency, home_currency, shipping_allowed
         self.entities: dict[str, dict[str, dict]] = {e: {} for e in ENTITIES}
         self.next_id = 1
@@ -134,11 +135,12 @@ class Company:
         for name in ("Retail", "Wholesale"):
             self.add("Class", {"Name": name, "FullyQualifiedName": name})
         self.add("Department", {"Name": "Warehouse East", "FullyQualifiedName": "Warehouse East"})
-        self.entities["TaxCode"]["TAX"] = {"Id": "TAX", "Name": "TAX", "Active": True}
-        self.entities["TaxCode"]["NON"] = {"Id": "NON", "Name": "NON", "Active": True}
-        if self.country != "US":
-            self.add("TaxRate", {"Name": "GST/HST", "RateValue": 13})
-            self.entities["TaxCode"]["5"] = {"Id": "5", "Name": "HST ON", "Active": True}
+        if self.country == "US":
+            self.entities["TaxCode"]["TAX"] = {"Id": "TAX", "Name": "TAX", "Active": True}
+            self.entities["TaxCode"]["NON"] = {"Id": "NON", "Name": "NON", "Active": True}
+        else:
+            # Non-US companies have no TAX/NON pseudo-codes: real codes with sales rate lists.
+            intuit_tax.seed(self, self.tax_codes)
 
     def changed(self, entity: str, obj: dict, operation: str) -> None:
         """Queue a change notification (CloudEvents): 'created', 'updated', 'deleted', 'voided', 'merged'."""
@@ -250,11 +252,13 @@ class IntuitSandbox:
 
     # -- companies and tokens ----------------------------------------------------------------
     def create_company(self, name: str = "Sandbox Company", country: str = "US", multicurrency: bool = False,
-                       home_currency: str | None = None, shipping_allowed: bool = True, realm: str | None = None) -> str:
+                       home_currency: str | None = None, shipping_allowed: bool = True, realm: str | None = None,
+                       tax_codes: list | None = None) -> str:
         with self.lock:
             realm = realm or str(9130350000000000 + len(self.companies) + secrets.randbelow(10_000) * 100)
-            currency = home_currency or {"US": "USD", "CA": "CAD", "GB": "GBP", "AU": "AUD"}.get(country, "USD")
-            self.companies[realm] = Company(realm, name, country, multicurrency, currency, shipping_allowed)
+            currency = home_currency or intuit_tax.HOME_CURRENCY.get(country, "USD")
+            self.companies[realm] = Company(realm, name, country, multicurrency, currency, shipping_allowed,
+                                            tax_codes)
             return realm
 
     def company(self, realm: str) -> Company:
@@ -764,6 +768,10 @@ def _change(company: Company, entity: str, current: dict, body: dict, operation:
 
 
 def _validate(company: Company, entity: str, obj: dict, updating: bool = False) -> dict:
+    if entity in ("TaxCode", "TaxRate"):
+        # QBO writes these only through the TaxService endpoint (which this app must never call).
+        raise Fault(400, "2010", "Request has invalid or unsupported property",
+                    f"Operation create/update is not supported for {entity}", entity)
     if entity in NAMES:
         return _validate_name(company, entity, obj)
     if entity == "Item":
@@ -804,6 +812,12 @@ def _validate_name(company: Company, entity: str, obj: dict) -> dict:
     if obj.get("CurrencyRef") and _ref(obj["CurrencyRef"]) != company.home_currency and not company.multicurrency:
         raise Fault(400, "6000", "A business validation error has occurred while processing your request",
                     "Multicurrency is not enabled for this company", "CurrencyRef")
+    if company.multicurrency and entity == "Customer":
+        # A customer's currency is fixed for life once it is created.
+        before = company.entities["Customer"].get(str(obj.get("Id"))) if obj.get("Id") else None
+        obj.setdefault("CurrencyRef", {"value": company.home_currency})
+        if before and _ref(before.get("CurrencyRef")) not in (None, _ref(obj["CurrencyRef"])):
+            raise _business_fault("a customer's currency cannot be changed", "CurrencyRef")
     return obj
 
 
@@ -838,8 +852,7 @@ def _validate_txn(company: Company, entity: str, obj: dict) -> dict:
     customer_id = _ref(obj.get("CustomerRef"))
     if entity in ("Invoice", "CreditMemo") and not customer_id:
         raise Fault(400, "2020", "Required param missing", "CustomerRef is required", "CustomerRef")
-    if customer_id:
-        company.get("Customer", customer_id, "CustomerRef")
+    customer = company.get("Customer", customer_id, "CustomerRef") if customer_id else None
     if entity in ("RefundReceipt",) and not _ref(obj.get("DepositToAccountRef")):
         raise Fault(400, "2020", "Required param missing", "DepositToAccountRef is required", "DepositToAccountRef")
     for ref in ("DepositToAccountRef",):
@@ -855,6 +868,7 @@ def _validate_txn(company: Company, entity: str, obj: dict) -> dict:
     if currency and currency != company.home_currency and not company.multicurrency:
         raise Fault(400, "6000", "A business validation error has occurred while processing your request",
                     "Multicurrency is not enabled for this company", "CurrencyRef")
+    intuit_tax.check_currency(company, obj, customer, Fault)
     lines = obj.get("Line") or []
     if not lines:
         raise Fault(400, "2020", "Required param missing", "Line is required", "Line")
@@ -878,7 +892,7 @@ def _validate_txn(company: Company, entity: str, obj: dict) -> dict:
                                 f"Amount {amount} is not equal to UnitPrice * Qty ({expected})",
                                 f"Line[{n}].Amount")
             tax_code = _ref(detail.get("TaxCodeRef"))
-            if tax_code and tax_code not in company.entities["TaxCode"]:
+            if tax_code and tax_code not in company.entities["TaxCode"] and company.country == "US":
                 raise Fault(400, "2500", "Invalid Reference Id", f"TaxCode {tax_code} does not exist",
                             f"Line[{n}].TaxCodeRef")
             items_total += amount
@@ -896,14 +910,17 @@ def _validate_txn(company: Company, entity: str, obj: dict) -> dict:
             raise Fault(400, "2010", "Request has invalid or unsupported property", f"DetailType {kind!r}",
                         f"Line[{n}].DetailType")
     tax_detail = obj.get("TxnTaxDetail") or {}
-    total_tax = _money(tax_detail.get("TotalTax", 0), "TxnTaxDetail.TotalTax")
+    if company.country != "US":
+        total_tax = intuit_tax.apply_global_tax(company, obj, Fault, _money)
+    else:
+        total_tax = _money(tax_detail.get("TotalTax", 0), "TxnTaxDetail.TotalTax")
     mode = obj.get("GlobalTaxCalculation")
     if company.country == "US" and mode not in (None, "NotApplicable", "TaxExcluded", "TaxInclusive"):
         raise Fault(400, "2010", "Request has invalid or unsupported property", f"GlobalTaxCalculation {mode}",
                     "GlobalTaxCalculation")
     total = (items_total - discounts + total_tax).quantize(CENT)
     obj["TotalAmt"] = float(total)
-    obj["HomeTotalAmt"] = float(total * Decimal(str(obj.get("ExchangeRate") or 1)))
+    obj["HomeTotalAmt"] = float((total * Decimal(str(obj.get("ExchangeRate") or 1))).quantize(CENT))
     obj["Balance"] = float(total) if entity in ("Invoice", "CreditMemo") else 0
     if entity == "CreditMemo":
         obj["RemainingCredit"] = float(total)  # what a Payment may still apply to invoices
@@ -958,7 +975,8 @@ def _payment_links(company: Company, obj: dict) -> tuple[Decimal, Decimal]:
 
 def _validate_payment(company: Company, obj: dict) -> dict:
     """Checks a Payment without changing anything: an invalid one must leave every balance as it was."""
-    company.get("Customer", _ref(obj.get("CustomerRef")), "CustomerRef")
+    customer = company.get("Customer", _ref(obj.get("CustomerRef")), "CustomerRef")
+    intuit_tax.check_currency(company, obj, customer, Fault)
     total = _money(obj.get("TotalAmt"), "TotalAmt")
     if total < 0:
         raise _business_fault("TotalAmt cannot be negative", "TotalAmt")

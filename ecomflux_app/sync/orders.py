@@ -17,6 +17,7 @@ from .lifecycle import ensure_shop_active
 from .outcomes import FatalError, Outcome, RetryLater, WaitingForReconnect
 from .posting import BATCH_MAX, BatchItem, Document, PostResult, _update, flag, ledger_row, post_batch
 from .references import ReferenceResolver, post_with_current_references, prepare_references, stale_reference
+from .tax_setup import load_tax_setup, with_tax_setup
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def shop_settings(shop: Shop, conn: QboConnection | None) -> SyncSettings:
             country=conn.company_country or shop.country or "US",
             home_currency=conn.home_currency or shop.currency,
             multicurrency=bool(conn.multicurrency),
+            tax_setup=load_tax_setup(conn),
         ))
     return settings
 
@@ -99,6 +101,7 @@ def build_order_document(shop: Shop, order: dict, settings: SyncSettings, client
     """The order's document (references resolved), or the flag when it must not be posted; shared by
     webhooks, refunds, backfill (which batches the writes) and reconciliation."""
     order = with_transactions(shop, order)
+    settings = with_tax_setup(settings, client)
     try:
         plan = plan_order(order, settings, shop_facts(shop))
     except TranslationError as exc:

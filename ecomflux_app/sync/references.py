@@ -28,6 +28,7 @@ from ..quickbooks.client import PAGE, QboClient
 from ..quickbooks import notifications
 from ..quickbooks.errors import QboDuplicateName, QboValidationError, RealmBusy, parse_fault
 from ..translate.customer import (
+    DISPLAY_NAME_MAX,
     CustomerIdentity,
     base_display_name,
     email_key,
@@ -388,11 +389,12 @@ class ReferenceResolver:
     def _names_key(self) -> str:
         return directory_key(self.client.realm, self.shop.id, "names")
 
-    def free_display_name(self, identity: CustomerIdentity, also_taken: set[str] = frozenset()) -> str | None:
+    def free_display_name(self, identity: CustomerIdentity, also_taken: set[str] = frozenset(),
+                          currency: str | None = None) -> str | None:
         """The first display-name candidate no customer in the snapshot (nor `also_taken`, lower case)
         uses: saves a 6240 round trip."""
         conn = self.client.limiter.conn
-        candidates = list(display_name_candidates(identity))
+        candidates = currency_names(identity, currency)
         if not candidates:
             return None
         used = [c.lower() in also_taken for c in candidates]
@@ -451,7 +453,12 @@ class ReferenceResolver:
                                " AND Active IN (true, false)", "Customer"))
         return out
 
-    def pick_customer(self, identity: CustomerIdentity, found: dict[str, list[dict]]) -> dict | None:
+    def pick_customer(self, identity: CustomerIdentity, found: dict[str, list[dict]],
+                      currency: str | None = None) -> dict | None:
+        # QBO fixes a customer's currency: only one in the document's currency can take it.
+        wanted = (currency or self.settings.company.home_currency or "").upper()
+        found = {k: [r for r in rows if (((r.get("CurrencyRef") or {}).get("value") or wanted).upper() == wanted)]
+                 for k, rows in found.items()}
         rows = found.get("c-email") or []
         if rows:
             return sorted(rows, key=lambda r: (r.get("Active") is False, int(r.get("Id", 0))))[0]
@@ -459,7 +466,7 @@ class ReferenceResolver:
         if self.settings.customer_matching != "email_then_name" or not postal:
             return None
         # Our own names for this person: the plain name or one we suffixed because it was taken.
-        ours = {n.lower() for n in display_name_candidates(identity)}
+        ours = {n.lower() for n in currency_names(identity, currency)}
         for row in found.get("c-name") or []:
             codes = {((row.get(a) or {}).get("PostalCode") or "").replace(" ", "").upper() for a in ("ShipAddr", "BillAddr")}
             if (row.get("DisplayName") or "").lower() in ours and postal in codes:
@@ -485,7 +492,7 @@ class ReferenceResolver:
     def create_customer(self, identity: CustomerIdentity, currency: str | None, taken: set[str] = frozenset()) -> dict:
         """Create with the first display name not known to be `taken` (lower case); 6240 (taken by any
         customer/vendor/employee) tries the next."""
-        names = list(display_name_candidates(identity))
+        names = currency_names(identity, currency)
         # The requestid names the person as well as the name: two buyers who share a name must never
         # share a requestid, or QBO answers the second with the first one's customer.
         who = next(iter(self.customer_keys(identity, currency)), identity.shopify_customer_id or "")
@@ -602,12 +609,12 @@ class ReferenceResolver:
         creates: list[tuple[str, str, dict]] = []
         customer_row, taken = None, set()
         if not guest and customer_id is None:
-            customer_row = self.pick_customer(identity, found)
+            customer_row = self.pick_customer(identity, found, currency)
             if customer_row is not None:
                 customer_row = _reactivate(self.client, "Customer", customer_row, self.shop)
             else:
                 taken = names_seen(found, "c-name", "DisplayName")
-                name = self.free_display_name(identity, also_taken=taken)
+                name = self.free_display_name(identity, also_taken=taken, currency=currency)
                 if name is None:
                     guest = True
                 else:
@@ -784,3 +791,13 @@ def prepare_references(shop: Shop, client: QboClient, settings: SyncSettings, pl
             for k in keys:
                 _remember(CustomerMap, shop, k, str(row["Id"]), display_name=row.get("DisplayName"),
                           shopify_customer_id=identity.shopify_customer_id)
+
+
+def currency_names(identity: CustomerIdentity, currency: str | None) -> list[str]:
+    """Display names to try; a customer in a foreign currency is named for it ("Ann Lee (EUR)"),
+    since the same buyer's home-currency customer keeps the plain name."""
+    names = list(display_name_candidates(identity))
+    if not currency:
+        return names
+    suffix = f" ({currency})"
+    return list(dict.fromkeys(n[:DISPLAY_NAME_MAX - len(suffix)] + suffix for n in names))

@@ -43,6 +43,7 @@ from .reading import (
 )
 from .render import document_totals, render_document
 from .settings import SyncSettings
+from .tax_codes import applies as global_tax_applies, assign_tax_codes, destination_country, shopify_tax_lines
 
 MAX_QUANTITY = 10_000_000
 
@@ -214,7 +215,9 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
 
     titles = _discount_titles(order)
     discount_by_index: dict[int, Decimal] = {}
-    use_discount_items = bool(settings.discount_item_id)
+    # Non-US companies: discounts are item lines so each carries its line's tax code.
+    global_tax = global_tax_applies(settings)
+    use_discount_items = bool(settings.discount_item_id) or global_tax
 
     proration_fix = _proration_fix(order, read)
     added_back = _money_refunds_added_back(order, read)
@@ -312,6 +315,8 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
             kind=kind, description=description[:DESCRIPTION_MAX], qty=Decimal(current), unit_price=price,
             amount=amount, taxable=taxable, item_key=item_key, item_id=item_id, item_name=item_name,
             sku=sku if kind == PRODUCT else None, source_id=text(li.get("id")),
+            tax_lines=shopify_tax_lines(li, where, read, current, quantity) if global_tax else (),
+            tax_exempt=kind == PRODUCT and li.get("taxable") is False,
         ))
         if discount:
             note_discounts(allocs)
@@ -322,6 +327,7 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
                     kind=DISCOUNT, description=f"Discount ({discount_label(allocs)}) on {description}"[:DESCRIPTION_MAX],
                     qty=Decimal(1), unit_price=-discount, amount=-discount, taxable=taxable,
                     item_id=settings.discount_item_id, source_id=text(li.get("id")),
+                    item_key=None if settings.discount_item_id else "special:discount",
                 ))
         if current < quantity:
             removed.append(RemovedLine(text(li.get("id")), description, quantity - current))
@@ -356,6 +362,7 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
             kind=SHIPPING, description=f"Shipping: {title}"[:DESCRIPTION_MAX], qty=Decimal(1), unit_price=price,
             amount=price, taxable=ship_tax > 0, item_id=ship_item_id,
             item_key=None if ship_item_id else "special:shipping", source_id=text(sl.get("id")),
+            tax_lines=shopify_tax_lines(sl, where, read) if global_tax else (),
         ))
         if discount:
             shipping_discounts += discount
@@ -371,6 +378,7 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
                     kind=DISCOUNT, description=f"Shipping discount ({label})"[:DESCRIPTION_MAX], qty=Decimal(1),
                     unit_price=-discount, amount=-discount, taxable=ship_tax > 0,
                     item_id=settings.discount_item_id, source_id=text(sl.get("id")),
+                    item_key=None if settings.discount_item_id else "special:discount",
                 ))
 
     # Edits already in the order (refunds that moved no money): current_* figures are net of them,
@@ -458,7 +466,8 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
             ))
     elif taxes_included:
         tax_mode = TAX_INCLUSIVE
-        lines = net_of_included_tax(lines, taxed, tax_total)
+        if not global_tax:  # tax_codes splits gross amounts by each line's code
+            lines = net_of_included_tax(lines, taxed, tax_total)
     elif company.is_us:
         tax_mode = TAX_US
     else:
@@ -475,6 +484,14 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
             item_id=settings.gift_card_liability_item_id,
             item_key=None if settings.gift_card_liability_item_id else "special:gift_card",
         ))
+
+    tax_rates: tuple = ()
+    tax_unmapped: tuple = ()
+    tax_issue: str | None = None
+    if global_tax and tax_mode in (TAX_EXCLUDED, TAX_INCLUSIVE):
+        coded = assign_tax_codes(lines, tax_total, tax_mode == TAX_INCLUSIVE, company.tax_setup,
+                                 settings.tax_code_map, settings.exempt_tax_code_id, destination_country(order))
+        lines, tax_rates, tax_issue, tax_unmapped = list(coded.lines), coded.rates, coded.issue, coded.unmapped
 
     discount_total = line_discounts + shipping_discounts
     discounts = tuple(
@@ -507,6 +524,8 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
     computed = quantize(document_total + redeemed)
     balance = _balance(expected, computed, document_total, tax_mode, tax_total,
                        added_back.total if as_sold else ZERO)
+    if tax_issue:
+        balance = BalanceCheck(expected, computed, False, tax_issue)
 
     identity = identity_for(order)
     txn_date = txn_date_for(order, shop.timezone)
@@ -537,7 +556,7 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
         balance=balance, warnings=tuple(warnings), us_company=company.is_us,
         reflected_refund_ids=tuple(refund_ids), shipping_refunded=quantize(shipping_refunded),
         taxable_tax_code_id=settings.taxable_tax_code_id, exempt_tax_code_id=settings.exempt_tax_code_id,
-        discount_account_id=settings.discount_account_id,
+        discount_account_id=settings.discount_account_id, tax_rates=tax_rates, tax_unmapped=tax_unmapped,
     )
 
 

@@ -27,7 +27,7 @@ from typing import Any, Mapping
 
 from .money import ZERO, MoneyError, format_money, money, quantize
 from .plan import GIFT_CARD_GATEWAY, PRIVATE_NOTE_MAX, ShopFacts, TranslationError
-from .reading import money_back, money_reader_for, objects, order_marker, text, txn_date_for
+from .reading import foreign_exchange_rate, money_back, money_reader_for, objects, order_marker, text, txn_date_for
 from .settings import SyncSettings
 
 PAYMENT_REF_MAX = 21
@@ -49,6 +49,7 @@ class PaymentPlan:
     private_note: str
     currency_ref: str | None
     payment_marker: str  # ecomflux:<source key>: this Payment's own identity in PrivateNote
+    exchange_rate: Decimal | None = None  # foreign currency: Shopify's own rate, as on the invoice
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ def plan_payments(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFa
         raise TranslationError("id", "missing order id")
     order_name = text(order.get("name")) or f"#{order_id}"
     read, _currency, currency_ref = money_reader_for(order, settings, shop)
+    rate = foreign_exchange_rate(order, settings, shop, _currency) if currency_ref else None
     marker = order_marker(order_id)
     plans: list[PaymentPlan] = []
 
@@ -127,7 +129,8 @@ def plan_payments(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFa
         return PaymentPlan(source_key=key, order_id=order_id, order_name=order_name, amount=quantize(amount),
                            gateway=gateway, txn_date=txn_date_for(when, shop.timezone),
                            reference=(ref or "")[:PAYMENT_REF_MAX] or None, marker=marker,
-                           private_note=note[:PRIVATE_NOTE_MAX], currency_ref=currency_ref, payment_marker=own)
+                           private_note=note[:PRIVATE_NOTE_MAX], currency_ref=currency_ref, payment_marker=own,
+                           exchange_rate=rate)
 
     transactions = order.get("transactions")
     if isinstance(transactions, list) and transactions:
@@ -202,6 +205,8 @@ def render_payment(plan: PaymentPlan, customer_id: str, invoice_id: str, deposit
         body["PaymentMethodRef"] = {"value": payment_method_id}
     if plan.currency_ref:
         body["CurrencyRef"] = {"value": plan.currency_ref}
+        if plan.exchange_rate is not None:
+            body["ExchangeRate"] = plan.exchange_rate
     return body
 
 

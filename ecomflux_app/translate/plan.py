@@ -66,6 +66,11 @@ class PlanLine:
     # Tax-inclusive documents: amount/unit_price are net of tax (QBO's Line.Amount) and
     # gross_amount is what Shopify charged (SalesItemLineDetail.TaxInclusiveAmt).
     gross_amount: Decimal | None = None
+    # Non-US companies (translate.tax_codes): Shopify's tax lines on this line, whether Shopify
+    # calls the product not taxable, and the QBO tax code chosen for it.
+    tax_lines: tuple["TaxEntry", ...] = ()
+    tax_exempt: bool = False
+    tax_code_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,9 @@ class OrderPlan:
     taxable_tax_code_id: str | None = None  # non-US TaxCodeRef for taxable lines
     exempt_tax_code_id: str | None = None
     discount_account_id: str | None = None
+    # Non-US companies: Shopify's tax per QBO rate (TxnTaxDetail.TaxLine), see translate.tax_codes.
+    tax_rates: tuple[Any, ...] = ()
+    tax_unmapped: tuple[Any, ...] = ()  # tax_codes.UnmappedTax: what the admin must map before it posts
 
     @property
     def item_keys(self) -> list[str]:

@@ -55,6 +55,24 @@ def plan_summary(plan: OrderPlan) -> dict[str, Any]:
     }
 
 
+def tax_code_summary(plan: OrderPlan, settings: SyncSettings) -> dict[str, Any]:
+    """Non-US: the tax code on each line and any Shopify tax still to map ({} for US companies)."""
+    setup = settings.company.tax_setup
+    if setup is None or settings.company.is_us:
+        return {}
+    rows = []
+    for line in plan.lines:
+        code = setup.code(line.tax_code_id)
+        rows.append({"description": line.description, "tax_code_id": line.tax_code_id,
+                     "tax_code": code.describe() if code else None})
+    return {"line_tax_codes": rows,
+            "tax_rates": [{"rate": r.rate_name, "percent": str(r.percent), "net": format_money(r.net),
+                           "tax": format_money(r.amount), "quickbooks_computes": format_money(r.qbo_computed)}
+                          for r in plan.tax_rates],
+            "unmapped_taxes": [{"tax": u.signature, "line": u.line, "suggestions": list(u.suggestions)}
+                               for u in plan.tax_unmapped]}
+
+
 def preview_document(order: Mapping[str, Any], settings: SyncSettings,
                      shop_facts: ShopFacts | None = None) -> dict[str, Any]:
     """{"ok", "document", "balance", "summary"} — or {"ok": False, "error", "field"} for bad input.
@@ -71,5 +89,5 @@ def preview_document(order: Mapping[str, Any], settings: SyncSettings,
         "document_type": plan.doc_type,
         "document": document,
         "balance": plan.balance.to_values(),
-        "summary": plan_summary(plan),
+        "summary": dict(plan_summary(plan), **tax_code_summary(plan, settings)),
     }

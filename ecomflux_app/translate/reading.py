@@ -225,3 +225,10 @@ def rate_of(value: Any, where: str) -> Decimal | None:
         return parse_money(value, where)
     except MoneyError:
         return None
+
+
+def foreign_exchange_rate(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts | None,
+                          currency: str) -> Decimal | None:
+    """The rate plan_order puts on the order's document, for its refunds and payments too."""
+    shop_currency = (text(order.get("currency")) or (shop or ShopFacts()).currency).upper()
+    return exchange_rate_for(order, currency, settings.company.home_currency, shop_currency)

@@ -24,11 +24,12 @@ from .plan import (
     TAX_AS_LINE, TAX_EXCLUDED, TAX_INCLUSIVE, TAX_US, BalanceCheck, PlanLine, Refs, ShopFacts, TranslationError,
 )
 from .reading import (
-    doc_number_for, identity_for, money_back, money_reader_for, moved_money, objects, order_marker, text, txn_date_for,
-    whole,
+    doc_number_for, foreign_exchange_rate, identity_for, money_back, money_reader_for, moved_money, objects,
+    order_marker, text, txn_date_for, whole,
 )
 from .render import sales_item_line, tax_header
 from .settings import SyncSettings
+from .tax_codes import code_refund
 from .customer import CustomerIdentity
 
 ADJUSTMENT = "adjustment"
@@ -65,6 +66,8 @@ class RefundPlan:
     exempt_tax_code_id: str | None = None
     class_id: str | None = None
     department_id: str | None = None
+    tax_rates: tuple[Any, ...] = ()  # non-US: Shopify's refunded tax per QBO rate (translate.tax_codes)
+    exchange_rate: Decimal | None = None  # foreign currency: Shopify's own rate, as on the order document
 
     @property
     def empty(self) -> bool:
@@ -244,7 +247,7 @@ def plan_refund(refund: Mapping[str, Any], order: Mapping[str, Any], settings: S
     if note:
         private_note += f"\nNote: {note}"
     when = refund_moment(refund)
-    return RefundPlan(
+    return code_refund(RefundPlan(
         doc_type=doc_type, refund_id=refund_id, order_id=order_id, order_name=order_name,
         source_key=f"refund:{refund_id}", doc_number=refund_doc_number(base_number, refund_id),
         order_doc_number=base_number, marker=marker, private_note=private_note[:PRIVATE_NOTE_MAX],
@@ -254,7 +257,8 @@ def plan_refund(refund: Mapping[str, Any], order: Mapping[str, Any], settings: S
         document_total=document_total, balance=balance, us_company=company.is_us,
         taxable_tax_code_id=settings.taxable_tax_code_id, exempt_tax_code_id=settings.exempt_tax_code_id,
         class_id=settings.class_id, department_id=settings.department_id,
-    )
+        exchange_rate=foreign_exchange_rate(order, settings, shop, currency) if currency_ref else None,
+    ), order, settings)  # non-US: the order's tax codes per line
 
 
 def _shipping_line(amount: Decimal, tax: Decimal, ship_item_id: str | None, taxes_included: bool,
@@ -279,6 +283,8 @@ def render_refund(plan: RefundPlan, refs: Refs, deposit_account_id: str | None =
     body.update(tax_header(plan))  # Shopify's tax, not QBO's
     if plan.currency_ref:
         body["CurrencyRef"] = {"value": plan.currency_ref}
+        if plan.exchange_rate is not None:
+            body["ExchangeRate"] = plan.exchange_rate
     if plan.class_id:
         body["ClassRef"] = {"value": plan.class_id}
     if plan.department_id:

@@ -26,7 +26,7 @@ def sales_item_line(plan: Any, line: PlanLine, refs: Refs) -> dict[str, Any]:
     detail: dict[str, Any] = {"ItemRef": {"value": item_id}, "Qty": line.qty, "UnitPrice": line.unit_price}
     if plan.tax_mode == TAX_INCLUSIVE:
         detail["TaxInclusiveAmt"] = _num(line.gross_amount if line.gross_amount is not None else line.amount)
-    tax_code = _tax_code(plan, line.taxable)
+    tax_code = {"value": line.tax_code_id} if line.tax_code_id else _tax_code(plan, line.taxable)
     if tax_code:
         detail["TaxCodeRef"] = tax_code
     return {"DetailType": "SalesItemLineDetail", "Amount": _num(line.amount), "Description": line.description,
@@ -39,6 +39,14 @@ def tax_header(plan: Any) -> dict[str, Any]:
     if plan.tax_mode in (TAX_US, TAX_EXCLUDED, TAX_INCLUSIVE):
         # Sending TotalTax stops QBO (automated sales tax) from recomputing Shopify's tax.
         out["TxnTaxDetail"] = {"TotalTax": _num(plan.tax_total)}
+    rates = getattr(plan, "tax_rates", ())
+    if rates and plan.tax_mode in (TAX_EXCLUDED, TAX_INCLUSIVE):
+        # Non-US: Shopify's tax per QBO rate; QBO takes these as rounding corrections of its own.
+        out["TxnTaxDetail"]["TaxLine"] = [
+            {"Amount": _num(r.amount), "DetailType": "TaxLineDetail", "TaxLineDetail": {
+                "TaxRateRef": {"value": r.rate_id}, "PercentBased": True, "TaxPercent": r.percent,
+                "NetAmountTaxable": _num(r.net)}}
+            for r in rates]
     if plan.tax_mode == TAX_EXCLUDED:
         out["GlobalTaxCalculation"] = "TaxExcluded"
     elif plan.tax_mode == TAX_INCLUSIVE:

@@ -61,6 +61,8 @@ class CompanyFacts:
     multicurrency: bool = False
     shipping_allowed: bool = True
     automated_sales_tax: bool = True
+    # Non-US: the company's tax codes (translate.tax_codes.TaxSetup), read from QBO by the sync.
+    tax_setup: Any = field(default=None, compare=False, repr=False)
 
     @property
     def is_us(self) -> bool:
@@ -72,7 +74,7 @@ class CompanyFacts:
         return facts
 
     def to_values(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "tax_setup"}
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,8 @@ class SyncSettings:
     payout_chargeback_account_id: str | None = None  # default: the fee account
     payout_adjustment_account_id: str | None = None  # default: the fee account
     payouts_start_date: date | None = None  # payouts issued before it are not posted
+    # Non-US: Shopify tax signature ("VAT 20%", "GST 5% + PST 7%") -> QBO tax code id, set on the page.
+    tax_code_map: dict[str, str] = field(default_factory=dict)
     company: CompanyFacts = field(default_factory=CompanyFacts)
     # Fields from_values() could not read (they kept their defaults); validate() reports them.
     parse_errors: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -304,6 +308,15 @@ def parse_settings(values: Mapping[str, Any]) -> tuple[SyncSettings, dict[str, s
             mapping[gateway.strip()] = method_s
         else:
             kwargs[map_name] = mapping
+
+    if values.get("tax_code_map") is not None:
+        raw = values["tax_code_map"]
+        codes = raw if isinstance(raw, Mapping) else None
+        if codes is None or not all(isinstance(k, str) and k.strip() and len(k) <= 200 and isinstance(v, (str, int))
+                                    and _QBO_ID.match(str(v).strip()) for k, v in codes.items()):
+            errors["tax_code_map"] = "must map Shopify taxes to QuickBooks tax code ids"
+        else:
+            kwargs["tax_code_map"] = {k.strip(): str(v).strip() for k, v in codes.items()}
 
     if "company" in values and values["company"] is not None:
         raw = values["company"]

@@ -10,6 +10,7 @@ BLUEPRINT_MODULES = [
     "qbo_webhooks",
     "after_sale_api",
     "payouts_api",
+    "taxcodes",
     "support",
     "support_payouts",
     "dev",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from decimal import Decimal
@@ -67,11 +68,18 @@ def connection_state(conn: QboConnection | None) -> str:
 def company_facts(conn: QboConnection | None) -> CompanyFacts:
     if conn is None or connection_state(conn) == "not_connected":
         return CompanyFacts()
-    return CompanyFacts.from_values({
+    facts = CompanyFacts.from_values({
         "country": conn.company_country,
         "home_currency": conn.home_currency,
         "multicurrency": bool(conn.multicurrency),
     })
+    return dataclasses.replace(facts, tax_setup=_tax_setup(conn))  # non-US: codes per line in Preview
+
+
+def _tax_setup(conn):
+    from ..sync.tax_setup import load_tax_setup
+
+    return load_tax_setup(conn)
 
 
 def stored_values(shop) -> dict:

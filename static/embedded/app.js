@@ -88,6 +88,8 @@
     this.message = (body && body.error) || ("request failed (" + status + ")");
   }
 
+  window.EcomFluxApi = function (method, path, body) { return api(method, path, body); };  // page partials share the session token
+
   function api(method, path, body, retried) {
     return freshToken(false).then(function (t) {
       var init = { method: method, headers: { "Accept": "application/json" } };
