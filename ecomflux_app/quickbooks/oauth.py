@@ -79,6 +79,8 @@ def exchange_code(code: str, realm_id: str) -> TokenSet:
 
 
 def refresh(refresh_token: str) -> TokenSet:
+    if not refresh_token:  # nothing Intuit could take: the admin must connect again (intuitlib raises ValueError)
+        raise IntuitGrantError("no refresh token stored")
     client = auth_client()
     _call(client.refresh, refresh_token)
     return _tokens(client)

@@ -73,7 +73,7 @@ def _own_backfill(run_id: int) -> BackfillRun | None:
     return BackfillRun.get_or_none((BackfillRun.id == run_id) & (BackfillRun.shop == g.shop))
 
 
-@bp.post("/backfill/<int:run_id>/resume")
+@bp.post("/backfill/<id:run_id>/resume")
 @require_session_token
 def resume_backfill_route(run_id: int):
     """Continue a stalled, paused or failed import from where it stopped (on the bulk queue)."""
@@ -91,7 +91,7 @@ def resume_backfill_route(run_id: int):
         return _error(409, str(exc), backfill=progress(run))
 
 
-@bp.post("/backfill/<int:run_id>/cancel")
+@bp.post("/backfill/<id:run_id>/cancel")
 @require_session_token
 def cancel_backfill_route(run_id: int):
     """Stop an import for good; what it posted stays posted, and a new import can start."""
@@ -200,7 +200,7 @@ def reconciliation_post_missing(run_id: int):
     return _json(dict(report_json(run), queued=len(missing)), 202)
 
 
-@bp.post("/reconciliation/<int:run_id>/fix")
+@bp.post("/reconciliation/<id:run_id>/fix")
 @require_session_token
 def reconciliation_fix(run_id: int):
     """Queue the action that fixes one difference of a finished report (body: {"index": n})."""

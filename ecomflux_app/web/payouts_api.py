@@ -112,6 +112,7 @@ def create_payout_accounts():
     """Create (or find by name) the "Shopify Payments clearing" and "Shopify Payments fees" accounts, and use them."""
     from ..quickbooks.client import QboClient
     from ..quickbooks.errors import QboError
+    from ..sync.outcomes import WaitingForReconnect
     from ..translate.query import quote
     from ..translate.requestid import request_id
     from . import qbo_bridge
@@ -141,7 +142,7 @@ def create_payout_accounts():
                 account = client.create("Account", {"Name": name, "AccountType": kind, "AccountSubType": subtype},
                                         request_id(shop.domain, f"account:{name}", "Account"))
             chosen[setting] = str(account["Id"])
-    except QboError as exc:
+    except (QboError, WaitingForReconnect) as exc:
         return _error(502, f"QuickBooks refused: {exc.describe()}")
     values = dict(stored_values(shop), **chosen)
     now = utcnow()

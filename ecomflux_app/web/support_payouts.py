@@ -8,6 +8,7 @@ from flask import Blueprint, abort, render_template, request
 from flask_login import login_required
 
 from ..models import Payout, ProcessingAttempt, Shop, SyncRecord
+from . import params
 
 bp = Blueprint("support_payouts", __name__, url_prefix="/support/payouts")
 PAGE_SIZE = 50
@@ -23,10 +24,7 @@ def payouts():
         query = query.where(Shop.domain == shop)
     if status:
         query = query.where(Payout.status == status)
-    try:
-        before = int(request.args.get("before") or 0)
-    except ValueError:
-        before = 0
+    before = params.query_int("before")
     if before:
         query = query.where(Payout.id < before)
     rows = list(query.order_by(Payout.id.desc()).limit(PAGE_SIZE + 1))
@@ -41,7 +39,7 @@ def payouts():
                            next_before=rows[-1].id if more and rows else None)
 
 
-@bp.get("/<int:row_id>")
+@bp.get("/<id:row_id>")
 @login_required
 def payout_detail(row_id: int):
     row = Payout.get_or_none(Payout.id == row_id) or abort(404)

@@ -11,6 +11,7 @@ from flask import Blueprint, jsonify, request
 
 from ..models import ShopSettings, SyncRecord, WebhookDelivery, utcnow
 from ..quickbooks.errors import QboError
+from ..sync.outcomes import WaitingForReconnect
 from ..sync.tax_setup import FRESH_FOR, ensure_tax_setup, load_tax_setup, refresh_tax_setup, resume_unmapped
 from ..translate.order import ShopFacts, TranslationError, plan_order
 from ..translate.settings import SyncSettings
@@ -69,7 +70,7 @@ def get_taxcodes():
     conn = _connection(shop)
     try:
         ensure_tax_setup(conn, max_age=FRESH_FOR)  # a code added in QuickBooks shows within minutes
-    except QboError as exc:
+    except (QboError, WaitingForReconnect) as exc:
         log.info("tax codes for %s not refreshed: %s", shop.domain, exc)
     return jsonify(_state(shop))
 
@@ -85,7 +86,7 @@ def refresh():
         return _error(409, "connect QuickBooks first")
     try:
         refresh_tax_setup(conn)
-    except QboError as exc:
+    except (QboError, WaitingForReconnect) as exc:
         return _error(502, f"QuickBooks did not answer: {exc}")
     # A code added in QuickBooks may settle flagged orders by itself (one code of that rate).
     return jsonify(dict(_state(shop), resumed=resume_unmapped(shop)))
