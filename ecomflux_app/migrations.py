@@ -62,6 +62,8 @@ def _v6_backfill_lease(db) -> None:
     migrator = PostgresqlMigrator(db) if is_postgres() else SqliteMigrator(db)
     steps = [migrator.add_column(table, name, getattr(BackfillRun, name))
              for name in ("owner", "lease_until") if name not in have]
+    if steps:
+        migrate(*steps)
 
 
 def _v9_tax_setup(db) -> None:
@@ -111,20 +113,22 @@ STEPS: list[tuple[int, str, Callable]] = [
 ]
 
 
-def current_version() -> int:
+def applied_versions() -> set[int]:
     if not database.table_exists(SchemaVersion._meta.table_name):
-        return 0
-    latest = SchemaVersion.select().order_by(SchemaVersion.version.desc()).first()
-    return latest.version if latest else 0
+        return set()
+    return {row.version for row in SchemaVersion.select(SchemaVersion.version)}
 
 
 def upgrade() -> list[str]:
-    """Apply every pending step, each in its own transaction; returns what was applied."""
+    """Apply every step not yet recorded, in order, each in its own transaction; returns what was applied.
+
+    By recorded version, not "above the highest": steps from branches merged in another order (a database
+    that has 4-6 and then gains step 3) still run, and each step is idempotent."""
     database.create_tables([SchemaVersion], safe=True)
     applied = []
-    have = current_version()
-    for version, name, step in STEPS:
-        if version <= have:
+    have = applied_versions()
+    for version, name, step in sorted(STEPS, key=lambda s: s[0]):
+        if version in have:
             continue
         with database.atomic():
             step(database)
