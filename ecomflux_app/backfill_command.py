@@ -14,7 +14,7 @@ from . import runtime
 from .models import BackfillRun, Shop
 from .shopify.errors import ShopifyUnreachable
 from .sync import backfill
-from .sync.outcomes import RetryLater
+from .work_results import RetryLater
 from .sync.reconcile import shop_today
 
 

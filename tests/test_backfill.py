@@ -205,7 +205,7 @@ def test_a_backfilled_order_leaves_the_same_ledger_and_attempt_records_as_a_live
 
 
 def test_backfill_leaves_an_order_another_worker_is_posting_to_that_worker(redis_conn, connected_shop, orders):
-    from ecomflux_app.sync.outcomes import RetryLater
+    from ecomflux_app.work_results import RetryLater
 
     week = seed(connected_shop, orders, 5)
     held = week[2]

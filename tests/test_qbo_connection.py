@@ -16,7 +16,7 @@ from ecomflux_app.quickbooks.client import QboClient
 from ecomflux_app.quickbooks.keepalive import keep_connections_alive
 from ecomflux_app.quickbooks.limiter import RealmLimiter
 from ecomflux_app.quickbooks.tokens import fresh_access_token
-from ecomflux_app.sync.outcomes import WaitingForReconnect
+from ecomflux_app.work_results import WaitingForReconnect
 from tests.fixtures_flow import connect_shop_to_company
 
 SHOP = "qbo-shop.myshopify.com"

@@ -17,7 +17,7 @@ import requests
 
 from .. import runtime
 from ..models import QboConnection, Shop, utcnow
-from ..sync.outcomes import WaitingForReconnect
+from ..work_results import WaitingForReconnect
 from ..translate.jsonout import dumps
 from .errors import QboAuthError, QboAuthorizationFailed, QboError, QboThrottled, QboTransient, parse_fault
 from .limiter import MAX_WAIT_SECONDS as MAX_WAIT

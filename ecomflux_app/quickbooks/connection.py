@@ -8,13 +8,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlencode
 
-import redis
-
 from .. import runtime
 from ..db import database
 from ..models import OAuthState, QboConnection, Shop, utcnow
 from ..shopify.oauth import consume_state, issue_state
-from ..sync.outcomes import WaitingForReconnect
+from ..work_results import WaitingForReconnect
 from . import oauth
 from .client import QboClient
 from .errors import QboError
@@ -174,13 +172,9 @@ def check_company(conn: QboConnection) -> str | None:
 
 def resume_parked(shop: Shop) -> int:
     """Orders that waited while QuickBooks was unreachable post by themselves now."""
-    from ..sync.sweeper import resume_pending
+    from ..sync.sweeper import resume_parked as resume
 
-    try:
-        return resume_pending(runtime.redis(), shop.domain)
-    except redis.RedisError as exc:
-        log.warning("could not resume parked work for %s (the sweeper will not pick it): %s", shop.domain, exc)
-        return 0
+    return resume(shop.domain)
 
 
 def _forget(conn: QboConnection, reason: str) -> None:

@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 
 from ..models import QboConnection, utcnow
-from ..sync.outcomes import WaitingForReconnect
+from ..work_results import WaitingForReconnect
 from .errors import QboError
 from .expiry import authorization_end
 from .tokens import fresh_access_token

@@ -16,7 +16,7 @@ import redis
 from .. import runtime
 from ..db import database
 from ..models import QboConnection, utcnow
-from ..sync.outcomes import WaitingForReconnect
+from ..work_results import WaitingForReconnect
 from . import oauth
 from .errors import QboTransient
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..sync.outcomes import RetryLater, WaitingForReconnect
+from ..work_results import RetryLater, WaitingForReconnect
 
 
 class ShopifyError(Exception):

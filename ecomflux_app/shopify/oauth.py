@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from typing import Iterable, Mapping
 from urllib.parse import urlencode
 
-import redis
 import requests
 
 from .. import runtime
@@ -202,24 +201,12 @@ def store_install(shop_domain: str, tokens: TokenSet) -> Shop:
     Shop.update(name=info["name"], email=info["email"], currency=info["currency"], timezone=info["timezone"],
                 country=info["country"], updated_at=utcnow()).where(Shop.id == shop.id).execute()
     shop = Shop.get_by_id(shop.id)
-    resumed = resume_parked_work(shop_domain)
+    from ..sync.sweeper import resume_parked
+
+    resumed = resume_parked(shop_domain)
     log.info("shop %s installed (%s), %d parked deliveries resumed", shop_domain,
              "reactivated" if reinstall else "tokens stored", resumed)
     return shop
-
-
-def resume_parked_work(shop_domain: str) -> int:
-    """Re-enqueue the shop's parked deliveries; if Redis is down, make them due so the sweeper does it."""
-    from ..models import WebhookDelivery
-    from ..sync.sweeper import resume_pending
-
-    try:
-        return resume_pending(runtime.redis(), shop_domain)
-    except redis.RedisError as exc:
-        log.warning("resume of %s deferred to the sweeper: %s", shop_domain, exc)
-        return WebhookDelivery.update(next_attempt_at=utcnow()).where(
-            (WebhookDelivery.shop_domain == shop_domain) & (WebhookDelivery.status == "pending")
-            & (WebhookDelivery.next_attempt_at.is_null())).execute()
 
 
 def install_via_token_exchange(session: SessionToken) -> Shop:

@@ -21,7 +21,7 @@ from ..quickbooks.client import QboClient, connection_for
 from ..quickbooks.errors import QboError
 from ..translate.settings import SyncSettings
 from .orders import post_orders, shop_settings
-from .outcomes import FatalError, RetryLater, WaitingForReconnect
+from ..work_results import FatalError, RetryLater, WaitingForReconnect
 from .posting import translate_error
 from .refunds import mark_reflected
 

@@ -15,7 +15,7 @@ from ..db import database
 from ..models import ComplianceRequest, CustomerMap, ProcessingAttempt, Shop, SyncRecord, WebhookDelivery, utcnow
 from ..shopify.webhooks import ORDER_TOPICS
 from .dispatch import DeliveryContext
-from .outcomes import Outcome
+from ..work_results import Outcome
 
 log = logging.getLogger(__name__)
 

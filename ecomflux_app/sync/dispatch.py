@@ -13,7 +13,7 @@ from peewee import InterfaceError, OperationalError
 
 from ..db import database
 from ..models import Shop, WebhookDelivery, utcnow
-from .outcomes import FatalError, RetryLater, WaitingForReconnect
+from ..work_results import FatalError, RetryLater, WaitingForReconnect
 
 log = logging.getLogger(__name__)
 

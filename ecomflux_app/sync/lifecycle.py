@@ -7,7 +7,7 @@ import logging
 from ..db import database
 from ..models import QboConnection, Shop, utcnow
 from .dispatch import DeliveryContext
-from .outcomes import Outcome
+from ..work_results import Outcome
 
 log = logging.getLogger(__name__)
 

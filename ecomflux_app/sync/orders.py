@@ -14,7 +14,7 @@ from ..translate.order import Refs, ShopFacts, TranslationError, order_marker, p
 from ..translate.settings import CompanyFacts, SyncSettings
 from .dispatch import DeliveryContext
 from .lifecycle import ensure_shop_active
-from .outcomes import FatalError, Outcome, RetryLater, WaitingForReconnect
+from ..work_results import FatalError, Outcome, RetryLater, WaitingForReconnect
 from .posting import BATCH_MAX, BatchItem, Document, PostResult, _update, flag, ledger_row, post_batch
 from .references import ReferenceResolver, post_with_current_references, prepare_references, stale_reference
 from .tax_setup import load_tax_setup, with_tax_setup

@@ -12,7 +12,7 @@ from ..translate.order import TranslationError
 from ..translate.payment import deposit_account_for, payment_method_for, plan_payments, render_payment
 from ..translate.settings import SyncSettings
 from .orders import post_order, shop_facts, with_transactions
-from .outcomes import FatalError, Outcome, RetryLater
+from ..work_results import FatalError, Outcome, RetryLater
 from .posting import Document, PostResult, find_payment, flag, ledger_lock, ledger_row, post_document, read_once
 
 log = logging.getLogger(__name__)

@@ -43,7 +43,7 @@ from ..translate.money import ZERO, parse_money, quantize
 from ..translate.payment import has_marker
 from ..translate.query import quote
 from ..translate.requestid import request_id as make_request_id
-from .outcomes import FatalError, RetryLater, WaitingForReconnect
+from ..work_results import FatalError, RetryLater, WaitingForReconnect
 
 log = logging.getLogger(__name__)
 

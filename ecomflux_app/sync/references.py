@@ -43,7 +43,7 @@ from ..translate.settings import SyncSettings
 from ..translate.jsonout import dumps
 from ..translate.query import quote
 from ..translate.requestid import request_id as make_request_id
-from .outcomes import FatalError
+from ..work_results import FatalError
 from .posting import Document, PostResult, post_document
 
 log = logging.getLogger(__name__)

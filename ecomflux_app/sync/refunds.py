@@ -18,7 +18,7 @@ from ..translate.settings import SyncSettings
 from .dispatch import DeliveryContext
 from .lifecycle import ensure_shop_active
 from .orders import post_order, shop_facts, shop_settings, with_transactions
-from .outcomes import FatalError, Outcome, RetryLater
+from ..work_results import FatalError, Outcome, RetryLater
 from .posting import Document, PostResult, _update, find_payment, flag, ledger_row, post_document, read_once
 from .references import ReferenceResolver, post_with_current_references
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import redis
 
+from .. import runtime
 from ..models import WebhookDelivery, utcnow
 from rq.serializers import JSONSerializer
 
@@ -162,3 +163,15 @@ def resume_pending(conn: redis.Redis, shop_domain: str) -> int:
         _enqueue_job(conn, delivery)
         count += 1
     return count
+
+
+def resume_parked(shop_domain: str) -> int:
+    """After an install or a reconnect: the shop's parked deliveries run again now; with Redis down they
+    are made due instead, so the sweeper runs them as soon as it can (nothing waits for another event)."""
+    try:
+        return resume_pending(runtime.redis(), shop_domain)
+    except redis.RedisError as exc:
+        log.warning("resume of %s deferred to the sweeper: %s", shop_domain, exc)
+        return WebhookDelivery.update(next_attempt_at=utcnow()).where(
+            (WebhookDelivery.shop_domain == shop_domain) & (WebhookDelivery.status == "pending")
+            & (WebhookDelivery.next_attempt_at.is_null())).execute()

@@ -91,7 +91,7 @@ def with_tax_setup(settings, client):
     if company.is_us or company.tax_setup is not None or settings.tax_handling != "shopify":
         return settings
     from ..quickbooks.errors import QboError
-    from .outcomes import RetryLater
+    from ..work_results import RetryLater
 
     try:
         setup = refresh_tax_setup(client.conn, client)

@@ -112,7 +112,7 @@ def create_payout_accounts():
     """Create (or find by name) the "Shopify Payments clearing" and "Shopify Payments fees" accounts, and use them."""
     from ..quickbooks.client import QboClient
     from ..quickbooks.errors import QboError
-    from ..sync.outcomes import WaitingForReconnect
+    from ..work_results import WaitingForReconnect
     from ..translate.query import quote
     from ..translate.requestid import request_id
     from . import qbo_bridge

@@ -11,7 +11,7 @@ from flask import Blueprint, jsonify, request
 
 from ..models import ShopSettings, SyncRecord, WebhookDelivery, utcnow
 from ..quickbooks.errors import QboError
-from ..sync.outcomes import WaitingForReconnect
+from ..work_results import WaitingForReconnect
 from ..sync.tax_setup import FRESH_FOR, ensure_tax_setup, load_tax_setup, refresh_tax_setup, resume_unmapped
 from ..translate.order import ShopFacts, TranslationError, plan_order
 from ..translate.settings import SyncSettings

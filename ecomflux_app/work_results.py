@@ -1,4 +1,4 @@
-"""What a handler reports back to the dispatcher, and the exceptions that park or retry work."""
+"""The result of a unit of work: the Outcome a handler reports, or the exception that retries, parks or fails it."""
 
 from __future__ import annotations
 
