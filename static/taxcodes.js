@@ -3,8 +3,9 @@
   "use strict";
   // The page's own API helper (app.js): one session token for every request.
   function call(method, path, body) {
-    if (typeof window.EcomFluxApi !== "function") return Promise.reject(new Error("page not ready"));
-    return window.EcomFluxApi(method, path, body);
+    var page = window.EcomFluxPage;
+    if (!page || typeof page.api !== "function") return Promise.reject(new Error("page not ready"));
+    return page.api(method, path, body);
   }
 
   function node(tag, text) { var n = document.createElement(tag); if (text) n.textContent = text; return n; }

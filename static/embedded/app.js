@@ -88,7 +88,6 @@
     this.message = (body && body.error) || ("request failed (" + status + ")");
   }
 
-  window.EcomFluxApi = function (method, path, body) { return api(method, path, body); };  // page partials share the session token
 
   function api(method, path, body, retried) {
     return freshToken(false).then(function (t) {
@@ -120,7 +119,6 @@
     });
   }
 
-  window.EcomFluxPage = { api: api };  // cards in their own files (e.g. static/payouts.js) share the session
 
   function toast(message, isError) {
     if (window.shopify && window.shopify.toast && typeof window.shopify.toast.show === "function") {
@@ -650,7 +648,7 @@
       .then(function () { $("app").dataset.ready = "true"; });
   }
 
-  // For the page's add-on scripts (static/embedded/*.js beside this one): the same authenticated calls.
+  // For the cards' own scripts (static/payouts.js, static/taxcodes.js, static/embedded/*.js): one session token.
   window.EcomFluxPage = { api: api, toast: toast, loadBackfill: loadBackfill, loadStatus: loadStatus };
 
   document.addEventListener("click", function (event) {
