@@ -296,22 +296,14 @@ class ReferenceResolver:
             if int(seen or 0) != generation or started - float(as_of) > DIRECTORY_CATCHUP_SECONDS:
                 self._catch_up(float(as_of), started, generation)
             else:
-                with conn.pipeline() as pipe:  # in use: keep it (and its names) as long again
-                    pipe.expire(key, ttl)
-                    if entity == "Customer":
-                        pipe.expire(self._names_key(), ttl)
-                    pipe.execute()
+                self._keep(entity, key, ttl)
         elif started - float(as_of) > DIRECTORY_FRESH_SECONDS:
             since = datetime.fromtimestamp(float(as_of) - DIRECTORY_OVERLAP_SECONDS, timezone.utc)
             rows = self.client.query(f"SELECT * FROM {entity} WHERE MetaData.LastUpdatedTime >= "
                                      f"{quote(since.strftime('%Y-%m-%dT%H:%M:%S-00:00'))} AND Active IN (true, false)")
             self._store_directory(entity, rows, started, ttl, fresh=False)
         else:
-            with conn.pipeline() as pipe:  # in use: keep it (and its names) as long again
-                pipe.expire(key, ttl)
-                if entity == "Customer":
-                    pipe.expire(self._names_key(), ttl)
-                pipe.execute()
+            self._keep(entity, key, ttl)
         return key
 
     def _entries(self, entity: str, row: dict) -> dict[str, str]:
@@ -383,6 +375,14 @@ class ReferenceResolver:
                 # The empty-name sentinel keeps the set alive when the company has no customers yet,
                 # so names created meanwhile are still tracked.
                 pipe.sadd(self._names_key(), "", *names)
+                pipe.expire(self._names_key(), ttl)
+            pipe.execute()
+
+    def _keep(self, entity: str, key: str, ttl: int) -> None:
+        """A directory in use is kept (with its names) as long again."""
+        with self.client.limiter.conn.pipeline() as pipe:
+            pipe.expire(key, ttl)
+            if entity == "Customer":
                 pipe.expire(self._names_key(), ttl)
             pipe.execute()
 

@@ -179,19 +179,27 @@ def reconciliation_csv(run_id: int):
         "Content-Disposition": f'attachment; filename="reconciliation-{run.start_date}-{run.end_date}.csv"'})
 
 
+def _finished_run(run_id: int):
+    """This shop's finished reconciliation, or the answer why it cannot be acted on."""
+    problem = _ready()
+    if problem is not None:
+        return None, problem
+    run = _own_run(run_id)
+    if run is None:
+        return None, _error(404, "no such reconciliation")
+    if run.status != "done":
+        return None, _error(409, f"the reconciliation is {run.status}")
+    return run, None
+
+
 @bp.post("/reconciliation/<id:run_id>/post-missing")
 @require_session_token
 def reconciliation_post_missing(run_id: int):
     from ..sync.reconcile import queue_post_missing, report_json
 
-    problem = _ready()
+    run, problem = _finished_run(run_id)
     if problem is not None:
         return problem
-    run = _own_run(run_id)
-    if run is None:
-        return _error(404, "no such reconciliation")
-    if run.status != "done":
-        return _error(409, f"the reconciliation is {run.status}")
     missing = [d for d in (run.report or {}).get("differences", [])
                if d.get("kind") in ("missing_in_qbo", "missing_refund")]
     if not missing:
@@ -206,14 +214,9 @@ def reconciliation_fix(run_id: int):
     """Queue the action that fixes one difference of a finished report (body: {"index": n})."""
     from ..sync.reconcile import fixable, queue_fix, report_json
 
-    problem = _ready()
+    run, problem = _finished_run(run_id)
     if problem is not None:
         return problem
-    run = _own_run(run_id)
-    if run is None:
-        return _error(404, "no such reconciliation")
-    if run.status != "done":
-        return _error(409, f"the reconciliation is {run.status}")
     index = _body().get("index")
     differences = (run.report or {}).get("differences") or []
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(differences):
