@@ -207,6 +207,17 @@ class FairQueuesMixin:
     """
 
     _share_queue: str | None = None
+    # rq listens for its commands (stop, kill the horse) with get_message(timeout=60), and redis-py 8's
+    # PubSubWorkerThread.stop() waits for that read to end: a worker's teardown (every burst drain,
+    # every SIGTERM) could take a whole minute. Waking each second keeps shutdown prompt.
+    COMMAND_POLL_SECONDS = 1.0
+
+    def subscribe(self) -> None:
+        """rq's subscription to this worker's command channel, polled every COMMAND_POLL_SECONDS."""
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(
+            sleep_time=self.COMMAND_POLL_SECONDS, daemon=True, exception_handler=self._pubsub_exception_handler)
 
     def _refresh_queues(self) -> None:
         names = {n.decode() if isinstance(n, bytes) else n for n in self.connection.smembers(ACTIVE_QUEUES_KEY)}

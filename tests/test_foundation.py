@@ -145,3 +145,17 @@ def test_step_3_adds_the_reflected_refunds_column_to_a_ledger_that_lacks_it(app,
     assert "reflected_refunds" in {c.name for c in db.get_columns("syncrecord")}
     step(db)  # idempotent: the column is there already
     assert [c.name for c in db.get_columns("syncrecord")].count("reflected_refunds") == 1
+
+
+def test_workers_poll_their_command_channel_every_second_so_teardown_never_waits_a_minute(redis_conn):
+    """rq's own subscription reads with a 60 s timeout that redis-py 8's stop() waits out on every teardown."""
+    from ecomflux_app.queue import make_worker
+
+    worker = make_worker(redis_conn, simple=True)
+    worker.subscribe()
+    try:
+        assert worker.pubsub_thread.sleep_time <= 1
+        assert worker.pubsub_thread.is_alive()
+    finally:
+        worker.unsubscribe()
+    assert not worker.pubsub_thread.is_alive()
