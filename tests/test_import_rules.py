@@ -22,7 +22,6 @@ KNOWN_CYCLES = {
     frozenset({"ecomflux_app.shopify.tokens", "ecomflux_app.shopify.graphql", "ecomflux_app.shopify.oauth"}),
     frozenset({"ecomflux_app.sync.payments", "ecomflux_app.sync.tax_setup", "ecomflux_app.sync.orders"}),
     frozenset({"ecomflux_app.sandbox.qbo_deposit", "ecomflux_app.sandbox.intuit_server"}),
-    frozenset({"ecomflux_app.web.payouts_api", "ecomflux_app.web.api"}),
 }
 
 

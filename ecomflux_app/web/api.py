@@ -13,6 +13,7 @@ from peewee import fn
 
 from ..models import QboConnection, ShopSettings, SyncRecord, WebhookDelivery, utcnow
 from ..translate.jsonout import dumps as dumps_decimal
+from ..translate.payout_accounts import payout_account_errors
 from ..translate.settings import (CUSTOMER_MATCHING, DOCUMENT_TYPES, TAX_HANDLING, TRIGGERS, CompanyFacts,
                                   SyncSettings)
 from . import params, qbo_bridge
@@ -205,8 +206,6 @@ def _reference_errors(shop, values: dict, submitted: set[str]) -> dict[str, str]
             continue  # a truncated list (e.g. thousands of customers) cannot prove an id is missing
         if str(value) not in {str(o["id"]) for o in options[source[0]]}:
             errors[name] = f"not an active {source[1]} in {company}"
-    from .payouts_api import payout_account_errors  # account types for Shopify Payments payouts
-
     for name, message in payout_account_errors(options, values, submitted).items():
         errors.setdefault(name, message)
     return errors
