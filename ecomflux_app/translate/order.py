@@ -194,53 +194,53 @@ def product_item(sku: str | None, title: str | None, description: str,
     return "special:fallback", None, None
 
 
-def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts | None = None) -> OrderPlan:
-    """Translate a Shopify order (REST webhook shape) into an OrderPlan; raises TranslationError."""
-    if not isinstance(order, Mapping):
-        raise TranslationError("order", "expected a JSON object")
-    shop = shop or ShopFacts()
-    order_id = text(order.get("id"))
-    if not order_id:
-        raise TranslationError("id", "missing order id")
-    order_name = text(order.get("name")) or (f"#{order['order_number']}" if order.get("order_number") else None)
-    if not order_name:
-        raise TranslationError("name", "missing order name")
-    company = settings.company
-    warnings: list[str] = []
+def shipping_item_id(settings: SyncSettings) -> str | None:
+    """The item shipping posts to, on an order and on its refund: QBO's own shipping line where the
+    company allows it, else the shipping item from settings (None: one is created)."""
+    return SHIPPING_ITEM_ID if settings.company.shipping_allowed else settings.shipping_item_id
 
-    money_key, currency, plain_ok, currency_ref = choose_currency(order, settings, shop)
-    read = MoneyReader(money_key, plain_ok)
-    shop_currency = (text(order.get("currency")) or shop.currency).upper()
-    exchange_rate = exchange_rate_for(order, currency, company.home_currency, shop_currency) if currency_ref else None
 
-    titles = _discount_titles(order)
-    discount_by_index: dict[int, Decimal] = {}
-    # Non-US companies: discounts are item lines so each carries its line's tax code.
-    global_tax = global_tax_applies(settings)
-    use_discount_items = bool(settings.discount_item_id) or global_tax
+def tax_mode_for(settings: SyncSettings, taxes_included: bool) -> str:
+    """How a document carries Shopify's tax, on an order and on its refund (plan.TAX_*)."""
+    if settings.tax_handling == "tax_line" and not taxes_included:
+        return TAX_AS_LINE
+    if taxes_included:
+        return TAX_INCLUSIVE
+    return TAX_US if settings.company.is_us else TAX_EXCLUDED
 
-    proration_fix = _proration_fix(order, read)
-    added_back = _money_refunds_added_back(order, read)
 
-    def allocations(obj: Mapping[str, Any], where: str, current: int, original: int
+class _DiscountTally:
+    """The order's discounts per discount application, gathered as the lines carrying them are read."""
+
+    def __init__(self, read: MoneyReader, titles: list[tuple[str, str | None, str]], proration_fix: Decimal) -> None:
+        self.read = read
+        self.titles = titles
+        self.proration_fix = proration_fix  # goes to the first prorated allocation, then is spent
+        self.by_index: dict[int, Decimal] = {}  # -1: no application index; -2: a shipping line's own discount
+
+    def allocations(self, obj: Mapping[str, Any], where: str, current: int, original: int
                     ) -> list[tuple[int, Decimal]]:
-        nonlocal proration_fix
+        """A line's discount allocations as (application index, amount), prorated to the units still sold."""
+        read = self.read
         out: list[tuple[int, Decimal]] = []
         for j, alloc in enumerate(objects(obj, "discount_allocations")):
             amount = _prorate(read.amount(alloc, "amount", f"{where}.discount_allocations[{j}]"), current, original)
-            if proration_fix and 0 < current < original:
-                amount += proration_fix
-                proration_fix = ZERO
+            if self.proration_fix and 0 < current < original:
+                amount += self.proration_fix
+                self.proration_fix = ZERO
             idx = alloc.get("discount_application_index")
             index = whole(idx, f"{where}.discount_allocations[{j}].discount_application_index") if idx is not None else -1
             out.append((index, amount))
         return out
 
-    def note_discounts(allocs: list[tuple[int, Decimal]]) -> None:
+    def note(self, allocs: list[tuple[int, Decimal]]) -> None:
+        """Count a line's allocations towards their discount applications."""
         for index, amount in allocs:
-            discount_by_index[index] = discount_by_index.get(index, ZERO) + amount
+            self.by_index[index] = self.by_index.get(index, ZERO) + amount
 
-    def discount_label(allocs: list[tuple[int, Decimal]]) -> str:
+    def label(self, allocs: list[tuple[int, Decimal]]) -> str:
+        """The names of the discounts on a line, for its discount line's description."""
+        titles = self.titles
         names = []
         for index, _ in allocs:
             name = titles[index][0] if 0 <= index < len(titles) else "Discount"
@@ -248,19 +248,95 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
                 names.append(name)
         return ", ".join(names) or "Discount"
 
-    lines: list[PlanLine] = []
-    # line index -> (discount on it, Shopify's tax on it, index of its discount line or None):
-    # what a tax-inclusive order needs to split each amount into net + tax.
-    taxed: dict[int, tuple[Decimal, Decimal, int | None]] = {}
-    declared_taxable: list[int] = []  # product lines Shopify marks taxable, whatever their tax_lines say
-    removed: list[RemovedLine] = []
-    subtotal = ZERO
-    gift_card_sold = ZERO
-    line_discounts = ZERO
-    tips_total = read.amount(order, "total_tip_received", "order", default=ZERO) \
-        if (order.get("total_tip_received_set") or order.get("total_tip_received") not in (None, "")) else ZERO
-    tip_line_pending = tips_total
+    def entries(self) -> tuple[DiscountEntry, ...]:
+        """One entry per discount application the order still carries, those without an index last."""
+        titles = self.titles
+        return tuple(
+            DiscountEntry(
+                title=(titles[i][0] if 0 <= i < len(titles) else ("Shipping discount" if i == -2 else "Discount")),
+                code=titles[i][1] if 0 <= i < len(titles) else None,
+                amount=amount,
+                target=(titles[i][2] if 0 <= i < len(titles) else ("shipping_line" if i == -2 else "line_item")),
+            )
+            for i, amount in sorted(self.by_index.items(), key=lambda kv: (kv[0] < 0, kv[0]))
+            if amount
+        )
 
+
+# line index -> (discount on it, Shopify's tax on it, index of its discount line or None):
+# what a tax-inclusive order needs to split each amount into net + tax.
+_Taxed = dict[int, tuple[Decimal, Decimal, int | None]]
+
+
+@dataclasses.dataclass
+class _Goods:
+    """What the goods lines add up to, and what they leave to the later steps."""
+
+    tips_total: Decimal
+    tip_line_pending: Decimal  # tips not rung up as a line item: they get a tip line of their own
+    subtotal: Decimal = ZERO  # products + gift cards sold, before discounts
+    gift_card_sold: Decimal = ZERO
+    line_discounts: Decimal = ZERO
+    # product lines Shopify marks taxable, whatever their tax_lines say
+    declared_taxable: list[int] = dataclasses.field(default_factory=list)
+    removed: list[RemovedLine] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Tax:
+    """Shopify's tax on the order and how the document carries it."""
+
+    total: Decimal
+    entries: tuple[TaxEntry, ...]
+    mode: str
+
+
+def _order_id_and_name(order: Mapping[str, Any]) -> tuple[str, str]:
+    """The order's id and name (#1001), both required."""
+    order_id = text(order.get("id"))
+    if not order_id:
+        raise TranslationError("id", "missing order id")
+    order_name = text(order.get("name")) or (f"#{order['order_number']}" if order.get("order_number") else None)
+    if not order_name:
+        raise TranslationError("name", "missing order name")
+    return order_id, order_name
+
+
+def _currency(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
+              ) -> tuple[MoneyReader, str, str | None, Decimal | None]:
+    """The currency the document is in and the reader of its amounts; for a foreign currency, its
+    CurrencyRef and Shopify's exchange rate to the home currency."""
+    money_key, currency, plain_ok, currency_ref = choose_currency(order, settings, shop)
+    read = MoneyReader(money_key, plain_ok)
+    shop_currency = (text(order.get("currency")) or shop.currency).upper()
+    home_currency = settings.company.home_currency
+    exchange_rate = exchange_rate_for(order, currency, home_currency, shop_currency) if currency_ref else None
+    return read, currency, currency_ref, exchange_rate
+
+
+def _tips_total(order: Mapping[str, Any], read: MoneyReader) -> Decimal:
+    """Tips the buyer added at checkout."""
+    return read.amount(order, "total_tip_received", "order", default=ZERO) \
+        if (order.get("total_tip_received_set") or order.get("total_tip_received") not in (None, "")) else ZERO
+
+
+def _discount_line(description: str, discount: Decimal, taxable: bool, settings: SyncSettings,
+                   source_id: str | None) -> PlanLine:
+    """A discount as an item line of its own (discounts as items), right after the line it reduces."""
+    return PlanLine(
+        kind=DISCOUNT, description=description[:DESCRIPTION_MAX],
+        qty=Decimal(1), unit_price=-discount, amount=-discount, taxable=taxable,
+        item_id=settings.discount_item_id, source_id=source_id,
+        item_key=None if settings.discount_item_id else "special:discount",
+    )
+
+
+def _goods_lines(order: Mapping[str, Any], settings: SyncSettings, read: MoneyReader, tally: _DiscountTally,
+                 lines: list[PlanLine], taxed: _Taxed, use_discount_items: bool) -> _Goods:
+    """The goods sold: one line per order line still sold, each discount as a line of its own when
+    discounts are items; lines and units taken off by edits are listed as removed."""
+    tips_total = _tips_total(order, read)
+    goods = _Goods(tips_total=tips_total, tip_line_pending=tips_total)
     items = objects(order, "line_items")
     if not items:
         raise TranslationError("line_items", "order has no line items")
@@ -272,79 +348,96 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
         current = _current_quantity(order, li, where, quantity)
         description = text(li.get("name")) or text(li.get("title")) or f"Line {i + 1}"
         if current <= 0:
-            removed.append(RemovedLine(text(li.get("id")), description, quantity))
+            goods.removed.append(RemovedLine(text(li.get("id")), description, quantity))
             continue
         if current > quantity:
             raise TranslationError(f"{where}.current_quantity", f"{current} is more than quantity {quantity}")
-        price = read.amount(li, "price", where)
-        amount = quantize(price * current)
-        allocs = allocations(li, where, current, quantity)
-        discount = sum_money(a for _, a in allocs)
-        line_tax = sum_money(_prorate(read.amount(t, "price", f"{where}.tax_lines[{k}]"), current, quantity)
-                             for k, t in enumerate(objects(li, "tax_lines")))
-        is_gift_card = bool(li.get("gift_card"))
-        sku = sanitize_sku(text(li.get("sku")))
-        title = text(li.get("title"))
-        is_tip = (tip_line_pending > 0 and not is_gift_card and li.get("product_id") in (None, "")
-                  and (title or "").strip().lower() in ("tip", "tips") and amount <= tip_line_pending)
-        if is_tip:
-            kind = TIP
-            item_id = settings.tips_item_id
-            item_key: str | None = None if item_id else "special:tip"
-            taxable = False
-            tip_line_pending -= amount
-            item_name = None
-        elif is_gift_card:
-            kind = GIFT_CARD
-            item_id = settings.gift_card_liability_item_id
-            item_key = None if item_id else "special:gift_card"
-            taxable = False
-            gift_card_sold += amount
-            subtotal += amount
-            item_name = None
-        else:
-            kind = PRODUCT
-            item_key, item_id, item_name = product_item(sku, title, description, settings)
-            taxable = bool(li.get("taxable", True)) and line_tax > 0
-            if li.get("taxable", True):
-                declared_taxable.append(len(lines))
-            subtotal += amount
-        line_index = len(lines)
-        taxed[line_index] = (discount, line_tax, None)
-        lines.append(PlanLine(
-            kind=kind, description=description[:DESCRIPTION_MAX], qty=Decimal(current), unit_price=price,
-            amount=amount, taxable=taxable, item_key=item_key, item_id=item_id, item_name=item_name,
-            sku=sku if kind == PRODUCT else None, source_id=text(li.get("id")),
-            tax_lines=shopify_tax_lines(li, where, read, current, quantity) if global_tax else (),
-            tax_exempt=kind == PRODUCT and li.get("taxable") is False,
-        ))
-        if discount:
-            note_discounts(allocs)
-            line_discounts += discount
-            if use_discount_items:
-                taxed[line_index] = (discount, line_tax, len(lines))
-                lines.append(PlanLine(
-                    kind=DISCOUNT, description=f"Discount ({discount_label(allocs)}) on {description}"[:DESCRIPTION_MAX],
-                    qty=Decimal(1), unit_price=-discount, amount=-discount, taxable=taxable,
-                    item_id=settings.discount_item_id, source_id=text(li.get("id")),
-                    item_key=None if settings.discount_item_id else "special:discount",
-                ))
+        _goods_line(li, where, description, quantity, current, settings, read, tally, lines, taxed, goods,
+                    use_discount_items)
         if current < quantity:
-            removed.append(RemovedLine(text(li.get("id")), description, quantity - current))
+            goods.removed.append(RemovedLine(text(li.get("id")), description, quantity - current))
+    return goods
 
-    # Shipping: one line per shipping line at its full price; its discounts stay visible.
+
+def _goods_line(li: Mapping[str, Any], where: str, description: str, quantity: int, current: int,
+                settings: SyncSettings, read: MoneyReader, tally: _DiscountTally, lines: list[PlanLine],
+                taxed: _Taxed, goods: _Goods, use_discount_items: bool) -> None:
+    """One order line at its price times the units still sold, then its discount line if it has one."""
+    price = read.amount(li, "price", where)
+    amount = quantize(price * current)
+    allocs = tally.allocations(li, where, current, quantity)
+    discount = sum_money(a for _, a in allocs)
+    line_tax = sum_money(_prorate(read.amount(t, "price", f"{where}.tax_lines[{k}]"), current, quantity)
+                         for k, t in enumerate(objects(li, "tax_lines")))
+    sku = sanitize_sku(text(li.get("sku")))
+    kind, item_key, item_id, item_name, taxable = _sold_item(li, sku, description, amount, line_tax, len(lines),
+                                                             settings, goods)
+    line_index = len(lines)
+    taxed[line_index] = (discount, line_tax, None)
+    lines.append(PlanLine(
+        kind=kind, description=description[:DESCRIPTION_MAX], qty=Decimal(current), unit_price=price,
+        amount=amount, taxable=taxable, item_key=item_key, item_id=item_id, item_name=item_name,
+        sku=sku if kind == PRODUCT else None, source_id=text(li.get("id")),
+        tax_lines=shopify_tax_lines(li, where, read, current, quantity) if global_tax_applies(settings) else (),
+        tax_exempt=kind == PRODUCT and li.get("taxable") is False,
+    ))
+    if discount:
+        tally.note(allocs)
+        goods.line_discounts += discount
+        if use_discount_items:
+            taxed[line_index] = (discount, line_tax, len(lines))
+            lines.append(_discount_line(f"Discount ({tally.label(allocs)}) on {description}", discount, taxable,
+                                        settings, text(li.get("id"))))
+
+
+def _sold_item(li: Mapping[str, Any], sku: str | None, description: str, amount: Decimal, line_tax: Decimal,
+               line_index: int, settings: SyncSettings, goods: _Goods
+               ) -> tuple[str, str | None, str | None, str | None, bool]:
+    """What an order line sold and the item it posts to, counted in the goods' totals: a tip rung up as an
+    item, a gift card (a liability, not revenue) or a product; as (kind, item key, item id, name, taxable)."""
+    is_gift_card = bool(li.get("gift_card"))
+    title = text(li.get("title"))
+    is_tip = (goods.tip_line_pending > 0 and not is_gift_card and li.get("product_id") in (None, "")
+              and (title or "").strip().lower() in ("tip", "tips") and amount <= goods.tip_line_pending)
+    if is_tip:
+        kind = TIP
+        item_id = settings.tips_item_id
+        item_key: str | None = None if item_id else "special:tip"
+        taxable = False
+        goods.tip_line_pending -= amount
+        item_name = None
+    elif is_gift_card:
+        kind = GIFT_CARD
+        item_id = settings.gift_card_liability_item_id
+        item_key = None if item_id else "special:gift_card"
+        taxable = False
+        goods.gift_card_sold += amount
+        goods.subtotal += amount
+        item_name = None
+    else:
+        kind = PRODUCT
+        item_key, item_id, item_name = product_item(sku, title, description, settings)
+        taxable = bool(li.get("taxable", True)) and line_tax > 0
+        if li.get("taxable", True):
+            goods.declared_taxable.append(line_index)
+        goods.subtotal += amount
+    return kind, item_key, item_id, item_name, taxable
+
+
+def _shipping_lines(order: Mapping[str, Any], settings: SyncSettings, read: MoneyReader, tally: _DiscountTally,
+                    lines: list[PlanLine], taxed: _Taxed, use_discount_items: bool) -> tuple[Decimal, Decimal]:
+    """Shipping: one line per shipping line at its full price, its discount kept visible (a line of its
+    own when discounts are items); returns (shipping total, shipping discounts)."""
+    global_tax = global_tax_applies(settings)
     shipping_total = ZERO
     shipping_discounts = ZERO
-    if company.shipping_allowed:
-        ship_item_id: str | None = SHIPPING_ITEM_ID
-    else:
-        ship_item_id = settings.shipping_item_id
+    ship_item_id = shipping_item_id(settings)
     for i, sl in enumerate(objects(order, "shipping_lines")):
         where = f"shipping_lines[{i}]"
         if sl.get("is_removed"):
             continue
         price = read.amount(sl, "price", where)
-        allocs = allocations(sl, where, 1, 1)
+        allocs = tally.allocations(sl, where, 1, 1)
         if allocs:
             discount = sum_money(a for _, a in allocs)
         else:
@@ -366,24 +459,22 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
         ))
         if discount:
             shipping_discounts += discount
-            for index, amount in allocs:
-                if index == -2:
-                    discount_by_index[-2] = discount_by_index.get(-2, ZERO) + amount
-                else:
-                    discount_by_index[index] = discount_by_index.get(index, ZERO) + amount
+            tally.note(allocs)
             if use_discount_items:
                 taxed[ship_index] = (discount, ship_tax, len(lines))
-                label = discount_label([a for a in allocs if a[0] != -2]) if any(a[0] != -2 for a in allocs) else "Shipping discount"
-                lines.append(PlanLine(
-                    kind=DISCOUNT, description=f"Shipping discount ({label})"[:DESCRIPTION_MAX], qty=Decimal(1),
-                    unit_price=-discount, amount=-discount, taxable=ship_tax > 0,
-                    item_id=settings.discount_item_id, source_id=text(sl.get("id")),
-                    item_key=None if settings.discount_item_id else "special:discount",
-                ))
+                label = tally.label([a for a in allocs if a[0] != -2]) if any(a[0] != -2 for a in allocs) else "Shipping discount"
+                lines.append(_discount_line(f"Shipping discount ({label})", discount, ship_tax > 0, settings,
+                                            text(sl.get("id"))))
+    return shipping_total, shipping_discounts
 
-    # Edits already in the order (refunds that moved no money): current_* figures are net of them,
-    # so shipping taken off before this document is posted shows as a visible negative shipping line.
-    # Refunds that moved money are documents of their own: the sale keeps its shipping.
+
+def _shipping_refunded_lines(order: Mapping[str, Any], settings: SyncSettings, read: MoneyReader,
+                             lines: list[PlanLine], taxed: _Taxed) -> tuple[Decimal, list[str]]:
+    """Shipping taken off by edits (refunds that moved no money) as visible negative shipping lines;
+    returns (shipping refunded, the ids of the refunds the document thereby reflects)."""
+    # current_* figures are net of these edits. Refunds that moved money are documents of their own:
+    # the sale keeps its shipping.
+    ship_item_id = shipping_item_id(settings)
     shipping_refunded = ZERO
     refund_ids: list[str] = []
     for r, refund in enumerate(objects(order, "refunds")):
@@ -404,8 +495,12 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
                     amount=-refunded, taxable=False, item_id=ship_item_id,
                     item_key=None if ship_item_id else "special:shipping", source_id=text(refund.get("id")),
                 ))
+    return shipping_refunded, refund_ids
 
-    # Duties (cross-border): the order total says what is still charged.
+
+def _duties_line(order: Mapping[str, Any], settings: SyncSettings, read: MoneyReader, lines: list[PlanLine],
+                 added_back: _AddedBack) -> Decimal:
+    """Duties (cross-border) as one line: the order total says what is still charged."""
     duties_total = ZERO
     duties_set = order.get("current_total_duties_set") or order.get("original_total_duties_set")
     if isinstance(duties_set, Mapping):
@@ -413,7 +508,7 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
         if order.get("current_total_duties_set"):
             duties_total += added_back.duties
     else:
-        for i, li in enumerate(items):
+        for i, li in enumerate(objects(order, "line_items")):
             for k, duty in enumerate(objects(li, "duties")):
                 duties_total += read.amount(duty, "price", f"line_items[{i}].duties[{k}]")
     if duties_total:
@@ -422,8 +517,11 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
             taxable=False, item_id=settings.duties_item_id,
             item_key=None if settings.duties_item_id else "special:duties",
         ))
+    return duties_total
 
-    # Additional fees Shopify charged on top (e.g. import fees collected at checkout).
+
+def _fees_line(order: Mapping[str, Any], read: MoneyReader, lines: list[PlanLine]) -> None:
+    """Additional fees Shopify charged on top (e.g. import fees collected at checkout) as one line."""
     fees_set = order.get("current_total_additional_fees_set")
     fees_total = read.amount({"f_set": fees_set}, "f", "current_total_additional_fees") \
         if isinstance(fees_set, Mapping) else ZERO
@@ -433,7 +531,9 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
             taxable=False, item_key="special:fees",
         ))
 
-    # Tips not already present as a line item.
+
+def _tip_line(settings: SyncSettings, lines: list[PlanLine], tip_line_pending: Decimal) -> None:
+    """Tips not already rung up as a line item, as a tip line."""
     if tip_line_pending > 0:
         lines.append(PlanLine(
             kind=TIP, description="Tip", qty=Decimal(1), unit_price=tip_line_pending, amount=tip_line_pending,
@@ -441,7 +541,11 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
             item_key=None if settings.tips_item_id else "special:tip",
         ))
 
-    # Tax exactly as Shopify computed it.
+
+def _tax(order: Mapping[str, Any], settings: SyncSettings, read: MoneyReader, lines: list[PlanLine],
+         taxed: _Taxed, declared_taxable: list[int], added_back: _AddedBack) -> _Tax:
+    """Tax exactly as Shopify computed it: a tax line (tax as an item), amounts split into net + tax
+    (taxes included), or the document's tax total; marks the taxable lines when only the order has tax."""
     tax_total = read.amount(order, "current_total_tax", "order", default=ZERO) + added_back.tax \
         if (order.get("current_total_tax_set") or order.get("current_total_tax") is not None) \
         else read.amount(order, "total_tax", "order", default=ZERO)
@@ -456,24 +560,37 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
         # Tax only at order level (no per-line tax_lines): the lines Shopify calls taxable carry it.
         for i in declared_taxable:
             lines[i] = dataclasses.replace(lines[i], taxable=True)
-    if settings.tax_handling == "tax_line" and not taxes_included:
-        tax_mode = TAX_AS_LINE
+    tax_mode = tax_mode_for(settings, taxes_included)
+    if tax_mode == TAX_AS_LINE:
         if tax_total:
             lines.append(PlanLine(
                 kind=TAX, description="Sales tax: " + (", ".join(t.title for t in tax_entries) or "Tax"),
                 qty=Decimal(1), unit_price=tax_total, amount=tax_total, taxable=False,
                 item_id=settings.tax_item_id, item_key=None if settings.tax_item_id else "special:tax",
             ))
-    elif taxes_included:
-        tax_mode = TAX_INCLUSIVE
-        if not global_tax:  # tax_codes splits gross amounts by each line's code
-            lines = net_of_included_tax(lines, taxed, tax_total)
-    elif company.is_us:
-        tax_mode = TAX_US
-    else:
-        tax_mode = TAX_EXCLUDED
+    elif tax_mode == TAX_INCLUSIVE:
+        if not global_tax_applies(settings):  # tax_codes splits gross amounts by each line's code
+            lines[:] = net_of_included_tax(lines, taxed, tax_total)
+    return _Tax(tax_total, tax_entries, tax_mode)
 
-    # Gift cards used as payment: a visible reduction against the liability item.
+
+def _tax_codes(order: Mapping[str, Any], settings: SyncSettings, lines: list[PlanLine], tax: _Tax
+               ) -> tuple[tuple, str | None, tuple]:
+    """Non-US companies: a QBO tax code on every line and Shopify's tax per QBO rate (translate.tax_codes);
+    returns (tax rates, what keeps the document from posting, taxes the admin must map)."""
+    tax_rates: tuple = ()
+    tax_unmapped: tuple = ()
+    tax_issue: str | None = None
+    if global_tax_applies(settings) and tax.mode in (TAX_EXCLUDED, TAX_INCLUSIVE):
+        coded = assign_tax_codes(lines, tax.total, tax.mode == TAX_INCLUSIVE, settings.company.tax_setup,
+                                 settings.tax_code_map, settings.exempt_tax_code_id, destination_country(order))
+        lines[:], tax_rates, tax_issue, tax_unmapped = list(coded.lines), coded.rates, coded.issue, coded.unmapped
+    return tax_rates, tax_issue, tax_unmapped
+
+
+def _redemption_line(order: Mapping[str, Any], settings: SyncSettings, read: MoneyReader, lines: list[PlanLine],
+                     warnings: list[str]) -> Decimal:
+    """Gift cards used as payment: a visible reduction against the gift card liability item."""
     redeemed, redemption_note = _gift_card_redeemed(order, read)
     if redemption_note:
         warnings.append(redemption_note)
@@ -484,75 +601,107 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
             item_id=settings.gift_card_liability_item_id,
             item_key=None if settings.gift_card_liability_item_id else "special:gift_card",
         ))
+    return redeemed
 
-    tax_rates: tuple = ()
-    tax_unmapped: tuple = ()
-    tax_issue: str | None = None
-    if global_tax and tax_mode in (TAX_EXCLUDED, TAX_INCLUSIVE):
-        coded = assign_tax_codes(lines, tax_total, tax_mode == TAX_INCLUSIVE, company.tax_setup,
-                                 settings.tax_code_map, settings.exempt_tax_code_id, destination_country(order))
-        lines, tax_rates, tax_issue, tax_unmapped = list(coded.lines), coded.rates, coded.issue, coded.unmapped
 
-    discount_total = line_discounts + shipping_discounts
-    discounts = tuple(
-        DiscountEntry(
-            title=(titles[i][0] if 0 <= i < len(titles) else ("Shipping discount" if i == -2 else "Discount")),
-            code=titles[i][1] if 0 <= i < len(titles) else None,
-            amount=amount,
-            target=(titles[i][2] if 0 <= i < len(titles) else ("shipping_line" if i == -2 else "line_item")),
-        )
-        for i, amount in sorted(discount_by_index.items(), key=lambda kv: (kv[0] < 0, kv[0]))
-        if amount
-    )
+def _discount_line_amount(lines: list[PlanLine], taxed: _Taxed, discount_total: Decimal, tax_mode: str,
+                          use_discount_items: bool) -> Decimal:
+    """The document's discount line (DiscountLineDetail): nothing when discounts are item lines."""
     if use_discount_items:
-        discount_line_amount = ZERO
-    elif tax_mode == TAX_INCLUSIVE:
+        return ZERO
+    if tax_mode == TAX_INCLUSIVE:
         # Net of the tax share: QBO adds TotalTax on top of net amounts.
-        discount_line_amount = sum_money(net_discount(lines[i], taxed[i]) for i in taxed)
-    else:
-        discount_line_amount = discount_total
-    discount_description = ("Discounts (tax included): " if tax_mode == TAX_INCLUSIVE else "Discounts: ") + "; ".join(
+        return sum_money(net_discount(lines[i], taxed[i]) for i in taxed)
+    return discount_total
+
+
+def _discount_description(discounts: tuple[DiscountEntry, ...], tax_mode: str) -> str:
+    """The discount line's description: each discount with its code or title and amount."""
+    return ("Discounts (tax included): " if tax_mode == TAX_INCLUSIVE else "Discounts: ") + "; ".join(
         f"{d.title}{' (shipping)' if d.target == 'shipping_line' else ''} {format_money(d.amount)}" for d in discounts
     ) if discounts else ""
 
+
+def _balance_check(order: Mapping[str, Any], read: MoneyReader, lines: list[PlanLine], discount_line_amount: Decimal,
+                   tax: _Tax, redeemed: Decimal, added_back: _AddedBack) -> tuple[Decimal, BalanceCheck]:
+    """The rounding check against Shopify's total (see the module docstring); returns (document total, check)."""
     as_sold = order.get("current_total_price_set") or order.get("current_total_price") is not None
     expected = read.amount(order, "current_total_price", "order") + added_back.total if as_sold \
         else read.amount(order, "total_price", "order")
     lines_sum = sum_money(line.amount for line in lines)
-    tax_added = tax_total if tax_mode in (TAX_US, TAX_EXCLUDED, TAX_INCLUSIVE) else ZERO
+    tax_added = tax.total if tax.mode in (TAX_US, TAX_EXCLUDED, TAX_INCLUSIVE) else ZERO
     document_total = quantize(lines_sum - discount_line_amount + tax_added)
     computed = quantize(document_total + redeemed)
-    balance = _balance(expected, computed, document_total, tax_mode, tax_total,
-                       added_back.total if as_sold else ZERO)
+    return document_total, _balance(expected, computed, document_total, tax.mode, tax.total,
+                                    added_back.total if as_sold else ZERO)
+
+
+def _private_note(order: Mapping[str, Any], order_id: str, order_name: str, marker: str) -> str:
+    """The document's private note: the Shopify order, its marker and the order's note."""
+    private_note = f"Shopify order {order_name} (id {order_id}) [{marker}]"
+    note = text(order.get("note"))
+    if note:
+        private_note += f"\nNote: {note}"
+    return private_note[:PRIVATE_NOTE_MAX]
+
+
+def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts | None = None) -> OrderPlan:
+    """Translate a Shopify order (REST webhook shape) into an OrderPlan; raises TranslationError."""
+    if not isinstance(order, Mapping):
+        raise TranslationError("order", "expected a JSON object")
+    shop = shop or ShopFacts()
+    order_id, order_name = _order_id_and_name(order)
+    company = settings.company
+    warnings: list[str] = []
+
+    read, currency, currency_ref, exchange_rate = _currency(order, settings, shop)
+
+    # Non-US companies: discounts are item lines so each carries its line's tax code.
+    global_tax = global_tax_applies(settings)
+    use_discount_items = bool(settings.discount_item_id) or global_tax
+    tally = _DiscountTally(read, _discount_titles(order), _proration_fix(order, read))
+    added_back = _money_refunds_added_back(order, read)
+
+    lines: list[PlanLine] = []
+    taxed: _Taxed = {}
+    goods = _goods_lines(order, settings, read, tally, lines, taxed, use_discount_items)
+    shipping_total, shipping_discounts = _shipping_lines(order, settings, read, tally, lines, taxed, use_discount_items)
+    shipping_refunded, refund_ids = _shipping_refunded_lines(order, settings, read, lines, taxed)
+    duties_total = _duties_line(order, settings, read, lines, added_back)
+    _fees_line(order, read, lines)
+    _tip_line(settings, lines, goods.tip_line_pending)
+    tax = _tax(order, settings, read, lines, taxed, goods.declared_taxable, added_back)
+    redeemed = _redemption_line(order, settings, read, lines, warnings)
+    tax_rates, tax_issue, tax_unmapped = _tax_codes(order, settings, lines, tax)
+
+    discount_total = goods.line_discounts + shipping_discounts
+    discounts = tally.entries()
+    discount_line_amount = _discount_line_amount(lines, taxed, discount_total, tax.mode, use_discount_items)
+    document_total, balance = _balance_check(order, read, lines, discount_line_amount, tax, redeemed, added_back)
     if tax_issue:
-        balance = BalanceCheck(expected, computed, False, tax_issue)
+        balance = BalanceCheck(balance.expected, balance.computed, False, tax_issue)
 
     identity = identity_for(order)
     txn_date = txn_date_for(order, shop.timezone)
     doc_type = "Invoice" if settings.document_type == "invoice" else "SalesReceipt"
     gateway = _gateway(order)
-    payment_method_id = _payment_method(settings.payment_method_map, gateway) if gateway else None
     marker = order_marker(order_id)
-    private_note = f"Shopify order {order_name} (id {order_id}) [{marker}]"
-    note = text(order.get("note"))
-    if note:
-        private_note += f"\nNote: {note}"
-    private_note = private_note[:PRIVATE_NOTE_MAX]
-
     return OrderPlan(
         doc_type=doc_type, order_id=order_id, order_name=order_name, source_key=f"order:{order_id}",
         doc_number=doc_number_for(order_name, settings.doc_number_prefix), txn_date=txn_date,
         due_date=txn_date + timedelta(days=settings.invoice_terms_days) if doc_type == "Invoice" else None,
-        private_note=private_note, marker=marker, currency=currency, home_currency=company.home_currency,
-        currency_ref=currency_ref, exchange_rate=exchange_rate, customer=identity, lines=tuple(lines),
-        discounts=discounts, discount_total=quantize(discount_total), discount_line_amount=quantize(discount_line_amount),
-        discount_description=discount_description, subtotal=quantize(subtotal),
+        private_note=_private_note(order, order_id, order_name, marker), marker=marker, currency=currency,
+        home_currency=company.home_currency, currency_ref=currency_ref, exchange_rate=exchange_rate,
+        customer=identity, lines=tuple(lines), discounts=discounts, discount_total=quantize(discount_total),
+        discount_line_amount=quantize(discount_line_amount),
+        discount_description=_discount_description(discounts, tax.mode), subtotal=quantize(goods.subtotal),
         shipping_total=quantize(shipping_total), shipping_discount_total=quantize(shipping_discounts),
-        tax_total=tax_total, tax_mode=tax_mode, tax_lines=tax_entries, tips_total=quantize(tips_total),
-        duties_total=quantize(duties_total), gift_card_sold=quantize(gift_card_sold), gift_card_redeemed=redeemed,
-        document_total=document_total, payment_gateway=gateway, payment_method_id=payment_method_id,
+        tax_total=tax.total, tax_mode=tax.mode, tax_lines=tax.entries, tips_total=quantize(goods.tips_total),
+        duties_total=quantize(duties_total), gift_card_sold=quantize(goods.gift_card_sold), gift_card_redeemed=redeemed,
+        document_total=document_total, payment_gateway=gateway,
+        payment_method_id=_payment_method(settings.payment_method_map, gateway) if gateway else None,
         deposit_account_id=settings.clearing_account_for(gateway) or settings.deposit_account_id, class_id=settings.class_id,
-        department_id=settings.department_id, bill_email=identity.email, removed_lines=tuple(removed),
+        department_id=settings.department_id, bill_email=identity.email, removed_lines=tuple(goods.removed),
         balance=balance, warnings=tuple(warnings), us_company=company.is_us,
         reflected_refund_ids=tuple(refund_ids), shipping_refunded=quantize(shipping_refunded),
         taxable_tax_code_id=settings.taxable_tax_code_id, exempt_tax_code_id=settings.exempt_tax_code_id,
