@@ -18,10 +18,10 @@ from typing import Any, Mapping
 
 from .item import SPECIAL_ITEMS, ItemRequest, sanitize_item_name, sanitize_sku
 from .money import ZERO, format_money, quantize, sum_money
-from .order import product_item
+from .order import product_item, shipping_item_id, tax_mode_for
 from .plan import (
-    DESCRIPTION_MAX, DOC_NUMBER_MAX, GIFT_CARD, PRIVATE_NOTE_MAX, PRODUCT, SHIPPING, SHIPPING_ITEM_ID, TAX,
-    TAX_AS_LINE, TAX_EXCLUDED, TAX_INCLUSIVE, TAX_US, BalanceCheck, PlanLine, Refs, ShopFacts, TranslationError,
+    DESCRIPTION_MAX, DOC_NUMBER_MAX, GIFT_CARD, PRIVATE_NOTE_MAX, PRODUCT, SHIPPING, TAX, TAX_AS_LINE,
+    BalanceCheck, PlanLine, Refs, ShopFacts, TranslationError,
 )
 from .reading import (
     doc_number_for, foreign_exchange_rate, identity_for, money_back, money_reader_for, moved_money, objects,
@@ -118,17 +118,8 @@ def refund_moment(refund: Mapping[str, Any]) -> dict[str, Any]:
     return {"processed_at": found}
 
 
-def plan_refund(refund: Mapping[str, Any], order: Mapping[str, Any], settings: SyncSettings,
-                shop: ShopFacts | None = None, order_doc_number: str | None = None,
-                order_doc_type: str | None = None, invoice_paid: bool = False) -> RefundPlan:
-    """Translate a Shopify refund of order into a RefundPlan; raises TranslationError.
-
-    Receipt mode: a RefundReceipt (money out). Invoice mode: a CreditMemo against the customer's
-    open invoice; but when the invoice was paid (invoice_paid) and money actually left, a
-    RefundReceipt, since the money went back out of the bank rather than into a credit."""
-    if not isinstance(refund, Mapping) or not isinstance(order, Mapping):
-        raise TranslationError("refund", "expected JSON objects")
-    shop = shop or ShopFacts()
+def _refund_ids(refund: Mapping[str, Any], order: Mapping[str, Any]) -> tuple[str, str, str]:
+    """The refund's id, its order's id and the order's name, the ids required."""
     refund_id = text(refund.get("id"))
     if not refund_id:
         raise TranslationError("refund.id", "missing refund id")
@@ -136,12 +127,14 @@ def plan_refund(refund: Mapping[str, Any], order: Mapping[str, Any], settings: S
     if not order_id:
         raise TranslationError("order.id", "missing order id")
     order_name = text(order.get("name")) or f"#{order.get('order_number') or order_id}"
-    read, currency, currency_ref = money_reader_for(order, settings, shop)
-    company = settings.company
-    taxes_included = bool(order.get("taxes_included"))
+    return refund_id, order_id, order_name
 
+
+def _refunded_goods_lines(refund: Mapping[str, Any], order: Mapping[str, Any], settings: SyncSettings, read: Any,
+                          lines: list[PlanLine]) -> Decimal:
+    """One line per refunded order line (the same item as on the sale), net of tax; returns their tax."""
+    taxes_included = bool(order.get("taxes_included"))
     order_lines = {text(li.get("id")): li for li in objects(order, "line_items")}
-    lines: list[PlanLine] = []
     tax_total = ZERO
     for k, rli in enumerate(objects(refund, "refund_line_items")):
         where = f"refund_line_items[{k}]"
@@ -174,8 +167,16 @@ def plan_refund(refund: Mapping[str, Any], order: Mapping[str, Any], settings: S
             sku=sanitize_sku(text(li.get("sku"))) if kind == PRODUCT else None, source_id=text(rli.get("line_item_id")),
             gross_amount=subtotal if taxes_included else None,
         ))
+    return tax_total
 
-    ship_item_id = SHIPPING_ITEM_ID if company.shipping_allowed else settings.shipping_item_id
+
+def _refunded_shipping_and_adjustments(refund: Mapping[str, Any], settings: SyncSettings, read: Any,
+                                       taxes_included: bool, lines: list[PlanLine]
+                                       ) -> tuple[Decimal, Decimal, Decimal]:
+    """Shipping refunded, and refund adjustments (discrepancies etc.) as visible lines; returns
+    (shipping total, adjustments total, their tax)."""
+    ship_item_id = shipping_item_id(settings)
+    tax_total = ZERO
     shipping_total = ZERO
     adjustments_total = ZERO
     shipping_from_adjustments = False
@@ -209,23 +210,24 @@ def plan_refund(refund: Mapping[str, Any], order: Mapping[str, Any], settings: S
             if amount:
                 shipping_total += amount
                 lines.append(_shipping_line(amount, ship_tax, ship_item_id, taxes_included, text(rsl.get("id"))))
+    return shipping_total, adjustments_total, tax_total
 
-    tax_total = quantize(tax_total)
-    if settings.tax_handling == "tax_line" and not taxes_included:
-        tax_mode = TAX_AS_LINE
-        if tax_total:
-            lines.append(PlanLine(kind=TAX, description="Sales tax refunded", qty=Decimal(1), unit_price=tax_total,
-                                  amount=tax_total, taxable=False, item_id=settings.tax_item_id,
-                                  item_key=None if settings.tax_item_id else "special:tax"))
-    elif taxes_included:
-        tax_mode = TAX_INCLUSIVE
-    elif company.is_us:
-        tax_mode = TAX_US
-    else:
-        tax_mode = TAX_EXCLUDED
 
-    lines_sum = sum_money(line.amount for line in lines)
-    document_total = quantize(lines_sum + (tax_total if tax_mode != TAX_AS_LINE else ZERO))
+def _refund_tax_mode(settings: SyncSettings, taxes_included: bool, tax_total: Decimal, lines: list[PlanLine]) -> str:
+    """How the refund document carries the tax refunded; a tax line when tax is an item."""
+    tax_mode = tax_mode_for(settings, taxes_included)
+    if tax_mode == TAX_AS_LINE and tax_total:
+        lines.append(PlanLine(kind=TAX, description="Sales tax refunded", qty=Decimal(1), unit_price=tax_total,
+                              amount=tax_total, taxable=False, item_id=settings.tax_item_id,
+                              item_key=None if settings.tax_item_id else "special:tax"))
+    return tax_mode
+
+
+def _refund_doc_type_and_balance(refund: Mapping[str, Any], settings: SyncSettings, read: Any,
+                                 document_total: Decimal, order_doc_type: str | None, invoice_paid: bool
+                                 ) -> tuple[str, BalanceCheck]:
+    """RefundReceipt (money out) or CreditMemo (a credit on the invoice), and the check of the document
+    total against the money that actually left."""
     expected = refunded_transactions_total(refund, read)
     invoice_mode = order_doc_type == "Invoice" or (order_doc_type is None and settings.document_type == "invoice")
     doc_type = "RefundReceipt" if not invoice_mode or (invoice_paid and expected > 0) else "CreditMemo"
@@ -238,19 +240,56 @@ def plan_refund(refund: Mapping[str, Any], order: Mapping[str, Any], settings: S
         balance = BalanceCheck(expected, document_total, False, (
             f"refund lines + tax total {format_money(document_total)} but Shopify refunded "
             f"{format_money(expected)} in transactions (difference {format_money(document_total - expected)})"))
+    return doc_type, balance
 
-    base_number = order_doc_number or doc_number_for(order_name, settings.doc_number_prefix)
-    marker = refund_marker(refund_id)
+
+def _refund_private_note(refund: Mapping[str, Any], refund_id: str, order_id: str, order_name: str,
+                         base_number: str, marker: str) -> str:
+    """The refund document's private note: the refund, its order and sale document, their markers, the note."""
     note = text(refund.get("note"))
     private_note = (f"Refund {refund_id} of Shopify order {order_name} (QuickBooks document {base_number}) "
                     f"[{marker}] [order {order_marker(order_id)}]")
     if note:
         private_note += f"\nNote: {note}"
+    return private_note[:PRIVATE_NOTE_MAX]
+
+
+def plan_refund(refund: Mapping[str, Any], order: Mapping[str, Any], settings: SyncSettings,
+                shop: ShopFacts | None = None, order_doc_number: str | None = None,
+                order_doc_type: str | None = None, invoice_paid: bool = False) -> RefundPlan:
+    """Translate a Shopify refund of order into a RefundPlan; raises TranslationError.
+
+    Receipt mode: a RefundReceipt (money out). Invoice mode: a CreditMemo against the customer's
+    open invoice; but when the invoice was paid (invoice_paid) and money actually left, a
+    RefundReceipt, since the money went back out of the bank rather than into a credit."""
+    if not isinstance(refund, Mapping) or not isinstance(order, Mapping):
+        raise TranslationError("refund", "expected JSON objects")
+    shop = shop or ShopFacts()
+    refund_id, order_id, order_name = _refund_ids(refund, order)
+    read, currency, currency_ref = money_reader_for(order, settings, shop)
+    company = settings.company
+    taxes_included = bool(order.get("taxes_included"))
+
+    lines: list[PlanLine] = []
+    goods_tax = _refunded_goods_lines(refund, order, settings, read, lines)
+    shipping_total, adjustments_total, other_tax = _refunded_shipping_and_adjustments(
+        refund, settings, read, taxes_included, lines)
+    tax_total = quantize(goods_tax + other_tax)
+    tax_mode = _refund_tax_mode(settings, taxes_included, tax_total, lines)
+
+    lines_sum = sum_money(line.amount for line in lines)
+    document_total = quantize(lines_sum + (tax_total if tax_mode != TAX_AS_LINE else ZERO))
+    doc_type, balance = _refund_doc_type_and_balance(refund, settings, read, document_total, order_doc_type,
+                                                     invoice_paid)
+
+    base_number = order_doc_number or doc_number_for(order_name, settings.doc_number_prefix)
+    marker = refund_marker(refund_id)
     when = refund_moment(refund)
     return code_refund(RefundPlan(
         doc_type=doc_type, refund_id=refund_id, order_id=order_id, order_name=order_name,
         source_key=f"refund:{refund_id}", doc_number=refund_doc_number(base_number, refund_id),
-        order_doc_number=base_number, marker=marker, private_note=private_note[:PRIVATE_NOTE_MAX],
+        order_doc_number=base_number, marker=marker,
+        private_note=_refund_private_note(refund, refund_id, order_id, order_name, base_number, marker),
         txn_date=txn_date_for(when, shop.timezone), currency=currency, currency_ref=currency_ref,
         customer=identity_for(order), lines=tuple(lines), tax_total=tax_total, tax_mode=tax_mode,
         shipping_total=quantize(shipping_total), adjustments_total=quantize(adjustments_total),
