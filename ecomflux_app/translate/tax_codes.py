@@ -274,6 +274,41 @@ def assign_tax_codes(lines: Sequence[PlanLine], tax_total: Decimal, inclusive: b
     and an issue (unmapped tax, or a tax QBO could not be brought to by rounding) that must flag
     the order.
     """
+    coded, unmapped = _codes_per_line(lines, setup, mapping, exempt_code_id, country)
+    if unmapped:
+        named = "; ".join(f"{u.signature} on {u.line!r}" for u in unmapped)
+        issue = (f"{UNMAPPED_PREFIX}: {named} has no QuickBooks tax code with the same rate "
+                 "(map it under Tax codes; the order posts once it is mapped)")
+        return GlobalTax(tuple(lines), (), issue, tuple(unmapped))
+
+    shopify = _shopify_tax_per_rate(coded, tax_total)
+    if shopify is None:
+        return GlobalTax(tuple(lines), (), f"Shopify charged tax {tax_total} but no line carries a taxed rate")
+
+    out_lines: list[PlanLine] = []
+    for line, code in coded:
+        assert code is not None
+        line = dataclasses.replace(line, tax_code_id=code.id, taxable=bool(code.total_percent))
+        if inclusive:
+            net = _net(line.amount, code.total_percent)
+            line = dataclasses.replace(line, gross_amount=line.amount, amount=net, unit_price=_unit(net, line.qty))
+        out_lines.append(line)
+
+    if inclusive:
+        residual = _nets_to_gross(out_lines, coded, tax_total)
+        if residual is not None:
+            return GlobalTax(tuple(lines), (), (
+                f"Shopify's tax {tax_total} on tax-inclusive prices is {residual} away from what the lines' rates "
+                "give; QuickBooks cannot carry it"))
+
+    rates, issue = _rate_amounts(out_lines, coded, shopify, tax_total)
+    return GlobalTax(tuple(out_lines), tuple(rates), issue)
+
+
+def _codes_per_line(lines: Sequence[PlanLine], setup: TaxSetup, mapping: Mapping[str, str],
+                    exempt_code_id: str | None, country: str | None
+                    ) -> tuple[list[tuple[PlanLine, QboTaxCode | None]], list[UnmappedTax]]:
+    """Each line's tax code (None where none fits) and the taxes no code fits, for the admin to map."""
     coded: list[tuple[PlanLine, QboTaxCode | None]] = []
     unmapped: list[UnmappedTax] = []
     last: QboTaxCode | None = None
@@ -309,13 +344,13 @@ def assign_tax_codes(lines: Sequence[PlanLine], tax_total: Decimal, inclusive: b
             last = code
         if line.kind == SHIPPING and first_shipping is None and line.amount >= 0:
             first_shipping = code
+    return coded, unmapped
 
-    if unmapped:
-        named = "; ".join(f"{u.signature} on {u.line!r}" for u in unmapped)
-        issue = (f"{UNMAPPED_PREFIX}: {named} has no QuickBooks tax code with the same rate "
-                 "(map it under Tax codes; the order posts once it is mapped)")
-        return GlobalTax(tuple(lines), (), issue, tuple(unmapped))
 
+def _shopify_tax_per_rate(coded: list[tuple[PlanLine, QboTaxCode | None]], tax_total: Decimal
+                          ) -> dict[str, Decimal] | None:
+    """Shopify's tax per QBO rate id, reconciled to the order's tax total; None when tax is left with
+    no taxed rate to carry it."""
     # Shopify's tax per QBO rate: each tax line goes to the code's rate with the same percent.
     shopify: dict[str, Decimal] = {}
     for line, code in coded:
@@ -333,38 +368,37 @@ def assign_tax_codes(lines: Sequence[PlanLine], tax_total: Decimal, inclusive: b
         for rate_id, extra in zip(rate_ids, allocate(gap, [shopify.get(r, ZERO) for r in rate_ids])):
             shopify[rate_id] = shopify.get(rate_id, ZERO) + extra
     elif gap:
-        return GlobalTax(tuple(lines), (), f"Shopify charged tax {tax_total} but no line carries a taxed rate")
+        return None
+    return shopify
 
-    out_lines: list[PlanLine] = []
-    for line, code in coded:
-        assert code is not None
-        line = dataclasses.replace(line, tax_code_id=code.id, taxable=bool(code.total_percent))
-        if inclusive:
-            net = _net(line.amount, code.total_percent)
-            line = dataclasses.replace(line, gross_amount=line.amount, amount=net, unit_price=_unit(net, line.qty))
-        out_lines.append(line)
 
-    if inclusive:
-        # Nets + tax must add up to Shopify's gross exactly: move the rounding cents onto the
-        # largest taxed lines, one cent each (QBO accepts a net within a cent of gross / (1 + rate)).
-        gross_sum = sum((l.gross_amount or ZERO for l in out_lines), ZERO)
-        residual = gross_sum - tax_total - sum((l.amount for l in out_lines), ZERO)
-        step = CENT_STEP if residual > 0 else -CENT_STEP
-        exact = {i: (out_lines[i].gross_amount or ZERO) * HUNDRED / (HUNDRED + c.total_percent)
-                 for i, (_, c) in enumerate(coded) if c is not None and c.total_percent}
-        # Only lines whose exact net lies on the step's side of their rounded net stay within a cent.
-        movable = sorted((i for i in exact if abs(out_lines[i].amount + step - exact[i]) <= CENT_STEP),
-                         key=lambda i: (-(exact[i] - out_lines[i].amount) * step, i))
-        steps = int(abs(residual) / CENT_STEP)
-        if steps > len(movable):
-            return GlobalTax(tuple(lines), (), (
-                f"Shopify's tax {tax_total} on tax-inclusive prices is {residual} away from what the lines' rates "
-                "give; QuickBooks cannot carry it"))
-        for i in movable[:steps]:
-            l = out_lines[i]
-            out_lines[i] = dataclasses.replace(l, amount=l.amount + step, unit_price=_unit(l.amount + step, l.qty))
+def _nets_to_gross(out_lines: list[PlanLine], coded: list[tuple[PlanLine, QboTaxCode | None]],
+                   tax_total: Decimal) -> Decimal | None:
+    """Tax-inclusive: move the rounding cents so nets + tax add up to Shopify's gross exactly; returns
+    the residual when the lines cannot absorb it, else None."""
+    # Move the rounding cents onto the largest taxed lines, one cent each (QBO accepts a net within a
+    # cent of gross / (1 + rate)).
+    gross_sum = sum((l.gross_amount or ZERO for l in out_lines), ZERO)
+    residual = gross_sum - tax_total - sum((l.amount for l in out_lines), ZERO)
+    step = CENT_STEP if residual > 0 else -CENT_STEP
+    exact = {i: (out_lines[i].gross_amount or ZERO) * HUNDRED / (HUNDRED + c.total_percent)
+             for i, (_, c) in enumerate(coded) if c is not None and c.total_percent}
+    # Only lines whose exact net lies on the step's side of their rounded net stay within a cent.
+    movable = sorted((i for i in exact if abs(out_lines[i].amount + step - exact[i]) <= CENT_STEP),
+                     key=lambda i: (-(exact[i] - out_lines[i].amount) * step, i))
+    steps = int(abs(residual) / CENT_STEP)
+    if steps > len(movable):
+        return residual
+    for i in movable[:steps]:
+        l = out_lines[i]
+        out_lines[i] = dataclasses.replace(l, amount=l.amount + step, unit_price=_unit(l.amount + step, l.qty))
+    return None
 
-    # Per rate: net taxable and QBO's own figure; Shopify's may differ by rounding only.
+
+def _rate_amounts(out_lines: list[PlanLine], coded: list[tuple[PlanLine, QboTaxCode | None]],
+                  shopify: Mapping[str, Decimal], tax_total: Decimal) -> tuple[list[RateAmount], str | None]:
+    """Per rate: net taxable, Shopify's tax and QBO's own figure, with an issue when they differ by
+    more than rounding or Shopify's tax is not all carried."""
     rates: list[RateAmount] = []
     problems: list[str] = []
     seen: dict[str, dict[str, Any]] = {}
@@ -388,7 +422,7 @@ def assign_tax_codes(lines: Sequence[PlanLine], tax_total: Decimal, inclusive: b
         issue = ("tax differs from what QuickBooks computes by more than rounding: " + "; ".join(problems))
     elif sum((r.amount for r in rates), ZERO) != tax_total:
         issue = f"Shopify's tax {tax_total} is not carried by any taxed line"
-    return GlobalTax(tuple(out_lines), tuple(rates), issue)
+    return rates, issue
 
 
 def applies(settings: Any) -> bool:
