@@ -226,6 +226,20 @@ def parse_settings(values: Mapping[str, Any]) -> tuple[SyncSettings, dict[str, s
         if name not in known:
             errors[name] = "unknown setting"
 
+    # Each step reads its fields into kwargs, or says in errors why not (in this order).
+    _parse_choices(values, kwargs, errors)
+    _parse_ids(values, kwargs, errors)
+    _parse_doc_number_prefix(values, kwargs, errors)
+    _parse_dates(values, kwargs, errors)
+    _parse_invoice_terms(values, kwargs, errors)
+    _parse_gateway_maps(values, kwargs, errors)
+    _parse_tax_code_map(values, kwargs, errors)
+    _parse_company_values(values, kwargs, errors)
+    return SyncSettings(**kwargs), errors
+
+
+def _parse_choices(values: Mapping[str, Any], kwargs: dict[str, Any], errors: dict[str, str]) -> None:
+    """The settings that are one of a few options: document type, trigger, tax handling and the like."""
     def choice(name: str, options: tuple[str, ...]) -> None:
         if name in values and values[name] is not None:
             if values[name] in options:
@@ -239,6 +253,9 @@ def parse_settings(values: Mapping[str, Any]) -> tuple[SyncSettings, dict[str, s
     choice("customer_matching", CUSTOMER_MATCHING)
     choice("item_type", ITEM_TYPES)
 
+
+def _parse_ids(values: Mapping[str, Any], kwargs: dict[str, Any], errors: dict[str, str]) -> None:
+    """The QuickBooks ids of accounts, items and the like (empty: not set)."""
     for name in ID_FIELDS:
         if name not in values:
             continue
@@ -252,6 +269,9 @@ def parse_settings(values: Mapping[str, Any]) -> tuple[SyncSettings, dict[str, s
         else:
             errors[name] = "must be a QuickBooks id (letters, digits, - or _)"
 
+
+def _parse_doc_number_prefix(values: Mapping[str, Any], kwargs: dict[str, Any], errors: dict[str, str]) -> None:
+    """The prefix of the documents' numbers: short, printable text."""
     if "doc_number_prefix" in values and values["doc_number_prefix"] is not None:
         prefix = values["doc_number_prefix"]
         if not isinstance(prefix, str):
@@ -263,6 +283,9 @@ def parse_settings(values: Mapping[str, Any]) -> tuple[SyncSettings, dict[str, s
         else:
             kwargs["doc_number_prefix"] = prefix
 
+
+def _parse_dates(values: Mapping[str, Any], kwargs: dict[str, Any], errors: dict[str, str]) -> None:
+    """The dates the sync of orders and of payouts starts from."""
     for date_name in ("sync_start_date", "payouts_start_date"):
         if date_name not in values:
             continue
@@ -277,6 +300,9 @@ def parse_settings(values: Mapping[str, Any]) -> tuple[SyncSettings, dict[str, s
             except ValueError:
                 errors[date_name] = "must be a date (YYYY-MM-DD)"
 
+
+def _parse_invoice_terms(values: Mapping[str, Any], kwargs: dict[str, Any], errors: dict[str, str]) -> None:
+    """An invoice's payment terms: a whole number of days, 0 to 365."""
     if "invoice_terms_days" in values and values["invoice_terms_days"] is not None:
         raw = values["invoice_terms_days"]
         try:
@@ -291,7 +317,9 @@ def parse_settings(values: Mapping[str, Any]) -> tuple[SyncSettings, dict[str, s
             else:
                 errors["invoice_terms_days"] = "must be between 0 and 365"
 
-    # Gateway -> QBO id maps: payment methods, and deposit accounts for invoice Payments ("*" = any).
+
+def _parse_gateway_maps(values: Mapping[str, Any], kwargs: dict[str, Any], errors: dict[str, str]) -> None:
+    """Gateway -> QBO id maps: payment methods, and deposit accounts for invoice Payments ("*" = any)."""
     for map_name, what in (("payment_method_map", "payment method"), ("deposit_account_map", "account")):
         if map_name not in values or values[map_name] is None:
             continue
@@ -309,6 +337,9 @@ def parse_settings(values: Mapping[str, Any]) -> tuple[SyncSettings, dict[str, s
         else:
             kwargs[map_name] = mapping
 
+
+def _parse_tax_code_map(values: Mapping[str, Any], kwargs: dict[str, Any], errors: dict[str, str]) -> None:
+    """Shopify taxes (by signature) -> QuickBooks tax code ids."""
     if values.get("tax_code_map") is not None:
         raw = values["tax_code_map"]
         codes = raw if isinstance(raw, Mapping) else None
@@ -318,6 +349,9 @@ def parse_settings(values: Mapping[str, Any]) -> tuple[SyncSettings, dict[str, s
         else:
             kwargs["tax_code_map"] = {k.strip(): str(v).strip() for k, v in codes.items()}
 
+
+def _parse_company_values(values: Mapping[str, Any], kwargs: dict[str, Any], errors: dict[str, str]) -> None:
+    """The QuickBooks company's facts (country, home currency, preferences), errors under company.*."""
     if "company" in values and values["company"] is not None:
         raw = values["company"]
         if not isinstance(raw, Mapping):
@@ -326,5 +360,3 @@ def parse_settings(values: Mapping[str, Any]) -> tuple[SyncSettings, dict[str, s
             company, company_errors = _parse_company(raw)
             kwargs["company"] = company
             errors.update(company_errors)
-
-    return SyncSettings(**kwargs), errors
