@@ -149,6 +149,112 @@ def _label(txn: Mapping[str, Any]) -> str:
     return str(txn.get("order_name") or (f"order {txn['order_id']}" if txn.get("order_id") else "")).strip()
 
 
+class _DepositLines:
+    """The Deposit's lines as the payout's balance transactions are booked, and the fees they carry."""
+
+    def __init__(self, plan: DepositPlan, accounts: PayoutAccounts, documents: Mapping[str, Sequence[LinkableDoc]],
+                 returned: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+        self.plan = plan
+        self.accounts = accounts
+        self.documents = documents
+        self.returned = returned
+        self.used: set[tuple[str, str]] = set()  # documents linked already: each is deposited once
+        self.charge_fees, self.charge_count, self.other_fees = ZERO, 0, ZERO
+
+    def account_line(self, amount: Decimal, kind: str, description: str, account_id: str, txn=None) -> None:
+        """A line against an account, naming the balance transaction and its order."""
+        self.plan.lines.append(DepositLine(amount=amount, kind=kind, description=description[:DESCRIPTION_MAX],
+                                           account_id=account_id, order_id=str(txn.get("order_id")) if txn and
+                                           txn.get("order_id") else None,
+                                           source_id=str(txn.get("id")) if txn and txn.get("id") else None))
+
+    def link_or_clear(self, amount: Decimal, kind: str, description: str, txn, entities: tuple[str, ...]) -> None:
+        """The order's document linked when it sits in Undeposited Funds for exactly this amount, else a
+        clearing line."""
+        accounts, plan = self.accounts, self.plan
+        order_id = str(txn.get("order_id") or "")
+        if accounts.clearing_is_undeposited and order_id:
+            for doc in self.documents.get(order_id, ()):
+                key = (doc.entity, str(doc.qbo_id))
+                if doc.entity in entities and doc.in_undeposited and doc.amount == amount and key not in self.used:
+                    self.used.add(key)
+                    plan.lines.append(DepositLine(amount=amount, kind=kind, description=description,
+                                                  linked=key, order_id=order_id, source_id=str(txn.get("id"))))
+                    return
+        self.account_line(amount, kind, description, accounts.clearing_id, txn)
+
+    def add(self, txn: Mapping[str, Any], via: str | None = None) -> None:
+        """Book one balance transaction: a charge (its fee to the processing fees), a failed payout's own
+        transactions when they add up, or a line for what else it is (see _other_line)."""
+        plan, currency, returned = self.plan, self.plan.currency, self.returned
+        kind = str(txn.get("type") or "").upper()
+        if kind in SKIPPED_TYPES:
+            return
+        txn_currency = str(txn.get("currency") or currency).upper()
+        if txn_currency != currency:
+            raise DepositError(f"transaction {txn.get('id')}.currency",
+                               f"{txn_currency} in a {currency} payout")
+        amount, fee = _m(txn, "amount"), _m(txn, "fee")
+        transaction_net(txn)
+        label = _label(txn)
+        suffix = f" (from failed payout {via})" if via else ""
+        if txn.get("order_id") and str(txn["order_id"]) not in plan.orders:
+            plan.orders.append(str(txn["order_id"]))
+        if kind == "CHARGE":
+            self.link_or_clear(amount, "charge", f"Shopify Payments charge {label}{suffix}".strip(), txn,
+                               ("SalesReceipt", "Payment"))
+            self.charge_fees += fee
+            self.charge_count += 1
+            return
+        if kind in RETURNED_TYPES and str(txn.get("source_id") or "") in returned:
+            inner = [t for t in returned[str(txn["source_id"])] if t.get("type") not in SKIPPED_TYPES]
+            if sum_money(transaction_net(t) for t in inner) == amount - fee and not via:
+                for t in inner:
+                    self.add(t, via=str(txn["source_id"]))
+                return
+        self._other_line(txn, kind, amount, label, suffix)
+        if fee:
+            if kind == "DISPUTE":
+                self.account_line(-fee, "fee", f"Chargeback fee {label}{suffix}".strip(), self.accounts.fee_id, txn)
+            else:
+                self.other_fees += fee
+
+    def _other_line(self, txn: Mapping[str, Any], kind: str, amount: Decimal, label: str, suffix: str) -> None:
+        """A refund out of clearing (or its Refund Receipt linked), a chargeback, a reserve movement, a
+        returned payout or an adjustment, each to its account."""
+        accounts = self.accounts
+        if kind == "REFUND":
+            self.link_or_clear(amount, "refund", f"Shopify Payments refund {label}{suffix}".strip(), txn,
+                               ("RefundReceipt",))
+        elif kind == "DISPUTE":
+            self.account_line(amount, "chargeback", f"Chargeback {label}{suffix}".strip(),
+                              accounts.chargeback_id or accounts.fee_id, txn)
+        elif kind in RESERVE_TYPES:
+            what = "held in reserve by Shopify" if amount < 0 else "reserve released by Shopify"
+            self.account_line(amount, "reserve", f"Shopify Payments {what}{suffix}", accounts.reserve_id
+                              or accounts.clearing_id, txn)
+        elif kind in RETURNED_TYPES:
+            self.account_line(amount, "returned", f"Returned from payout {txn.get('source_id') or ''} "
+                                                  f"({kind.lower().replace('_', ' ')})".strip(),
+                              accounts.clearing_id, txn)
+        else:
+            reason = txn.get("adjustment_reason")
+            self.account_line(amount, "adjustment", f"Shopify Payments {kind.lower().replace('_', ' ')}"
+                              f"{': ' + str(reason) if reason else ''} {label}{suffix}".strip(),
+                              accounts.adjustment_id or accounts.fee_id, txn)
+
+    def fee_lines(self) -> None:
+        """The fees to the fee account: processing fees on charges as one line, the others as another."""
+        plan, accounts, charge_fees, charge_count = self.plan, self.accounts, self.charge_fees, self.charge_count
+        if charge_fees:
+            plan.lines.append(DepositLine(amount=-charge_fees, kind="fee", account_id=accounts.fee_id,
+                                          description=f"Shopify Payments processing fees ({charge_count} "
+                                                      f"charge{'s' if charge_count != 1 else ''})"))
+        if self.other_fees:
+            plan.lines.append(DepositLine(amount=-self.other_fees, kind="fee", account_id=accounts.fee_id,
+                                          description="Shopify Payments fees on refunds and adjustments"))
+
+
 def plan_deposit(payout: Mapping[str, Any], transactions: Sequence[Mapping[str, Any]], accounts: PayoutAccounts,
                  documents: Mapping[str, Sequence[LinkableDoc]] | None = None, *, shop_timezone: str = "UTC",
                  home_currency: str = "USD", returned: Mapping[str, Sequence[Mapping[str, Any]]] | None = None
@@ -164,89 +270,10 @@ def plan_deposit(payout: Mapping[str, Any], transactions: Sequence[Mapping[str, 
     currency = str(payout.get("currency") or home_currency).upper()
     plan = DepositPlan(payout_id=payout_id, txn_date=payout_date(payout.get("issued_at"), shop_timezone),
                        currency=currency, net=net, bank_id=accounts.bank_id)
-    documents = documents or {}
-    returned = returned or {}
-    used: set[tuple[str, str]] = set()
-    charge_fees, charge_count, other_fees = ZERO, 0, ZERO
-
-    def account_line(amount: Decimal, kind: str, description: str, account_id: str, txn=None) -> None:
-        plan.lines.append(DepositLine(amount=amount, kind=kind, description=description[:DESCRIPTION_MAX],
-                                      account_id=account_id, order_id=str(txn.get("order_id")) if txn and
-                                      txn.get("order_id") else None,
-                                      source_id=str(txn.get("id")) if txn and txn.get("id") else None))
-
-    def link_or_clear(amount: Decimal, kind: str, description: str, txn, entities: tuple[str, ...]) -> None:
-        order_id = str(txn.get("order_id") or "")
-        if accounts.clearing_is_undeposited and order_id:
-            for doc in documents.get(order_id, ()):
-                key = (doc.entity, str(doc.qbo_id))
-                if doc.entity in entities and doc.in_undeposited and doc.amount == amount and key not in used:
-                    used.add(key)
-                    plan.lines.append(DepositLine(amount=amount, kind=kind, description=description,
-                                                  linked=key, order_id=order_id, source_id=str(txn.get("id"))))
-                    return
-        account_line(amount, kind, description, accounts.clearing_id, txn)
-
-    def add(txn: Mapping[str, Any], via: str | None = None) -> None:
-        nonlocal charge_fees, charge_count, other_fees
-        kind = str(txn.get("type") or "").upper()
-        if kind in SKIPPED_TYPES:
-            return
-        txn_currency = str(txn.get("currency") or currency).upper()
-        if txn_currency != currency:
-            raise DepositError(f"transaction {txn.get('id')}.currency",
-                               f"{txn_currency} in a {currency} payout")
-        amount, fee = _m(txn, "amount"), _m(txn, "fee")
-        transaction_net(txn)
-        label = _label(txn)
-        suffix = f" (from failed payout {via})" if via else ""
-        if txn.get("order_id") and str(txn["order_id"]) not in plan.orders:
-            plan.orders.append(str(txn["order_id"]))
-        if kind == "CHARGE":
-            link_or_clear(amount, "charge", f"Shopify Payments charge {label}{suffix}".strip(), txn,
-                          ("SalesReceipt", "Payment"))
-            charge_fees += fee
-            charge_count += 1
-            return
-        if kind in RETURNED_TYPES and str(txn.get("source_id") or "") in returned:
-            inner = [t for t in returned[str(txn["source_id"])] if t.get("type") not in SKIPPED_TYPES]
-            if sum_money(transaction_net(t) for t in inner) == amount - fee and not via:
-                for t in inner:
-                    add(t, via=str(txn["source_id"]))
-                return
-        if kind == "REFUND":
-            link_or_clear(amount, "refund", f"Shopify Payments refund {label}{suffix}".strip(), txn,
-                          ("RefundReceipt",))
-        elif kind == "DISPUTE":
-            account_line(amount, "chargeback", f"Chargeback {label}{suffix}".strip(),
-                         accounts.chargeback_id or accounts.fee_id, txn)
-        elif kind in RESERVE_TYPES:
-            what = "held in reserve by Shopify" if amount < 0 else "reserve released by Shopify"
-            account_line(amount, "reserve", f"Shopify Payments {what}{suffix}", accounts.reserve_id
-                         or accounts.clearing_id, txn)
-        elif kind in RETURNED_TYPES:
-            account_line(amount, "returned", f"Returned from payout {txn.get('source_id') or ''} "
-                                             f"({kind.lower().replace('_', ' ')})".strip(), accounts.clearing_id, txn)
-        else:
-            reason = txn.get("adjustment_reason")
-            account_line(amount, "adjustment", f"Shopify Payments {kind.lower().replace('_', ' ')}"
-                         f"{': ' + str(reason) if reason else ''} {label}{suffix}".strip(),
-                         accounts.adjustment_id or accounts.fee_id, txn)
-        if fee:
-            if kind == "DISPUTE":
-                account_line(-fee, "fee", f"Chargeback fee {label}{suffix}".strip(), accounts.fee_id, txn)
-            else:
-                other_fees += fee
-
+    book = _DepositLines(plan, accounts, documents or {}, returned or {})
     for txn in transactions:
-        add(txn)
-    if charge_fees:
-        plan.lines.append(DepositLine(amount=-charge_fees, kind="fee", account_id=accounts.fee_id,
-                                      description=f"Shopify Payments processing fees ({charge_count} "
-                                                  f"charge{'s' if charge_count != 1 else ''})"))
-    if other_fees:
-        plan.lines.append(DepositLine(amount=-other_fees, kind="fee", account_id=accounts.fee_id,
-                                      description="Shopify Payments fees on refunds and adjustments"))
+        book.add(txn)
+    book.fee_lines()
     plan.fees = sum_money(-line.amount for line in plan.lines if line.kind == "fee")
     plan.flag_reason = _flag(plan, home_currency)
     return plan
