@@ -237,29 +237,11 @@ def post_refund(shop: Shop, refund: dict, settings: SyncSettings, conn: QboConne
         raise FatalError("refund payload has no id or order_id")
     record = ledger_row(shop, f"refund:{refund_id}", kind="refund", order_id=str(order_id), delivery=delivery)
     if record.status in ("posted", "voided", "skipped"):
-        if credit_to_apply(shop, record):
-            # The credit memo is in QBO but its application did not finish (transient error, crash).
-            applied = apply_credit(shop, client or QboClient(conn), record, order_record(shop, str(order_id)),
-                                   delivery)
-            if applied is not None and applied.status == "posted":
-                return Outcome("posted", None, {"qbo_id": record.qbo_id, "doc_number": record.qbo_doc_number,
-                                                "document_type": record.document_type, "applied": _applied(applied)})
-        return Outcome("skipped_duplicate", record.reason or f"already posted as {record.document_type} "
-                                                             f"{record.qbo_doc_number}")
-    existing = order_record(shop, str(order_id))
-    cancelled = SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == f"cancel:{order_id}"))
+        return _already_booked(shop, record, str(order_id), conn, client, delivery)
     money = _moved_money(refund)
-    if money and existing is not None and existing.status == "voided":
-        reason = (f"money went back for an order whose {existing.document_type} {existing.qbo_doc_number} was "
-                  "voided when it was cancelled: left for the bookkeeper")
-        flag(record, reason)
-        return Outcome("flagged", reason)
-    if cancelled is not None and not money and (existing is None or existing.status != "posted"):
-        # Money that went back is always booked (with its sale, posted as sold first, cancelled or not);
-        # an edit of an order cancelled before it was posted is not.
-        SyncRecord.update(status="skipped", reason="order cancelled before it was posted: nothing to refund in "
-                          "QuickBooks", updated_at=utcnow()).where(SyncRecord.id == record.id).execute()
-        return Outcome("processed", "order cancelled before it was posted: nothing to refund in QuickBooks")
+    not_booked = _not_to_book(shop, record, str(order_id), money)
+    if not_booked is not None:
+        return not_booked
     client = client or QboClient(conn)
     order_rec, body, reflected = ensure_order_posted(shop, str(order_id), settings, conn, client, for_money=money)
     if str(refund_id) in reflected:
@@ -272,41 +254,87 @@ def post_refund(shop: Shop, refund: dict, settings: SyncSettings, conn: QboConne
         record_payment_first(shop, str(order_id), body, settings, delivery, client)
 
     def build() -> Document | PostResult:
-        try:
-            plan = plan_refund(refund, body, settings, shop_facts(shop), order_rec.qbo_doc_number,
-                               order_rec.document_type, invoice_paid=_invoice_paid(shop, order_rec))
-        except TranslationError as exc:
-            reason = f"refund cannot be translated: {exc}"
-            flag(record, reason)
-            raise FatalError(reason, {"field": exc.field}) from None
-        if not plan.balance.ok:
-            return flag(record, f"not posted: {plan.balance.reason}", shopify_total=plan.balance.expected,
-                        qbo_total=plan.balance.computed, tax_total=plan.tax_total, currency=plan.currency)
-        if plan.empty:
-            SyncRecord.update(status="skipped", reason="refund moved no money and no lines (restock only)",
-                              updated_at=utcnow()).where(SyncRecord.id == record.id).execute()
-            record.status = "skipped"
-            return PostResult("skipped_duplicate", record)
-        customer_id, items = ReferenceResolver(shop, client, settings).resolve(
-            plan.customer, plan.currency_ref, plan.item_requests(settings.item_type))
-        if plan.customer.guest and body.get("customer") is None and order_rec.qbo_id and not body.get("line_items"):
-            # No order body at hand: the refund goes to the customer of the order's document.
-            customer_id = client.read(order_rec.document_type, order_rec.qbo_id)["CustomerRef"]["value"]
-        account = refund_account(client, settings, refund) if plan.doc_type == "RefundReceipt" else None
-        from ..translate.refund import render_refund
-
-        try:
-            payload = render_refund(plan, Refs(customer_id=customer_id, items=items), account)
-        except TranslationError as exc:
-            flag(record, f"refund cannot be rendered: {exc}")
-            raise FatalError(str(exc), {"field": exc.field}) from None
-        return Document(entity=plan.doc_type, payload=payload, doc_number=plan.doc_number, marker=plan.marker,
-                        figures={"shopify_total": plan.balance.expected, "qbo_total": plan.document_total,
-                                 "tax_total": plan.tax_total, "shipping_total": plan.shipping_total},
-                        ledger={"currency": plan.currency, "order_date": plan.txn_date,
-                                "order_name": plan.order_name})
+        return _refund_document(shop, client, record, refund, body, settings, order_rec)
 
     result = post_with_current_references(shop, client, record, build, delivery)
+    return _refund_outcome(shop, client, result, order_rec, delivery)
+
+
+def _already_booked(shop: Shop, record: SyncRecord, order_id: str, conn: QboConnection, client: QboClient | None,
+                    delivery: WebhookDelivery | None) -> Outcome:
+    """A refund already in the ledger: its credit memo's application finished if it was cut short, else
+    nothing to do."""
+    if credit_to_apply(shop, record):
+        # The credit memo is in QBO but its application did not finish (transient error, crash).
+        applied = apply_credit(shop, client or QboClient(conn), record, order_record(shop, order_id), delivery)
+        if applied is not None and applied.status == "posted":
+            return Outcome("posted", None, {"qbo_id": record.qbo_id, "doc_number": record.qbo_doc_number,
+                                            "document_type": record.document_type, "applied": _applied(applied)})
+    return Outcome("skipped_duplicate", record.reason or f"already posted as {record.document_type} "
+                                                         f"{record.qbo_doc_number}")
+
+
+def _not_to_book(shop: Shop, record: SyncRecord, order_id: str, money: bool) -> Outcome | None:
+    """Why a refund of a cancelled order is not booked (money back after its sale was voided: flagged for
+    the bookkeeper; an edit of an order cancelled before it was posted: skipped), else None."""
+    existing = order_record(shop, order_id)
+    cancelled = SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == f"cancel:{order_id}"))
+    if money and existing is not None and existing.status == "voided":
+        reason = (f"money went back for an order whose {existing.document_type} {existing.qbo_doc_number} was "
+                  "voided when it was cancelled: left for the bookkeeper")
+        flag(record, reason)
+        return Outcome("flagged", reason)
+    if cancelled is not None and not money and (existing is None or existing.status != "posted"):
+        # Money that went back is always booked (with its sale, posted as sold first, cancelled or not);
+        # an edit of an order cancelled before it was posted is not.
+        SyncRecord.update(status="skipped", reason="order cancelled before it was posted: nothing to refund in "
+                          "QuickBooks", updated_at=utcnow()).where(SyncRecord.id == record.id).execute()
+        return Outcome("processed", "order cancelled before it was posted: nothing to refund in QuickBooks")
+    return None
+
+
+def _refund_document(shop: Shop, client: QboClient, record: SyncRecord, refund: dict, body: dict,
+                     settings: SyncSettings, order_rec: SyncRecord) -> Document | PostResult:
+    """The refund's QBO document (RefundReceipt or CreditMemo) against the order's customer and items;
+    flagged when it does not balance, skipped when it moved neither money nor lines."""
+    try:
+        plan = plan_refund(refund, body, settings, shop_facts(shop), order_rec.qbo_doc_number,
+                           order_rec.document_type, invoice_paid=_invoice_paid(shop, order_rec))
+    except TranslationError as exc:
+        reason = f"refund cannot be translated: {exc}"
+        flag(record, reason)
+        raise FatalError(reason, {"field": exc.field}) from None
+    if not plan.balance.ok:
+        return flag(record, f"not posted: {plan.balance.reason}", shopify_total=plan.balance.expected,
+                    qbo_total=plan.balance.computed, tax_total=plan.tax_total, currency=plan.currency)
+    if plan.empty:
+        SyncRecord.update(status="skipped", reason="refund moved no money and no lines (restock only)",
+                          updated_at=utcnow()).where(SyncRecord.id == record.id).execute()
+        record.status = "skipped"
+        return PostResult("skipped_duplicate", record)
+    customer_id, items = ReferenceResolver(shop, client, settings).resolve(
+        plan.customer, plan.currency_ref, plan.item_requests(settings.item_type))
+    if plan.customer.guest and body.get("customer") is None and order_rec.qbo_id and not body.get("line_items"):
+        # No order body at hand: the refund goes to the customer of the order's document.
+        customer_id = client.read(order_rec.document_type, order_rec.qbo_id)["CustomerRef"]["value"]
+    account = refund_account(client, settings, refund) if plan.doc_type == "RefundReceipt" else None
+    from ..translate.refund import render_refund
+
+    try:
+        payload = render_refund(plan, Refs(customer_id=customer_id, items=items), account)
+    except TranslationError as exc:
+        flag(record, f"refund cannot be rendered: {exc}")
+        raise FatalError(str(exc), {"field": exc.field}) from None
+    return Document(entity=plan.doc_type, payload=payload, doc_number=plan.doc_number, marker=plan.marker,
+                    figures={"shopify_total": plan.balance.expected, "qbo_total": plan.document_total,
+                             "tax_total": plan.tax_total, "shipping_total": plan.shipping_total},
+                    ledger={"currency": plan.currency, "order_date": plan.txn_date,
+                            "order_name": plan.order_name})
+
+
+def _refund_outcome(shop: Shop, client: QboClient, result: PostResult, order_rec: SyncRecord,
+                    delivery: WebhookDelivery | None) -> Outcome:
+    """What posting the refund came to; a posted credit memo is first applied to the order's invoice."""
     rec = result.record
     if result.status == "flagged":
         return Outcome("flagged", rec.reason, {"shopify_total": str(rec.shopify_total),
