@@ -583,6 +583,28 @@ class ReferenceResolver:
         items = self.cached_items(requests)
         missing = [r for r in requests if r.key not in items]
 
+        customer_id, lookups = self._customer_from_directory(identity, currency, keys, customer_id, guest)
+        item_taken = self._items_from_directory(missing, items, lookups)
+        found = _batch_queries(self.client, lookups) if lookups else {}
+
+        creates: list[tuple[str, str, dict]] = []
+        customer_row, taken = None, set()
+        if not guest and customer_id is None:
+            customer_row, taken, guest = self._match_or_name_customer(identity, currency, found, creates)
+        self._match_or_name_items(missing, items, found, item_taken, creates)
+        results = _create_batch(self.client, self.shop, creates) if creates else {}
+
+        self._take_created_items(missing, items, results, item_taken)
+        if guest:
+            customer_id = self.guest_customer(currency)
+        elif customer_id is None:
+            customer_id = self._take_customer(identity, currency, keys, customer_row, results, taken)
+        return customer_id, items
+
+    def _customer_from_directory(self, identity: CustomerIdentity, currency: str | None, keys: list[str],
+                                 customer_id: str | None, guest: bool) -> tuple[str | None, list[_Lookup]]:
+        """The customer from the company's directory when the cache has none; else the lookups to find it
+        by (none when the directory knows it is absent)."""
         lookups: list[_Lookup] = []
         known_absent = False
         if not guest and customer_id is None and not currency:
@@ -595,7 +617,12 @@ class ReferenceResolver:
                 known_absent = hit is None  # an inactive hit is looked up normally (to reactivate)
         if not guest and customer_id is None and not known_absent:
             lookups += self.customer_lookups(identity)
-        # The item directory settles most items; an inactive match is looked up (to reactivate it).
+        return customer_id, lookups
+
+    def _items_from_directory(self, missing: list[ItemRequest], items: dict, lookups: list[_Lookup]
+                              ) -> dict[str, set[str]]:
+        """Items the company's item directory settles, the lookups for the others it knows (an inactive
+        match is looked up, to reactivate it); returns the names taken per item key."""
         item_taken: dict[str, set[str]] = {}
         item_dir = self.item_directory() if missing else None
         for index, request in enumerate(missing):
@@ -604,22 +631,30 @@ class ReferenceResolver:
                 items[request.key] = hit[0]
             elif hit is not None:
                 lookups += self.item_lookups(index, request)
-        found = _batch_queries(self.client, lookups) if lookups else {}
+        return item_taken
 
-        creates: list[tuple[str, str, dict]] = []
-        customer_row, taken = None, set()
-        if not guest and customer_id is None:
-            customer_row = self.pick_customer(identity, found, currency)
-            if customer_row is not None:
-                customer_row = _reactivate(self.client, "Customer", customer_row, self.shop)
+    def _match_or_name_customer(self, identity: CustomerIdentity, currency: str | None, found: dict,
+                                creates: list[tuple[str, str, dict]]) -> tuple[dict | None, set[str], bool]:
+        """The customer the lookups found (reactivated if inactive), else its create with a free display
+        name; returns (the row found, names taken, guest: no free name left)."""
+        guest, taken = False, set()
+        customer_row = self.pick_customer(identity, found, currency)
+        if customer_row is not None:
+            customer_row = _reactivate(self.client, "Customer", customer_row, self.shop)
+        else:
+            taken = names_seen(found, "c-name", "DisplayName")
+            name = self.free_display_name(identity, also_taken=taken, currency=currency)
+            if name is None:
+                guest = True
             else:
-                taken = names_seen(found, "c-name", "DisplayName")
-                name = self.free_display_name(identity, also_taken=taken, currency=currency)
-                if name is None:
-                    guest = True
-                else:
-                    taken.add(name.lower())  # if its create fails with 6240, the retry starts past it
-                    creates.append(("c-new", "Customer", customer_payload(identity, name, currency=currency)))
+                taken.add(name.lower())  # if its create fails with 6240, the retry starts past it
+                creates.append(("c-new", "Customer", customer_payload(identity, name, currency=currency)))
+        return customer_row, taken, guest
+
+    def _match_or_name_items(self, missing: list[ItemRequest], items: dict, found: dict,
+                             item_taken: dict[str, set[str]], creates: list[tuple[str, str, dict]]) -> None:
+        """Each item the lookups found (reactivated if inactive), else its create with a free name (the gift
+        card item is created on its own, after the batch)."""
         for index, request in enumerate(missing):
             if request.key in items:
                 continue
@@ -634,8 +669,10 @@ class ReferenceResolver:
                 creates.append((f"i{index}-new", "Item", item_payload(
                     name, item_type=request.item_type, income_account_id=self.account(INCOME_ACCOUNT_KEY),
                     sku=request.sku, description=request.description)))
-        results = _create_batch(self.client, self.shop, creates) if creates else {}
 
+    def _take_created_items(self, missing: list[ItemRequest], items: dict, results: dict,
+                            item_taken: dict[str, set[str]]) -> None:
+        """The created items' ids (created one by one where the batch did not), each remembered for next time."""
         for index, request in enumerate(missing):
             if request.key in items:
                 continue
@@ -648,20 +685,21 @@ class ReferenceResolver:
         for request in missing:
             _remember(ItemMap, self.shop, request.key, items[request.key], name=request.name[:255])
 
-        if guest:
-            customer_id = self.guest_customer(currency)
-        elif customer_id is None:
-            created = results.get("c-new")
-            if isinstance(created, Exception) and not isinstance(created, QboDuplicateName):
-                raise created
-            row = customer_row or (created if isinstance(created, dict) else self.create_customer(
-                identity, currency, taken=taken))
-            customer_id = str(row["Id"])
-            self.note("Customer", row)
-            for key in keys:
-                _remember(CustomerMap, self.shop, key, customer_id, display_name=row.get("DisplayName"),
-                          shopify_customer_id=identity.shopify_customer_id)
-        return customer_id, items
+    def _take_customer(self, identity: CustomerIdentity, currency: str | None, keys: list[str],
+                       customer_row: dict | None, results: dict, taken: set[str]) -> str:
+        """The found or created customer's id (created on its own if the batch did not), remembered under
+        each of its match keys."""
+        created = results.get("c-new")
+        if isinstance(created, Exception) and not isinstance(created, QboDuplicateName):
+            raise created
+        row = customer_row or (created if isinstance(created, dict) else self.create_customer(
+            identity, currency, taken=taken))
+        customer_id = str(row["Id"])
+        self.note("Customer", row)
+        for key in keys:
+            _remember(CustomerMap, self.shop, key, customer_id, display_name=row.get("DisplayName"),
+                      shopify_customer_id=identity.shopify_customer_id)
+        return customer_id
 
 
 # QBO's answers when a document names a record that was deleted, merged away or made inactive.
