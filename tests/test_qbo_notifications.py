@@ -144,6 +144,50 @@ def test_new_buyers_minutes_apart_cost_no_reads_with_notifications(client, redis
     assert notifications.generation(redis_conn, connected_shop.realm) == 0  # every notification was of our own
 
 
+def test_a_companys_first_orders_one_at_a_time_cost_three_reads_in_all(client, redis_conn, connected_shop, notified):
+    """A new company's first orders, minutes apart (a new buyer, a guest, a gift card, more new buyers and
+    SKUs): the one-time reads are the two directories and ONE read of the chart of accounts. The guest
+    customer is settled by the customer directory and the gift-card account by the same chart read (before:
+    five reads, with a lookup of the guest and a second account query)."""
+    domain, realm, intuit = connected_shop.shop.domain, connected_shop.realm, connected_shop.intuit
+    before = intuit.counters(realm)
+    before_calls = dict(before["by_endpoint"])
+    guest = simple_order(9050, "#9050", email=None, first="", sku="GUEST-1", title="Guest thing")
+    gift = simple_order(9051, "#9051", sku="GC-50", title="Gift Card", price="50.00", qty=1, tax="0.00")
+    gift["line_items"][0].update(gift_card=True, taxable=False, tax_lines=[])
+    gift["tax_lines"] = []
+    orders = [simple_order(9001, "#9001"), guest, new_buyer(1), gift, new_buyer(2), new_buyer(3)]
+    for order in orders:
+        age_directories(connected_shop, 300)  # five minutes later
+        send(client, domain, order)
+        drain(redis_conn)
+        intuit.notify_app(client, TOKEN)
+    after = intuit.counters(realm)
+    spent = {k: v - before_calls.get(k, 0) for k, v in after["by_endpoint"].items()
+             if k.startswith("GET") and v - before_calls.get(k, 0)}
+    assert SyncRecord.select().where(SyncRecord.status == "posted").count() == len(orders)
+    assert after["reads"] - before["reads"] == 3, spent
+    assert spent == {"GET query": 3}
+
+
+def test_a_chosen_income_account_deactivated_in_qbo_is_chosen_again_after_its_notification(
+        client, redis_conn, connected_shop, notified):
+    """The income account for new items is remembered, not re-read per item; QuickBooks' notification of
+    a change to it makes the next new item read the chart again and choose another."""
+    domain, realm, intuit = connected_shop.shop.domain, connected_shop.realm, connected_shop.intuit
+    send(client, domain, simple_order(9001, "#9001"))
+    drain(redis_conn)
+    intuit.notify_app(client, TOKEN)
+    first = next(i for i in intuit.entities(realm, "Item") if i.get("Sku") == "SKU-1")["IncomeAccountRef"]["value"]
+    intuit.edit_entity(realm, "Account", first, Active=False)
+    assert intuit.notify_app(client, TOKEN) >= 1
+    send(client, domain, new_buyer(1))
+    drain(redis_conn)
+    assert SyncRecord.select().where(SyncRecord.status == "posted").count() == 2
+    second = next(i for i in intuit.entities(realm, "Item") if i.get("Sku") == "NEW-1")["IncomeAccountRef"]["value"]
+    assert second != first
+
+
 def test_a_customer_typed_into_qbo_is_learnt_from_its_notification_with_one_cdc_read(
         client, redis_conn, connected_shop, notified):
     domain, realm, intuit = connected_shop.shop.domain, connected_shop.realm, connected_shop.intuit

@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 DIRECTORY_ENTITIES = ("Customer", "Item")
 DOCUMENT_ENTITIES = ("SalesReceipt", "Invoice", "Payment", "RefundReceipt", "CreditMemo", "Deposit")
-KNOWN = {e.lower(): e for e in DIRECTORY_ENTITIES + DOCUMENT_ENTITIES}
+ACCOUNT = "Account"
+KNOWN = {e.lower(): e for e in DIRECTORY_ENTITIES + DOCUMENT_ENTITIES + (ACCOUNT,)}
 OWN_SECONDS = 24 * 3600  # how long we remember a record as created by us (notifications come in minutes)
 DOC_CHANGES_SECONDS = 30 * 24 * 3600
 LEGACY_OPERATIONS = {"create": "created", "update": "updated", "delete": "deleted", "merge": "merged",
@@ -90,6 +91,18 @@ def doc_changes_key(realm: str) -> str:
     return f"ecomflux:qbo-doc-changes:{realm}"
 
 
+def account_changes_key(realm: str) -> str:
+    """Account id -> when a change to it (not its creation) was notified (epoch seconds)."""
+    return f"ecomflux:qbo-account-changes:{realm}"
+
+
+def account_changed_since(conn: redis.Redis, realm: str, account_id, since: datetime) -> bool:
+    """Whether a change to the account was notified after `since` (naive UTC): a default account we
+    chose may have been deleted, merged or made inactive since, so it is chosen again."""
+    stamp = conn.hget(account_changes_key(realm), str(account_id))
+    return stamp is not None and float(stamp) >= since.replace(tzinfo=timezone.utc).timestamp()
+
+
 def last_notified_key(realm: str) -> str:
     return f"ecomflux:qbo-notified:{realm}"
 
@@ -123,6 +136,13 @@ def apply(conn: redis.Redis, changes: list[Change]) -> dict:
                     continue
             conn.incr(generation_key(change.realm))
             counts["directory"] += 1
+        elif change.entity == ACCOUNT and change.operation != "created":
+            with conn.pipeline() as pipe:
+                pipe.hset(account_changes_key(change.realm), change.entity_id,
+                          repr(datetime.now(timezone.utc).timestamp()))
+                pipe.expire(account_changes_key(change.realm), DOC_CHANGES_SECONDS)
+                pipe.execute()
+            counts["other"] += 1
         elif change.entity in DOCUMENT_ENTITIES and change.operation != "created":
             with conn.pipeline() as pipe:
                 pipe.hset(doc_changes_key(change.realm), f"{change.entity}:{change.entity_id}",
