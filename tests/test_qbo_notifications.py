@@ -13,6 +13,7 @@ from ecomflux_app.quickbooks import metering, notifications
 from ecomflux_app.sandbox.intuit_server import cloud_events, sign_notification
 from tests.fixtures_flow import simple_order
 from tests.helpers import drain, post_webhook
+from tests.api_fixtures import bearer  # noqa: F401 - the session-token fixture
 from tests.test_support import operator, sign_in  # noqa: F401 - the operator fixture
 
 TOKEN = "verifier-token-for-tests"
@@ -252,3 +253,25 @@ def test_reads_are_counted_per_company_and_month_and_shown_with_a_projection(cli
     assert 'id="qbo-reads"' in page
     row = page[page.index('id="qbo-reads"'):]
     assert domain in row and f'<td class="reads-mtd">{spent:,}</td>' in row
+
+
+def test_the_settings_lists_are_read_again_only_after_a_notified_change(client, redis_conn, connected_shop, notified,
+                                                                         bearer):  # noqa: F811
+    """The settings page's lists (five metered reads) are kept for hours with notifications on, not a
+    minute: a change to an account, item, class, location or customer is notified and makes the next
+    load read them again."""
+    from ecomflux_app.web import qbo_bridge
+
+    headers, realm, intuit = bearer(connected_shop.shop.domain), connected_shop.realm, connected_shop.intuit
+    start = reads(connected_shop)
+    assert client.get("/api/options", headers=headers).status_code == 200
+    assert reads(connected_shop) - start == 5
+    key = next(iter(redis_conn.scan_iter(match="ecomflux:qbo-options:*")))
+    assert redis_conn.ttl(key) > 3600  # not re-read after a minute: each read is metered
+    assert client.get("/api/options", headers=headers).status_code == 200
+    assert reads(connected_shop) - start == 5
+    added = intuit.put_entity(realm, "Account", {"Name": "Marketplace sales", "AccountType": "Income"})
+    assert intuit.notify_app(client, TOKEN) >= 1
+    names = [a["name"] for a in client.get("/api/options", headers=headers).get_json()["income_accounts"]]
+    assert added["Name"] in names and reads(connected_shop) - start == 10
+    assert qbo_bridge.OPTIONS_TTL_SECONDS == 60  # without notifications, a minute as before

@@ -26,7 +26,10 @@ log = logging.getLogger(__name__)
 DIRECTORY_ENTITIES = ("Customer", "Item")
 DOCUMENT_ENTITIES = ("SalesReceipt", "Invoice", "Payment", "RefundReceipt", "CreditMemo", "Deposit")
 ACCOUNT = "Account"
-KNOWN = {e.lower(): e for e in DIRECTORY_ENTITIES + DOCUMENT_ENTITIES + (ACCOUNT,)}
+# The lists the settings page offers (accounts, items, classes, locations, customers): a change to any
+# of them, ours or not, makes the page read them again.
+LIST_ENTITIES = ("Account", "Item", "Class", "Department", "Customer")
+KNOWN = {e.lower(): e for e in DIRECTORY_ENTITIES + DOCUMENT_ENTITIES + LIST_ENTITIES}
 OWN_SECONDS = 24 * 3600  # how long we remember a record as created by us (notifications come in minutes)
 DOC_CHANGES_SECONDS = 30 * 24 * 3600
 LEGACY_OPERATIONS = {"create": "created", "update": "updated", "delete": "deleted", "merge": "merged",
@@ -91,6 +94,15 @@ def doc_changes_key(realm: str) -> str:
     return f"ecomflux:qbo-doc-changes:{realm}"
 
 
+def lists_generation_key(realm: str) -> str:
+    """Bumped for every notified change to a list the settings page offers (LIST_ENTITIES)."""
+    return f"ecomflux:qbo-list-changes:{realm}"
+
+
+def lists_generation(conn: redis.Redis, realm: str) -> int:
+    return int(conn.get(lists_generation_key(realm)) or 0)
+
+
 def account_changes_key(realm: str) -> str:
     """Account id -> when a change to it (not its creation) was notified (epoch seconds)."""
     return f"ecomflux:qbo-account-changes:{realm}"
@@ -123,6 +135,8 @@ def apply(conn: redis.Redis, changes: list[Change]) -> dict:
     """Note the changes in Redis; returns counts (directory changes, ignored as ours, documents)."""
     counts = {"directory": 0, "ours": 0, "documents": 0, "other": 0}
     own: dict[str, set[str]] = {}
+    for realm in {c.realm for c in changes if c.realm and c.entity in LIST_ENTITIES}:
+        conn.incr(lists_generation_key(realm))
     for change in changes:
         if not change.realm:
             continue
