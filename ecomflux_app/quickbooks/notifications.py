@@ -6,7 +6,9 @@ notification names the company (intuitaccountid), the entity and its id, and the
 (type qbo.<entity>.<operation>.v1); it carries no data. Nothing is read here: a change to a customer
 or an item bumps the company's change generation, and the next order that consults a directory
 runs ONE change-data-capture call for both (sync/references.py). Our own creates are noted as ours
-and their notifications ignored. Changes to documents are kept for support (last 30 days).
+and their notifications ignored. A change to an account is noted with its time (a default account we
+chose is then chosen again), and any change to a list the settings page offers bumps the company's list
+generation (the page's cached lists are read again). Changes to documents are kept for support (last 30 days).
 """
 
 from __future__ import annotations
