@@ -275,3 +275,22 @@ def test_the_settings_lists_are_read_again_only_after_a_notified_change(client, 
     names = [a["name"] for a in client.get("/api/options", headers=headers).get_json()["income_accounts"]]
     assert added["Name"] in names and reads(connected_shop) - start == 10
     assert qbo_bridge.OPTIONS_TTL_SECONDS == 60  # without notifications, a minute as before
+
+
+def test_after_the_settings_page_read_the_accounts_the_first_orders_read_only_the_directories(
+        client, redis_conn, connected_shop, notified, bearer):  # noqa: F811
+    """The admin connects from the Accounting page, which then lists the company's accounts: that read
+    also settles the default accounts, so the first orders read only the two directories."""
+    domain, realm, intuit = connected_shop.shop.domain, connected_shop.realm, connected_shop.intuit
+    assert client.get("/api/options", headers=bearer(domain)).status_code == 200
+    before = intuit.counters(realm)["reads"]
+    gift = simple_order(9051, "#9051", sku="GC-50", title="Gift Card", price="50.00", qty=1, tax="0.00")
+    gift["line_items"][0].update(gift_card=True, taxable=False, tax_lines=[])
+    gift["tax_lines"] = []
+    for order in (simple_order(9001, "#9001"), gift, new_buyer(1)):
+        age_directories(connected_shop, 300)
+        send(client, domain, order)
+        drain(redis_conn)
+        intuit.notify_app(client, TOKEN)
+    assert SyncRecord.select().where(SyncRecord.status == "posted").count() == 3
+    assert intuit.counters(realm)["reads"] - before == 2

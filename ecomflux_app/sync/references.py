@@ -573,18 +573,7 @@ class ReferenceResolver:
     def _read_chart(self) -> dict[str, str]:
         """ONE query of the active chart of accounts answers every default account we need (income
         for new items, gift-card liability); each found is remembered. Returns key -> account id."""
-        rows = self.client.query("SELECT * FROM Account")
-        income = [r for r in rows if r.get("AccountType") == "Income"]
-        preferred = [r for r in income if "product" in (r.get("Name") or "").lower()] or income
-        gift = [r for r in rows if r.get("AccountType") == "Other Current Liability"
-                and "gift" in (r.get("Name") or "").lower()]
-        chosen = {key: str(found[0]["Id"]) for key, found in ((INCOME_ACCOUNT_KEY, preferred),
-                                                              (GIFT_CARD_ACCOUNT_KEY, gift)) if found}
-        for key, account_id in chosen.items():
-            _remember(ItemMap, self.shop, key, account_id, name=key)
-        # Another worker may have remembered its choice first: the remembered one is the answer.
-        return {r.key: r.qbo_item_id for r in ItemMap.select().where(
-            (ItemMap.shop == self.shop.id) & ItemMap.key.in_(list(chosen)))} if chosen else {}
+        return remember_default_accounts(self.shop, self.client.query("SELECT * FROM Account"))
 
     def create_item(self, request: ItemRequest, taken: set[str] = frozenset()) -> dict:
         """Create under the first name not known to be `taken` (lower case); 6240 tries the next."""
@@ -701,6 +690,23 @@ class ReferenceResolver:
                 _remember(CustomerMap, self.shop, key, customer_id, display_name=row.get("DisplayName"),
                           shopify_customer_id=identity.shopify_customer_id)
         return customer_id, items
+
+
+def remember_default_accounts(shop: Shop, rows: list[dict]) -> dict[str, str]:
+    """Choose the default accounts from the company's active accounts (`rows`: a read of the chart of
+    accounts, ours or the settings page's) and remember each found: the income account for new items (one
+    named for products, else the first) and the gift-card liability account. Returns key -> account id."""
+    income = [r for r in rows if r.get("AccountType") == "Income"]
+    preferred = [r for r in income if "product" in (r.get("Name") or "").lower()] or income
+    gift = [r for r in rows if r.get("AccountType") == "Other Current Liability"
+            and "gift" in (r.get("Name") or "").lower()]
+    chosen = {key: str(found[0]["Id"]) for key, found in ((INCOME_ACCOUNT_KEY, preferred),
+                                                          (GIFT_CARD_ACCOUNT_KEY, gift)) if found}
+    for key, account_id in chosen.items():
+        _remember(ItemMap, shop, key, account_id, name=key)
+    # Another worker may have remembered its choice first: the remembered one is the answer.
+    return {r.key: r.qbo_item_id for r in ItemMap.select().where(
+        (ItemMap.shop == shop.id) & ItemMap.key.in_(list(chosen)))} if chosen else {}
 
 
 # QBO's answers when a document names a record that was deleted, merged away or made inactive.

@@ -117,6 +117,10 @@ def _fetch_lists(shop: Shop) -> dict:
     except Exception as exc:  # noqa: BLE001 - any QBO trouble: the page shows it and keeps working
         log.info("company lists for %s not readable: %s", shop.domain, exc)
         raise QboUnavailable(str(exc) or type(exc).__name__) from exc
+    if len(accounts) < MAX_LIST:  # the whole chart: orders need not read it again for their defaults
+        from ..sync.references import remember_default_accounts
+
+        remember_default_accounts(shop, accounts)
 
     def opt(row: dict, name_key: str = "Name", **extra) -> dict:
         out = {"id": str(row.get("Id")), "name": row.get("FullyQualifiedName") or row.get(name_key) or ""}
