@@ -449,6 +449,26 @@ def reads(orders: int = 1000, customers: int = 150, spacing_minutes: float = 5.0
                                 "reads_per_order_with_connect": round(company.counters["reads"] / max(posted, 1), 4),
                                 "by_endpoint": dict(company.counters["by_endpoint"])}
 
+        # The same first orders for a company connected from the Accounting page, as admins do: the page
+        # then lists the company's accounts, items, classes, locations and customers.
+        shop, realm = bench.shop("page-setup-shop.myshopify.com")
+        company = bench.intuit.companies[realm]
+        with database.connection_context():
+            _read_company(QboConnection.get(QboConnection.realm_id == realm))
+        connect_reads = company.counters["reads"]
+        _page_visit(bench, shop.domain, realm, minutes=0)
+        page_reads = company.counters["reads"] - connect_reads
+        for order in corpus[:50]:
+            bench.send(shop.domain, [order])
+            bench.drain_in_process(until_done=True)
+            bench.intuit.deliver_notifications()
+            _age_directories(realm, spacing_minutes * 60)
+        order_reads = company.counters["reads"] - connect_reads - page_reads
+        out["first_50_after_page"] = {"orders": 50, "posted": len(bench.posted(shop)), "connect_reads": connect_reads,
+                                      "page_reads": page_reads, "order_reads": order_reads,
+                                      "reads_per_order": round(order_reads / 50, 4),
+                                      "by_endpoint": dict(company.counters["by_endpoint"])}
+
         # An idle company's day: connected, its directories read by an earlier order, no orders today.
         shop, realm = bench.shop("idle-shop.myshopify.com")
         bench.send(shop.domain, OrderGenerator(seed=5, customers=5).week(1))
