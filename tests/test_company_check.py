@@ -45,22 +45,15 @@ def test_an_order_for_an_unknown_company_waits_for_the_reconnect_instead_of_fail
     assert QboConnection.get_by_id(conn.id).status == "reconnect_required"
 
 
-def test_one_company_check_serves_every_process_and_a_successful_call_counts_as_one(
-        client, connected_shop, bearer, redis_conn, monkeypatch):  # noqa: F811
-    """The page's CompanyInfo read is a metered read: one per company per CHECK_SECONDS whatever the
-    number of web processes, and none while our own calls (a worker posting orders) prove the company answers."""
-    from ecomflux_app.models import utcnow
 
+def test_the_connects_company_read_is_the_pages_first_check(client, connected_shop, bearer):  # noqa: F811
+    """The CompanyInfo read at connect is a metered read like the page's check: the page shown right after
+    the connect does not read it again."""
     headers = bearer(connected_shop.shop.domain)
-    reads = lambda: connected_shop.intuit.counters(connected_shop.realm)["reads"]  # noqa: E731
-    before = reads()
-    assert client.get("/api/status", headers=headers).get_json()["qbo"]["problem"] is None
-    assert reads() == before + 1
-    monkeypatch.setattr(connection, "_checked", {})  # another web process
-    assert client.get("/api/status", headers=headers).get_json()["qbo"]["connected"]
-    assert reads() == before + 1
-    redis_conn.delete(connection.checked_key(connected_shop.realm))  # five minutes later...
-    QboConnection.update(last_success_at=utcnow()).execute()  # ...while a worker posted an order
-    monkeypatch.setattr(connection, "_checked", {})
-    assert client.get("/api/status", headers=headers).get_json()["qbo"]["connected"]
-    assert reads() == before + 1
+    before = connected_shop.intuit.counters(connected_shop.realm)["reads"]
+    connection._read_company(QboConnection.get(QboConnection.shop == connected_shop.shop.id))  # what the callback does
+    after_connect = connected_shop.intuit.counters(connected_shop.realm)["reads"]
+    assert after_connect - before == 2  # CompanyInfo, Preferences
+    qbo = client.get("/api/status", headers=headers).get_json()["qbo"]
+    assert (qbo["state"], qbo["problem"]) == ("connected", None)
+    assert connected_shop.intuit.counters(connected_shop.realm)["reads"] == after_connect

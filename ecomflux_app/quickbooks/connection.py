@@ -21,7 +21,7 @@ from .tokens import mark_reconnect_required, store_tokens
 log = logging.getLogger(__name__)
 
 STATE_TTL = timedelta(minutes=15)
-CHECK_SECONDS = 300  # how long a successful company check holds (per company, shared through Redis)
+CHECK_SECONDS = 300  # how long a successful company check holds in one process
 _checked: dict[int, tuple[str, float]] = {}  # connection id -> (realm checked, monotonic time)
 PURPOSE_CONNECT = "qbo"
 PURPOSE_REPLACE = "qbo-replace"  # the admin confirmed replacing the linked company
@@ -147,46 +147,23 @@ def _read_company(conn: QboConnection) -> None:
                     exc.describe())
 
 
-def checked_key(realm: str) -> str:
-    """Set for CHECK_SECONDS after the company answered a CompanyInfo read (any process)."""
-    return f"ecomflux:qbo-checked:{realm}"
-
-
 def _note_checked(conn: QboConnection) -> None:
-    """The company answered just now: no process needs to read CompanyInfo again for CHECK_SECONDS."""
+    """The company answered a CompanyInfo read just now: this process need not read it again for
+    CHECK_SECONDS (the connect's own read serves as the page's first check)."""
     _checked[conn.id] = (conn.realm_id, time.monotonic())
-    try:
-        runtime.redis().set(checked_key(conn.realm_id), "1", ex=CHECK_SECONDS)
-    except Exception as exc:  # noqa: BLE001 - without Redis each process checks for itself
-        log.info("company check for realm %s not shared: %s", conn.realm_id, exc)
-
-
-def _recently_answered(conn: QboConnection) -> bool:
-    """Whether the company answered within CHECK_SECONDS: a check by another process (Redis), or any
-    successful call (a worker's posting), which proves as much as a CompanyInfo read would."""
-    if conn.last_success_at is not None and (utcnow() - conn.last_success_at).total_seconds() < CHECK_SECONDS:
-        return True
-    try:
-        return bool(runtime.redis().exists(checked_key(conn.realm_id)))
-    except Exception:  # noqa: BLE001
-        return False
 
 
 def check_company(conn: QboConnection) -> str | None:
     """Whether QuickBooks still lets us reach the linked company, read at most every CHECK_SECONDS per
-    company across processes (one CompanyInfo GET, none when a call of ours succeeded meanwhile); None
-    when it does. An unknown or closed company (3100) or a refused refresh token marks the connection
-    reconnect_required (the page shows Reconnect); a network failure is only reported, as a reconnect
-    would not help."""
+    process (one CompanyInfo GET); None when it does. An unknown or closed company (3100) or a refused
+    refresh token marks the connection reconnect_required (the page shows Reconnect); a network
+    failure is only reported, as a reconnect would not help."""
     seen = _checked.get(conn.id)
     now = time.monotonic()
     if conn.status != "connected" or (seen and seen[0] == conn.realm_id and now - seen[1] < CHECK_SECONDS):
         return None
     if not (conn.access_token or conn.refresh_token):
         return None  # a row without tokens (never stored by a real connect): nothing to check with
-    if _recently_answered(conn):
-        _checked[conn.id] = (conn.realm_id, now)
-        return None
     try:
         QboClient(conn).company_info()
     except WaitingForReconnect as exc:
