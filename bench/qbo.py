@@ -344,6 +344,53 @@ def _age_directories(realm: str, seconds: float) -> None:
             conn.hset(key, DIRECTORY_AS_OF, repr(float(conn.hget(key, DIRECTORY_AS_OF)) - seconds))
 
 
+def _pass_time(bench: Bench, realm: str, seconds: float) -> None:
+    """Time passes for everything that remembers QBO answers by the clock: the directories, the page's
+    company check (per process and shared), the settings page's lists, the last successful call."""
+    from datetime import timedelta
+
+    from ecomflux_app import runtime
+    from ecomflux_app.db import database
+    from ecomflux_app.models import QboConnection
+    from ecomflux_app.quickbooks import connection
+
+    _age_directories(realm, seconds)
+    conn = runtime.redis()
+    if seconds >= connection.CHECK_SECONDS:
+        connection._checked.clear()
+        if hasattr(connection, "checked_key"):  # shared by every process since 2026-12-04
+            conn.delete(connection.checked_key(realm))
+    for key in conn.scan_iter("ecomflux:qbo-options:*"):
+        left = conn.ttl(key)
+        if 0 <= left <= seconds:
+            conn.delete(key)
+        elif left > seconds:
+            conn.expire(key, int(left - seconds))
+    with database.connection_context():
+        for row in QboConnection.select().where((QboConnection.realm_id == realm)
+                                                & QboConnection.last_success_at.is_null(False)):
+            QboConnection.update(last_success_at=row.last_success_at - timedelta(seconds=seconds)).where(
+                QboConnection.id == row.id).execute()
+
+
+def _page_visit(bench: Bench, domain: str, realm: str, minutes: int = 30, refresh_every: int = 5,
+                save: bool = False) -> None:
+    """The admin opens the Accounting page and keeps it open `minutes`: the page's own calls (status,
+    settings, the lists for the settings and payouts cards), Refresh every `refresh_every` minutes,
+    optionally a settings save (its ids are checked against the company's lists)."""
+    headers = {"Authorization": f"Bearer {bench.shopify.session_token(domain, expires_in=300)}"}
+    with bench.app.test_client() as client:
+        for path in ("/api/status", "/api/settings", "/api/options", "/api/options"):  # app.js, then payouts.js
+            assert client.get(path, headers=headers).status_code == 200, path
+        if save:
+            settings = client.get("/api/settings", headers=headers).get_json()["settings"]
+            answer = client.put("/api/settings", json={"document_type": settings["document_type"]}, headers=headers)
+            assert answer.status_code == 200, answer.data
+        for _ in range(minutes // refresh_every):
+            _pass_time(bench, realm, refresh_every * 60)
+            assert client.get("/api/status", headers=headers).status_code == 200
+
+
 def reads(orders: int = 1000, customers: int = 150, spacing_minutes: float = 5.0, one_at_a_time_orders: int = 400,
           notified: bool = True) -> dict:
     """Metered QBO reads (counted by the Intuit sandbox as Intuit meters them: GET reads, queries, CDC,
@@ -376,20 +423,51 @@ def reads(orders: int = 1000, customers: int = 150, spacing_minutes: float = 5.0
                         "reads_per_order": round(company.counters["reads"] / max(posted, 1), 4),
                         "by_endpoint": dict(company.counters["by_endpoint"])}
 
-        # One at a time, minutes apart.
+        # One at a time, minutes apart: a company's first orders, from its connect on.
         shop, realm = bench.shop("quiet-day-shop.myshopify.com")
+        company = bench.intuit.companies[realm]
+        from ecomflux_app.models import QboConnection
+        from ecomflux_app.quickbooks.connection import _read_company
+        with database.connection_context():  # what the OAuth callback reads (CompanyInfo, Preferences)
+            _read_company(QboConnection.get(QboConnection.realm_id == realm))
+        connect_reads = company.counters["reads"]
         corpus = OrderGenerator(seed=42, customers=customers).week(one_at_a_time_orders)
-        for order in corpus:
+        after: dict[int, int] = {}
+        for n, order in enumerate(corpus, 1):
             bench.send(shop.domain, [order])
             bench.drain_in_process(until_done=True)
             bench.intuit.deliver_notifications()
             _age_directories(realm, spacing_minutes * 60)
-        company = bench.intuit.companies[realm]
+            after[n] = company.counters["reads"] - connect_reads
         posted = len(bench.posted(shop))
+        reads_orders = company.counters["reads"] - connect_reads
+        first = {n: {"reads": after[n], "reads_per_order": round(after[n] / n, 4)}
+                 for n in (1, 10, 20, 50, 60, 100, 400) if n in after}
         out["one_at_a_time"] = {"orders": len(corpus), "spacing_minutes": spacing_minutes, "posted": posted,
-                                "reads": company.counters["reads"],
-                                "reads_per_order": round(company.counters["reads"] / max(posted, 1), 4),
+                                "reads": reads_orders, "reads_per_order": round(reads_orders / max(posted, 1), 4),
+                                "first_orders": first, "connect_reads": connect_reads,
+                                "reads_per_order_with_connect": round(company.counters["reads"] / max(posted, 1), 4),
                                 "by_endpoint": dict(company.counters["by_endpoint"])}
+
+        # The same first orders for a company connected from the Accounting page, as admins do: the page
+        # then lists the company's accounts, items, classes, locations and customers.
+        shop, realm = bench.shop("page-setup-shop.myshopify.com")
+        company = bench.intuit.companies[realm]
+        with database.connection_context():
+            _read_company(QboConnection.get(QboConnection.realm_id == realm))
+        connect_reads = company.counters["reads"]
+        _page_visit(bench, shop.domain, realm, minutes=0)
+        page_reads = company.counters["reads"] - connect_reads
+        for order in corpus[:50]:
+            bench.send(shop.domain, [order])
+            bench.drain_in_process(until_done=True)
+            bench.intuit.deliver_notifications()
+            _age_directories(realm, spacing_minutes * 60)
+        order_reads = company.counters["reads"] - connect_reads - page_reads
+        out["first_50_after_page"] = {"orders": 50, "posted": len(bench.posted(shop)), "connect_reads": connect_reads,
+                                      "page_reads": page_reads, "order_reads": order_reads,
+                                      "reads_per_order": round(order_reads / 50, 4),
+                                      "by_endpoint": dict(company.counters["by_endpoint"])}
 
         # An idle company's day: connected, its directories read by an earlier order, no orders today.
         shop, realm = bench.shop("idle-shop.myshopify.com")
@@ -401,9 +479,14 @@ def reads(orders: int = 1000, customers: int = 150, spacing_minutes: float = 5.0
         customer = next(iter(company.entities["Customer"].values()))
         item = next(i for i in company.entities["Item"].values() if i.get("Name") != "Shipping")
         from ecomflux_app.models import QboConnection
+        page_reads = 0
         with database.connection_context():
             for hour in range(24):
-                _age_directories(realm, 3600)
+                _pass_time(bench, realm, 3600)
+                if hour in (9, 13, 17):  # the admin opens the Accounting page for half an hour
+                    before_visit = company.counters["reads"]
+                    _page_visit(bench, shop.domain, realm, save=hour == 9)
+                    page_reads += company.counters["reads"] - before_visit
                 if hour % 6 == 0:  # the scheduler's keepalive (every 6 h): token care, no API reads
                     from ecomflux_app.models import utcnow
                     QboConnection.update(last_refresh_at=utcnow() - timedelta(days=2)).execute()
@@ -417,7 +500,9 @@ def reads(orders: int = 1000, customers: int = 150, spacing_minutes: float = 5.0
             today = shop_today(idle)
             run = reconcile_range(idle, today - timedelta(days=3), today, heal=True, trigger="scheduled")
         out["idle_company_day"] = {"reads": company.counters["reads"] - start, "reconciliation": run.status,
-                                   "bookkeeper_edits": 8, "keepalives": 4,
+                                   "bookkeeper_edits": 8, "keepalives": 4, "page_reads": page_reads,
+                                   "page": "opened at 9, 13 and 17 h for 30 min each, Refresh every 5 min, "
+                                           "one settings save (US company: no tax codes card)",
                                    "by_endpoint": dict(company.counters["by_endpoint"])}
         out["notification_posts"] = dict(bench.intuit.notification_stats)
         return out

@@ -43,3 +43,17 @@ def test_an_order_for_an_unknown_company_waits_for_the_reconnect_instead_of_fail
     with pytest.raises(WaitingForReconnect):
         post_order(connected_shop.shop, simple_order(), shop_settings(connected_shop.shop, conn), conn)
     assert QboConnection.get_by_id(conn.id).status == "reconnect_required"
+
+
+
+def test_the_connects_company_read_is_the_pages_first_check(client, connected_shop, bearer):  # noqa: F811
+    """The CompanyInfo read at connect is a metered read like the page's check: the page shown right after
+    the connect does not read it again."""
+    headers = bearer(connected_shop.shop.domain)
+    before = connected_shop.intuit.counters(connected_shop.realm)["reads"]
+    connection._read_company(QboConnection.get(QboConnection.shop == connected_shop.shop.id))  # what the callback does
+    after_connect = connected_shop.intuit.counters(connected_shop.realm)["reads"]
+    assert after_connect - before == 2  # CompanyInfo, Preferences
+    qbo = client.get("/api/status", headers=headers).get_json()["qbo"]
+    assert (qbo["state"], qbo["problem"]) == ("connected", None)
+    assert connected_shop.intuit.counters(connected_shop.realm)["reads"] == after_connect

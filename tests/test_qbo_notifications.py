@@ -13,6 +13,7 @@ from ecomflux_app.quickbooks import metering, notifications
 from ecomflux_app.sandbox.intuit_server import cloud_events, sign_notification
 from tests.fixtures_flow import simple_order
 from tests.helpers import drain, post_webhook
+from tests.api_fixtures import bearer  # noqa: F401 - the session-token fixture
 from tests.test_support import operator, sign_in  # noqa: F401 - the operator fixture
 
 TOKEN = "verifier-token-for-tests"
@@ -144,6 +145,50 @@ def test_new_buyers_minutes_apart_cost_no_reads_with_notifications(client, redis
     assert notifications.generation(redis_conn, connected_shop.realm) == 0  # every notification was of our own
 
 
+def test_a_companys_first_orders_one_at_a_time_cost_three_reads_in_all(client, redis_conn, connected_shop, notified):
+    """A new company's first orders, minutes apart (a new buyer, a guest, a gift card, more new buyers and
+    SKUs): the one-time reads are the two directories and ONE read of the chart of accounts. The guest
+    customer is settled by the customer directory and the gift-card account by the same chart read (before:
+    five reads, with a lookup of the guest and a second account query)."""
+    domain, realm, intuit = connected_shop.shop.domain, connected_shop.realm, connected_shop.intuit
+    before = intuit.counters(realm)
+    before_calls = dict(before["by_endpoint"])
+    guest = simple_order(9050, "#9050", email=None, first="", sku="GUEST-1", title="Guest thing")
+    gift = simple_order(9051, "#9051", sku="GC-50", title="Gift Card", price="50.00", qty=1, tax="0.00")
+    gift["line_items"][0].update(gift_card=True, taxable=False, tax_lines=[])
+    gift["tax_lines"] = []
+    orders = [simple_order(9001, "#9001"), guest, new_buyer(1), gift, new_buyer(2), new_buyer(3)]
+    for order in orders:
+        age_directories(connected_shop, 300)  # five minutes later
+        send(client, domain, order)
+        drain(redis_conn)
+        intuit.notify_app(client, TOKEN)
+    after = intuit.counters(realm)
+    spent = {k: v - before_calls.get(k, 0) for k, v in after["by_endpoint"].items()
+             if k.startswith("GET") and v - before_calls.get(k, 0)}
+    assert SyncRecord.select().where(SyncRecord.status == "posted").count() == len(orders)
+    assert after["reads"] - before["reads"] == 3, spent
+    assert spent == {"GET query": 3}
+
+
+def test_a_chosen_income_account_deactivated_in_qbo_is_chosen_again_after_its_notification(
+        client, redis_conn, connected_shop, notified):
+    """The income account for new items is remembered, not re-read per item; QuickBooks' notification of
+    a change to it makes the next new item read the chart again and choose another."""
+    domain, realm, intuit = connected_shop.shop.domain, connected_shop.realm, connected_shop.intuit
+    send(client, domain, simple_order(9001, "#9001"))
+    drain(redis_conn)
+    intuit.notify_app(client, TOKEN)
+    first = next(i for i in intuit.entities(realm, "Item") if i.get("Sku") == "SKU-1")["IncomeAccountRef"]["value"]
+    intuit.edit_entity(realm, "Account", first, Active=False)
+    assert intuit.notify_app(client, TOKEN) >= 1
+    send(client, domain, new_buyer(1))
+    drain(redis_conn)
+    assert SyncRecord.select().where(SyncRecord.status == "posted").count() == 2
+    second = next(i for i in intuit.entities(realm, "Item") if i.get("Sku") == "NEW-1")["IncomeAccountRef"]["value"]
+    assert second != first
+
+
 def test_a_customer_typed_into_qbo_is_learnt_from_its_notification_with_one_cdc_read(
         client, redis_conn, connected_shop, notified):
     domain, realm, intuit = connected_shop.shop.domain, connected_shop.realm, connected_shop.intuit
@@ -208,3 +253,44 @@ def test_reads_are_counted_per_company_and_month_and_shown_with_a_projection(cli
     assert 'id="qbo-reads"' in page
     row = page[page.index('id="qbo-reads"'):]
     assert domain in row and f'<td class="reads-mtd">{spent:,}</td>' in row
+
+
+def test_the_settings_lists_are_read_again_only_after_a_notified_change(client, redis_conn, connected_shop, notified,
+                                                                         bearer):  # noqa: F811
+    """The settings page's lists (five metered reads) are kept for hours with notifications on, not a
+    minute: a change to an account, item, class, location or customer is notified and makes the next
+    load read them again."""
+    from ecomflux_app.web import qbo_bridge
+
+    headers, realm, intuit = bearer(connected_shop.shop.domain), connected_shop.realm, connected_shop.intuit
+    start = reads(connected_shop)
+    assert client.get("/api/options", headers=headers).status_code == 200
+    assert reads(connected_shop) - start == 5
+    key = next(iter(redis_conn.scan_iter(match="ecomflux:qbo-options:*")))
+    assert redis_conn.ttl(key) > 3600  # not re-read after a minute: each read is metered
+    assert client.get("/api/options", headers=headers).status_code == 200
+    assert reads(connected_shop) - start == 5
+    added = intuit.put_entity(realm, "Account", {"Name": "Marketplace sales", "AccountType": "Income"})
+    assert intuit.notify_app(client, TOKEN) >= 1
+    names = [a["name"] for a in client.get("/api/options", headers=headers).get_json()["income_accounts"]]
+    assert added["Name"] in names and reads(connected_shop) - start == 10
+    assert qbo_bridge.OPTIONS_TTL_SECONDS == 60  # without notifications, a minute as before
+
+
+def test_after_the_settings_page_read_the_accounts_the_first_orders_read_only_the_directories(
+        client, redis_conn, connected_shop, notified, bearer):  # noqa: F811
+    """The admin connects from the Accounting page, which then lists the company's accounts: that read
+    also settles the default accounts, so the first orders read only the two directories."""
+    domain, realm, intuit = connected_shop.shop.domain, connected_shop.realm, connected_shop.intuit
+    assert client.get("/api/options", headers=bearer(domain)).status_code == 200
+    before = intuit.counters(realm)["reads"]
+    gift = simple_order(9051, "#9051", sku="GC-50", title="Gift Card", price="50.00", qty=1, tax="0.00")
+    gift["line_items"][0].update(gift_card=True, taxable=False, tax_lines=[])
+    gift["tax_lines"] = []
+    for order in (simple_order(9001, "#9001"), gift, new_buyer(1)):
+        age_directories(connected_shop, 300)
+        send(client, domain, order)
+        drain(redis_conn)
+        intuit.notify_app(client, TOKEN)
+    assert SyncRecord.select().where(SyncRecord.status == "posted").count() == 3
+    assert intuit.counters(realm)["reads"] - before == 2

@@ -129,6 +129,7 @@ def _read_company(conn: QboConnection) -> None:
     except (QboError, WaitingForReconnect) as exc:
         log.warning("company details for realm %s not read: %s", conn.realm_id, getattr(exc, "reason", exc))
         return
+    _note_checked(conn)  # the CompanyInfo just read is the page's company check too
     currency = prefs.get("CurrencyPrefs", {})
     QboConnection.update(
         company_name=info.get("CompanyName"),
@@ -144,6 +145,12 @@ def _read_company(conn: QboConnection) -> None:
     except QboError as exc:
         log.warning("tax codes for realm %s not read (read again before the first order): %s", conn.realm_id,
                     exc.describe())
+
+
+def _note_checked(conn: QboConnection) -> None:
+    """The company answered a CompanyInfo read just now: this process need not read it again for
+    CHECK_SECONDS (the connect's own read serves as the page's first check)."""
+    _checked[conn.id] = (conn.realm_id, time.monotonic())
 
 
 def check_company(conn: QboConnection) -> str | None:
@@ -166,7 +173,7 @@ def check_company(conn: QboConnection) -> str | None:
     except Exception as exc:  # noqa: BLE001 - the page's status must load whatever the check meets
         log.warning("company check for realm %s failed: %s", conn.realm_id, exc)
         return f"QuickBooks could not be checked right now ({type(exc).__name__})"
-    _checked[conn.id] = (conn.realm_id, now)
+    _note_checked(conn)
     return None
 
 

@@ -6,7 +6,9 @@ notification names the company (intuitaccountid), the entity and its id, and the
 (type qbo.<entity>.<operation>.v1); it carries no data. Nothing is read here: a change to a customer
 or an item bumps the company's change generation, and the next order that consults a directory
 runs ONE change-data-capture call for both (sync/references.py). Our own creates are noted as ours
-and their notifications ignored. Changes to documents are kept for support (last 30 days).
+and their notifications ignored. A change to an account is noted with its time (a default account we
+chose is then chosen again), and any change to a list the settings page offers bumps the company's list
+generation (the page's cached lists are read again). Changes to documents are kept for support (last 30 days).
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ log = logging.getLogger(__name__)
 
 DIRECTORY_ENTITIES = ("Customer", "Item")
 DOCUMENT_ENTITIES = ("SalesReceipt", "Invoice", "Payment", "RefundReceipt", "CreditMemo", "Deposit")
-KNOWN = {e.lower(): e for e in DIRECTORY_ENTITIES + DOCUMENT_ENTITIES}
+ACCOUNT = "Account"
+# The lists the settings page offers (accounts, items, classes, locations, customers): a change to any
+# of them, ours or not, makes the page read them again.
+LIST_ENTITIES = ("Account", "Item", "Class", "Department", "Customer")
+KNOWN = {e.lower(): e for e in DIRECTORY_ENTITIES + DOCUMENT_ENTITIES + LIST_ENTITIES}
 OWN_SECONDS = 24 * 3600  # how long we remember a record as created by us (notifications come in minutes)
 DOC_CHANGES_SECONDS = 30 * 24 * 3600
 LEGACY_OPERATIONS = {"create": "created", "update": "updated", "delete": "deleted", "merge": "merged",
@@ -90,6 +96,27 @@ def doc_changes_key(realm: str) -> str:
     return f"ecomflux:qbo-doc-changes:{realm}"
 
 
+def lists_generation_key(realm: str) -> str:
+    """Bumped for every notified change to a list the settings page offers (LIST_ENTITIES)."""
+    return f"ecomflux:qbo-list-changes:{realm}"
+
+
+def lists_generation(conn: redis.Redis, realm: str) -> int:
+    return int(conn.get(lists_generation_key(realm)) or 0)
+
+
+def account_changes_key(realm: str) -> str:
+    """Account id -> when a change to it (not its creation) was notified (epoch seconds)."""
+    return f"ecomflux:qbo-account-changes:{realm}"
+
+
+def account_changed_since(conn: redis.Redis, realm: str, account_id, since: datetime) -> bool:
+    """Whether a change to the account was notified after `since` (naive UTC): a default account we
+    chose may have been deleted, merged or made inactive since, so it is chosen again."""
+    stamp = conn.hget(account_changes_key(realm), str(account_id))
+    return stamp is not None and float(stamp) >= since.replace(tzinfo=timezone.utc).timestamp()
+
+
 def last_notified_key(realm: str) -> str:
     return f"ecomflux:qbo-notified:{realm}"
 
@@ -110,6 +137,8 @@ def apply(conn: redis.Redis, changes: list[Change]) -> dict:
     """Note the changes in Redis; returns counts (directory changes, ignored as ours, documents)."""
     counts = {"directory": 0, "ours": 0, "documents": 0, "other": 0}
     own: dict[str, set[str]] = {}
+    for realm in {c.realm for c in changes if c.realm and c.entity in LIST_ENTITIES}:
+        conn.incr(lists_generation_key(realm))
     for change in changes:
         if not change.realm:
             continue
@@ -123,6 +152,13 @@ def apply(conn: redis.Redis, changes: list[Change]) -> dict:
                     continue
             conn.incr(generation_key(change.realm))
             counts["directory"] += 1
+        elif change.entity == ACCOUNT and change.operation != "created":
+            with conn.pipeline() as pipe:
+                pipe.hset(account_changes_key(change.realm), change.entity_id,
+                          repr(datetime.now(timezone.utc).timestamp()))
+                pipe.expire(account_changes_key(change.realm), DOC_CHANGES_SECONDS)
+                pipe.execute()
+            counts["other"] += 1
         elif change.entity in DOCUMENT_ENTITIES and change.operation != "created":
             with conn.pipeline() as pipe:
                 pipe.hset(doc_changes_key(change.realm), f"{change.entity}:{change.entity_id}",

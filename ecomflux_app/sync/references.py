@@ -29,6 +29,7 @@ from ..quickbooks import notifications
 from ..quickbooks.errors import QboDuplicateName, QboValidationError, RealmBusy, parse_fault
 from ..translate.customer import (
     DISPLAY_NAME_MAX,
+    GUEST_DISPLAY_NAME,
     CustomerIdentity,
     base_display_name,
     email_key,
@@ -318,10 +319,14 @@ class ReferenceResolver:
             if sku:
                 out[f"sku:{sku.lower()}"] = entry
             return out
+        out = {}
+        display = (row.get("DisplayName") or "").lower()
+        if display.startswith(GUEST_DISPLAY_NAME.lower()):  # the shared guest customer(s), by name
+            out[f"{GUEST_KEY}:{display}"] = directory_entry(row["Id"], active)
         # A customer in another currency cannot take a home-currency order: it is no match.
         if not self._home_currency(row):
-            return {}
-        return dict.fromkeys(self._row_keys(row), directory_entry(row["Id"], active))
+            return out
+        return {**out, **dict.fromkeys(self._row_keys(row), directory_entry(row["Id"], active))}
 
     def _catch_up(self, as_of: float, started: float, generation: int) -> None:
         """ONE change-data-capture call brings both directories (those we hold) up to `generation`."""
@@ -481,13 +486,30 @@ class ReferenceResolver:
         if cached:
             return cached
         payload = guest_customer_payload(currency)
-        rows = self.client.query(f"SELECT * FROM Customer WHERE DisplayName = {quote(payload['DisplayName'])}"
-                                 " AND Active IN (true, false)")
-        row = _reactivate(self.client, "Customer", rows[0], self.shop) if rows else self.client.create(
-            "Customer", payload, make_request_id(self.shop.domain, key, "Customer"))
+        row = self._guest_from_directory(payload, key)
+        if row is None:
+            rows = self.client.query(f"SELECT * FROM Customer WHERE DisplayName = {quote(payload['DisplayName'])}"
+                                     " AND Active IN (true, false)")
+            row = _reactivate(self.client, "Customer", rows[0], self.shop) if rows else self.client.create(
+                "Customer", payload, make_request_id(self.shop.domain, key, "Customer"))
         _remember(CustomerMap, self.shop, key, str(row["Id"]), display_name=row.get("DisplayName"))
         self.note("Customer", row)  # ours: its change notification is no news
         return str(row["Id"])
+
+    def _guest_from_directory(self, payload: dict, key: str) -> dict | None:
+        """The guest customer as the customer directory (when we hold it) knows it: its id, or created
+        at once when QBO has no customer of that name (no lookup read); None when the directory is not
+        held or cannot settle it (an inactive guest, a name taken meanwhile), for the lookup query."""
+        conn = self.client.limiter.conn
+        if not conn.hexists(self._directory_key("Customer"), DIRECTORY_AS_OF):
+            return None  # not worth a directory read (a shop whose buyers are all guests needs none)
+        hit = self.directory().find([f"{GUEST_KEY}:{payload['DisplayName'].lower()}"])
+        if hit is not None:
+            return {"Id": hit[0], "DisplayName": payload["DisplayName"]} if hit[1] else None
+        try:
+            return self.client.create("Customer", payload, make_request_id(self.shop.domain, key, "Customer"))
+        except QboDuplicateName:
+            return None  # typed into QuickBooks since the directory's last read: look it up
 
     def create_customer(self, identity: CustomerIdentity, currency: str | None, taken: set[str] = frozenset()) -> dict:
         """Create with the first display name not known to be `taken` (lower case); 6240 (taken by any
@@ -525,27 +547,33 @@ class ReferenceResolver:
         return out
 
     def account(self, key: str) -> str:
-        """Income account for new items (settings, else the company's product income account)."""
+        """Income account for new items (settings, else the company's product income account), or the
+        gift-card liability account; chosen from ONE read of the chart of accounts, then remembered
+        until QuickBooks notifies a change to the chosen account."""
         if key == INCOME_ACCOUNT_KEY and self.settings.income_account_id:
             return self.settings.income_account_id
         cached = ItemMap.get_or_none((ItemMap.shop == self.shop.id) & (ItemMap.key == key))
-        if cached:
+        if cached and not notifications.account_changed_since(self.client.limiter.conn, self.client.realm,
+                                                              cached.qbo_item_id, cached.created_at):
             return cached.qbo_item_id
+        if cached:  # deleted, merged or edited in QuickBooks since we chose it: choose again
+            cached.delete_instance()
+        chosen = self._read_chart()
+        if key in chosen:
+            return chosen[key]
         if key == INCOME_ACCOUNT_KEY:
-            rows = self.client.query("SELECT * FROM Account WHERE AccountType = 'Income'")
-            preferred = [r for r in rows if "product" in (r.get("Name") or "").lower()] or rows
-            if not preferred:
-                raise FatalError("the QuickBooks company has no income account: choose one in settings")
-            account_id = str(preferred[0]["Id"])
-        else:  # gift card liability account: gift card sales are owed to the buyer, not revenue
-            rows = self.client.query("SELECT * FROM Account WHERE AccountType = 'Other Current Liability'")
-            named = [r for r in rows if "gift" in (r.get("Name") or "").lower()]
-            row = named[0] if named else self.client.create(
-                "Account", {"Name": "Gift Card Liability", "AccountType": "Other Current Liability"},
-                make_request_id(self.shop.domain, GIFT_CARD_ACCOUNT_KEY, "Account"))
-            account_id = str(row["Id"])
-        _remember(ItemMap, self.shop, key, account_id, name=key)
-        return account_id
+            raise FatalError("the QuickBooks company has no income account: choose one in settings")
+        # Gift card sales are owed to the buyer, not revenue: a liability account, created when the
+        # company has none (its Id comes with the create's answer).
+        row = self.client.create("Account", {"Name": "Gift Card Liability", "AccountType": "Other Current Liability"},
+                                 make_request_id(self.shop.domain, GIFT_CARD_ACCOUNT_KEY, "Account"))
+        _remember(ItemMap, self.shop, key, str(row["Id"]), name=key)
+        return str(row["Id"])
+
+    def _read_chart(self) -> dict[str, str]:
+        """ONE query of the active chart of accounts answers every default account we need (income
+        for new items, gift-card liability); each found is remembered. Returns key -> account id."""
+        return remember_default_accounts(self.shop, self.client.query("SELECT * FROM Account"))
 
     def create_item(self, request: ItemRequest, taken: set[str] = frozenset()) -> dict:
         """Create under the first name not known to be `taken` (lower case); 6240 tries the next."""
@@ -700,6 +728,23 @@ class ReferenceResolver:
             _remember(CustomerMap, self.shop, key, customer_id, display_name=row.get("DisplayName"),
                       shopify_customer_id=identity.shopify_customer_id)
         return customer_id
+
+
+def remember_default_accounts(shop: Shop, rows: list[dict]) -> dict[str, str]:
+    """Choose the default accounts from the company's active accounts (`rows`: a read of the chart of
+    accounts, ours or the settings page's) and remember each found: the income account for new items (one
+    named for products, else the first) and the gift-card liability account. Returns key -> account id."""
+    income = [r for r in rows if r.get("AccountType") == "Income"]
+    preferred = [r for r in income if "product" in (r.get("Name") or "").lower()] or income
+    gift = [r for r in rows if r.get("AccountType") == "Other Current Liability"
+            and "gift" in (r.get("Name") or "").lower()]
+    chosen = {key: str(found[0]["Id"]) for key, found in ((INCOME_ACCOUNT_KEY, preferred),
+                                                          (GIFT_CARD_ACCOUNT_KEY, gift)) if found}
+    for key, account_id in chosen.items():
+        _remember(ItemMap, shop, key, account_id, name=key)
+    # Another worker may have remembered its choice first: the remembered one is the answer.
+    return {r.key: r.qbo_item_id for r in ItemMap.select().where(
+        (ItemMap.shop == shop.id) & ItemMap.key.in_(list(chosen)))} if chosen else {}
 
 
 # QBO's answers when a document names a record that was deleted, merged away or made inactive.

@@ -6,7 +6,7 @@ import logging
 
 from flask import Blueprint, current_app, g, render_template, request, url_for
 
-from ..models import Shop
+from ..models import QboConnection, Shop
 from ..shopify.errors import OAuthError, ShopifyError, ShopifyUnavailable
 from ..shopify.oauth import install_via_token_exchange, needs_install, normalize_shop
 from ..shopify.session_token import InvalidSessionToken
@@ -31,6 +31,12 @@ def _page_context(**extra) -> dict:
         "dev_token_url": url_for("dev.session_token") if dev else None,
         **extra,
     }
+
+
+def _tax_codes_apply(shop: Shop) -> bool:
+    """Whether the Tax codes card (and its script) applies: a QuickBooks company outside the US."""
+    conn = QboConnection.get_or_none(QboConnection.shop == shop.id)
+    return conn is not None and (conn.company_country or "US") != "US"
 
 
 def _message_page(status: int, title: str, message: str, *, retry_header: bool = False):
@@ -82,6 +88,7 @@ def index():
         shop=shop.domain,
         shop_name=shop.name or shop.domain,
         host=request.args.get("host", ""),
+        tax_codes_card=_tax_codes_apply(shop),
         **_page_context(),
     )
     # The id_token is in the URL: keep the page out of caches and referrers.

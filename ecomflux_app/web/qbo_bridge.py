@@ -9,10 +9,14 @@ import redis
 
 from .. import runtime
 from ..models import QboConnection, Shop, WebhookDelivery
+from ..quickbooks import notifications
 
 log = logging.getLogger(__name__)
 
 OPTIONS_TTL_SECONDS = 60  # long enough for one settings session, short enough to see new accounts
+# With QuickBooks change notifications on, a change to a list is notified (and bumps the cache key), so the
+# lists are kept as long as the directories' catch-up: each page load is not five metered reads.
+OPTIONS_NOTIFIED_TTL_SECONDS = 6 * 3600
 MAX_LIST = 1000  # QBO's MAXRESULTS ceiling
 DEPOSIT_TYPES = {"Bank", "Other Current Asset"}
 INCOME_TYPES = {"Income", "Other Income"}
@@ -69,8 +73,12 @@ def check_company(conn: QboConnection) -> str | None:
     return _connection_module().check_company(conn)
 
 
-def _cache_key(shop: Shop, realm_id: str | None) -> str:
-    return f"ecomflux:qbo-options:{shop.domain}:{realm_id or '-'}"
+def _notified() -> bool:
+    return bool(runtime.config().get("INTUIT_WEBHOOK_VERIFIER_TOKEN"))
+
+
+def _cache_key(shop: Shop, realm_id: str | None, generation: int = 0) -> str:
+    return f"ecomflux:qbo-options:{shop.domain}:{realm_id or '-'}" + (f":{generation}" if generation else "")
 
 
 def forget_options(shop: Shop) -> None:
@@ -109,6 +117,10 @@ def _fetch_lists(shop: Shop) -> dict:
     except Exception as exc:  # noqa: BLE001 - any QBO trouble: the page shows it and keeps working
         log.info("company lists for %s not readable: %s", shop.domain, exc)
         raise QboUnavailable(str(exc) or type(exc).__name__) from exc
+    if len(accounts) < MAX_LIST:  # the whole chart: orders need not read it again for their defaults
+        from ..sync.references import remember_default_accounts
+
+        remember_default_accounts(shop, accounts)
 
     def opt(row: dict, name_key: str = "Name", **extra) -> dict:
         out = {"id": str(row.get("Id")), "name": row.get("FullyQualifiedName") or row.get(name_key) or ""}
@@ -132,18 +144,19 @@ def _fetch_lists(shop: Shop) -> dict:
 
 def company_options(shop: Shop, conn: QboConnection, fresh: bool = False) -> dict:
     """Accounts, items, classes, departments and customers of the connected company, cached briefly."""
-    key = _cache_key(shop, conn.realm_id)
+    notified = _notified()
     try:
         cache = runtime.redis()
+        key = _cache_key(shop, conn.realm_id, notifications.lists_generation(cache, conn.realm_id) if notified else 0)
         cached = None if fresh else cache.get(key)
     except redis.RedisError:
-        cache, cached = None, None
+        cache, cached, key = None, None, ""
     if cached:
         return json.loads(cached)
     data = _fetch_lists(shop)
     if cache is not None:
         try:
-            cache.set(key, json.dumps(data), ex=OPTIONS_TTL_SECONDS)
+            cache.set(key, json.dumps(data), ex=OPTIONS_NOTIFIED_TTL_SECONDS if notified else OPTIONS_TTL_SECONDS)
         except redis.RedisError:
             pass
     return data

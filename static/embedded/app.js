@@ -701,5 +701,20 @@
     toast("QuickBooks connected");
   }
 
+  // A card's script that not every shop needs (payouts: Shopify Payments shops) is loaded when the card
+  // nears the viewport, so the page a shop first sees carries only what it uses.
+  document.querySelectorAll("[data-lazy-script]").forEach(function (card) {
+    function load() {
+      var script = document.createElement("script");
+      script.src = card.getAttribute("data-lazy-script");
+      document.head.appendChild(script);
+    }
+    if (!window.IntersectionObserver) { load(); return; }
+    var seen = new IntersectionObserver(function (entries) {
+      if (entries.some(function (e) { return e.isIntersecting; })) { seen.disconnect(); load(); }
+    }, { rootMargin: "200px" });
+    seen.observe(card);
+  });
+
   refreshAll();
 })();

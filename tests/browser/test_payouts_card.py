@@ -20,6 +20,7 @@ def test_payouts_card_sets_accounts_syncs_and_shows_matching_deposits(request, b
     made = scenario(connected, orders, refund)
     page = _open(browser_page, page_url, connected.shop.domain)
     card = page.locator("#payouts")
+    card.scroll_into_view_if_needed()  # its script loads when the card is seen
     expect(card.locator("#payouts-empty")).to_be_visible()
     expect(card.locator("#payout-settings-fields")).to_be_enabled()
     # only the clearing account chosen: the other two are required with it
