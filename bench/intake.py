@@ -4,7 +4,7 @@ Bodies are realistic orders/fulfilled webhooks of several sizes (bench/orders.py
 1.6 KB body as one row; each size is measured side by side (bare, endpoint, in turns), with the CPU
 the server's processes (and, on PostgreSQL, the database backends) spent per request and per KB.
 Both run under the same server config (`ecomflux_app.webserver.server_args`, what `ecomflux web`
-runs); wrk drives 200 concurrent connections: in the endpoint's first seconds after start (no
+runs, its per-request access log included, written to a file); wrk drives 200 concurrent connections: in the endpoint's first seconds after start (no
 warm-up), then as fast as each answer comes back (saturation), then paced (each sender pausing
 between deliveries, offering ~70% of the saturated rate). Then a 20,000-webhook burst checks that
 every acknowledged delivery has exactly one row and a job.
@@ -42,7 +42,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_port(port: int, timeout: float = 30) -> None:
+def wait_port(port: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as s:
@@ -72,10 +72,11 @@ def small_order_body() -> bytes:
 
 
 def server_command(target: str, port: int) -> list[str]:
-    """`ecomflux web`'s server with its defaults (no access log: neither side should pay for one)."""
+    """`ecomflux web`'s server exactly as its defaults run it, per-request access log included (on by
+    default there, so the ceiling pays for it too)."""
     from ecomflux_app.webserver import server_args
 
-    return server_args(target, port=port, access_log=False)
+    return server_args(target, port=port)
 
 
 BARE = "bench.bare_app:app"
@@ -87,12 +88,17 @@ class Server:
     def __init__(self, target: str, env: dict):
         self.target = target
         self.port = free_port()
-        self.proc = subprocess.Popen(server_command(target, self.port), env=env, cwd=ROOT)
+        # Its output (the access log: a line per request) goes to a file, as a deployment's would.
+        name = "bare" if target == BARE else "ecomflux-web"
+        self.log = open(Path(env["ECOMFLUX_INSTANCE"]) / f"{name}-{self.port}.log", "ab")
+        self.proc = subprocess.Popen(server_command(target, self.port), env=env, cwd=ROOT, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
         wait_port(self.port)
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=30)
+        self.log.close()
 
 
 PACED_SHARE = 0.7  # the paced run offers this share of the endpoint's saturated rate
@@ -355,7 +361,8 @@ def run(duration: str = "10s", burst: int = 20000, rounds: int = 3, sizes_kb=SIZ
                                 "main_body": main_label, "body_bytes": len(body), "cpus": os.cpu_count(),
                                 "cpu_measured": "user+system CPU of the server's processes (granian and its workers) "
                                                 "plus, on PostgreSQL, the bench database's backends, per request; "
-                                                "Redis and wrk not counted"}}
+                                                "Redis and wrk not counted",
+                                "access_log": "on for both (ecomflux web's default), to a file"}}
     conn = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
     for kind in kinds:
         workdir = Path(tempfile.mkdtemp(prefix=f"ecomflux-bench-{kind}-"))
