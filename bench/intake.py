@@ -4,9 +4,10 @@ Bodies are realistic orders/fulfilled webhooks of several sizes (bench/orders.py
 1.6 KB body as one row; each size is measured side by side (bare, endpoint, in turns), with the CPU
 the server's processes (and, on PostgreSQL, the database backends) spent per request and per KB.
 Both run under the same server config (`ecomflux_app.webserver.server_args`, what `ecomflux web`
-runs, its per-request access log included, written to a file); wrk drives 200 concurrent connections: in the endpoint's first seconds after start (no
-warm-up), then as fast as each answer comes back (saturation), then paced (each sender pausing
-between deliveries, offering ~70% of the saturated rate). Then a 20,000-webhook burst checks that
+runs, its per-request access log included, written to a file); wrk drives 200 concurrent
+connections: in the endpoint's first seconds after start (no warm-up), then as fast as each answer
+comes back (saturation), then paced (each sender pausing between deliveries, offering ~70% of the
+saturated rate). Then a 20,000-webhook burst checks that
 every acknowledged delivery has exactly one row and a job.
 """
 

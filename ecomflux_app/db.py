@@ -1,4 +1,4 @@
-"""Database binding: one peewee proxy, opened from DATABASE_URL (SQLite or PostgreSQL)."""
+"""Database binding: one peewee proxy, opened from DATABASE_URL (SQLite or PostgreSQL), and the intake writer's own."""
 
 from __future__ import annotations
 

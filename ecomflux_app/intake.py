@@ -259,7 +259,8 @@ class IntakeWriter:
             # Rows are committed: mark them 'received' so the sweeper enqueues them when Redis is back.
             log.warning("enqueue of %d deliveries failed, the sweeper will retry: %s", len(rows), exc)
             ids = [r.delivery_id for r in rows]
-            WebhookDelivery.update(status="received", enqueued_at=None).where(WebhookDelivery.id.in_(ids)).bind(db).execute()
+            (WebhookDelivery.update(status="received", enqueued_at=None).where(WebhookDelivery.id.in_(ids))
+             .bind(db).execute())
 
 
 def _headers_json(value: dict) -> str:
