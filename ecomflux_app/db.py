@@ -1,10 +1,10 @@
-"""Database binding: one peewee proxy, opened from DATABASE_URL (SQLite or PostgreSQL)."""
+"""Database binding: one peewee proxy, opened from DATABASE_URL (SQLite or PostgreSQL), and the intake writer's own."""
 
 from __future__ import annotations
 
 from urllib.parse import urlparse
 
-from peewee import DatabaseProxy, SqliteDatabase
+from peewee import DatabaseProxy, PostgresqlDatabase, Psycopg3Adapter, SqliteDatabase
 from playhouse.db_url import connect
 from playhouse.pool import PooledPostgresqlDatabase
 
@@ -56,3 +56,33 @@ def open_database(url: str):
 
 def is_postgres() -> bool:
     return isinstance(database.obj, PooledPostgresqlDatabase)
+
+
+_intake: tuple[object, object] | None = None  # (the database it was made for, the intake's own)
+
+
+def intake_database():
+    """The database the webhook intake writer uses: on PostgreSQL with psycopg 3 installed, a connection
+    of its own through psycopg 3 (binary parameters: a body goes to the server as its bytes, where
+    psycopg2 quotes it into the statement text for the server to lex again); else the shared one."""
+    global _intake
+    bound = database.obj
+    if _intake is None or _intake[0] is not bound:
+        own = bound
+        if isinstance(bound, PooledPostgresqlDatabase) and psycopg3_installed():
+            own = PostgresqlDatabase(bound.database, prefer_psycopg3=True, autoconnect=True, **bound.connect_params)
+        _intake = (bound, own)
+    return _intake[1]
+
+
+def psycopg3_installed() -> bool:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def binds_binary(db) -> bool:
+    """Whether the database's driver takes binary parameters (psycopg 3's %b placeholders)."""
+    return isinstance(getattr(db, "_adapter", None), Psycopg3Adapter)

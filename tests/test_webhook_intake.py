@@ -169,18 +169,19 @@ def test_only_the_writer_thread_touches_the_database(app, db, monkeypatch):
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from ecomflux_app.db import database
+    import peewee
 
     make_shop()
     make_shop("second-shop.myshopify.com")
     callers: set[str] = set()
-    real_connect = database.obj.connect
+    real_connect = peewee.Database.connect
 
-    def connect(*args, **kwargs):
+    def connect(self, *args, **kwargs):
         callers.add(threading.current_thread().name)
-        return real_connect(*args, **kwargs)
+        return real_connect(self, *args, **kwargs)
 
-    monkeypatch.setattr(database.obj, "connect", connect)
+    # Every database's connect: the shared one, and the writer's own on PostgreSQL (db.intake_database).
+    monkeypatch.setattr(peewee.Database, "connect", connect)
 
     def send(i):
         with app.test_client() as c:
