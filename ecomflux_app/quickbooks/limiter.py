@@ -99,6 +99,20 @@ class RealmLimiter:
         oldest = self.conn.zrangebyscore(rate_key, now - 60, "+inf", start=0, num=1, withscores=True)
         return max(0, self.per_minute - used), (oldest[0][1] + 60 - now) if oldest else 0.0
 
+    def batch_headroom(self, realm: str) -> int:
+        """Batch requests left in the realm's rolling minute (0 while paused or at 10 calls in flight)."""
+        rate_key, conc_key, pause_key, batch_key = self._keys(realm)
+        paused = self.conn.pttl(pause_key)
+        if paused and paused > 0:
+            return 0
+        now = time.time()
+        with self.conn.pipeline() as pipe:
+            pipe.zcount(batch_key, now - 60, "+inf")
+            pipe.zcount(rate_key, now - 60, "+inf")
+            pipe.zcount(conc_key, now, "+inf")
+            batches, used, running = pipe.execute()
+        return max(0, min(self.batches_per_minute - batches, self.per_minute - used, self.concurrent - running))
+
     def release(self, realm: str, token: str) -> None:
         self.conn.zrem(f"ecomflux:qbo:conc:{realm}", token)
 

@@ -49,6 +49,10 @@ log = logging.getLogger(__name__)
 
 LOCK_SECONDS = 120  # > the 60 s QBO read timeout plus resolution; a dead holder frees it by itself
 BATCH_MAX = 30  # QBO's batch ceiling
+# QBO works through a batch's items one after another and keeps going when the caller is gone (killed,
+# timed out): a row whose batch went unanswered is looked up only once that batch can no longer be
+# running (Intuit ends a request after 120 s), or a lookup mid-batch would miss documents still coming.
+BATCH_IN_FLIGHT_SECONDS = 130
 
 
 @dataclass
@@ -198,6 +202,24 @@ def ledger_lock(shop: Shop, record: SyncRecord, busy: str = "this document is be
             pass
 
 
+def batch_in_flight(shop: Shop, record: SyncRecord) -> float:
+    """Seconds until the unanswered batch write of this 'posting' row can no longer be running in QBO
+    (0 when it cannot, or when its last write was a single call, whose requestid Intuit replays)."""
+    if record.status != "posting" or not record.document_type or not record.request_id:
+        return 0.0
+    if record.request_id == request_id_for(shop, record, record.document_type):
+        return 0.0
+    return max(0.0, BATCH_IN_FLIGHT_SECONDS - (utcnow() - record.updated_at).total_seconds())
+
+
+def _wait_for_batch(shop: Shop, record: SyncRecord) -> RetryLater | None:
+    left = batch_in_flight(shop, record)
+    if not left:
+        return None
+    return RetryLater("an unanswered QuickBooks batch holding this document may still be running; "
+                      "it is looked up once that batch has ended", max(left, 1.0))
+
+
 def post_document(shop: Shop, client: QboClient, record: SyncRecord, build: Callable[[], Document | PostResult],
                   delivery: WebhookDelivery | None = None,
                   find: Callable[[], dict | None] | None = None) -> PostResult:
@@ -237,6 +259,8 @@ def post_batch(shop: Shop, client: QboClient, items: list[BatchItem]) -> list[Po
             item.record = SyncRecord.get_by_id(item.record.id)
             if item.record.status in ("posted", "voided"):
                 results[index] = PostResult("skipped_duplicate", item.record)
+            elif (waiting := _wait_for_batch(shop, item.record)) is not None:
+                results[index] = waiting
             else:
                 held.append(index)
         started = time.perf_counter()
@@ -306,11 +330,11 @@ def _write_batch(shop: Shop, client: QboClient, items: list[BatchItem],
     if not docs:
         return {}
     started = time.perf_counter()
-    for index, doc in docs:
-        _mark_posting(shop, items[index].record, doc, items[index].delivery)
-    requests = [{"bId": str(index), "operation": "create", doc.entity: doc.payload} for index, doc in docs]
     batch_rid = make_request_id(shop.domain, f"batch:{_digest([items[i].record.source_key for i, _d in docs])}",
                                 "batch")
+    for index, doc in docs:  # each row keeps the batch's requestid: its write was a batch (batch_in_flight)
+        _mark_posting(shop, items[index].record, doc, items[index].delivery, batch_rid)
+    requests = [{"bId": str(index), "operation": "create", doc.entity: doc.payload} for index, doc in docs]
     try:  # client.request serializes with jsonout.dumps: the Decimal amounts stay exact
         answers = client.batch(requests, batch_rid)
     except (WaitingForReconnect, QboThrottled, RealmBusy, QboTransient, QboAuthError) as exc:
@@ -340,22 +364,25 @@ def _write_batch(shop: Shop, client: QboClient, items: list[BatchItem],
             continue
         # A fault for this item (e.g. 6140) or a refused batch: the row is 'posting', so the single path
         # looks it up before creating, adopts ours or fails with QBO's own message.
-        out[index] = _post_single(shop, client, item, lambda doc=doc: doc)
+        out[index] = _post_single(shop, client, item, lambda doc=doc: doc, settled=True)
     return out
 
 
-def _post_single(shop: Shop, client: QboClient, item: BatchItem, build) -> PostResult | Exception:
-    """One row of a batch through the single path (its lock is held by the batch)."""
+def _post_single(shop: Shop, client: QboClient, item: BatchItem, build, settled: bool = False) -> PostResult | Exception:
+    """One row of a batch through the single path (its lock is held by the batch); settled: QBO answered
+    the row's batch, so nothing of it is still running."""
     try:
-        return _post_locked(shop, client, item.record, build, item.delivery)
+        return _post_locked(shop, client, item.record, build, item.delivery, settled=settled)
     except (FatalError, RetryLater, WaitingForReconnect) as exc:
         return exc
 
 
-def _post_locked(shop, client, record, build, delivery, find=None) -> PostResult:
+def _post_locked(shop, client, record, build, delivery, find=None, settled: bool = False) -> PostResult:
     record = SyncRecord.get_by_id(record.id)
     if record.status in ("posted", "voided"):
         return PostResult("skipped_duplicate", record)
+    if not settled and (waiting := _wait_for_batch(shop, record)) is not None:
+        raise waiting
     uncertain = record.status == "posting"
     started = time.perf_counter()
     try:
@@ -403,10 +430,13 @@ def _post_locked(shop, client, record, build, delivery, find=None) -> PostResult
         raise mapped from None
 
 
-def _mark_posting(shop: Shop, record: SyncRecord, doc: Document, delivery: WebhookDelivery | None) -> str:
-    """Before the write: the row is 'posting' (a crash leaves it uncertain) with the document's figures."""
+def _mark_posting(shop: Shop, record: SyncRecord, doc: Document, delivery: WebhookDelivery | None,
+                  batch_rid: str | None = None) -> str:
+    """Before the write: the row is 'posting' (a crash leaves it uncertain) with the document's figures
+    and the requestid of the write (the batch's when it goes in one)."""
     rid = request_id_for(shop, record, doc.entity)
-    _update(record, status="posting", attempts=record.attempts + 1, document_type=doc.entity, request_id=rid,
+    _update(record, status="posting", attempts=record.attempts + 1, document_type=doc.entity,
+            request_id=batch_rid or rid,
             qbo_doc_number=doc.doc_number, reason=None, error_code=None, error_element=None,
             delivery=delivery or record.delivery, **_money_figures(doc), **doc.ledger)
     return rid
