@@ -12,10 +12,9 @@ from rq.timeouts import TimerDeathPenalty
 from ecomflux_app.models import ProcessingAttempt, SyncRecord, WebhookDelivery, utcnow
 from ecomflux_app.queue import make_worker
 from ecomflux_app.sync import drain as drain_module
-from ecomflux_app.sync.posting import BATCH_IN_FLIGHT_SECONDS
 from ecomflux_app.sync.sweeper import sweep
 from tests.fixtures_flow import simple_order
-from tests.helpers import app_env, drain, post_webhook
+from tests.helpers import app_env, drain, let_unanswered_batches_end, post_webhook
 from tests.test_faults import expire_leases_and_sweep, kill_worker_processes, wait_for
 
 
@@ -33,14 +32,6 @@ def documents_per_order(connected, ids: list[int]) -> dict[int, int]:
 
 def batch_creates(connected) -> int:
     return connected.intuit.counters(connected.realm)["created"].get("SalesReceipt", 0)
-
-
-def let_unanswered_batches_end() -> None:
-    """What time does: every 'posting' row's unanswered batch is past the time QBO could still run it."""
-    SyncRecord.update(updated_at=utcnow() - timedelta(seconds=BATCH_IN_FLIGHT_SECONDS + 1)).where(
-        SyncRecord.status == "posting").execute()
-    WebhookDelivery.update(next_attempt_at=utcnow() - timedelta(seconds=1)).where(
-        WebhookDelivery.status == "pending").execute()
 
 
 def test_a_backlog_is_posted_in_batch_requests_one_document_per_order(client, redis_conn, connected_shop):

@@ -99,19 +99,29 @@ class RealmLimiter:
         oldest = self.conn.zrangebyscore(rate_key, now - 60, "+inf", start=0, num=1, withscores=True)
         return max(0, self.per_minute - used), (oldest[0][1] + 60 - now) if oldest else 0.0
 
-    def batch_headroom(self, realm: str) -> int:
-        """Batch requests left in the realm's rolling minute (0 while paused or at 10 calls in flight)."""
+    def batch_headroom(self, realm: str) -> tuple[int, float]:
+        """(batch requests the realm may start now, seconds until one more may): within the batch budget,
+        the request budget and the calls in flight; 0 while paused after a 429."""
         rate_key, conc_key, pause_key, batch_key = self._keys(realm)
         paused = self.conn.pttl(pause_key)
         if paused and paused > 0:
-            return 0
+            return 0, paused / 1000
         now = time.time()
         with self.conn.pipeline() as pipe:
-            pipe.zcount(batch_key, now - 60, "+inf")
-            pipe.zcount(rate_key, now - 60, "+inf")
+            for key in (batch_key, rate_key):
+                pipe.zcount(key, now - 60, "+inf")
+                pipe.zrangebyscore(key, now - 60, "+inf", start=0, num=1, withscores=True)
             pipe.zcount(conc_key, now, "+inf")
-            batches, used, running = pipe.execute()
-        return max(0, min(self.batches_per_minute - batches, self.per_minute - used, self.concurrent - running))
+            batches, oldest_batch, used, oldest_rate, running = pipe.execute()
+        left = min(self.batches_per_minute - batches, self.per_minute - used, self.concurrent - running)
+        if left > 0:
+            return left, 0.0
+        waits = [0.05]  # a call in flight ends soon
+        for count, limit, oldest in ((batches, self.batches_per_minute, oldest_batch),
+                                     (used, self.per_minute, oldest_rate)):
+            if count >= limit and oldest:
+                waits.append(oldest[0][1] + 60 - now)
+        return 0, max(waits)
 
     def release(self, realm: str, token: str) -> None:
         self.conn.zrem(f"ecomflux:qbo:conc:{realm}", token)

@@ -35,6 +35,7 @@ BACKLOG_MIN = 10  # waiting orders of one shop from which they go in batches (fe
 ROUND_BATCHES = 2  # batch requests one worker has in flight at once
 # A round's batch call may wait this long for the realm's batch budget (38 a minute refill one by one).
 BATCH_WAIT_SECONDS = 3.0
+BUDGET_WAIT_SECONDS = 5.0  # a drain waits this long at most for the realm's next batch request
 
 
 def process_shop_jobs(shop_domain: str, delivery_ids: list[int], *, slice_seconds: float = FAIR_SLICE_SECONDS,
@@ -118,7 +119,15 @@ def _drain_context(shop_domain: str):
     topic = TRIGGER_TOPICS.get(settings.trigger, "orders/fulfilled")
     if topic == "orders/paid" and settings.document_type == "invoice":
         return None  # each such delivery also records its payment: the handler's own path
-    budget = min(ROUND_BATCHES, RealmLimiter(runtime.redis()).batch_headroom(conn.realm_id))
+    limiter = RealmLimiter(runtime.redis())
+    budget, refill = limiter.batch_headroom(conn.realm_id)
+    if not budget and refill <= BUDGET_WAIT_SECONDS:
+        # The batch budget refills one request at a time: waiting for the next one beats posting the
+        # backlog one by one, whose calls would take the room batches need (this worker is within its
+        # shop's share, so other shops are not waiting for it).
+        time.sleep(refill)
+        budget, refill = limiter.batch_headroom(conn.realm_id)
+    budget = min(ROUND_BATCHES, budget)
     return (shop, conn, settings, topic, budget) if budget > 0 else None
 
 

@@ -267,7 +267,7 @@ def post_batch(shop: Shop, client: QboClient, items: list[BatchItem]) -> list[Po
         uncertain = [(i, items[i]) for i in held if items[i].record.status == "posting"]
         looked_up = {i for i, item in uncertain if item.marker and item.record.document_type
                      and item.record.qbo_doc_number}
-        adopted, unanswered = _adopt_uncertain(client, [(i, items[i]) for i in sorted(looked_up)], started)
+        adopted, unanswered = _adopt_uncertain(shop, client, [(i, items[i]) for i in sorted(looked_up)], started)
         looked_up -= unanswered
         results.update(adopted)
         docs: list[tuple[int, Document]] = []
@@ -293,7 +293,7 @@ def post_batch(shop: Shop, client: QboClient, items: list[BatchItem]) -> list[Po
     return [results[i] for i in range(len(items))]
 
 
-def _adopt_uncertain(client: QboClient, rows: list[tuple[int, BatchItem]],
+def _adopt_uncertain(shop: Shop, client: QboClient, rows: list[tuple[int, BatchItem]],
                      started: float) -> tuple[dict[int, PostResult], set[int]]:
     """Rows left 'posting' by a crash: their documents looked up (DocNumber + marker) in one batch read.
     Returns the adopted rows and those whose lookup QBO refused (they go the single path, never blind)."""
@@ -316,7 +316,7 @@ def _adopt_uncertain(client: QboClient, rows: list[tuple[int, BatchItem]],
         found = (answer.get("QueryResponse") or {}).get(item.record.document_type, [])
         row = next((r for r in found if item.marker in (r.get("PrivateNote") or "")), None)
         if row is not None:
-            adopted[index] = _posted(item.record, row, None, client, item.delivery, started, adopted=True)
+            adopted[index] = _posted(item.record, row, None, client, item.delivery, started, adopted=True, shop=shop)
     return adopted, unanswered
 
 
@@ -360,7 +360,7 @@ def _write_batch(shop: Shop, client: QboClient, items: list[BatchItem],
                     "status": exchange.get("status"), "response": json.dumps(answer, default=str),
                     "duration_ms": exchange.get("duration_ms"), "intuit_tid": exchange.get("intuit_tid")}
             out[index] = _posted(item.record, answer[doc.entity], doc, client, item.delivery, started,
-                                 adopted=False, exchange=part)
+                                 adopted=False, exchange=part, shop=shop)
             continue
         # A fault for this item (e.g. 6140) or a refused batch: the row is 'posting', so the single path
         # looks it up before creating, adopts ours or fails with QBO's own message.
@@ -443,10 +443,13 @@ def _mark_posting(shop: Shop, record: SyncRecord, doc: Document, delivery: Webho
 
 
 def _posted(record, entity: dict, doc: Document | None, client, delivery, started, adopted: bool,
-            exchange: dict | None = None) -> PostResult:
-    """Mark the row posted from QBO's answer; doc is None when a find= lookup adopted it before build()."""
+            exchange: dict | None = None, shop: Shop | None = None) -> PostResult:
+    """Mark the row posted from QBO's answer; doc is None when a find= lookup adopted it before build().
+    With `shop` (a batch row), the row gets back its own requestid: it names the document, not the batch."""
     total = qbo_total_of(doc.entity if doc else record.document_type, entity)
-    _update(record, status="posted", qbo_id=str(entity.get("Id")), qbo_sync_token=str(entity.get("SyncToken", "0")),
+    if shop is not None:
+        record.request_id = request_id_for(shop, record, doc.entity if doc else record.document_type)
+    _update(record, status="posted", request_id=record.request_id, qbo_id=str(entity.get("Id")), qbo_sync_token=str(entity.get("SyncToken", "0")),
             qbo_doc_number=entity.get("DocNumber") or (doc.doc_number if doc else record.qbo_doc_number),
             posted_at=utcnow(), reason=None, error_code=None, error_element=None,
             qbo_total=total if total is not None else (doc.figures.get("qbo_total") if doc else record.qbo_total))
