@@ -136,7 +136,10 @@ def sweep(conn: redis.Redis, stale_after_seconds: int = 60) -> int:
             if delivery.status == "queued":
                 if delivery.shop_domain not in ranges:
                     ranges[delivery.shop_domain] = live_batch_ranges(conn, delivery.shop_domain)
-                if _job_alive(conn, delivery.id) or any(lo <= delivery.id <= hi for lo, hi in ranges[delivery.shop_domain]):
+                # The batch ranges first (in memory): with a backlog of thousands, a Redis read per row
+                # made each sweep hold a worker for seconds, every 5 s.
+                if any(lo <= delivery.id <= hi for lo, hi in ranges[delivery.shop_domain]) \
+                        or _job_alive(conn, delivery.id):
                     continue  # still waiting its turn in a backlog: not lost
             _enqueue_job(conn, delivery)
         except redis.RedisError as exc:
