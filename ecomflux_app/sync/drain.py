@@ -24,7 +24,7 @@ from ..models import Shop, WebhookDelivery, utcnow
 from ..quickbooks.client import QboClient, connection_for
 from ..quickbooks.limiter import RealmLimiter
 from ..work_results import Outcome
-from .dispatch import CLAIMABLE, FAIR_SLICE_SECONDS, claim, process_batch, process_delivery, run_claimed, settle
+from .dispatch import CLAIMABLE, FAIR_SLICE_SECONDS, claim_many, process_batch, process_delivery, run_claimed, settle
 from .lifecycle import ensure_shop_active
 from .orders import TRIGGER_TOPICS, _order_day, post_orders, prepare_order_references, shop_settings
 from .posting import BATCH_MAX
@@ -32,7 +32,7 @@ from .posting import BATCH_MAX
 log = logging.getLogger(__name__)
 
 BACKLOG_MIN = 10  # waiting orders of one shop from which they go in batches (fewer: single posts)
-ROUND_BATCHES = 2  # batch requests one worker has in flight at once
+ROUND_BATCHES = 3  # batch requests one worker has in flight at once (3 workers: 9 of the realm's 10)
 # A round's batch call may wait this long for the realm's batch budget (38 a minute refill one by one).
 BATCH_WAIT_SECONDS = 3.0
 BUDGET_WAIT_SECONDS = 5.0  # a drain waits this long at most for the realm's next batch request
@@ -89,7 +89,7 @@ def drain_round(shop_domain: str) -> dict[str, int]:
         ids = [row.id for row in waiting_orders(shop, topic, budget * BATCH_MAX)]
         if len(ids) < BACKLOG_MIN:
             return {}
-        claimed = [d for d in map(claim, ids) if d is not None]
+        claimed = claim_many(ids)
         statuses: dict[str, int] = {}
         orders, deliveries = [], []
         for delivery in claimed:
@@ -170,5 +170,6 @@ def _post_chunk(shop: Shop, conn, settings, orders: list[dict], deliveries: list
                                                              deliveries=deliveries, prepared=True)
         except Exception as exc:  # noqa: BLE001 - an uncertain batch: every row is looked up next time
             results = [exc] * len(orders)
-        return [settle(delivery, result) for delivery, result in zip(deliveries, results)]
+        with database.atomic():  # one commit for the batch's deliveries
+            return [settle(delivery, result) for delivery, result in zip(deliveries, results)]
 

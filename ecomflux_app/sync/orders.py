@@ -15,7 +15,7 @@ from ..translate.settings import CompanyFacts, SyncSettings
 from .dispatch import DeliveryContext
 from .lifecycle import ensure_shop_active
 from ..work_results import FatalError, Outcome, RetryLater, WaitingForReconnect
-from .posting import BATCH_MAX, BatchItem, Document, PostResult, _update, flag, ledger_row, post_batch
+from .posting import BATCH_MAX, BatchItem, Document, PostResult, _update, flag, ledger_row, ledger_rows, post_batch
 from .references import ReferenceResolver, post_with_current_references, prepare_references, stale_reference
 from .tax_setup import load_tax_setup, with_tax_setup
 
@@ -243,9 +243,9 @@ def post_orders(shop: Shop, orders: list[dict], settings: SyncSettings, client: 
     Returns per order its Outcome or the error post_order would have raised; `each` hears every result
     as it is known. A batch whose outcome is uncertain raises RetryLater (its rows are looked up next time)."""
     deliveries = deliveries or [None] * len(orders)
-    records = [ledger_row(shop, f"order:{order['id']}", kind="order", order_id=str(order["id"]),
-                          order_name=order.get("name"), delivery=delivery)
-               for order, delivery in zip(orders, deliveries)]
+    records = ledger_rows(shop, [{"source_key": f"order:{order['id']}", "kind": "order", "order_id": str(order["id"]),
+                                  "order_name": order.get("name"), "delivery": delivery.id if delivery else None}
+                                 for order, delivery in zip(orders, deliveries)])
     if not prepared:
         prepare_order_references(shop, orders, settings, client)
     outcomes: list[Outcome | Exception] = []

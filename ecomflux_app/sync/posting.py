@@ -28,6 +28,7 @@ import redis
 from peewee import IntegrityError
 
 from .. import runtime
+from ..db import database
 from ..models import ProcessingAttempt, Shop, SyncRecord, WebhookDelivery, utcnow
 from ..quickbooks.client import QboClient
 from ..quickbooks.errors import (
@@ -85,6 +86,21 @@ def ledger_row(shop: Shop, source_key: str, *, kind: str, order_id: str, order_n
                                  order_name=order_name, delivery=delivery)
     except IntegrityError:
         return SyncRecord.get((SyncRecord.shop == shop.id) & (SyncRecord.source_key == source_key))
+
+
+def ledger_rows(shop: Shop, rows: list[dict]) -> list[SyncRecord]:
+    """ledger_row for many source documents (dicts of SyncRecord columns with source_key), in three
+    statements: the existing rows, one INSERT of the missing ones (a row another worker creates
+    meanwhile is kept), the rows inserted."""
+    keys = [row["source_key"] for row in rows]
+    found = {r.source_key: r for r in SyncRecord.select().where(
+        (SyncRecord.shop == shop.id) & SyncRecord.source_key.in_(keys))}
+    missing = [row for row in rows if row["source_key"] not in found]
+    if missing:
+        SyncRecord.insert_many([dict(row, shop=shop.id) for row in missing]).on_conflict_ignore().execute()
+        found.update({r.source_key: r for r in SyncRecord.select().where(
+            (SyncRecord.shop == shop.id) & SyncRecord.source_key.in_([row["source_key"] for row in missing]))})
+    return [found[key] for key in keys]
 
 
 def _update(record: SyncRecord, **values) -> None:
@@ -332,8 +348,9 @@ def _write_batch(shop: Shop, client: QboClient, items: list[BatchItem],
     started = time.perf_counter()
     batch_rid = make_request_id(shop.domain, f"batch:{_digest([items[i].record.source_key for i, _d in docs])}",
                                 "batch")
-    for index, doc in docs:  # each row keeps the batch's requestid: its write was a batch (batch_in_flight)
-        _mark_posting(shop, items[index].record, doc, items[index].delivery, batch_rid)
+    with database.atomic():  # one commit, before the write; each row keeps the batch's requestid (batch_in_flight)
+        for index, doc in docs:
+            _mark_posting(shop, items[index].record, doc, items[index].delivery, batch_rid)
     requests = [{"bId": str(index), "operation": "create", doc.entity: doc.payload} for index, doc in docs]
     try:  # client.request serializes with jsonout.dumps: the Decimal amounts stay exact
         answers = client.batch(requests, batch_rid)
@@ -353,18 +370,20 @@ def _write_batch(shop: Shop, client: QboClient, items: list[BatchItem],
     by_id = {str(a.get("bId")): a for a in answers}
     exchange = client.last_exchange or {}
     out: dict[int, PostResult | Exception] = {}
-    for (index, doc), sent in zip(docs, requests):
-        item, answer = items[index], by_id.get(str(index), {})
-        if doc.entity in answer:
-            part = {"method": "POST", "path": "batch", "params": exchange.get("params"), "request": sent,
-                    "status": exchange.get("status"), "response": json.dumps(answer, default=str),
-                    "duration_ms": exchange.get("duration_ms"), "intuit_tid": exchange.get("intuit_tid")}
-            out[index] = _posted(item.record, answer[doc.entity], doc, client, item.delivery, started,
-                                 adopted=False, exchange=part, shop=shop)
-            continue
-        # A fault for this item (e.g. 6140) or a refused batch: the row is 'posting', so the single path
-        # looks it up before creating, adopts ours or fails with QBO's own message.
-        out[index] = _post_single(shop, client, item, lambda doc=doc: doc, settled=True)
+    with database.atomic():  # the created documents' rows in one commit
+        for (index, doc), sent in zip(docs, requests):
+            item, answer = items[index], by_id.get(str(index), {})
+            if doc.entity in answer:
+                part = {"method": "POST", "path": "batch", "params": exchange.get("params"), "request": sent,
+                        "status": exchange.get("status"), "response": json.dumps(answer, default=str),
+                        "duration_ms": exchange.get("duration_ms"), "intuit_tid": exchange.get("intuit_tid")}
+                out[index] = _posted(item.record, answer[doc.entity], doc, client, item.delivery, started,
+                                     adopted=False, exchange=part, shop=shop)
+    for index, doc in docs:
+        if index not in out:
+            # A fault for this item (e.g. 6140) or a refused batch: the row is 'posting', so the single path
+            # looks it up before creating, adopts ours or fails with QBO's own message.
+            out[index] = _post_single(shop, client, items[index], lambda doc=doc: doc, settled=True)
     return out
 
 
