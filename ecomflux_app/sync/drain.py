@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 BACKLOG_MIN = 10  # waiting orders of one shop from which they go in batches (fewer: single posts)
 ROUND_BATCHES = 3  # batch requests one worker has in flight at once (3 workers: 9 of the realm's 10)
 # A round's batch call may wait this long for the realm's batch budget (38 a minute refill one by one).
-BATCH_WAIT_SECONDS = 3.0
+BATCH_WAIT_SECONDS = 10.0
 BUDGET_WAIT_SECONDS = 5.0  # a drain waits this long at most for the realm's next batch request
 
 
@@ -86,10 +86,9 @@ def drain_round(shop_domain: str) -> dict[str, int]:
         if context is None:
             return {}
         shop, conn, settings, topic, budget = context
-        ids = [row.id for row in waiting_orders(shop, topic, budget * BATCH_MAX)]
-        if len(ids) < BACKLOG_MIN:
+        if waiting_orders(shop, topic, BACKLOG_MIN).count() < BACKLOG_MIN:
             return {}
-        claimed = claim_many(ids)
+        claimed = _claim_round(shop, topic, budget * BATCH_MAX)
         statuses: dict[str, int] = {}
         orders, deliveries = [], []
         for delivery in claimed:
@@ -103,6 +102,18 @@ def drain_round(shop_domain: str) -> dict[str, int]:
     for status in _post_round(shop, conn, settings, orders, deliveries):
         statuses[status] = statuses.get(status, 0) + 1
     return statuses
+
+
+def _claim_round(shop: Shop, topic: str, want: int) -> list[WebhookDelivery]:
+    """Up to `want` of the shop's oldest waiting orders, claimed: rows another worker's round took in
+    between are replaced by the next ones (a few tries), so concurrent rounds send full batches."""
+    claimed: list[WebhookDelivery] = []
+    for _try in range(3):
+        ids = [row.id for row in waiting_orders(shop, topic, want - len(claimed))]
+        claimed += claim_many(ids) if ids else []
+        if not ids or len(claimed) >= want:
+            break
+    return claimed
 
 
 def _drain_context(shop_domain: str):

@@ -114,7 +114,8 @@ def due_deliveries(stale_after: timedelta, limit: int = 1000):
     now = utcnow()
     stale = now - stale_after
     return (
-        WebhookDelivery.select()
+        # The columns the sweep needs, not the bodies: with a backlog of thousands this ran every 5 s.
+        WebhookDelivery.select(WebhookDelivery.id, WebhookDelivery.status, WebhookDelivery.shop_domain)
         .where(
             # Intake inserts rows as 'queued'; 'received' means their enqueue failed (Redis down).
             (WebhookDelivery.status == "received")
