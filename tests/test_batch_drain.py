@@ -160,3 +160,22 @@ def test_another_shops_order_is_posted_while_a_drain_is_held_in_qbo(app, client,
     drain(redis_conn)
     assert set(documents_per_order(connected_shop, ids).values()) == {1}
     assert WebhookDelivery.get(WebhookDelivery.shop_domain == shop_b.domain).status == "posted"
+
+
+def test_a_qbo_call_counts_in_the_realms_minutes_from_when_it_ended(redis_conn):
+    """QBO counts a request when it arrives, which can be any time until its answer: the limiter keeps
+    each request in its rolling minutes from its end, so QBO's minute never holds more than ours."""
+    from ecomflux_app.quickbooks.limiter import RealmLimiter
+
+    limiter = RealmLimiter(redis_conn, per_minute=5, concurrent=2, batches_per_minute=1)
+    token = limiter.acquire("realm-1", batch=True)
+    granted = redis_conn.zscore("ecomflux:qbo:batch:realm-1", token)
+    assert redis_conn.zcard("ecomflux:qbo:conc:realm-1") == 1
+    seconds, micros = redis_conn.time()
+    while redis_conn.time() == (seconds, micros):
+        pass  # Redis' clock moves on (microseconds): the release is stamped later than the grant
+    limiter.release("realm-1", token)
+    assert redis_conn.zcard("ecomflux:qbo:conc:realm-1") == 0
+    assert redis_conn.zscore("ecomflux:qbo:batch:realm-1", token) > granted
+    assert redis_conn.zscore("ecomflux:qbo:rate:realm-1", token) > granted
+    assert limiter.batch_headroom("realm-1")[0] == 0  # the minute's one batch is spent until a minute after its end
