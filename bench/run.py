@@ -30,6 +30,9 @@ def main(argv: list[str]) -> int:
         ("throughput_4_realms", lambda: qbo.throughput(realms=4)),
         ("latency", qbo.latency),
         ("latency_fairness", qbo.latency_and_fairness),
+        # One company's backlog of 3,000 orders through batch requests at 200 ms per item, 4 workers,
+        # another shop's orders one a second meanwhile (`make bench BENCH=batch_drain`).
+        ("batch_drain", qbo.batch_drain),
         # Metered reads per posted order (burst, one at a time minutes apart) and per idle company-day.
         ("qbo_reads", qbo.reads),
         ("qbo_reads_polling", lambda: qbo.reads(notified=False)),

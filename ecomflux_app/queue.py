@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -275,14 +276,26 @@ class FairQueuesMixin:
             self._shop_rotation = self._shop_rotation[pos + 1:] + self._shop_rotation[: pos + 1]
 
     def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
-        self._refresh_queues()
         if timeout is not None:
             # Short blocking pops so newly active shop queues join the rotation quickly.
             timeout = min(timeout, 2)
+        idle_since = time.monotonic()
         while True:
-            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            self._refresh_queues()
+            # rq's own wait loops on the queues it was given until a job comes: bounded to one short pop,
+            # so an idle worker re-lists the queues (a shop that just got work, or came back under its
+            # share) instead of waiting on the ones it listed when the other shop held its share.
+            bound = timeout
+            if max_idle_time is not None:
+                bound = max_idle_time - (time.monotonic() - idle_since)
+                if bound <= 0:
+                    return None
+                bound = min(timeout, bound) if timeout is not None else bound
+            result = super().dequeue_job_and_maintain_ttl(timeout, bound)
             if result is None:
-                return None
+                if timeout is None or self._stop_requested:
+                    return None  # burst with nothing queued, or asked to stop
+                continue  # idle for one short pop: list the queues again (max_idle_time checked above)
             job, queue = result
             if not queue.name.startswith(SHOP_QUEUE_PREFIX) or self._take_share(queue.name):
                 self._share_queue = queue.name if queue.name.startswith(SHOP_QUEUE_PREFIX) else None
@@ -290,7 +303,6 @@ class FairQueuesMixin:
             # Another worker took the shop's last share since the queues were listed: the job goes
             # back to the front of its queue (its turn is kept) and this worker looks elsewhere.
             queue.push_job_id(job.id, at_front=True)
-            self._refresh_queues()
 
 
 class FairWorker(FairQueuesMixin, Worker):

@@ -61,8 +61,9 @@ class IntuitSandbox:
             return dict(obj)
 
     def inject_fault(self, realm: str, kind: str, count: int = 1, **options) -> None:
-        """kind: 429 | 429-xml | 500 | 503 | 401 | timeout | latency (options: seconds; endpoint such as
-        "POST payment" to hit only that call)."""
+        """kind: 429 | 429-xml | 500 | 503 | 401 | timeout | latency | hold (options: seconds; endpoint such as
+        "POST payment" to hit only that call; after_items=N: a batch fails after its first N items;
+        event: the threading.Event a hold waits for)."""
         with self.state.lock:
             self.company(realm).faults.append({"kind": kind, "count": count, **options})
 

@@ -113,3 +113,17 @@ def as_if_the_dead_worker_timed_out(redis_conn, delivery_id: int) -> None:
 
     redis_conn.delete(*redis_conn.keys("ecomflux:post:*") or ["-"])
     WebhookDelivery.update(lease_until=utcnow() - timedelta(seconds=1)).where(WebhookDelivery.id == delivery_id).execute()
+
+
+def let_unanswered_batches_end() -> None:
+    """What time does after a batch write went unanswered: its 'posting' rows pass the time QBO could still
+    be working through it (posting.BATCH_IN_FLIGHT_SECONDS), and parked deliveries come due."""
+    from datetime import timedelta
+
+    from ecomflux_app.models import SyncRecord, WebhookDelivery, utcnow
+    from ecomflux_app.sync.posting import BATCH_IN_FLIGHT_SECONDS
+
+    SyncRecord.update(updated_at=utcnow() - timedelta(seconds=BATCH_IN_FLIGHT_SECONDS + 1)).where(
+        SyncRecord.status == "posting").execute()
+    WebhookDelivery.update(next_attempt_at=utcnow() - timedelta(seconds=1)).where(
+        WebhookDelivery.status == "pending").execute()

@@ -10,7 +10,7 @@ import pytest
 from ecomflux_app.models import BackfillRun, SyncRecord
 from ecomflux_app.quickbooks.client import QboClient
 from ecomflux_app.sync import backfill
-from tests.helpers import drain
+from tests.helpers import drain, let_unanswered_batches_end
 
 
 def qbo_calls(connected) -> int:
@@ -85,6 +85,7 @@ def test_backfill_resumes_after_a_crash_mid_batch_with_zero_duplicates(
     assert BackfillRun.get_by_id(run.id).cursor == run.cursor  # page 2 not acknowledged
     assert len(connected_shop.documents("SalesReceipt")) == 120  # QBO has them already
 
+    let_unanswered_batches_end()
     before = qbo_calls(connected_shop)
     done = backfill.run_backfill(run.id)  # the rerun: resumes at page 2
     calls = qbo_calls(connected_shop) - before
@@ -157,7 +158,8 @@ def test_backfill_waits_out_a_lost_batch_answer_and_resumes_without_duplicates(r
     assert SyncRecord.select().where(SyncRecord.status == "posting").count() == 30
     with pytest.raises(Exception):  # the CLI path gets the RetryLater itself
         state["failed"] = False
-        backfill.run_backfill(run.id, requeue=False)
+        backfill.run_backfill(run.id, requeue=False)  # the lost batch may still be running: wait
+    let_unanswered_batches_end()
     run = backfill.run_backfill(run.id)
     assert (run.status, run.seen, run.posted) == ("done", 40, 40)
     assert_one_document_per_order(connected_shop, week)

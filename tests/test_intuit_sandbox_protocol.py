@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from ecomflux_app.config import DEV_INTUIT_CLIENT_ID, DEV_INTUIT_CLIENT_SECRET
-from ecomflux_app.sandbox.intuit_server import MIN_MINOR_VERSION, PER_MINUTE
+from ecomflux_app.sandbox.intuit_server import BATCHES_PER_MINUTE, CONCURRENT, MIN_MINOR_VERSION, PER_MINUTE
 
 REDIRECT = "http://127.0.0.1:9/qbo/callback"
 CLIENT = (DEV_INTUIT_CLIENT_ID, DEV_INTUIT_CLIENT_SECRET)
@@ -185,6 +185,56 @@ def test_over_the_per_minute_limit_answers_429_with_a_throttle_fault(intuit_sand
     resp = qbo(intuit_sandbox, realm, "GET", "companyinfo/1", token)
     assert resp.status_code == 429 and fault(resp)["code"] == "3001" and resp.headers["intuit_tid"]
     assert intuit_sandbox.counters(realm)["throttled"] == 1
+
+
+def test_the_41st_batch_in_a_minute_answers_429(intuit_sandbox, realm):
+    token = intuit_sandbox.issue_tokens(realm)["access_token"]
+    company = intuit_sandbox.company(realm)
+    with intuit_sandbox.state.lock:
+        company.batch_window.extend([time.time()] * BATCHES_PER_MINUTE)  # this minute's 40 batches are spent
+    body = {"BatchItemRequest": [{"bId": "1", "Query": "SELECT * FROM Customer"}]}
+    resp = qbo(intuit_sandbox, realm, "POST", "batch", token,
+               params={"minorversion": str(MIN_MINOR_VERSION), "requestid": "rid-b-41"}, json=body)
+    assert resp.status_code == 429 and fault(resp)["code"] == "3001"
+    assert qbo(intuit_sandbox, realm, "GET", "companyinfo/1", token).status_code == 200  # single calls still go
+
+
+def test_an_11th_call_in_flight_for_one_company_answers_429(intuit_sandbox, realm):
+    """Ten calls held inside QBO at once (from any number of clients): the eleventh is refused."""
+    import threading
+
+    token = intuit_sandbox.issue_tokens(realm)["access_token"]
+    held = threading.Event()
+    intuit_sandbox.inject_fault(realm, "hold", count=CONCURRENT, event=held)
+    answers: list[int] = []
+    threads = [threading.Thread(target=lambda: answers.append(
+        qbo(intuit_sandbox, realm, "GET", "companyinfo/1", token).status_code)) for _ in range(CONCURRENT)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while intuit_sandbox.company(realm).in_flight < CONCURRENT and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        resp = qbo(intuit_sandbox, realm, "GET", "companyinfo/1", token)
+        assert resp.status_code == 429 and fault(resp)["code"] == "3001"
+    finally:
+        held.set()
+        for thread in threads:
+            thread.join(10)
+    assert answers == [200] * CONCURRENT
+
+
+def test_a_batch_that_fails_midway_keeps_what_it_created(intuit_sandbox, realm):
+    """QBO works through a batch's items in turn: a 5xx after two items leaves those two created."""
+    token = intuit_sandbox.issue_tokens(realm)["access_token"]
+    intuit_sandbox.inject_fault(realm, "500", endpoint="POST batch", after_items=2)
+    body = {"BatchItemRequest": [{"bId": str(n), "operation": "create", "Customer": {"DisplayName": f"Midway {n}"}}
+                                 for n in range(5)]}
+    resp = qbo(intuit_sandbox, realm, "POST", "batch", token,
+               params={"minorversion": str(MIN_MINOR_VERSION), "requestid": "rid-midway"}, json=body)
+    assert resp.status_code == 500
+    names = {c["DisplayName"] for c in intuit_sandbox.entities(realm, "Customer")}
+    assert {"Midway 0", "Midway 1"} <= names and not {"Midway 2", "Midway 3", "Midway 4"} & names
 
 
 def test_an_injected_xml_throttle_fault_comes_as_intuit_sends_it(intuit_sandbox, realm):

@@ -8,16 +8,16 @@ from ecomflux_app.db import database
 
 def process_delivery(delivery_id: int, force: bool = False):
     runtime.config()
-    from ecomflux_app.sync.dispatch import process_delivery as run
+    from ecomflux_app.sync.drain import process_one
 
-    return run(delivery_id, force=force)
+    return process_one(delivery_id, force=force)
 
 
 def process_deliveries(shop_domain: str, delivery_ids: list[int]):
     runtime.config()
-    from ecomflux_app.sync.dispatch import process_batch
+    from ecomflux_app.sync.drain import process_shop_jobs
 
-    return process_batch(shop_domain, delivery_ids)
+    return process_shop_jobs(shop_domain, delivery_ids)
 
 
 def sweep():

@@ -46,12 +46,15 @@ class QboClient:
         self.minor_version = cfg["QBO_MINOR_VERSION"]
         self.last_exchange: dict | None = None
         self.calls = 0
+        # Seconds a batch call may wait for the realm's batch budget; 0 fails fast (callers fall back).
+        self.batch_wait = 0.0
 
     # -- transport ---------------------------------------------------------------------------
     def _send(self, method: str, path: str, params: dict, body: Any, token: str) -> requests.Response:
         # A batch that would exceed the batch budget fails fast: callers fall back to single calls.
         batch = path == "batch"
-        slot = self.limiter.acquire(self.realm, max_wait=0 if batch else MAX_WAIT, batch=batch)
+        slot = self.limiter.acquire(self.realm, max_wait=self.batch_wait if batch else MAX_WAIT, batch=batch)
+        release = True
         try:
             # Amounts are Decimal: jsonout writes them as exact JSON numbers (json= would need floats).
             resp = _session.request(
@@ -63,9 +66,13 @@ class QboClient:
             count_reads(self.limiter.conn, self.realm, reads_in(method, path, body))  # Intuit meters reads
             return resp
         except requests.RequestException as exc:
+            # A request we stopped waiting for may still be running in QBO: its concurrency slot stays
+            # taken until its lease ends, so the realm never has more than 10 calls in flight.
+            release = not isinstance(exc, requests.ReadTimeout)
             raise QboTransient(f"QBO unreachable: {type(exc).__name__}") from None
         finally:
-            self.limiter.release(self.realm, slot)
+            if release:
+                self.limiter.release(self.realm, slot)
 
     def request(self, method: str, path: str, *, params: dict | None = None, body: Any = None,
                 request_id: str | None = None) -> dict:

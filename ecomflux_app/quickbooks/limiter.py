@@ -52,6 +52,20 @@ return {1, '0'}
 """
 
 
+# A request leaves the concurrency set and counts in the rolling minutes from when it ENDED: QBO counts
+# it when it arrives, which may be any time between our grant and its answer (a loaded host, a slow
+# network), so counting from the grant could let QBO see more in its minute than we did in ours.
+_RELEASE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZREM', KEYS[1], ARGV[1])
+for i = 2, 3 do
+  if redis.call('ZADD', KEYS[i], 'XX', 'CH', now, ARGV[1]) == 1 then redis.call('EXPIRE', KEYS[i], 61) end
+end
+return 1
+"""
+
+
 class RealmLimiter:
     """acquire() a slot before each QBO request, release() it after."""
 
@@ -62,6 +76,7 @@ class RealmLimiter:
         self.concurrent = concurrent
         self.batches_per_minute = batches_per_minute
         self._script = conn.register_script(_ACQUIRE)
+        self._release = conn.register_script(_RELEASE)
 
     @staticmethod
     def _keys(realm: str) -> list[str]:
@@ -99,8 +114,34 @@ class RealmLimiter:
         oldest = self.conn.zrangebyscore(rate_key, now - 60, "+inf", start=0, num=1, withscores=True)
         return max(0, self.per_minute - used), (oldest[0][1] + 60 - now) if oldest else 0.0
 
+    def batch_headroom(self, realm: str) -> tuple[int, float]:
+        """(batch requests the realm may start now, seconds until one more may): within the batch budget,
+        the request budget and the calls in flight; 0 while paused after a 429."""
+        rate_key, conc_key, pause_key, batch_key = self._keys(realm)
+        paused = self.conn.pttl(pause_key)
+        if paused and paused > 0:
+            return 0, paused / 1000
+        now = time.time()
+        with self.conn.pipeline() as pipe:
+            for key in (batch_key, rate_key):
+                pipe.zcount(key, now - 60, "+inf")
+                pipe.zrangebyscore(key, now - 60, "+inf", start=0, num=1, withscores=True)
+            pipe.zcount(conc_key, now, "+inf")
+            batches, oldest_batch, used, oldest_rate, running = pipe.execute()
+        left = min(self.batches_per_minute - batches, self.per_minute - used, self.concurrent - running)
+        if left > 0:
+            return left, 0.0
+        waits = [0.05]  # a call in flight ends soon
+        for count, limit, oldest in ((batches, self.batches_per_minute, oldest_batch),
+                                     (used, self.per_minute, oldest_rate)):
+            if count >= limit and oldest:
+                waits.append(oldest[0][1] + 60 - now)
+        return 0, max(waits)
+
     def release(self, realm: str, token: str) -> None:
-        self.conn.zrem(f"ecomflux:qbo:conc:{realm}", token)
+        """The request has ended: its concurrency slot frees, and it counts in the minute from now."""
+        rate_key, conc_key, _pause, batch_key = self._keys(realm)
+        self._release(keys=[conc_key, rate_key, batch_key], args=[token])
 
     def pause(self, realm: str, seconds: int = 60) -> None:
         """Stop every worker from calling this realm for `seconds` (after a 429)."""

@@ -473,16 +473,30 @@ def create_intuit_sandbox(client_id: str, client_secret: str) -> Flask:
                 state.authenticate(realm, request.headers.get("Authorization"))
                 fault = _next_fault(company, key)
                 state.admit(company, path == "batch")
+            # A 5xx "after_items" N: QBO fails a batch midway, after creating its first N documents.
+            cut = fault.get("after_items") if fault and path == "batch" else None
             try:
-                if fault:
+                if fault and cut is None:
                     answer = _fault_response(fault, tid)
                     if answer is not None:
                         return answer
-                delay = company.latency + company.item_latency * _operations(path)
+                # The stand-in's configured service time. A batch's items are worked through one after
+                # another, each taking item_latency: its documents appear one by one, as in QBO, so a
+                # client that dies mid-batch leaves some created and the rest still coming.
+                batch = path == "batch" and company.item_latency > 0
+                delay = company.latency + (0 if batch else company.item_latency * _operations(path))
                 if delay:
-                    time.sleep(delay)  # the stand-in's configured service time
+                    time.sleep(delay)
+
+                def pace() -> None:
+                    state.lock.release()  # held once, by the `with` below: other requests run meanwhile
+                    try:
+                        time.sleep(company.item_latency)
+                    finally:
+                        state.lock.acquire()
+
                 with state.lock:
-                    status, body = _handle(company, request.method, path)
+                    status, body = _handle(company, request.method, path, pace if batch else None, cut)
             finally:
                 with state.lock:
                     company.in_flight -= 1
@@ -495,6 +509,9 @@ def create_intuit_sandbox(client_id: str, client_secret: str) -> Flask:
 
     def _fault_response(fault: dict, tid: str):
         kind = fault["kind"]
+        if kind == "hold":  # the call waits inside QBO until the test sets the fault's event
+            fault["event"].wait(fault.get("seconds", 60.0))
+            return None
         if kind == "latency":
             time.sleep(fault.get("seconds", 1.0))
             return None
@@ -517,7 +534,7 @@ def create_intuit_sandbox(client_id: str, client_secret: str) -> Flask:
         resp.headers["intuit_tid"] = tid
         return resp
 
-    def _handle(company: Company, method: str, path: str) -> tuple[int, dict]:
+    def _handle(company: Company, method: str, path: str, pace=None, cut: int | None = None) -> tuple[int, dict]:
         parts = path.strip("/").split("/")
         head = parts[0].lower()
         if method == "GET" and head == "query":
@@ -554,7 +571,7 @@ def create_intuit_sandbox(client_id: str, client_secret: str) -> Flask:
                         "request body is not a JSON object")
         try:
             if head == "batch":
-                answer = (200, {"BatchItemResponse": _batch(company, body), "time": _now_text()})
+                answer = (200, {"BatchItemResponse": _batch(company, body, pace, cut), "time": _now_text()})
             else:
                 answer = (200, {entity: _write(company, entity, body, request.args), "time": _now_text()})
         except Fault as exc:
@@ -667,12 +684,19 @@ def sign_notification(body: bytes, verifier_token: str) -> str:
     return base64.b64encode(hmac.new(verifier_token.encode(), body, hashlib.sha256).digest()).decode()
 
 
-def _batch(company: Company, body: dict) -> list[dict]:
+def _batch(company: Company, body: dict, pace=None, cut: int | None = None) -> list[dict]:
+    """A batch's items in turn; pace() (the per-item service time) runs before each one; after `cut`
+    items the batch fails with a 500, the documents created so far staying created."""
     items = body.get("BatchItemRequest") or []
     if len(items) > BATCH_MAX:
         raise Fault(400, "1000", "Batch request limit exceeded", f"at most {BATCH_MAX} items per batch")
     answers = []
-    for item in items:
+    for done, item in enumerate(items):
+        if cut is not None and done >= cut:
+            raise Fault(500, "10000", "An application error has occurred while processing your request",
+                        kind="SERVICE")
+        if pace is not None:
+            pace()
         bid = item.get("bId")
         try:
             if "Query" in item:

@@ -80,6 +80,22 @@ def claim(delivery_id: int, *, force: bool = False) -> WebhookDelivery | None:
     return WebhookDelivery.get_by_id(delivery_id) if updated else None
 
 
+def claim_many(delivery_ids: list[int]) -> list[WebhookDelivery]:
+    """claim() for many rows in two statements: those claimable now, in id order (the others are left)."""
+    now = utcnow()
+    lease_until = now + LEASE  # this claim's own mark: no other claim writes the same instant
+    (WebhookDelivery.update(status="processing", lease_until=lease_until, started_at=now,
+                            attempts=WebhookDelivery.attempts + 1, next_attempt_at=None)
+     .where(WebhookDelivery.id.in_(delivery_ids)
+            & (WebhookDelivery.status.in_(CLAIMABLE)
+               | ((WebhookDelivery.status == "processing") & (WebhookDelivery.lease_until < now))))
+     .execute())
+    return list(WebhookDelivery.select().where(
+        WebhookDelivery.id.in_(delivery_ids) & (WebhookDelivery.status == "processing")
+        & (WebhookDelivery.lease_until == lease_until) & (WebhookDelivery.started_at == now))
+        .order_by(WebhookDelivery.id))
+
+
 def _finish(delivery: WebhookDelivery, status: str, error: str | None = None, detail: dict | None = None,
             next_attempt_at=None) -> None:
     WebhookDelivery.update(
@@ -98,52 +114,64 @@ def process_delivery(delivery_id: int, *, force: bool = False) -> str | None:
         delivery = claim(delivery_id, force=force)
         if delivery is None:
             return None
-        handler = _handler(delivery.topic)
-        if handler is None:
-            _finish(delivery, "ignored", f"unsupported topic {delivery.topic!r}")
-            return "ignored"
-        try:
-            payload = json.loads(delivery.body)
-            if not isinstance(payload, dict):
-                raise ValueError("payload is not a JSON object")
-        except ValueError as exc:
-            _finish(delivery, "failed", f"malformed JSON payload: {exc}")
+        return run_claimed(delivery)
+
+
+def run_claimed(delivery: WebhookDelivery) -> str:
+    """Run a claimed delivery's handler and record how it ended; returns that status."""
+    handler = _handler(delivery.topic)
+    if handler is None:
+        _finish(delivery, "ignored", f"unsupported topic {delivery.topic!r}")
+        return "ignored"
+    try:
+        payload = json.loads(delivery.body)
+        if not isinstance(payload, dict):
+            raise ValueError("payload is not a JSON object")
+    except ValueError as exc:
+        _finish(delivery, "failed", f"malformed JSON payload: {exc}")
+        return "failed"
+    shop = Shop.get_or_none(Shop.domain == delivery.shop_domain)
+    try:
+        outcome = handler(DeliveryContext(delivery=delivery, payload=payload, shop=shop))
+    except Exception as exc:  # noqa: BLE001 - settle() maps every failure to a row status
+        return settle(delivery, exc)
+    return settle(delivery, outcome)
+
+
+def settle(delivery: WebhookDelivery, result) -> str:
+    """Record a claimed delivery's result (an Outcome, or what its handler raised); returns the status."""
+    if isinstance(result, WaitingForReconnect):
+        _finish(delivery, "pending", result.reason)
+        return "pending"
+    if isinstance(result, RetryLater):
+        if delivery.attempts >= MAX_RETRIES:
+            _finish(delivery, "failed", f"gave up after {delivery.attempts} attempts: {result.reason}", result.detail)
             return "failed"
-        shop = Shop.get_or_none(Shop.domain == delivery.shop_domain)
-        try:
-            outcome = handler(DeliveryContext(delivery=delivery, payload=payload, shop=shop))
-        except WaitingForReconnect as exc:
-            _finish(delivery, "pending", exc.reason)
+        _finish(delivery, "pending", result.reason, result.detail,
+                next_attempt_at=utcnow() + timedelta(seconds=result.delay_seconds))
+        return "pending"
+    if isinstance(result, FatalError):
+        _finish(delivery, "failed", result.reason, result.detail)
+        return "failed"
+    if isinstance(result, (OperationalError, InterfaceError)):
+        # Lost database connection mid-handler: the ledger keeps QBO exactly-once, so retry.
+        database.close()
+        with database.connection_context():
+            _finish(delivery, "pending", f"database error, will retry: {result}",
+                    next_attempt_at=utcnow() + timedelta(seconds=5))
+        return "pending"
+    if isinstance(result, Exception):  # a bug must not leave the row stuck in processing
+        if getattr(result, "retryable", False):
+            # Adapter errors that know they are transient (throttling, 5xx, timeouts) retry later.
+            delay = float(getattr(result, "retry_after", 0) or 30)
+            _finish(delivery, "pending", f"will retry: {result}", None,
+                    next_attempt_at=utcnow() + timedelta(seconds=delay))
             return "pending"
-        except RetryLater as exc:
-            if delivery.attempts >= MAX_RETRIES:
-                _finish(delivery, "failed", f"gave up after {delivery.attempts} attempts: {exc.reason}", exc.detail)
-                return "failed"
-            _finish(delivery, "pending", exc.reason, exc.detail,
-                    next_attempt_at=utcnow() + timedelta(seconds=exc.delay_seconds))
-            return "pending"
-        except FatalError as exc:
-            _finish(delivery, "failed", exc.reason, exc.detail)
-            return "failed"
-        except (OperationalError, InterfaceError) as exc:
-            # Lost database connection mid-handler: the ledger keeps QBO exactly-once, so retry.
-            database.close()
-            with database.connection_context():
-                _finish(delivery, "pending", f"database error, will retry: {exc}",
-                        next_attempt_at=utcnow() + timedelta(seconds=5))
-            return "pending"
-        except Exception as exc:  # a bug must not leave the row stuck in processing
-            if getattr(exc, "retryable", False):
-                # Adapter errors that know they are transient (throttling, 5xx, timeouts) retry later.
-                delay = float(getattr(exc, "retry_after", 0) or 30)
-                _finish(delivery, "pending", f"will retry: {exc}", None,
-                        next_attempt_at=utcnow() + timedelta(seconds=delay))
-                return "pending"
-            log.exception("delivery %s (%s) crashed", delivery.id, delivery.topic)
-            _finish(delivery, "failed", f"internal error: {type(exc).__name__}: {exc}")
-            return "failed"
-        _finish(delivery, outcome.status, outcome.error, outcome.detail)
-        return outcome.status
+        log.error("delivery %s (%s) crashed", delivery.id, delivery.topic, exc_info=result)
+        _finish(delivery, "failed", f"internal error: {type(result).__name__}: {result}")
+        return "failed"
+    _finish(delivery, result.status, result.error, result.detail)
+    return result.status
 
 
 def process_batch(shop_domain: str, delivery_ids: list[int], *, slice_seconds: float = FAIR_SLICE_SECONDS,

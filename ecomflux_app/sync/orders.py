@@ -15,7 +15,7 @@ from ..translate.settings import CompanyFacts, SyncSettings
 from .dispatch import DeliveryContext
 from .lifecycle import ensure_shop_active
 from ..work_results import FatalError, Outcome, RetryLater, WaitingForReconnect
-from .posting import BATCH_MAX, BatchItem, Document, PostResult, _update, flag, ledger_row, post_batch
+from .posting import BATCH_MAX, BatchItem, Document, PostResult, _update, flag, ledger_row, ledger_rows, post_batch
 from .references import ReferenceResolver, post_with_current_references, prepare_references, stale_reference
 from .tax_setup import load_tax_setup, with_tax_setup
 
@@ -221,15 +221,8 @@ def build_unless_cancelled(shop: Shop, order: dict, settings: SyncSettings, clie
     return build_order_document(shop, order, settings, client, record)
 
 
-def post_orders(shop: Shop, orders: list[dict], settings: SyncSettings, client: QboClient,
-                each: Callable[[dict, Outcome | Exception], None] | None = None) -> list[Outcome | Exception]:
-    """post_order for many orders (a backfill page): their customers and items resolved together, their
-    documents written BATCH_MAX per QBO batch through the same ledger path (posting.post_batch).
-
-    Returns per order its Outcome or the error post_order would have raised; `each` hears every result
-    as it is known. A batch whose outcome is uncertain raises RetryLater (its rows are looked up next time)."""
-    records = [ledger_row(shop, f"order:{order['id']}", kind="order", order_id=str(order["id"]),
-                          order_name=order.get("name")) for order in orders]
+def prepare_order_references(shop: Shop, orders: list[dict], settings: SyncSettings, client: QboClient) -> None:
+    """The customers and items of many orders resolved together (batch creates), before their documents."""
     plans = []
     for order in orders:
         try:
@@ -237,15 +230,34 @@ def post_orders(shop: Shop, orders: list[dict], settings: SyncSettings, client: 
         except TranslationError:
             pass  # build_order_document flags it
     prepare_references(shop, client, settings, [p for p in plans if p.balance.ok])
+
+
+def post_orders(shop: Shop, orders: list[dict], settings: SyncSettings, client: QboClient,
+                each: Callable[[dict, Outcome | Exception], None] | None = None,
+                deliveries: list[WebhookDelivery | None] | None = None,
+                prepared: bool = False) -> list[Outcome | Exception]:
+    """post_order for many orders (a backfill page, a backlog's drain): their customers and items resolved
+    together (unless `prepared`), their documents written BATCH_MAX per QBO batch through the same ledger
+    path (posting.post_batch); `deliveries` (one per order) are the webhook rows they came from.
+
+    Returns per order its Outcome or the error post_order would have raised; `each` hears every result
+    as it is known. A batch whose outcome is uncertain raises RetryLater (its rows are looked up next time)."""
+    deliveries = deliveries or [None] * len(orders)
+    records = ledger_rows(shop, [{"source_key": f"order:{order['id']}", "kind": "order", "order_id": str(order["id"]),
+                                  "order_name": order.get("name"), "delivery": delivery.id if delivery else None}
+                                 for order, delivery in zip(orders, deliveries)])
+    if not prepared:
+        prepare_order_references(shop, orders, settings, client)
     outcomes: list[Outcome | Exception] = []
     for start in range(0, len(orders), BATCH_MAX):
         chunk = list(zip(orders[start:start + BATCH_MAX], records[start:start + BATCH_MAX]))
         items = [BatchItem(record, partial(build_unless_cancelled, shop, order, settings, client, record),
-                           marker=order_marker(str(order["id"]))) for order, record in chunk]
-        for (order, record), result in zip(chunk, post_batch(shop, client, items)):
+                           delivery=delivery, marker=order_marker(str(order["id"])))
+                 for (order, record), delivery in zip(chunk, deliveries[start:start + BATCH_MAX])]
+        for (order, _record), item, result in zip(chunk, items, post_batch(shop, client, items)):
             if isinstance(result, FatalError) and stale_reference(result.detail):
                 try:  # a cached customer or item QBO no longer takes: built again, as post_order would
-                    result = post_order(shop, order, settings, client.conn, client=client)
+                    result = post_order(shop, order, settings, client.conn, delivery=item.delivery, client=client)
                 except (FatalError, RetryLater, WaitingForReconnect) as exc:
                     result = exc
             outcome = _order_outcome(result) if isinstance(result, PostResult) else result

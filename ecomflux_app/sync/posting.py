@@ -28,6 +28,7 @@ import redis
 from peewee import IntegrityError
 
 from .. import runtime
+from ..db import database
 from ..models import ProcessingAttempt, Shop, SyncRecord, WebhookDelivery, utcnow
 from ..quickbooks.client import QboClient
 from ..quickbooks.errors import (
@@ -49,6 +50,10 @@ log = logging.getLogger(__name__)
 
 LOCK_SECONDS = 120  # > the 60 s QBO read timeout plus resolution; a dead holder frees it by itself
 BATCH_MAX = 30  # QBO's batch ceiling
+# QBO works through a batch's items one after another and keeps going when the caller is gone (killed,
+# timed out): a row whose batch went unanswered is looked up only once that batch can no longer be
+# running (Intuit ends a request after 120 s), or a lookup mid-batch would miss documents still coming.
+BATCH_IN_FLIGHT_SECONDS = 130
 
 
 @dataclass
@@ -81,6 +86,21 @@ def ledger_row(shop: Shop, source_key: str, *, kind: str, order_id: str, order_n
                                  order_name=order_name, delivery=delivery)
     except IntegrityError:
         return SyncRecord.get((SyncRecord.shop == shop.id) & (SyncRecord.source_key == source_key))
+
+
+def ledger_rows(shop: Shop, rows: list[dict]) -> list[SyncRecord]:
+    """ledger_row for many source documents (dicts of SyncRecord columns with source_key), in three
+    statements: the existing rows, one INSERT of the missing ones (a row another worker creates
+    meanwhile is kept), the rows inserted."""
+    keys = [row["source_key"] for row in rows]
+    found = {r.source_key: r for r in SyncRecord.select().where(
+        (SyncRecord.shop == shop.id) & SyncRecord.source_key.in_(keys))}
+    missing = [row for row in rows if row["source_key"] not in found]
+    if missing:
+        SyncRecord.insert_many([dict(row, shop=shop.id) for row in missing]).on_conflict_ignore().execute()
+        found.update({r.source_key: r for r in SyncRecord.select().where(
+            (SyncRecord.shop == shop.id) & SyncRecord.source_key.in_([row["source_key"] for row in missing]))})
+    return [found[key] for key in keys]
 
 
 def _update(record: SyncRecord, **values) -> None:
@@ -198,6 +218,24 @@ def ledger_lock(shop: Shop, record: SyncRecord, busy: str = "this document is be
             pass
 
 
+def batch_in_flight(shop: Shop, record: SyncRecord) -> float:
+    """Seconds until the unanswered batch write of this 'posting' row can no longer be running in QBO
+    (0 when it cannot, or when its last write was a single call, whose requestid Intuit replays)."""
+    if record.status != "posting" or not record.document_type or not record.request_id:
+        return 0.0
+    if record.request_id == request_id_for(shop, record, record.document_type):
+        return 0.0
+    return max(0.0, BATCH_IN_FLIGHT_SECONDS - (utcnow() - record.updated_at).total_seconds())
+
+
+def _wait_for_batch(shop: Shop, record: SyncRecord) -> RetryLater | None:
+    left = batch_in_flight(shop, record)
+    if not left:
+        return None
+    return RetryLater("an unanswered QuickBooks batch holding this document may still be running; "
+                      "it is looked up once that batch has ended", max(left, 1.0))
+
+
 def post_document(shop: Shop, client: QboClient, record: SyncRecord, build: Callable[[], Document | PostResult],
                   delivery: WebhookDelivery | None = None,
                   find: Callable[[], dict | None] | None = None) -> PostResult:
@@ -237,13 +275,15 @@ def post_batch(shop: Shop, client: QboClient, items: list[BatchItem]) -> list[Po
             item.record = SyncRecord.get_by_id(item.record.id)
             if item.record.status in ("posted", "voided"):
                 results[index] = PostResult("skipped_duplicate", item.record)
+            elif (waiting := _wait_for_batch(shop, item.record)) is not None:
+                results[index] = waiting
             else:
                 held.append(index)
         started = time.perf_counter()
         uncertain = [(i, items[i]) for i in held if items[i].record.status == "posting"]
         looked_up = {i for i, item in uncertain if item.marker and item.record.document_type
                      and item.record.qbo_doc_number}
-        adopted, unanswered = _adopt_uncertain(client, [(i, items[i]) for i in sorted(looked_up)], started)
+        adopted, unanswered = _adopt_uncertain(shop, client, [(i, items[i]) for i in sorted(looked_up)], started)
         looked_up -= unanswered
         results.update(adopted)
         docs: list[tuple[int, Document]] = []
@@ -269,7 +309,7 @@ def post_batch(shop: Shop, client: QboClient, items: list[BatchItem]) -> list[Po
     return [results[i] for i in range(len(items))]
 
 
-def _adopt_uncertain(client: QboClient, rows: list[tuple[int, BatchItem]],
+def _adopt_uncertain(shop: Shop, client: QboClient, rows: list[tuple[int, BatchItem]],
                      started: float) -> tuple[dict[int, PostResult], set[int]]:
     """Rows left 'posting' by a crash: their documents looked up (DocNumber + marker) in one batch read.
     Returns the adopted rows and those whose lookup QBO refused (they go the single path, never blind)."""
@@ -292,7 +332,7 @@ def _adopt_uncertain(client: QboClient, rows: list[tuple[int, BatchItem]],
         found = (answer.get("QueryResponse") or {}).get(item.record.document_type, [])
         row = next((r for r in found if item.marker in (r.get("PrivateNote") or "")), None)
         if row is not None:
-            adopted[index] = _posted(item.record, row, None, client, item.delivery, started, adopted=True)
+            adopted[index] = _posted(item.record, row, None, client, item.delivery, started, adopted=True, shop=shop)
     return adopted, unanswered
 
 
@@ -306,11 +346,12 @@ def _write_batch(shop: Shop, client: QboClient, items: list[BatchItem],
     if not docs:
         return {}
     started = time.perf_counter()
-    for index, doc in docs:
-        _mark_posting(shop, items[index].record, doc, items[index].delivery)
-    requests = [{"bId": str(index), "operation": "create", doc.entity: doc.payload} for index, doc in docs]
     batch_rid = make_request_id(shop.domain, f"batch:{_digest([items[i].record.source_key for i, _d in docs])}",
                                 "batch")
+    with database.atomic():  # one commit, before the write; each row keeps the batch's requestid (batch_in_flight)
+        for index, doc in docs:
+            _mark_posting(shop, items[index].record, doc, items[index].delivery, batch_rid)
+    requests = [{"bId": str(index), "operation": "create", doc.entity: doc.payload} for index, doc in docs]
     try:  # client.request serializes with jsonout.dumps: the Decimal amounts stay exact
         answers = client.batch(requests, batch_rid)
     except (WaitingForReconnect, QboThrottled, RealmBusy, QboTransient, QboAuthError) as exc:
@@ -329,33 +370,38 @@ def _write_batch(shop: Shop, client: QboClient, items: list[BatchItem],
     by_id = {str(a.get("bId")): a for a in answers}
     exchange = client.last_exchange or {}
     out: dict[int, PostResult | Exception] = {}
-    for (index, doc), sent in zip(docs, requests):
-        item, answer = items[index], by_id.get(str(index), {})
-        if doc.entity in answer:
-            part = {"method": "POST", "path": "batch", "params": exchange.get("params"), "request": sent,
-                    "status": exchange.get("status"), "response": json.dumps(answer, default=str),
-                    "duration_ms": exchange.get("duration_ms"), "intuit_tid": exchange.get("intuit_tid")}
-            out[index] = _posted(item.record, answer[doc.entity], doc, client, item.delivery, started,
-                                 adopted=False, exchange=part)
-            continue
-        # A fault for this item (e.g. 6140) or a refused batch: the row is 'posting', so the single path
-        # looks it up before creating, adopts ours or fails with QBO's own message.
-        out[index] = _post_single(shop, client, item, lambda doc=doc: doc)
+    with database.atomic():  # the created documents' rows in one commit
+        for (index, doc), sent in zip(docs, requests):
+            item, answer = items[index], by_id.get(str(index), {})
+            if doc.entity in answer:
+                part = {"method": "POST", "path": "batch", "params": exchange.get("params"), "request": sent,
+                        "status": exchange.get("status"), "response": json.dumps(answer, default=str),
+                        "duration_ms": exchange.get("duration_ms"), "intuit_tid": exchange.get("intuit_tid")}
+                out[index] = _posted(item.record, answer[doc.entity], doc, client, item.delivery, started,
+                                     adopted=False, exchange=part, shop=shop)
+    for index, doc in docs:
+        if index not in out:
+            # A fault for this item (e.g. 6140) or a refused batch: the row is 'posting', so the single path
+            # looks it up before creating, adopts ours or fails with QBO's own message.
+            out[index] = _post_single(shop, client, items[index], lambda doc=doc: doc, settled=True)
     return out
 
 
-def _post_single(shop: Shop, client: QboClient, item: BatchItem, build) -> PostResult | Exception:
-    """One row of a batch through the single path (its lock is held by the batch)."""
+def _post_single(shop: Shop, client: QboClient, item: BatchItem, build, settled: bool = False) -> PostResult | Exception:
+    """One row of a batch through the single path (its lock is held by the batch); settled: QBO answered
+    the row's batch, so nothing of it is still running."""
     try:
-        return _post_locked(shop, client, item.record, build, item.delivery)
+        return _post_locked(shop, client, item.record, build, item.delivery, settled=settled)
     except (FatalError, RetryLater, WaitingForReconnect) as exc:
         return exc
 
 
-def _post_locked(shop, client, record, build, delivery, find=None) -> PostResult:
+def _post_locked(shop, client, record, build, delivery, find=None, settled: bool = False) -> PostResult:
     record = SyncRecord.get_by_id(record.id)
     if record.status in ("posted", "voided"):
         return PostResult("skipped_duplicate", record)
+    if not settled and (waiting := _wait_for_batch(shop, record)) is not None:
+        raise waiting
     uncertain = record.status == "posting"
     started = time.perf_counter()
     try:
@@ -403,20 +449,26 @@ def _post_locked(shop, client, record, build, delivery, find=None) -> PostResult
         raise mapped from None
 
 
-def _mark_posting(shop: Shop, record: SyncRecord, doc: Document, delivery: WebhookDelivery | None) -> str:
-    """Before the write: the row is 'posting' (a crash leaves it uncertain) with the document's figures."""
+def _mark_posting(shop: Shop, record: SyncRecord, doc: Document, delivery: WebhookDelivery | None,
+                  batch_rid: str | None = None) -> str:
+    """Before the write: the row is 'posting' (a crash leaves it uncertain) with the document's figures
+    and the requestid of the write (the batch's when it goes in one)."""
     rid = request_id_for(shop, record, doc.entity)
-    _update(record, status="posting", attempts=record.attempts + 1, document_type=doc.entity, request_id=rid,
+    _update(record, status="posting", attempts=record.attempts + 1, document_type=doc.entity,
+            request_id=batch_rid or rid,
             qbo_doc_number=doc.doc_number, reason=None, error_code=None, error_element=None,
             delivery=delivery or record.delivery, **_money_figures(doc), **doc.ledger)
     return rid
 
 
 def _posted(record, entity: dict, doc: Document | None, client, delivery, started, adopted: bool,
-            exchange: dict | None = None) -> PostResult:
-    """Mark the row posted from QBO's answer; doc is None when a find= lookup adopted it before build()."""
+            exchange: dict | None = None, shop: Shop | None = None) -> PostResult:
+    """Mark the row posted from QBO's answer; doc is None when a find= lookup adopted it before build().
+    With `shop` (a batch row), the row gets back its own requestid: it names the document, not the batch."""
     total = qbo_total_of(doc.entity if doc else record.document_type, entity)
-    _update(record, status="posted", qbo_id=str(entity.get("Id")), qbo_sync_token=str(entity.get("SyncToken", "0")),
+    if shop is not None:
+        record.request_id = request_id_for(shop, record, doc.entity if doc else record.document_type)
+    _update(record, status="posted", request_id=record.request_id, qbo_id=str(entity.get("Id")), qbo_sync_token=str(entity.get("SyncToken", "0")),
             qbo_doc_number=entity.get("DocNumber") or (doc.doc_number if doc else record.qbo_doc_number),
             posted_at=utcnow(), reason=None, error_code=None, error_element=None,
             qbo_total=total if total is not None else (doc.figures.get("qbo_total") if doc else record.qbo_total))

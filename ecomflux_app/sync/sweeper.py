@@ -114,7 +114,8 @@ def due_deliveries(stale_after: timedelta, limit: int = 1000):
     now = utcnow()
     stale = now - stale_after
     return (
-        WebhookDelivery.select()
+        # The columns the sweep needs, not the bodies: with a backlog of thousands this ran every 5 s.
+        WebhookDelivery.select(WebhookDelivery.id, WebhookDelivery.status, WebhookDelivery.shop_domain)
         .where(
             # Intake inserts rows as 'queued'; 'received' means their enqueue failed (Redis down).
             (WebhookDelivery.status == "received")
@@ -136,7 +137,10 @@ def sweep(conn: redis.Redis, stale_after_seconds: int = 60) -> int:
             if delivery.status == "queued":
                 if delivery.shop_domain not in ranges:
                     ranges[delivery.shop_domain] = live_batch_ranges(conn, delivery.shop_domain)
-                if _job_alive(conn, delivery.id) or any(lo <= delivery.id <= hi for lo, hi in ranges[delivery.shop_domain]):
+                # The batch ranges first (in memory): with a backlog of thousands, a Redis read per row
+                # made each sweep hold a worker for seconds, every 5 s.
+                if any(lo <= delivery.id <= hi for lo, hi in ranges[delivery.shop_domain]) \
+                        or _job_alive(conn, delivery.id):
                     continue  # still waiting its turn in a backlog: not lost
             _enqueue_job(conn, delivery)
         except redis.RedisError as exc:
