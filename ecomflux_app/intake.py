@@ -37,14 +37,13 @@ from peewee import CharField, DatabaseError, IntegrityError, InterfaceError, Ope
 
 from .db import database
 from .models import Shop, WebhookDelivery, utcnow
+from .shopify.topics import SHOPLESS_TOPICS
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
 GATHER_SECONDS = 0.002
 SHOP_CACHE_SECONDS = 30.0
-# Topics that still matter when we hold no shop row: redaction and uninstall.
-SHOPLESS_TOPICS = frozenset({"shop/redact", "customers/redact", "customers/data_request", "app/uninstalled"})
 COLUMNS = (
     "webhook_id", "event_id", "topic", "shop_domain", "shop_id", "api_version", "triggered_at", "headers",
     "body", "raw_body", "status", "error", "attempts", "order_id", "order_name", "resource_id", "received_at", "enqueued_at",

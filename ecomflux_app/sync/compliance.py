@@ -13,7 +13,7 @@ import re
 
 from ..db import database
 from ..models import ComplianceRequest, CustomerMap, ProcessingAttempt, Shop, SyncRecord, WebhookDelivery, utcnow
-from ..shopify.webhooks import ORDER_TOPICS
+from ..shopify.topics import COMPLIANCE_TOPICS, CUSTOMER_TOPICS, ORDER_TOPICS
 from .dispatch import DeliveryContext
 from ..work_results import Outcome
 
@@ -32,7 +32,6 @@ PERSONAL_KEYS = frozenset({
 # Inside these objects `name` is a person's name (elsewhere it is an order number or product name).
 PERSON_CONTAINERS = frozenset({"customer", "billing_address", "shipping_address", "default_address",
                                "addresses", "destination", "CustomerRef", "BillAddr", "ShipAddr"})
-COMPLIANCE_TOPICS = ("customers/data_request", "customers/redact", "shop/redact")
 
 
 def scrub(value, in_person: bool = False):
@@ -111,7 +110,7 @@ def _customer_deliveries(shop_domain: str, cid: str | None, email: str | None,
     extra = WebhookDelivery.select().where(
         (WebhookDelivery.shop_domain == shop_domain)
         & (((WebhookDelivery.topic == "refunds/create") & WebhookDelivery.order_id.in_(order_list or [""]))
-           | (WebhookDelivery.topic.in_(COMPLIANCE_TOPICS[:2]) & (WebhookDelivery.resource_id == (cid or ""))))
+           | (WebhookDelivery.topic.in_(sorted(CUSTOMER_TOPICS)) & (WebhookDelivery.resource_id == (cid or ""))))
     )
     seen = {d.id for d in mine}
     mine += [d for d in extra if d.id not in seen]

@@ -22,7 +22,8 @@ LEASE = timedelta(minutes=5)
 FAIR_SLICE_SECONDS = 2.0
 MAX_RETRIES = 12  # transient failures; after that the row fails visibly and support can replay it
 
-# Topic -> handler, by dotted path so each topic's module is loaded only when needed.
+# Topic -> handler, by dotted path so each topic's module is loaded only when needed: one for every
+# subscribed topic of the registry (shopify/topics.py), as tests/test_topic_registry.py checks.
 TOPIC_HANDLERS = {
     "orders/fulfilled": "ecomflux_app.sync.orders:handle_order_webhook",
     "orders/paid": "ecomflux_app.sync.orders:handle_order_webhook",

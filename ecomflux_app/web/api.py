@@ -12,6 +12,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from peewee import fn
 
 from ..models import QboConnection, ShopSettings, SyncRecord, WebhookDelivery, utcnow
+from ..shopify.topics import RERUN_SOURCE_TOPICS
 from ..translate.jsonout import dumps as dumps_decimal
 from ..translate.payout_accounts import payout_account_errors
 from ..translate.settings import (CUSTOMER_MATCHING, DOCUMENT_TYPES, TAX_HANDLING, TRIGGERS, CompanyFacts,
@@ -34,7 +35,6 @@ STATUS_GROUPS = {
     "skipped": ("skipped",),
 }
 RETRYABLE = ("failed", "flagged")
-ORDER_TOPICS = ("orders/fulfilled", "orders/paid", "orders/create", "orders/updated")
 MAX_PER_PAGE = 100
 
 
@@ -349,7 +349,7 @@ def orders():
 def _latest_delivery(shop_domain: str, order_id: str) -> WebhookDelivery | None:
     return (WebhookDelivery.select()
             .where((WebhookDelivery.shop_domain == shop_domain) & (WebhookDelivery.order_id == str(order_id))
-                   & WebhookDelivery.topic.in_(ORDER_TOPICS))
+                   & WebhookDelivery.topic.in_(RERUN_SOURCE_TOPICS))
             .order_by(WebhookDelivery.received_at.desc(), WebhookDelivery.id.desc()).first())
 
 

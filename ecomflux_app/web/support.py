@@ -30,7 +30,7 @@ from ..quickbooks.expiry import authorization_end
 from ..staff import LoginError, LoginThrottled, authenticate
 from ..staff_sessions import SESSION_LIFETIME, load_session, open_session, revoke_session
 from ..sync.compliance import PERSON_CONTAINERS, PERSONAL_KEYS
-from ..shopify.webhooks import SUPPORTED_TOPICS
+from ..shopify.topics import SUBSCRIBED_TOPICS
 from ..sync.dispatch import TOPIC_HANDLERS
 from ..sync.replay import BULK_PROGRESS_KEY, replay_delivery
 
@@ -201,7 +201,7 @@ def webhooks():
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     # The known topics, not SELECT DISTINCT: that would scan the whole log on every page view.
-    topics = sorted(SUPPORTED_TOPICS | set(TOPIC_HANDLERS))
+    topics = sorted(SUBSCRIBED_TOPICS | set(TOPIC_HANDLERS))
     next_args = {k: v for k, v in filters.items() if v}
     return render_template("support/webhooks.html", rows=rows, filters=filters, statuses=STATUSES, topics=topics,
                            next_url=url_for("support.webhooks", before=rows[-1].id, **next_args) if more else None,

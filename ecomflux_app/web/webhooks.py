@@ -20,8 +20,9 @@ from flask import Blueprint
 from werkzeug.wsgi import get_input_stream
 
 from .. import runtime
-from ..intake import SHOPLESS_TOPICS, IntakeWriter, body_columns, row_values
-from ..shopify.webhooks import ORDER_TOPICS, SUPPORTED_TOPICS, delivery_headers, verify
+from ..intake import IntakeWriter, body_columns, row_values
+from ..shopify.topics import SHOPLESS_TOPICS, SUBSCRIBED_TOPICS, row_ids
+from ..shopify.webhooks import delivery_headers, verify
 from .security import BASE_HEADERS
 
 log = logging.getLogger(__name__)
@@ -125,30 +126,6 @@ def _parse_ids(raw: bytes):
             "customer": {"id": ids.customer.id} if ids.customer is not None else None}
 
 
-def _text_id(value) -> str | None:
-    """An id or name as the row's text (whatever JSON type the body gave it), None when absent."""
-    if value is None:
-        return None
-    return value if isinstance(value, str) else str(value)
-
-
-def _ids(topic: str, payload) -> dict:
-    """Order/resource ids worth indexing for the support console search."""
-    if not isinstance(payload, dict):
-        return {}
-    out: dict = {}
-    if topic in ORDER_TOPICS:
-        out["order_id"] = out["resource_id"] = _text_id(payload.get("id"))
-        out["order_name"] = _text_id(payload.get("name"))
-    elif topic == "refunds/create":
-        out["resource_id"] = _text_id(payload.get("id"))
-        out["order_id"] = _text_id(payload.get("order_id"))
-    elif topic in ("customers/redact", "customers/data_request"):
-        customer = payload.get("customer")
-        out["resource_id"] = _text_id(customer.get("id")) if isinstance(customer, dict) else None
-    return out
-
-
 def _read_body(environ) -> bytes | None:
     """The raw body (Content-Length or chunked), or None when it is over MAX_BODY."""
     length = environ.get("CONTENT_LENGTH")
@@ -187,12 +164,12 @@ def receive(environ, cfg) -> tuple[int, dict]:
     status, error = "queued", None
     try:
         payload = _parse_ids(raw)
-        ids = _ids(topic, payload)
+        ids = row_ids(topic, payload)
     except ValueError as exc:  # incl. UnicodeDecodeError, and an id too long to print
         payload, ids, status, error = None, {}, "failed", f"malformed JSON payload: {exc}"
     if status == "queued" and not isinstance(payload, dict):
         status, error = "failed", f"payload is not a JSON object ({type(payload).__name__})"
-    if status == "queued" and topic not in SUPPORTED_TOPICS:
+    if status == "queued" and topic not in SUBSCRIBED_TOPICS:
         status, error = "ignored", f"unsupported topic {topic!r}"
 
     body, raw_body = body_columns(raw)
