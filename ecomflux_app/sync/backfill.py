@@ -20,7 +20,8 @@ from ..queue import BULK_QUEUE, enqueue
 from ..quickbooks.client import QboClient, connection_for
 from ..quickbooks.errors import QboError
 from ..translate.settings import SyncSettings
-from .orders import post_orders, shop_settings
+from .orders import post_orders
+from .shop_settings import shop_settings
 from ..work_results import FatalError, RetryLater, WaitingForReconnect
 from .posting import translate_error
 from .refunds import mark_reflected

@@ -19,7 +19,8 @@ from ..translate.requestid import request_id
 from ..translate.settings import SyncSettings
 from .dispatch import DeliveryContext
 from .lifecycle import ensure_shop_active
-from .orders import CANCELLED_UNPOSTED, shop_settings
+from .orders import CANCELLED_UNPOSTED
+from .shop_settings import shop_settings
 from ..work_results import FatalError, Outcome, RetryLater, WaitingForReconnect
 from .posting import _update, ledger_lock, ledger_row, record_attempt, translate_error
 from .refunds import _moved_money, post_refund

@@ -8,16 +8,17 @@ from datetime import date
 from functools import partial
 from typing import Callable
 
-from ..models import QboConnection, Shop, ShopSettings, SyncRecord, WebhookDelivery
+from ..models import QboConnection, Shop, SyncRecord, WebhookDelivery
 from ..quickbooks.client import QboClient, connection_for
-from ..translate.order import Refs, ShopFacts, TranslationError, order_marker, plan_order, render_document
-from ..translate.settings import CompanyFacts, SyncSettings
+from ..translate.order import Refs, TranslationError, order_marker, plan_order, render_document
+from ..translate.settings import SyncSettings
 from .dispatch import DeliveryContext
 from .lifecycle import ensure_shop_active
 from ..work_results import FatalError, Outcome, RetryLater, WaitingForReconnect
 from .posting import BATCH_MAX, BatchItem, Document, PostResult, _update, flag, ledger_row, post_batch
 from .references import ReferenceResolver, post_with_current_references, prepare_references, stale_reference
-from .tax_setup import load_tax_setup, with_tax_setup
+from .shop_settings import shop_facts, shop_settings
+from .tax_setup import with_tax_setup
 
 log = logging.getLogger(__name__)
 
@@ -25,24 +26,6 @@ TRIGGER_TOPICS = {"fulfilled": "orders/fulfilled", "paid": "orders/paid"}
 # With a backlog, one new buyer triggers the reference work of the next orders too (batch calls).
 BACKLOG_PREFETCH = 60
 PREFETCH_MIN_HEADROOM = 10
-
-
-def shop_settings(shop: Shop, conn: QboConnection | None) -> SyncSettings:
-    """The shop's settings as they are NOW (a changed document type affects later orders only)."""
-    row = ShopSettings.get_or_none(ShopSettings.shop == shop.id)
-    settings = SyncSettings.from_values(row.values if row else {})
-    if conn is not None:
-        settings = settings.with_company(CompanyFacts(
-            country=conn.company_country or shop.country or "US",
-            home_currency=conn.home_currency or shop.currency,
-            multicurrency=bool(conn.multicurrency),
-            tax_setup=load_tax_setup(conn),
-        ))
-    return settings
-
-
-def shop_facts(shop: Shop) -> ShopFacts:
-    return ShopFacts(timezone=shop.timezone or "UTC", currency=shop.currency or "USD")
 
 
 def _order_day(order: dict) -> date | None:

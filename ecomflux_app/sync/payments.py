@@ -11,7 +11,8 @@ from ..translate.money import ZERO
 from ..translate.order import TranslationError
 from ..translate.payment import deposit_account_for, payment_method_for, plan_payments, render_payment
 from ..translate.settings import SyncSettings
-from .orders import post_order, shop_facts, with_transactions
+from .orders import post_order, with_transactions
+from .shop_settings import shop_facts
 from ..work_results import FatalError, Outcome, RetryLater
 from .posting import Document, PostResult, find_payment, flag, ledger_lock, ledger_row, post_document, read_once
 

@@ -29,7 +29,7 @@ from ..translate.money import ZERO, money
 from ..translate.query import quote
 from ..translate.requestid import request_id as make_request_id
 from ..translate.settings import SyncSettings
-from .orders import shop_settings
+from .shop_settings import shop_settings
 from ..work_results import FatalError, RetryLater, WaitingForReconnect
 from .posting import Document, PostResult, _update, flag, ledger_row, post_document, record_attempt, translate_error
 

@@ -32,7 +32,8 @@ from ..translate.order import SHIPPING_ITEM_ID, TranslationError, plan_order
 from ..translate.plan import SHIPPING
 from ..translate.query import quote
 from .backfill import eligible
-from .orders import post_order, shop_facts, shop_settings
+from .orders import post_order
+from .shop_settings import shop_facts, shop_settings
 from ..work_results import FatalError, RetryLater, WaitingForReconnect
 from .posting import _update, ledger_lock, translate_error
 from .refunds import _moved_money, mark_reflected, post_refund, reflected_ids, refund_ids_in

@@ -17,7 +17,8 @@ from ..translate.refund import moved_money, plan_refund
 from ..translate.settings import SyncSettings
 from .dispatch import DeliveryContext
 from .lifecycle import ensure_shop_active
-from .orders import post_order, shop_facts, shop_settings, with_transactions
+from .orders import post_order, with_transactions
+from .shop_settings import shop_facts, shop_settings
 from ..work_results import FatalError, Outcome, RetryLater
 from .posting import Document, PostResult, _update, find_payment, flag, ledger_row, post_document, read_once
 from .references import ReferenceResolver, post_with_current_references

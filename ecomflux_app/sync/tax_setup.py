@@ -9,21 +9,12 @@ from decimal import Decimal
 
 from ..models import QboConnection, Shop, SyncRecord, WebhookDelivery, utcnow
 from ..translate.tax_codes import UNMAPPED_PREFIX, TaxSetup
+from .shop_settings import load_tax_setup, shop_facts, shop_settings
 
 log = logging.getLogger(__name__)
 
 # The admin may add a code in QuickBooks after an order was flagged: the page re-reads this often.
 FRESH_FOR = timedelta(minutes=10)
-
-
-def load_tax_setup(conn: QboConnection | None) -> TaxSetup | None:
-    """The stored tax codes of a non-US company (None: US, not connected, or not read yet)."""
-    if conn is None or (conn.company_country or "US") == "US" or not getattr(conn, "tax_setup", None):
-        return None
-    try:
-        return TaxSetup.from_values(json.loads(conn.tax_setup))
-    except (ValueError, KeyError, TypeError):
-        return None
 
 
 def refresh_tax_setup(conn: QboConnection, client=None) -> TaxSetup | None:
@@ -55,7 +46,6 @@ def ensure_tax_setup(conn: QboConnection | None, client=None, max_age: timedelta
 def resume_unmapped(shop: Shop) -> int:
     """Orders flagged for an unmapped tax go back through the exactly-once path (after a mapping)."""
     from ..translate.order import TranslationError, plan_order
-    from .orders import shop_facts, shop_settings
     from .replay import replay_delivery
 
     # The stored connection as it is (even waiting for a reconnect): resumed rows wait there if need be.

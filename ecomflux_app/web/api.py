@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from decimal import Decimal
@@ -15,8 +14,8 @@ from ..models import QboConnection, ShopSettings, SyncRecord, WebhookDelivery, u
 from ..shopify.topics import RERUN_SOURCE_TOPICS
 from ..translate.jsonout import dumps as dumps_decimal
 from ..translate.payout_accounts import payout_account_errors
-from ..translate.settings import (CUSTOMER_MATCHING, DOCUMENT_TYPES, TAX_HANDLING, TRIGGERS, CompanyFacts,
-                                  SyncSettings)
+from ..sync.shop_settings import saved_values, shop_facts, shop_settings
+from ..translate.settings import CUSTOMER_MATCHING, DOCUMENT_TYPES, TAX_HANDLING, TRIGGERS, SyncSettings
 from . import params, qbo_bridge
 from .session_auth import require_session_token
 
@@ -64,33 +63,6 @@ def connection_state(conn: QboConnection | None) -> str:
     if conn is None:
         return "not_connected"
     return conn.status or "not_connected"
-
-
-def company_facts(conn: QboConnection | None) -> CompanyFacts:
-    if conn is None or connection_state(conn) == "not_connected":
-        return CompanyFacts()
-    facts = CompanyFacts.from_values({
-        "country": conn.company_country,
-        "home_currency": conn.home_currency,
-        "multicurrency": bool(conn.multicurrency),
-    })
-    return dataclasses.replace(facts, tax_setup=_tax_setup(conn))  # non-US: codes per line in Preview
-
-
-def _tax_setup(conn):
-    from ..sync.tax_setup import load_tax_setup
-
-    return load_tax_setup(conn)
-
-
-def stored_values(shop) -> dict:
-    row = ShopSettings.get_or_none(ShopSettings.shop == shop)
-    return dict(row.values or {}) if row else {}
-
-
-def shop_settings(shop) -> SyncSettings:
-    """The shop's saved settings with the connected company's facts."""
-    return SyncSettings.from_values(stored_values(shop)).with_company(company_facts(_connection(shop)))
 
 
 def _editable(settings: SyncSettings) -> dict:
@@ -158,7 +130,7 @@ def get_settings():
     shop, err = _require_installed()
     if err:
         return err
-    settings = shop_settings(shop)
+    settings = shop_settings(shop, _connection(shop))
     row = ShopSettings.get_or_none(ShopSettings.shop == shop)
     return jsonify(settings=_editable(settings), company=settings.company.to_values(), choices=_choices(),
                    saved=row is not None, updated_at=_iso(row.updated_at) if row else None)
@@ -222,7 +194,7 @@ def put_settings():
         return _error(400, "send the settings as a JSON object")
     body = body.get("settings", body) if isinstance(body.get("settings"), dict) else body
     errors = {name: "set from the connected QuickBooks company" for name in body if name in EDITABLE_EXCLUDED}
-    merged = {k: v for k, v in stored_values(shop).items() if k not in EDITABLE_EXCLUDED}
+    merged = {k: v for k, v in saved_values(shop).items() if k not in EDITABLE_EXCLUDED}
     merged.update({k: v for k, v in body.items() if k not in EDITABLE_EXCLUDED})
     for name, message in SyncSettings.validate_values(merged).items():
         errors.setdefault(name, message)
@@ -237,7 +209,7 @@ def put_settings():
         conflict_target=[ShopSettings.shop], update={ShopSettings.values: values, ShopSettings.updated_at: now},
     ).execute()
     log.info("settings saved for %s (%s)", shop.domain, ", ".join(sorted(body)))
-    full = settings.with_company(company_facts(_connection(shop)))
+    full = shop_settings(shop, _connection(shop), values)
     return jsonify(settings=_editable(full), company=full.company.to_values(), choices=_choices(), saved=True,
                    updated_at=_iso(now))
 
@@ -418,7 +390,6 @@ def _order_for_preview(shop, body: dict):
 @bp.post("/preview")
 @require_session_token
 def preview():
-    from ..translate.order import ShopFacts
     from ..translate.preview import preview_document
 
     shop, err = _require_installed()
@@ -430,15 +401,15 @@ def preview():
     order, errors = _order_for_preview(shop, body)
     if errors:
         return jsonify(error="nothing to preview", errors=errors), 422
-    values = {k: v for k, v in stored_values(shop).items() if k not in EDITABLE_EXCLUDED}
+    values = {k: v for k, v in saved_values(shop).items() if k not in EDITABLE_EXCLUDED}
     overrides = body.get("settings")
     if isinstance(overrides, dict):
         values.update({k: v for k, v in overrides.items() if k not in EDITABLE_EXCLUDED})
         setting_errors = SyncSettings.validate_values(values)
         if setting_errors:
             return jsonify(error="some settings are invalid", errors=setting_errors), 422
-    settings = SyncSettings.from_values(values).with_company(company_facts(_connection(shop)))
-    facts = ShopFacts(timezone=shop.timezone or "UTC", currency=shop.currency or "USD")
+    # The settings and shop facts posting would use (sync/shop_settings.py), with the page's overrides.
+    settings, facts = shop_settings(shop, _connection(shop), values), shop_facts(shop)
     try:
         result = preview_document(order, settings, facts)
     except Exception as exc:  # noqa: BLE001 - a malformed pasted order must not become a 500
