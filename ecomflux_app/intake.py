@@ -37,6 +37,7 @@ from peewee import CharField, DatabaseError, IntegrityError, InterfaceError, Ope
 
 from .db import database
 from .models import Shop, WebhookDelivery, utcnow
+from .statuses import DeliveryStatus
 from .shopify.topics import SHOPLESS_TOPICS
 
 log = logging.getLogger(__name__)
@@ -221,8 +222,10 @@ class IntakeWriter:
             values = pending.values
             shop = shops[values["shop_domain"]]
             values["shop_id"], pending.shop_status = shop if shop else (None, None)
-            if values["shop_id"] is None and values["status"] == "queued" and values["topic"] not in SHOPLESS_TOPICS:
-                values["status"], values["error"], values["enqueued_at"] = "ignored", f"unknown shop {values['shop_domain']}", None
+            if (values["shop_id"] is None and values["status"] == DeliveryStatus.QUEUED
+                    and values["topic"] not in SHOPLESS_TOPICS):
+                values["status"], values["error"], values["enqueued_at"] = (
+                    DeliveryStatus.IGNORED, f"unknown shop {values['shop_domain']}", None)
 
     def _write(self, batch: list[PendingRow]) -> None:
         database.connect(reuse_if_open=True)
@@ -240,7 +243,7 @@ class IntakeWriter:
             wid = pending.values["webhook_id"]
             if wid in inserted:
                 pending.outcome, pending.delivery_id = "inserted", inserted.pop(wid)
-                if pending.values["status"] == "queued":
+                if pending.values["status"] == DeliveryStatus.QUEUED:
                     to_enqueue.append(pending)
             else:
                 pending.outcome = "duplicate"
@@ -256,7 +259,7 @@ class IntakeWriter:
             # Rows are committed: mark them 'received' so the sweeper enqueues them when Redis is back.
             log.warning("enqueue of %d deliveries failed, the sweeper will retry: %s", len(rows), exc)
             ids = [r.delivery_id for r in rows]
-            WebhookDelivery.update(status="received", enqueued_at=None).where(WebhookDelivery.id.in_(ids)).execute()
+            WebhookDelivery.update(status=DeliveryStatus.RECEIVED, enqueued_at=None).where(WebhookDelivery.id.in_(ids)).execute()
 
 
 def _headers_json(value: dict) -> str:
@@ -401,7 +404,7 @@ def row_values(**values) -> dict:
     values.setdefault("attempts", 0)
     values.setdefault("received_at", now)
     values["headers"] = values.get("headers") or {}
-    values["enqueued_at"] = now if values.get("status") == "queued" else None
+    values["enqueued_at"] = now if values.get("status") == DeliveryStatus.QUEUED else None
     for key in COLUMNS:
         values.setdefault(key, None)
     for key, width in _TEXT_COLUMNS:
@@ -428,5 +431,5 @@ def escape_row(values: dict, reason: str) -> dict:
     for key, width in _TEXT_COLUMNS:
         if isinstance(out[key], str):
             out[key] = out[key][:width]
-    out.update(status="failed", error=reason[:2000], enqueued_at=None)
+    out.update(status=DeliveryStatus.FAILED, error=reason[:2000], enqueued_at=None)
     return out

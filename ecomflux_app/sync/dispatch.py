@@ -13,6 +13,7 @@ from peewee import InterfaceError, OperationalError
 
 from ..db import database
 from ..models import Shop, WebhookDelivery, utcnow
+from ..statuses import DeliveryStatus
 from ..work_results import FatalError, RetryLater, WaitingForReconnect
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ TOPIC_HANDLERS = {
 }
 
 # Statuses from which a delivery may be (re)claimed for processing.
-CLAIMABLE = ("received", "queued", "pending")
+CLAIMABLE = (DeliveryStatus.RECEIVED, DeliveryStatus.QUEUED, DeliveryStatus.PENDING)
 
 
 @dataclass
@@ -61,15 +62,15 @@ def claim(delivery_id: int, *, force: bool = False) -> WebhookDelivery | None:
     now = utcnow()
     cond = (WebhookDelivery.id == delivery_id) & (
         (WebhookDelivery.status.in_(CLAIMABLE))
-        | ((WebhookDelivery.status == "processing") & (WebhookDelivery.lease_until < now))
+        | ((WebhookDelivery.status == DeliveryStatus.PROCESSING) & (WebhookDelivery.lease_until < now))
     )
     if force:
         cond = (WebhookDelivery.id == delivery_id) & (
-            (WebhookDelivery.status != "processing") | (WebhookDelivery.lease_until < now)
+            (WebhookDelivery.status != DeliveryStatus.PROCESSING) | (WebhookDelivery.lease_until < now)
         )
     updated = (
         WebhookDelivery.update(
-            status="processing",
+            status=DeliveryStatus.PROCESSING,
             lease_until=now + LEASE,
             started_at=now,
             attempts=WebhookDelivery.attempts + 1,
@@ -101,48 +102,48 @@ def process_delivery(delivery_id: int, *, force: bool = False) -> str | None:
             return None
         handler = _handler(delivery.topic)
         if handler is None:
-            _finish(delivery, "ignored", f"unsupported topic {delivery.topic!r}")
-            return "ignored"
+            _finish(delivery, DeliveryStatus.IGNORED, f"unsupported topic {delivery.topic!r}")
+            return DeliveryStatus.IGNORED
         try:
             payload = json.loads(delivery.body)
             if not isinstance(payload, dict):
                 raise ValueError("payload is not a JSON object")
         except ValueError as exc:
-            _finish(delivery, "failed", f"malformed JSON payload: {exc}")
-            return "failed"
+            _finish(delivery, DeliveryStatus.FAILED, f"malformed JSON payload: {exc}")
+            return DeliveryStatus.FAILED
         shop = Shop.get_or_none(Shop.domain == delivery.shop_domain)
         try:
             outcome = handler(DeliveryContext(delivery=delivery, payload=payload, shop=shop))
         except WaitingForReconnect as exc:
-            _finish(delivery, "pending", exc.reason)
-            return "pending"
+            _finish(delivery, DeliveryStatus.PENDING, exc.reason)
+            return DeliveryStatus.PENDING
         except RetryLater as exc:
             if delivery.attempts >= MAX_RETRIES:
-                _finish(delivery, "failed", f"gave up after {delivery.attempts} attempts: {exc.reason}", exc.detail)
-                return "failed"
-            _finish(delivery, "pending", exc.reason, exc.detail,
+                _finish(delivery, DeliveryStatus.FAILED, f"gave up after {delivery.attempts} attempts: {exc.reason}", exc.detail)
+                return DeliveryStatus.FAILED
+            _finish(delivery, DeliveryStatus.PENDING, exc.reason, exc.detail,
                     next_attempt_at=utcnow() + timedelta(seconds=exc.delay_seconds))
-            return "pending"
+            return DeliveryStatus.PENDING
         except FatalError as exc:
-            _finish(delivery, "failed", exc.reason, exc.detail)
-            return "failed"
+            _finish(delivery, DeliveryStatus.FAILED, exc.reason, exc.detail)
+            return DeliveryStatus.FAILED
         except (OperationalError, InterfaceError) as exc:
             # Lost database connection mid-handler: the ledger keeps QBO exactly-once, so retry.
             database.close()
             with database.connection_context():
-                _finish(delivery, "pending", f"database error, will retry: {exc}",
+                _finish(delivery, DeliveryStatus.PENDING, f"database error, will retry: {exc}",
                         next_attempt_at=utcnow() + timedelta(seconds=5))
-            return "pending"
+            return DeliveryStatus.PENDING
         except Exception as exc:  # a bug must not leave the row stuck in processing
             if getattr(exc, "retryable", False):
                 # Adapter errors that know they are transient (throttling, 5xx, timeouts) retry later.
                 delay = float(getattr(exc, "retry_after", 0) or 30)
-                _finish(delivery, "pending", f"will retry: {exc}", None,
+                _finish(delivery, DeliveryStatus.PENDING, f"will retry: {exc}", None,
                         next_attempt_at=utcnow() + timedelta(seconds=delay))
-                return "pending"
+                return DeliveryStatus.PENDING
             log.exception("delivery %s (%s) crashed", delivery.id, delivery.topic)
-            _finish(delivery, "failed", f"internal error: {type(exc).__name__}: {exc}")
-            return "failed"
+            _finish(delivery, DeliveryStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}")
+            return DeliveryStatus.FAILED
         _finish(delivery, outcome.status, outcome.error, outcome.detail)
         return outcome.status
 
@@ -157,7 +158,7 @@ def process_batch(shop_domain: str, delivery_ids: list[int], *, slice_seconds: f
     with database.connection_context():
         # The sweeper sees this batch's waiting rows as fresh while it runs (see live_batch_ranges).
         WebhookDelivery.update(enqueued_at=utcnow()).where(
-            WebhookDelivery.id.in_(delivery_ids) & (WebhookDelivery.status == "queued")).execute()
+            WebhookDelivery.id.in_(delivery_ids) & (WebhookDelivery.status == DeliveryStatus.QUEUED)).execute()
     statuses: dict[str, int] = {}
     for position, delivery_id in enumerate(delivery_ids):
         status = process_delivery(delivery_id) or "skipped"

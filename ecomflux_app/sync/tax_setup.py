@@ -8,6 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from ..models import QboConnection, Shop, SyncRecord, WebhookDelivery, utcnow
+from ..statuses import ConnectionStatus, RecordStatus
 from ..translate.tax_codes import UNMAPPED_PREFIX, TaxSetup
 from .shop_settings import load_tax_setup, shop_facts, shop_settings
 
@@ -35,7 +36,7 @@ def refresh_tax_setup(conn: QboConnection, client=None) -> TaxSetup | None:
 
 def ensure_tax_setup(conn: QboConnection | None, client=None, max_age: timedelta | None = None) -> TaxSetup | None:
     """The stored setup, read from QBO first when missing (or older than max_age)."""
-    if conn is None or (conn.company_country or "US") == "US" or conn.status != "connected":
+    if conn is None or (conn.company_country or "US") == "US" or conn.status != ConnectionStatus.CONNECTED:
         return load_tax_setup(conn)
     stale = max_age is not None and (conn.tax_setup_read_at is None or conn.tax_setup_read_at < utcnow() - max_age)
     if conn.tax_setup and not stale:
@@ -51,7 +52,7 @@ def resume_unmapped(shop: Shop) -> int:
     # The stored connection as it is (even waiting for a reconnect): resumed rows wait there if need be.
     settings = shop_settings(shop, QboConnection.get_or_none(QboConnection.shop == shop.id))
     facts = shop_facts(shop)
-    flagged = SyncRecord.select().where((SyncRecord.shop == shop.id) & (SyncRecord.status == "flagged")
+    flagged = SyncRecord.select().where((SyncRecord.shop == shop.id) & (SyncRecord.status == RecordStatus.FLAGGED)
                                         & (SyncRecord.kind == "order")
                                         & SyncRecord.reason.contains(UNMAPPED_PREFIX))
     resumed = 0

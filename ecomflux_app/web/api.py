@@ -11,6 +11,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from peewee import fn
 
 from ..models import QboConnection, ShopSettings, SyncRecord, WebhookDelivery, utcnow
+from ..statuses import ConnectionStatus, RecordStatus, ShopStatus
 from ..shopify.topics import RERUN_SOURCE_TOPICS
 from ..translate.jsonout import dumps as dumps_decimal
 from ..translate.payout_accounts import payout_account_errors
@@ -26,14 +27,14 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 EDITABLE_EXCLUDED = {"company"}
 # The ledger's statuses as the page groups them.
 STATUS_GROUPS = {
-    "posted": ("posted",),
-    "pending": ("pending", "posting", "waiting_reconnect"),
-    "flagged": ("flagged",),
-    "failed": ("failed",),
-    "voided": ("voided",),
-    "skipped": ("skipped",),
+    "posted": (RecordStatus.POSTED,),
+    "pending": (RecordStatus.PENDING, RecordStatus.POSTING, RecordStatus.WAITING_RECONNECT),
+    "flagged": (RecordStatus.FLAGGED,),
+    "failed": (RecordStatus.FAILED,),
+    "voided": (RecordStatus.VOIDED,),
+    "skipped": (RecordStatus.SKIPPED,),
 }
-RETRYABLE = ("failed", "flagged")
+RETRYABLE = (RecordStatus.FAILED, RecordStatus.FLAGGED)
 MAX_PER_PAGE = 100
 
 
@@ -50,7 +51,7 @@ def _json(value, status: int = 200) -> Response:
 
 def _require_installed():
     """The token's shop, or an error response when the app is not installed there."""
-    if g.shop is None or g.shop.status != "active":
+    if g.shop is None or g.shop.status != ShopStatus.ACTIVE:
         return None, _error(409, "the app is not installed on this shop; open it from the Shopify admin")
     return g.shop, None
 
@@ -61,8 +62,8 @@ def _connection(shop) -> QboConnection | None:
 
 def connection_state(conn: QboConnection | None) -> str:
     if conn is None:
-        return "not_connected"
-    return conn.status or "not_connected"
+        return ConnectionStatus.NOT_CONNECTED
+    return conn.status or ConnectionStatus.NOT_CONNECTED
 
 
 def _editable(settings: SyncSettings) -> dict:
@@ -83,7 +84,7 @@ def _money(value: Decimal | None) -> str | None:
 def status():
     shop = g.shop
     if shop is None:
-        return jsonify(shop=g.shop_domain, installed=False, qbo={"state": "not_connected"}, counts={},
+        return jsonify(shop=g.shop_domain, installed=False, qbo={"state": ConnectionStatus.NOT_CONNECTED}, counts={},
                        last_sync_at=None)
     conn = _connection(shop)
     counts = {group: 0 for group in STATUS_GROUPS}
@@ -97,23 +98,23 @@ def status():
     last_posted = (SyncRecord.select(SyncRecord.posted_at).where(
         (SyncRecord.shop == shop) & SyncRecord.posted_at.is_null(False))
         .order_by(SyncRecord.posted_at.desc()).first())
-    problem = qbo_bridge.check_company(conn) if connection_state(conn) == "connected" else None
+    problem = qbo_bridge.check_company(conn) if connection_state(conn) == ConnectionStatus.CONNECTED else None
     if problem:
         conn = _connection(shop)  # the check may have found the company gone: reconnect_required
     state = connection_state(conn)
     qbo = {
-        "problem": problem if state == "connected" else None,  # connected, but QuickBooks is not answering
+        "problem": problem if state == ConnectionStatus.CONNECTED else None,  # connected, but QuickBooks is not answering
         "state": state,
-        "connected": state == "connected",
-        "reconnect_required": state == "reconnect_required",
-        "company_name": conn.company_name if conn and state != "not_connected" else None,
-        "realm_id": conn.realm_id if conn and state != "not_connected" else None,
-        "reason": conn.status_reason if conn and state == "reconnect_required" else None,
+        "connected": state == ConnectionStatus.CONNECTED,
+        "reconnect_required": state == ConnectionStatus.RECONNECT_REQUIRED,
+        "company_name": conn.company_name if conn and state != ConnectionStatus.NOT_CONNECTED else None,
+        "realm_id": conn.realm_id if conn and state != ConnectionStatus.NOT_CONNECTED else None,
+        "reason": conn.status_reason if conn and state == ConnectionStatus.RECONNECT_REQUIRED else None,
         "connected_at": _iso(conn.connected_at) if conn else None,
         "last_success_at": _iso(conn.last_success_at) if conn else None,
         "authorization": qbo_bridge.authorization(shop, conn),  # Intuit's refresh-token expiries, warning
     }
-    return jsonify(shop=shop.domain, shop_name=shop.name, installed=shop.status == "active",
+    return jsonify(shop=shop.domain, shop_name=shop.name, installed=shop.status == ShopStatus.ACTIVE,
                    shop_status=shop.status, qbo=qbo, counts=counts,
                    last_sync_at=_iso(last_posted.posted_at) if last_posted else None)
 
@@ -160,7 +161,7 @@ ID_SOURCES = {
 def _reference_errors(shop, values: dict, submitted: set[str]) -> dict[str, str]:
     """Ids that are not in the connected company (only when its lists can be read right now)."""
     conn = _connection(shop)
-    if connection_state(conn) != "connected":
+    if connection_state(conn) != ConnectionStatus.CONNECTED:
         return {}
     try:
         options = qbo_bridge.company_options(shop, conn)
@@ -223,8 +224,8 @@ def options():
         return err
     conn = _connection(shop)
     state = connection_state(conn)
-    if state != "connected":
-        return _error(409, "QuickBooks is not connected" if state == "not_connected"
+    if state != ConnectionStatus.CONNECTED:
+        return _error(409, "QuickBooks is not connected" if state == ConnectionStatus.NOT_CONNECTED
                       else "QuickBooks needs to be reconnected", state=state)
     try:
         data = qbo_bridge.company_options(shop, conn, fresh=request.args.get("refresh") == "1")

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from flask import Blueprint, request
 
 from ..models import Payout, ShopSettings, utcnow
+from ..statuses import ConnectionStatus
 from ..translate.payout_accounts import ACCOUNT_TYPES
 from ..translate.settings import SyncSettings
 from ..sync.shop_settings import saved_values
@@ -27,7 +28,7 @@ def _connected():
     if problem is not None:
         return None, problem
     conn = _connection(shop)
-    if conn is None or conn.status != "connected":
+    if conn is None or conn.status != ConnectionStatus.CONNECTED:
         return None, _error(409, "connect QuickBooks first")
     return shop, None
 

@@ -25,6 +25,7 @@ from ..models import (
     WebhookDelivery,
     utcnow,
 )
+from ..statuses import DeliveryStatus
 from ..queue import CONTROL_QUEUE, enqueue, queue_depths
 from ..quickbooks.expiry import authorization_end
 from ..staff import LoginError, LoginThrottled, authenticate
@@ -40,8 +41,7 @@ login_manager.login_view = "support.login"
 login_manager.login_message = "Sign in to use the support console."
 
 PAGE_SIZE = 50
-STATUSES = ("received", "queued", "processing", "posted", "processed", "skipped_duplicate", "pending", "flagged",
-            "failed", "ignored")
+STATUSES = tuple(DeliveryStatus)
 BULK_LIMIT = 10_000
 
 
@@ -281,7 +281,7 @@ def replay(delivery_id: int):
 @operator_required
 def replay_failed():
     filters = {k: request.form.get(k, "").strip() for k in ("shop", "topic", "since", "until", "q")}
-    filters["status"] = "failed"
+    filters["status"] = DeliveryStatus.FAILED
     ids = [d.id for d in filtered(filters).select(WebhookDelivery.id).order_by(WebhookDelivery.id).limit(BULK_LIMIT)]
     job_key = uuid.uuid4().hex[:12]
     conn = runtime.redis()

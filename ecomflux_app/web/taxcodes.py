@@ -10,6 +10,7 @@ from decimal import Decimal
 from flask import Blueprint, jsonify, request
 
 from ..models import ShopSettings, SyncRecord, WebhookDelivery, utcnow
+from ..statuses import ConnectionStatus, RecordStatus
 from ..quickbooks.errors import QboError
 from ..work_results import WaitingForReconnect
 from ..sync.shop_settings import load_tax_setup, saved_values, shop_facts, shop_settings
@@ -32,7 +33,7 @@ def _percents(signature: str) -> tuple[Decimal, ...]:
 def _unmapped(shop, settings: SyncSettings) -> list[dict]:
     """Every Shopify tax that flagged an order, with the codes offered for it (same rate first)."""
     found: dict[str, dict] = {}
-    flagged = (SyncRecord.select().where((SyncRecord.shop == shop.id) & (SyncRecord.status == "flagged")
+    flagged = (SyncRecord.select().where((SyncRecord.shop == shop.id) & (SyncRecord.status == RecordStatus.FLAGGED)
                                          & SyncRecord.reason.contains(UNMAPPED_PREFIX)).limit(200))
     facts = shop_facts(shop)
     for rec in flagged:
@@ -83,7 +84,7 @@ def refresh():
     if err:
         return err
     conn = _connection(shop)
-    if conn is None or conn.status != "connected":
+    if conn is None or conn.status != ConnectionStatus.CONNECTED:
         return _error(409, "connect QuickBooks first")
     try:
         refresh_tax_setup(conn)

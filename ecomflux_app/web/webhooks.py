@@ -24,6 +24,7 @@ from ..intake import IntakeWriter, body_columns, row_values
 from ..shopify.topics import SHOPLESS_TOPICS, SUBSCRIBED_TOPICS, row_ids
 from ..shopify.webhooks import delivery_headers, verify
 from .security import BASE_HEADERS
+from ..statuses import DeliveryStatus, ShopStatus
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
@@ -39,7 +40,7 @@ MAX_BODY = 5 * 1024 * 1024
 # noise; 1 in 10 cost ~5%.
 RECONNECT_EVERY = 20
 # Answers that tell the sender its delivery will not be worked on (now), in a header as well.
-QUIET_STATUSES = frozenset({"ignored", "failed", "held"})
+QUIET_STATUSES = frozenset({DeliveryStatus.IGNORED, DeliveryStatus.FAILED, "held"})
 _answers = itertools.count(1)  # next() on a count is atomic under the GIL: no lock per request
 
 _writer = IntakeWriter(runtime.redis)
@@ -161,16 +162,16 @@ def receive(environ, cfg) -> tuple[int, dict]:
         # Shopify always sends one; derive a stable id so a resend still deduplicates.
         webhook_id = "derived-" + hashlib.sha256(topic.encode() + b"|" + shop_domain.encode() + b"|" + raw).hexdigest()
 
-    status, error = "queued", None
+    status, error = DeliveryStatus.QUEUED, None
     try:
         payload = _parse_ids(raw)
         ids = row_ids(topic, payload)
     except ValueError as exc:  # incl. UnicodeDecodeError, and an id too long to print
-        payload, ids, status, error = None, {}, "failed", f"malformed JSON payload: {exc}"
-    if status == "queued" and not isinstance(payload, dict):
-        status, error = "failed", f"payload is not a JSON object ({type(payload).__name__})"
-    if status == "queued" and topic not in SUBSCRIBED_TOPICS:
-        status, error = "ignored", f"unsupported topic {topic!r}"
+        payload, ids, status, error = None, {}, DeliveryStatus.FAILED, f"malformed JSON payload: {exc}"
+    if status == DeliveryStatus.QUEUED and not isinstance(payload, dict):
+        status, error = DeliveryStatus.FAILED, f"payload is not a JSON object ({type(payload).__name__})"
+    if status == DeliveryStatus.QUEUED and topic not in SUBSCRIBED_TOPICS:
+        status, error = DeliveryStatus.IGNORED, f"unsupported topic {topic!r}"
 
     body, raw_body = body_columns(raw)
     # The writer sets the shop id (and ignores a queued row for a shop we do not hold); row_values
@@ -204,9 +205,9 @@ def _answer(result) -> dict:
     will not be worked on (ignored, failed, or held for a shop that uninstalled the app)."""
     values = result.values
     fields = {"status": values["status"], "id": result.delivery_id}
-    if values["status"] in ("ignored", "failed"):
+    if values["status"] in (DeliveryStatus.IGNORED, DeliveryStatus.FAILED):
         fields["reason"] = values["error"]
-    elif result.shop_status not in (None, "active") and values["topic"] not in SHOPLESS_TOPICS:
+    elif result.shop_status not in (None, ShopStatus.ACTIVE) and values["topic"] not in SHOPLESS_TOPICS:
         fields["status"] = "held"
         fields["reason"] = f"shop is {result.shop_status}: held until the app is reinstalled or reopened"
     return fields
