@@ -12,6 +12,7 @@ import redis
 
 from . import runtime
 from .models import BackfillRun, Shop
+from .statuses import RunStatus
 from .shopify.errors import ShopifyUnreachable
 from .sync import backfill
 from .work_results import RetryLater
@@ -88,7 +89,7 @@ def run(shop: Shop, since: date | None, until: date | None, resume_id: int | Non
 
     def pages():
         current = run
-        while current.status == "running" and current.owner == me:
+        while current.status == RunStatus.RUNNING and current.owner == me:
             try:
                 current = backfill.run_backfill(current.id, max_pages=1, requeue=False, owner=me)
             except ShopifyUnreachable:
@@ -122,5 +123,5 @@ def run(shop: Shop, since: date | None, until: date | None, resume_id: int | Non
     last = BackfillRun.get_by_id(run.id)
     click.echo(f"backfill #{last.id}: {last.status}; {last.seen} orders read, {last.posted} posted, "
                f"{last.failed} failed or flagged" + (f" ({last.error})" if last.error else ""))
-    if last.status in ("paused", "failed") or (last.status == "running" and last.owner != me):
+    if last.status in (RunStatus.PAUSED, RunStatus.FAILED) or (last.status == RunStatus.RUNNING and last.owner != me):
         click.echo(hint)

@@ -98,7 +98,10 @@ def dev_cmd(port: int, no_worker: bool):
 @click.option("--document-type", type=click.Choice(["sales_receipt", "invoice"]), default=None)
 @click.option("--timezone", "shop_timezone", default="UTC", help="Shop timezone (IANA name).")
 @click.option("--shop-currency", default=None, help="Shop currency when the order omits it.")
-def preview_cmd(order_file, settings_file, document_type, shop_timezone, shop_currency):
+@click.option("--shop", "shop_domain", default=None,
+              help="Preview as this shop in the database would post: its saved settings (--settings and "
+                   "--document-type override them), its QuickBooks company, timezone and currency.")
+def preview_cmd(order_file, settings_file, document_type, shop_timezone, shop_currency, shop_domain):
     """Print the QBO document ORDER_FILE (a Shopify order JSON) would produce; posts nothing.
 
     Exit status 0 when the document balances to Shopify's total, 1 when it does not or the
@@ -109,7 +112,7 @@ def preview_cmd(order_file, settings_file, document_type, shop_timezone, shop_cu
     from .translate.jsonout import dumps
     from .translate.order import ShopFacts
     from .translate.preview import preview_document, unwrap_order
-    from .translate.settings import SyncSettings
+    from .translate.settings import SyncSettings, effective_settings
 
     values = json.load(settings_file) if settings_file else {}
     if document_type:
@@ -119,10 +122,32 @@ def preview_cmd(order_file, settings_file, document_type, shop_timezone, shop_cu
         click.echo(dumps({"ok": False, "settings_errors": errors}, indent=2))
         sys.exit(2)
     order = unwrap_order(json.load(order_file))
-    facts = ShopFacts(timezone=shop_timezone, currency=shop_currency or str(order.get("currency") or "USD"))
-    result = preview_document(order, SyncSettings.from_values(values), facts)
+    if shop_domain:
+        settings, facts = _shop_preview_settings(shop_domain, values)
+    else:
+        # No shop: the file says what the company is; the shop's currency stands in for what it does not.
+        facts = ShopFacts(timezone=shop_timezone, currency=shop_currency or str(order.get("currency") or "USD"))
+        settings = effective_settings(values, values.get("company"), shop_country=None, shop_currency=facts.currency)
+    result = preview_document(order, settings, facts)
     click.echo(dumps(result, indent=2))
     sys.exit(0 if result.get("ok") else 1)
+
+
+def _shop_preview_settings(shop_domain: str, overrides: dict):
+    """A database shop's effective settings (as posting reads them, overrides applied) and its facts."""
+    from flask.cli import ScriptInfo
+
+    from .db import database
+    from .models import QboConnection, Shop
+    from .sync.shop_settings import saved_values, shop_facts, shop_settings
+
+    app = click.get_current_context().ensure_object(ScriptInfo).load_app()
+    with app.app_context(), database.connection_context():
+        shop = Shop.get_or_none(Shop.domain == shop_domain.lower())
+        if shop is None:
+            raise click.ClickException(f"no shop {shop_domain} in the database")
+        values = dict(saved_values(shop), **{k: v for k, v in overrides.items() if k != "company"})
+        return shop_settings(shop, QboConnection.get_or_none(QboConnection.shop == shop.id), values), shop_facts(shop)
 
 
 @cli.group("staff")

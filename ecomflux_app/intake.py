@@ -37,14 +37,14 @@ from peewee import CharField, DatabaseError, IntegrityError, InterfaceError, Ope
 
 from .db import binds_binary, database, intake_database
 from .models import Shop, WebhookDelivery, utcnow
+from .statuses import DeliveryStatus
+from .shopify.topics import SHOPLESS_TOPICS
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
 GATHER_SECONDS = 0.002
 SHOP_CACHE_SECONDS = 30.0
-# Topics that still matter when we hold no shop row: redaction and uninstall.
-SHOPLESS_TOPICS = frozenset({"shop/redact", "customers/redact", "customers/data_request", "app/uninstalled"})
 COLUMNS = (
     "webhook_id", "event_id", "topic", "shop_domain", "shop_id", "api_version", "triggered_at", "headers",
     "body", "raw_body", "status", "error", "attempts", "order_id", "order_name", "resource_id", "received_at", "enqueued_at",
@@ -223,8 +223,10 @@ class IntakeWriter:
             values = pending.values
             shop = shops[values["shop_domain"]]
             values["shop_id"], pending.shop_status = shop if shop else (None, None)
-            if values["shop_id"] is None and values["status"] == "queued" and values["topic"] not in SHOPLESS_TOPICS:
-                values["status"], values["error"], values["enqueued_at"] = "ignored", f"unknown shop {values['shop_domain']}", None
+            if (values["shop_id"] is None and values["status"] == DeliveryStatus.QUEUED
+                    and values["topic"] not in SHOPLESS_TOPICS):
+                values["status"], values["error"], values["enqueued_at"] = (
+                    DeliveryStatus.IGNORED, f"unknown shop {values['shop_domain']}", None)
 
     def _write(self, batch: list[PendingRow]) -> None:
         db = intake_database()
@@ -243,7 +245,7 @@ class IntakeWriter:
             wid = pending.values["webhook_id"]
             if wid in inserted:
                 pending.outcome, pending.delivery_id = "inserted", inserted.pop(wid)
-                if pending.values["status"] == "queued":
+                if pending.values["status"] == DeliveryStatus.QUEUED:
                     to_enqueue.append(pending)
             else:
                 pending.outcome = "duplicate"
@@ -259,7 +261,7 @@ class IntakeWriter:
             # Rows are committed: mark them 'received' so the sweeper enqueues them when Redis is back.
             log.warning("enqueue of %d deliveries failed, the sweeper will retry: %s", len(rows), exc)
             ids = [r.delivery_id for r in rows]
-            (WebhookDelivery.update(status="received", enqueued_at=None).where(WebhookDelivery.id.in_(ids))
+            (WebhookDelivery.update(status=DeliveryStatus.RECEIVED, enqueued_at=None).where(WebhookDelivery.id.in_(ids))
              .bind(db).execute())
 
 
@@ -413,7 +415,7 @@ def row_values(**values) -> dict:
     values.setdefault("attempts", 0)
     values.setdefault("received_at", now)
     values["headers"] = values.get("headers") or {}
-    values["enqueued_at"] = now if values.get("status") == "queued" else None
+    values["enqueued_at"] = now if values.get("status") == DeliveryStatus.QUEUED else None
     for key in COLUMNS:
         values.setdefault(key, None)
     for key, width in _TEXT_COLUMNS:
@@ -440,5 +442,5 @@ def escape_row(values: dict, reason: str) -> dict:
     for key, width in _TEXT_COLUMNS:
         if isinstance(out[key], str):
             out[key] = out[key][:width]
-    out.update(status="failed", error=reason[:2000], enqueued_at=None)
+    out.update(status=DeliveryStatus.FAILED, error=reason[:2000], enqueued_at=None)
     return out

@@ -21,6 +21,7 @@ from peewee import (
 
 from . import crypto
 from .db import database
+from .statuses import ConnectionStatus, DeliveryStatus, RecordStatus, RunStatus, ShopStatus
 
 
 def utcnow() -> datetime:
@@ -85,7 +86,7 @@ class Shop(BaseModel):
     refresh_token_expires_at = DateTimeField(null=True)
     # Bumped on every stored token change; lets a refresher detect it lost a race.
     token_version = IntegerField(default=0)
-    status = CharField(default="active", index=True)  # active | uninstalled | reauth_required | redacted
+    status = CharField(default=ShopStatus.ACTIVE, index=True)
     # Why Shopify access stopped (refresh rejected, token revoked); cleared by a (re)install.
     auth_error = TextField(null=True)
     # The latest token grant (install, reinstall, re-grant): a late app/uninstalled from before it is checked.
@@ -97,7 +98,7 @@ class Shop(BaseModel):
 
     @property
     def is_active(self) -> bool:
-        return self.status == "active" and bool(self.access_token)
+        return self.status == ShopStatus.ACTIVE and bool(self.access_token)
 
 
 class ShopSettings(BaseModel):
@@ -126,8 +127,7 @@ class QboConnection(BaseModel):
     refresh_token_expires_at = DateTimeField(null=True)
     refresh_token_hard_expires_at = DateTimeField(null=True)
     token_version = IntegerField(default=0)
-    # not_connected | connected | reconnect_required
-    status = CharField(default="not_connected", index=True)
+    status = CharField(default=ConnectionStatus.NOT_CONNECTED, index=True)
     status_reason = TextField(null=True)
     connected_at = DateTimeField(null=True)
     last_refresh_at = DateTimeField(null=True)
@@ -161,9 +161,7 @@ class WebhookDelivery(BaseModel):
     # The exact bytes, kept only when `body` could not hold them (invalid UTF-8, a NUL byte): `body`
     # then holds a readable copy with those bytes replaced.
     raw_body = BlobField(null=True)
-    # received | queued | processing | posted | processed | skipped_duplicate | pending |
-    # flagged | failed | ignored
-    status = CharField(default="received", max_length=24)
+    status = CharField(default=DeliveryStatus.RECEIVED, max_length=24)
     attempts = IntegerField(default=0)
     error = TextField(null=True)
     error_detail = JSONField(null=True)
@@ -198,8 +196,7 @@ class SyncRecord(BaseModel):
     kind = CharField(max_length=16, default="order")
     order_id = CharField(max_length=64, index=True)
     order_name = CharField(null=True, max_length=64)
-    # pending | posting | posted | flagged | failed | waiting_reconnect | voided | skipped
-    status = CharField(default="pending", max_length=24)
+    status = CharField(default=RecordStatus.PENDING, max_length=24)
     document_type = CharField(null=True, max_length=24)  # SalesReceipt | Invoice | RefundReceipt | ...
     request_id = CharField(null=True, max_length=50)
     # Bumped when QBO definitively rejects the document (nothing created): the fixed retry needs
@@ -299,7 +296,7 @@ class BackfillRun(BaseModel):
     since = DateField()
     until = DateField(null=True)
     cursor = TextField(null=True)
-    status = CharField(default="running", max_length=16)  # running | done | failed | paused | cancelled
+    status = CharField(default=RunStatus.RUNNING, max_length=16)
     seen = IntegerField(default=0)
     posted = IntegerField(default=0)
     failed = IntegerField(default=0)
@@ -319,7 +316,7 @@ class ReconciliationRun(BaseModel):
     start_date = DateField()
     end_date = DateField()
     trigger = CharField(default="manual", max_length=16)  # manual | scheduled
-    status = CharField(default="running", max_length=16)
+    status = CharField(default=RunStatus.RUNNING, max_length=16)
     report = JSONField(null=True)
     healed = IntegerField(default=0)
     created_at = DateTimeField(default=utcnow)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from .statuses import DeliveryStatus
 
 # Final delivery statuses a handler may return.
-FINAL_STATUSES = frozenset({"posted", "processed", "skipped_duplicate", "flagged", "failed", "ignored"})
+FINAL_STATUSES = frozenset({DeliveryStatus.POSTED, DeliveryStatus.PROCESSED, DeliveryStatus.SKIPPED_DUPLICATE,
+                            DeliveryStatus.FLAGGED, DeliveryStatus.FAILED, DeliveryStatus.IGNORED})
 
 
 @dataclass

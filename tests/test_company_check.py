@@ -35,7 +35,8 @@ def test_the_page_says_connected_only_after_the_company_answered(client, connect
 
 
 def test_an_order_for_an_unknown_company_waits_for_the_reconnect_instead_of_failing(connected_shop):
-    from ecomflux_app.sync.orders import post_order, shop_settings
+    from ecomflux_app.sync.orders import post_order
+    from ecomflux_app.sync.shop_settings import shop_settings
     from ecomflux_app.work_results import WaitingForReconnect
 
     conn = QboConnection.get(QboConnection.shop == connected_shop.shop.id)

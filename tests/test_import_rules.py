@@ -20,7 +20,7 @@ KNOWN_UPWARD = {
 }
 KNOWN_CYCLES = {
     frozenset({"ecomflux_app.shopify.tokens", "ecomflux_app.shopify.graphql", "ecomflux_app.shopify.oauth"}),
-    frozenset({"ecomflux_app.sync.payments", "ecomflux_app.sync.tax_setup", "ecomflux_app.sync.orders"}),
+    frozenset({"ecomflux_app.sync.payments", "ecomflux_app.sync.orders"}),
     frozenset({"ecomflux_app.sandbox.qbo_deposit", "ecomflux_app.sandbox.intuit_server"}),
 }
 

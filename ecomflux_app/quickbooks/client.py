@@ -17,6 +17,7 @@ import requests
 
 from .. import runtime
 from ..models import QboConnection, Shop, utcnow
+from ..statuses import ConnectionStatus
 from ..work_results import WaitingForReconnect
 from ..translate.jsonout import dumps
 from .errors import QboAuthError, QboAuthorizationFailed, QboError, QboThrottled, QboTransient, parse_fault
@@ -193,9 +194,9 @@ class QboClient:
 def connection_for(shop: Shop) -> QboConnection:
     """The shop's QBO connection if it can be used; otherwise the work waits for the admin."""
     conn = QboConnection.get_or_none(QboConnection.shop == shop.id)
-    if conn is None or conn.status == "not_connected" or not conn.realm_id:
+    if conn is None or conn.status == ConnectionStatus.NOT_CONNECTED or not conn.realm_id:
         raise WaitingForReconnect("QuickBooks is not connected")
-    if conn.status != "connected":
+    if conn.status != ConnectionStatus.CONNECTED:
         raise WaitingForReconnect(conn.status_reason or "QuickBooks reconnect required")
     return conn
 

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from .. import runtime
 from ..db import database
 from ..models import OAuthState, QboConnection, Shop, utcnow
+from ..statuses import ConnectionStatus
 from ..shopify.oauth import consume_state, issue_state
 from ..work_results import WaitingForReconnect
 from . import oauth
@@ -99,7 +100,7 @@ def complete_connect(code: str | None, state: str | None, realm_id: str | None, 
         raise ConnectError("token_exchange_failed", f"Intuit did not issue tokens ({exc}).", shop) from None
 
     existing = QboConnection.get_or_none(QboConnection.shop == shop.id)
-    if existing and existing.realm_id and existing.realm_id != realm_id and existing.status != "not_connected" \
+    if existing and existing.realm_id and existing.realm_id != realm_id and existing.status != ConnectionStatus.NOT_CONNECTED \
             and purpose != PURPOSE_REPLACE:
         oauth.revoke(tokens.refresh_token)
         raise ConnectError("different_company",
@@ -113,7 +114,7 @@ def complete_connect(code: str | None, state: str | None, realm_id: str | None, 
 
             CustomerMap.delete().where(CustomerMap.shop == shop.id).execute()
             ItemMap.delete().where(ItemMap.shop == shop.id).execute()
-        QboConnection.update(realm_id=realm_id, status="connected", status_reason=None, connected_at=utcnow(),
+        QboConnection.update(realm_id=realm_id, status=ConnectionStatus.CONNECTED, status_reason=None, connected_at=utcnow(),
                              updated_at=utcnow()).where(QboConnection.id == conn.id).execute()
         store_tokens(conn, tokens, new_grant=True)
     _read_company(QboConnection.get_by_id(conn.id))
@@ -160,7 +161,7 @@ def check_company(conn: QboConnection) -> str | None:
     failure is only reported, as a reconnect would not help."""
     seen = _checked.get(conn.id)
     now = time.monotonic()
-    if conn.status != "connected" or (seen and seen[0] == conn.realm_id and now - seen[1] < CHECK_SECONDS):
+    if conn.status != ConnectionStatus.CONNECTED or (seen and seen[0] == conn.realm_id and now - seen[1] < CHECK_SECONDS):
         return None
     if not (conn.access_token or conn.refresh_token):
         return None  # a row without tokens (never stored by a real connect): nothing to check with
@@ -185,7 +186,7 @@ def resume_parked(shop: Shop) -> int:
 
 
 def _forget(conn: QboConnection, reason: str) -> None:
-    QboConnection.update(status="not_connected", status_reason=reason, access_token=None, refresh_token=None,
+    QboConnection.update(status=ConnectionStatus.NOT_CONNECTED, status_reason=reason, access_token=None, refresh_token=None,
                          access_token_expires_at=None, refresh_token_expires_at=None,
                          refresh_token_hard_expires_at=None,
                          token_version=QboConnection.token_version + 1, updated_at=utcnow()).where(
@@ -213,8 +214,8 @@ def handle_intuit_disconnect(realm_id: str | None) -> int:
 
     count = 0
     for conn in QboConnection.select().where((QboConnection.realm_id == (realm_id or ""))
-                                             & (QboConnection.status != "not_connected")):
-        if conn.status == "connected":
+                                             & (QboConnection.status != ConnectionStatus.NOT_CONNECTED)):
+        if conn.status == ConnectionStatus.CONNECTED:
             try:
                 fresh_access_token(conn, rejected=conn.access_token or "")
                 continue  # Intuit still honours our tokens: not disconnected

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ..models import QboConnection, utcnow
+from ..statuses import ConnectionStatus
 
 # Intuit tells the customer inside QuickBooks 30 days ahead; the page and the console say it as early.
 WARN_AHEAD = timedelta(days=30)
@@ -30,7 +31,7 @@ class AuthorizationEnd:
 
 def authorization_end(conn: QboConnection | None, now: datetime | None = None) -> AuthorizationEnd | None:
     """The earlier of the stored refresh-token expiries (each from Intuit's own token answer), if any."""
-    if conn is None or conn.status != "connected":
+    if conn is None or conn.status != ConnectionStatus.CONNECTED:
         return None
     rolling, hard = conn.refresh_token_expires_at, conn.refresh_token_hard_expires_at
     candidates = [(when, kind) for when, kind in ((hard, "hard"), (rolling, "rolling")) if when is not None]

@@ -6,6 +6,7 @@ import logging
 from datetime import timedelta
 
 from ..models import QboConnection, utcnow
+from ..statuses import ConnectionStatus
 from ..work_results import WaitingForReconnect
 from .errors import QboError
 from .expiry import authorization_end
@@ -20,7 +21,7 @@ def keep_connections_alive() -> dict:
     """Refresh connections idle for a day; flag those whose hard expiry is near. Returns counts."""
     now = utcnow()
     refreshed = warned = parked = 0
-    for conn in QboConnection.select().where(QboConnection.status == "connected"):
+    for conn in QboConnection.select().where(QboConnection.status == ConnectionStatus.CONNECTED):
         end = authorization_end(conn, now)
         if end is not None and end.kind == "hard" and end.warn:
             reason = end.message

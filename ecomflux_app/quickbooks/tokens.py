@@ -16,6 +16,7 @@ import redis
 from .. import runtime
 from ..db import database
 from ..models import QboConnection, utcnow
+from ..statuses import ConnectionStatus
 from ..work_results import WaitingForReconnect
 from . import oauth
 from .errors import QboTransient
@@ -34,9 +35,9 @@ def _usable(conn: QboConnection) -> bool:
 
 def mark_reconnect_required(conn: QboConnection, reason: str) -> None:
     """Park the connection: jobs stop calling QBO and wait; the page shows Reconnect."""
-    QboConnection.update(status="reconnect_required", status_reason=reason, updated_at=utcnow()).where(
-        (QboConnection.id == conn.id) & (QboConnection.status == "connected")).execute()
-    conn.status, conn.status_reason = "reconnect_required", reason
+    QboConnection.update(status=ConnectionStatus.RECONNECT_REQUIRED, status_reason=reason, updated_at=utcnow()).where(
+        (QboConnection.id == conn.id) & (QboConnection.status == ConnectionStatus.CONNECTED)).execute()
+    conn.status, conn.status_reason = ConnectionStatus.RECONNECT_REQUIRED, reason
     log.warning("QBO connection for realm %s needs a reconnect: %s", conn.realm_id, reason)
 
 
@@ -69,7 +70,7 @@ def store_tokens(conn: QboConnection, tokens: oauth.TokenSet, expected_version: 
 
 def fresh_access_token(conn: QboConnection, rejected: str | None = None) -> str:
     """An access token good for at least five more minutes; `rejected` forces a refresh past that token."""
-    if conn.status != "connected":
+    if conn.status != ConnectionStatus.CONNECTED:
         raise WaitingForReconnect(conn.status_reason or "QuickBooks is not connected")
     if rejected is None and _usable(conn):
         return conn.access_token
@@ -84,7 +85,7 @@ def fresh_access_token(conn: QboConnection, rejected: str | None = None) -> str:
         raise QboTransient("another worker is still refreshing this company's token")
     try:
         current = QboConnection.get_by_id(conn.id)
-        if current.status != "connected":
+        if current.status != ConnectionStatus.CONNECTED:
             raise WaitingForReconnect(current.status_reason or "QuickBooks is not connected")
         someone_else_refreshed = rejected is not None and current.access_token != rejected
         if (rejected is None or someone_else_refreshed) and _usable(current):

@@ -17,6 +17,7 @@ import requests
 from .. import runtime
 from ..db import database
 from ..models import OAuthState, Shop, utcnow
+from ..statuses import ShopStatus
 from .errors import OAuthError, ShopifyUnavailable, ShopifyUnreachable
 from .session_token import SessionToken
 
@@ -179,14 +180,14 @@ def store_install(shop_domain: str, tokens: TokenSet) -> Shop:
     with database.atomic():
         Shop.insert(domain=shop_domain).on_conflict_ignore().execute()
         current = Shop.get(Shop.domain == shop_domain)
-        reinstall = current.status != "active"
+        reinstall = current.status != ShopStatus.ACTIVE
         changes = dict(
             access_token=tokens.access_token,
             access_token_expires_at=tokens.access_expires_at,
             refresh_token=tokens.refresh_token,
             refresh_token_expires_at=tokens.refresh_expires_at,
             scopes=tokens.scope,
-            status="active",
+            status=ShopStatus.ACTIVE,
             auth_error=None,
             uninstalled_at=None,
             # Every grant counts, even over a row we still think active (the uninstall webhook may not

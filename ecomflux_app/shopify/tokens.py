@@ -9,6 +9,7 @@ from redis.exceptions import LockError, RedisError
 
 from .. import runtime
 from ..models import Shop, utcnow
+from ..statuses import ShopStatus
 from . import oauth
 from .errors import OAuthError, ShopifyError, ShopifyReauthRequired, ShopifyUnavailable
 
@@ -37,16 +38,16 @@ def _copy_tokens(source: Shop, target: Shop) -> None:
 
 def mark_reauth_required(shop: Shop, reason: str) -> None:
     """Stop using the shop's tokens until the merchant reopens or reinstalls the app; never loops."""
-    Shop.update(status="reauth_required", auth_error=reason, access_token=None, refresh_token=None,
+    Shop.update(status=ShopStatus.REAUTH_REQUIRED, auth_error=reason, access_token=None, refresh_token=None,
                 access_token_expires_at=None, refresh_token_expires_at=None,
                 token_version=Shop.token_version + 1, updated_at=utcnow()).where(
-        (Shop.id == shop.id) & (Shop.status == "active")).execute()
-    shop.status, shop.auth_error, shop.access_token, shop.refresh_token = "reauth_required", reason, None, None
+        (Shop.id == shop.id) & (Shop.status == ShopStatus.ACTIVE)).execute()
+    shop.status, shop.auth_error, shop.access_token, shop.refresh_token = ShopStatus.REAUTH_REQUIRED, reason, None, None
     log.warning("shop %s must re-authorize with Shopify (%s)", shop.domain, reason)
 
 
 def _require_usable(shop: Shop) -> None:
-    if shop.status != "active" or not shop.access_token:
+    if shop.status != ShopStatus.ACTIVE or not shop.access_token:
         raise ShopifyReauthRequired(shop.auth_error or f"shop {shop.domain} is {shop.status}: no Shopify access")
 
 

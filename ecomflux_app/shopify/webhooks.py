@@ -7,13 +7,6 @@ import hmac
 from datetime import datetime, timezone
 from typing import Iterable, Mapping
 
-ORDER_TOPICS = frozenset({"orders/fulfilled", "orders/paid", "orders/cancelled", "orders/create", "orders/updated"})
-COMPLIANCE_TOPICS = frozenset({"customers/data_request", "customers/redact", "shop/redact"})
-SUPPORTED_TOPICS = ORDER_TOPICS - {"orders/create", "orders/updated"} | COMPLIANCE_TOPICS | {
-    "refunds/create",
-    "app/uninstalled",
-}
-
 
 def sign(body: bytes, secret: str) -> str:
     """base64(HMAC-SHA256(secret, raw body)) as Shopify computes it."""

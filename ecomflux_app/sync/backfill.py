@@ -16,11 +16,13 @@ from typing import Callable
 
 from .. import runtime
 from ..models import BackfillRun, Shop, SyncRecord, utcnow
+from ..statuses import DeliveryStatus, RecordStatus, RunStatus
 from ..queue import BULK_QUEUE, enqueue
 from ..quickbooks.client import QboClient, connection_for
 from ..quickbooks.errors import QboError
 from ..translate.settings import SyncSettings
-from .orders import post_orders, shop_settings
+from .orders import post_orders
+from .shop_settings import shop_settings
 from ..work_results import FatalError, RetryLater, WaitingForReconnect
 from .posting import translate_error
 from .refunds import mark_reflected
@@ -31,8 +33,8 @@ PAGE_SIZE = 90  # three full document batches per page
 LEASE = timedelta(minutes=5)  # renewed every page and every HEARTBEAT_SECONDS while posting one
 HEARTBEAT_SECONDS = 30
 QUEUED_LEASE = timedelta(minutes=30)  # a queued job may wait behind fresh per-shop work
-RESUMABLE = ("running", "paused", "failed")
-DONE_STATUSES = ("posted", "voided", "skipped")
+RESUMABLE = (RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.FAILED)
+DONE_STATUSES = (RecordStatus.POSTED, RecordStatus.VOIDED, RecordStatus.SKIPPED)
 
 
 def eligible(order: dict, settings: SyncSettings) -> tuple[bool, str | None]:
@@ -51,7 +53,7 @@ def start_backfill(shop: Shop, since: date, until: date | None = None, enqueue_j
     """Record the run and queue it on the bulk queue (served after fresh per-shop work); `owner` is a
     process that runs it itself (the CLI) instead."""
     token = owner or (_job_token() if enqueue_job else None)  # None: whoever runs it first takes it
-    run = BackfillRun.create(shop=shop, since=since, until=until, status="running", owner=token,
+    run = BackfillRun.create(shop=shop, since=since, until=until, status=RunStatus.RUNNING, owner=token,
                              lease_until=utcnow() + (QUEUED_LEASE if enqueue_job else LEASE))
     if enqueue_job:
         _enqueue(run, token)
@@ -70,12 +72,12 @@ def _enqueue(run: BackfillRun, token: str, delay: timedelta | None = None) -> No
 def stalled(run: BackfillRun, now: datetime | None = None) -> bool:
     """A 'running' run whose lease has passed: the process running it died (or its job was lost)."""
     until = run.lease_until or (run.started_at + LEASE if run.started_at else None)
-    return run.status == "running" and until is not None and until < (now or utcnow())
+    return run.status == RunStatus.RUNNING and until is not None and until < (now or utcnow())
 
 
 def active_run(shop: Shop) -> BackfillRun | None:
     """The shop's run that is running or stopped halfway (stalled), if any."""
-    return (BackfillRun.select().where((BackfillRun.shop == shop.id) & (BackfillRun.status == "running"))
+    return (BackfillRun.select().where((BackfillRun.shop == shop.id) & (BackfillRun.status == RunStatus.RUNNING))
             .order_by(BackfillRun.id.desc()).first())
 
 
@@ -84,24 +86,24 @@ def claim(run_id: int, owner: str, lease: timedelta = LEASE) -> bool:
     now = utcnow()
     free = (BackfillRun.owner.is_null() | (BackfillRun.owner == owner) | BackfillRun.lease_until.is_null()
             | (BackfillRun.lease_until < now))
-    return BackfillRun.update(owner=owner, lease_until=now + lease, status="running").where(
+    return BackfillRun.update(owner=owner, lease_until=now + lease, status=RunStatus.RUNNING).where(
         (BackfillRun.id == run_id) & BackfillRun.status.in_(RESUMABLE) & free).execute() == 1
 
 
 def heartbeat(run_id: int, owner: str, lease: timedelta = LEASE) -> bool:
     """Extend our lease; False when the run is no longer ours (cancelled, or taken over after we stalled)."""
     return BackfillRun.update(lease_until=utcnow() + lease).where(
-        (BackfillRun.id == run_id) & (BackfillRun.owner == owner) & (BackfillRun.status == "running")).execute() == 1
+        (BackfillRun.id == run_id) & (BackfillRun.owner == owner) & (BackfillRun.status == RunStatus.RUNNING)).execute() == 1
 
 
 def resume_backfill(run: BackfillRun, enqueue_job: bool = True) -> BackfillRun:
     """Continue a stalled, paused or failed run on the bulk queue from its cursor (ValueError if it is live)."""
     run = BackfillRun.get_by_id(run.id)
-    if run.status not in RESUMABLE or (run.status == "running" and not stalled(run)):
-        raise ValueError(f"backfill #{run.id} is {run.status}" + (" and alive" if run.status == "running" else "")
+    if run.status not in RESUMABLE or (run.status == RunStatus.RUNNING and not stalled(run)):
+        raise ValueError(f"backfill #{run.id} is {run.status}" + (" and alive" if run.status == RunStatus.RUNNING else "")
                          + ": nothing to resume")
     token = _job_token()
-    BackfillRun.update(status="running", owner=token, lease_until=utcnow() + QUEUED_LEASE, error=None,
+    BackfillRun.update(status=RunStatus.RUNNING, owner=token, lease_until=utcnow() + QUEUED_LEASE, error=None,
                        finished_at=None).where(BackfillRun.id == run.id).execute()
     if enqueue_job:
         _enqueue(run, token)
@@ -110,7 +112,7 @@ def resume_backfill(run: BackfillRun, enqueue_job: bool = True) -> BackfillRun:
 
 def cancel_backfill(run: BackfillRun, by: str) -> BackfillRun:
     """Stop a run for good (a live process stops after its current page); what it posted stays posted."""
-    BackfillRun.update(status="cancelled", owner=None, lease_until=None, finished_at=utcnow(),
+    BackfillRun.update(status=RunStatus.CANCELLED, owner=None, lease_until=None, finished_at=utcnow(),
                        error=f"cancelled by {by}").where(
         (BackfillRun.id == run.id) & BackfillRun.status.in_(RESUMABLE)).execute()
     return BackfillRun.get_by_id(run.id)
@@ -149,10 +151,10 @@ def post_page(shop: Shop, orders: list[dict], settings: SyncSettings, client: Qb
             later.append(outcome)
         elif isinstance(outcome, Exception):
             _bump(counts, "failed")
-        elif outcome.status == "posted":
+        elif outcome.status == DeliveryStatus.POSTED:
             _bump(counts, "posted")
             mark_reflected(shop, order)
-        elif outcome.status == "flagged":
+        elif outcome.status == DeliveryStatus.FLAGGED:
             _bump(counts, "flagged")
         else:
             _bump(counts, "skipped")
@@ -173,7 +175,7 @@ def _record_refunds(shop: Shop, orders: list[dict], settings: SyncSettings, clie
     for order in orders:
         refunds = [r for r in order.get("refunds") or [] if isinstance(r, dict) and r.get("id") and _moved_money(r)]
         row = SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == f"order:{order['id']}"))
-        if not refunds or row is None or row.status != "posted":
+        if not refunds or row is None or row.status != RecordStatus.POSTED:
             continue
         for refund in refunds:
             try:
@@ -192,7 +194,7 @@ def _record_payments(shop: Shop, orders: list[dict], settings: SyncSettings, cli
         if order.get("financial_status") not in ("paid", "partially_paid", "partially_refunded", "refunded"):
             continue
         row = SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == f"order:{order['id']}"))
-        if row is None or row.status != "posted":
+        if row is None or row.status != RecordStatus.POSTED:
             continue
         try:
             post_payment_for_order(shop, order, settings, client=client)
@@ -210,7 +212,7 @@ def run_backfill(backfill_id: int, max_pages: int | None = None, requeue: bool =
     from ..shopify.graphql import fetch_orders
 
     run = BackfillRun.get_by_id(backfill_id)
-    if run.status in ("done", "cancelled"):
+    if run.status in (RunStatus.DONE, RunStatus.CANCELLED):
         return run
     if not claim(run.id, owner):
         log.info("backfill #%s is held by %s until %s: not run by %s", run.id, run.owner, run.lease_until, owner)
@@ -219,7 +221,7 @@ def run_backfill(backfill_id: int, max_pages: int | None = None, requeue: bool =
     try:
         conn = connection_for(shop)
     except WaitingForReconnect as exc:
-        return _stop(run.id, "paused", exc.reason)
+        return _stop(run.id, RunStatus.PAUSED, exc.reason)
     client = QboClient(conn)
     settings = shop_settings(shop, conn)
     pages = 0
@@ -227,18 +229,18 @@ def run_backfill(backfill_id: int, max_pages: int | None = None, requeue: bool =
     beat = _beater(run.id, owner)
     while True:
         run = BackfillRun.get_by_id(backfill_id)
-        if run.status != "running" or run.owner != owner:  # cancelled, or taken over while we were stalled
+        if run.status != RunStatus.RUNNING or run.owner != owner:  # cancelled, or taken over while we were stalled
             return run
         try:
             orders, next_cursor = fetch_orders(shop, run.since, run.until, cursor=run.cursor, page_size=PAGE_SIZE)
             post_page(shop, orders, settings, client, run_id=run.id, beat=beat)
         except WaitingForReconnect as exc:
-            return _stop(run.id, "paused", exc.reason)
+            return _stop(run.id, RunStatus.PAUSED, exc.reason)
         except (RetryLater, QboError) as exc:  # ShopifyThrottled included
             if isinstance(exc, QboError):  # from the page's reference reads/creates
                 exc = translate_error(exc, SyncRecord(attempts=1))
                 if isinstance(exc, FatalError):
-                    return _stop(run.id, "failed", exc.reason)
+                    return _stop(run.id, RunStatus.FAILED, exc.reason)
             delay = timedelta(seconds=max(1.0, float(exc.delay_seconds)))
             BackfillRun.update(error=f"waiting: {exc.reason}", lease_until=utcnow() + delay + (
                 QUEUED_LEASE if requeue else LEASE)).where(BackfillRun.id == run.id).execute()
@@ -248,7 +250,7 @@ def run_backfill(backfill_id: int, max_pages: int | None = None, requeue: bool =
             return BackfillRun.get_by_id(run.id)
         done = next_cursor is None
         BackfillRun.update(
-            cursor=next_cursor, seen=BackfillRun.seen + len(orders), status="done" if done else "running",
+            cursor=next_cursor, seen=BackfillRun.seen + len(orders), status=RunStatus.DONE if done else RunStatus.RUNNING,
             finished_at=utcnow() if done else None, error=None, lease_until=utcnow() + LEASE,
         ).where(BackfillRun.id == run.id).execute()
         pages += 1
@@ -258,12 +260,12 @@ def run_backfill(backfill_id: int, max_pages: int | None = None, requeue: bool =
 
 def pause_backfill(run_id: int, reason: str) -> BackfillRun:
     """Stop running it for now, lease released: it can be resumed and blocks no new import."""
-    return _stop(run_id, "paused", reason)
+    return _stop(run_id, RunStatus.PAUSED, reason)
 
 
 def _stop(run_id: int, status: str, reason: str) -> BackfillRun:
     BackfillRun.update(status=status, error=reason, owner=None, lease_until=None,
-                       finished_at=utcnow() if status == "failed" else None).where(BackfillRun.id == run_id).execute()
+                       finished_at=utcnow() if status == RunStatus.FAILED else None).where(BackfillRun.id == run_id).execute()
     return BackfillRun.get_by_id(run_id)
 
 

@@ -13,13 +13,15 @@ import time
 from decimal import Decimal
 
 from ..models import QboConnection, Shop, SyncRecord, WebhookDelivery, utcnow
+from ..statuses import DeliveryStatus, RecordStatus
 from ..quickbooks.client import QboClient, connection_for
 from ..quickbooks.errors import QboError
 from ..translate.requestid import request_id
 from ..translate.settings import SyncSettings
 from .dispatch import DeliveryContext
 from .lifecycle import ensure_shop_active
-from .orders import CANCELLED_UNPOSTED, shop_settings
+from .orders import CANCELLED_UNPOSTED
+from .shop_settings import shop_settings
 from ..work_results import FatalError, Outcome, RetryLater, WaitingForReconnect
 from .posting import _update, ledger_lock, ledger_row, record_attempt, translate_error
 from .refunds import _moved_money, post_refund
@@ -40,30 +42,30 @@ def cancel_order(shop: Shop, order: dict, settings: SyncSettings, conn: QboConne
         raise FatalError("order payload has no id")
     record = ledger_row(shop, f"cancel:{order_id}", kind="cancel", order_id=order_id, order_name=order.get("name"),
                         delivery=delivery)
-    if record.status in ("posted", "skipped"):
-        return Outcome("skipped_duplicate", record.reason or "cancellation already handled")
+    if record.status in (RecordStatus.POSTED, RecordStatus.SKIPPED):
+        return Outcome(DeliveryStatus.SKIPPED_DUPLICATE, record.reason or "cancellation already handled")
     client = client or QboClient(conn)
     refunds = [r for r in order.get("refunds") or [] if isinstance(r, dict) and r.get("id")]
     if any(_moved_money(r) for r in refunds):
         # Money went back: the refunds carry the cancellation (each exactly once under refund:<id>).
         results = [post_refund(shop, dict(r, order_id=r.get("order_id") or order_id), settings, conn,
                                client=client, order=order) for r in refunds]
-        _update(record, status="skipped", reason="cancelled with refunds: the refund documents record it")
-        return Outcome("processed", record.reason, {"refunds": [o.status for o in results]})
+        _update(record, status=RecordStatus.SKIPPED, reason="cancelled with refunds: the refund documents record it")
+        return Outcome(DeliveryStatus.PROCESSED, record.reason, {"refunds": [o.status for o in results]})
     doc = ledger_row(shop, f"order:{order_id}", kind="order", order_id=order_id, order_name=order.get("name"))
     with ledger_lock(shop, doc, busy="the order's document is being posted by another worker"):
         doc = SyncRecord.get_by_id(doc.id)
-        if doc.status == "posting":
+        if doc.status == RecordStatus.POSTING:
             raise RetryLater("the order's document is being written (outcome not known yet): the cancellation "
                              "waits for it", 60)
-        if doc.status not in ("posted", "voided"):
+        if doc.status not in (RecordStatus.POSTED, RecordStatus.VOIDED):
             # Before any document: none will be posted now (post_order reads this under the same lock).
-            _update(record, status="skipped", reason=CANCELLED_UNPOSTED)
-            _update(doc, status="skipped", reason=CANCELLED_UNPOSTED)
-            return Outcome("processed", record.reason)
-    if doc.status == "voided":
-        _update(record, status="posted", qbo_id=doc.qbo_id, document_type=doc.document_type, reason="already voided")
-        return Outcome("skipped_duplicate", "document already voided")
+            _update(record, status=RecordStatus.SKIPPED, reason=CANCELLED_UNPOSTED)
+            _update(doc, status=RecordStatus.SKIPPED, reason=CANCELLED_UNPOSTED)
+            return Outcome(DeliveryStatus.PROCESSED, record.reason)
+    if doc.status == RecordStatus.VOIDED:
+        _update(record, status=RecordStatus.POSTED, qbo_id=doc.qbo_id, document_type=doc.document_type, reason="already voided")
+        return Outcome(DeliveryStatus.SKIPPED_DUPLICATE, "document already voided")
     with ledger_lock(shop, record, busy="this cancellation is being handled by another worker"):
         return _void_locked(shop, client, record, doc, delivery)
 
@@ -71,8 +73,8 @@ def cancel_order(shop: Shop, order: dict, settings: SyncSettings, conn: QboConne
 def _void_locked(shop: Shop, client: QboClient, record: SyncRecord, doc: SyncRecord,
                  delivery: WebhookDelivery | None) -> Outcome:
     record = SyncRecord.get_by_id(record.id)
-    if record.status in ("posted", "skipped"):
-        return Outcome("skipped_duplicate", record.reason or "cancellation already handled")
+    if record.status in (RecordStatus.POSTED, RecordStatus.SKIPPED):
+        return Outcome(DeliveryStatus.SKIPPED_DUPLICATE, record.reason or "cancellation already handled")
     started = time.perf_counter()
     entity = doc.document_type
     try:
@@ -82,11 +84,11 @@ def _void_locked(shop: Shop, client: QboClient, record: SyncRecord, doc: SyncRec
             voided = current  # an earlier attempt voided it; its answer was lost
         else:
             if entity == "Invoice" and Decimal(str(current.get("Balance", total))) != total:
-                _update(record, status="flagged", document_type=entity, qbo_id=doc.qbo_id,
+                _update(record, status=RecordStatus.FLAGGED, document_type=entity, qbo_id=doc.qbo_id,
                      reason=f"invoice {doc.qbo_doc_number} is (partly) paid and the cancellation refunded nothing: "
                             "left as is for the bookkeeper")
-                return Outcome("flagged", record.reason)
-            _update(record, status="posting", attempts=record.attempts + 1, document_type=entity, qbo_id=doc.qbo_id,
+                return Outcome(DeliveryStatus.FLAGGED, record.reason)
+            _update(record, status=RecordStatus.POSTING, attempts=record.attempts + 1, document_type=entity, qbo_id=doc.qbo_id,
                  request_id=request_id(shop.domain, record.source_key, "void"))
             voided = client.void(entity, doc.qbo_id, str(current.get("SyncToken", "0")), record.request_id)
     except WaitingForReconnect:
@@ -94,13 +96,13 @@ def _void_locked(shop: Shop, client: QboClient, record: SyncRecord, doc: SyncRec
     except QboError as exc:
         record_attempt(record, delivery, client, "error", exc, started)
         mapped = translate_error(exc, record)
-        _update(record, status="failed" if isinstance(mapped, FatalError) else record.status,
+        _update(record, status=RecordStatus.FAILED if isinstance(mapped, FatalError) else record.status,
              reason=exc.describe(), error_code=exc.code)
         raise mapped from None
-    _update(record, status="posted", qbo_id=str(voided.get("Id")), qbo_sync_token=str(voided.get("SyncToken", "")),
+    _update(record, status=RecordStatus.POSTED, qbo_id=str(voided.get("Id")), qbo_sync_token=str(voided.get("SyncToken", "")),
          qbo_doc_number=doc.qbo_doc_number, posted_at=utcnow(), reason=f"voided {entity} {doc.qbo_doc_number}",
          shopify_total=doc.shopify_total, qbo_total=Decimal("0.00"))
-    _update(doc, status="voided", qbo_sync_token=str(voided.get("SyncToken", "")),
+    _update(doc, status=RecordStatus.VOIDED, qbo_sync_token=str(voided.get("SyncToken", "")),
          reason="order cancelled: document voided in QuickBooks")
     record_attempt(record, delivery, client, "posted", None, started)
-    return Outcome("posted", None, {"voided": entity, "qbo_id": doc.qbo_id, "doc_number": doc.qbo_doc_number})
+    return Outcome(DeliveryStatus.POSTED, None, {"voided": entity, "qbo_id": doc.qbo_id, "doc_number": doc.qbo_doc_number})

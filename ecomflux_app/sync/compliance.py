@@ -13,7 +13,8 @@ import re
 
 from ..db import database
 from ..models import ComplianceRequest, CustomerMap, ProcessingAttempt, Shop, SyncRecord, WebhookDelivery, utcnow
-from ..shopify.webhooks import ORDER_TOPICS
+from ..statuses import DeliveryStatus, ShopStatus
+from ..shopify.topics import COMPLIANCE_TOPICS, CUSTOMER_TOPICS, ORDER_TOPICS
 from .dispatch import DeliveryContext
 from ..work_results import Outcome
 
@@ -32,7 +33,6 @@ PERSONAL_KEYS = frozenset({
 # Inside these objects `name` is a person's name (elsewhere it is an order number or product name).
 PERSON_CONTAINERS = frozenset({"customer", "billing_address", "shipping_address", "default_address",
                                "addresses", "destination", "CustomerRef", "BillAddr", "ShipAddr"})
-COMPLIANCE_TOPICS = ("customers/data_request", "customers/redact", "shop/redact")
 
 
 def scrub(value, in_person: bool = False):
@@ -111,7 +111,7 @@ def _customer_deliveries(shop_domain: str, cid: str | None, email: str | None,
     extra = WebhookDelivery.select().where(
         (WebhookDelivery.shop_domain == shop_domain)
         & (((WebhookDelivery.topic == "refunds/create") & WebhookDelivery.order_id.in_(order_list or [""]))
-           | (WebhookDelivery.topic.in_(COMPLIANCE_TOPICS[:2]) & (WebhookDelivery.resource_id == (cid or ""))))
+           | (WebhookDelivery.topic.in_(sorted(CUSTOMER_TOPICS)) & (WebhookDelivery.resource_id == (cid or ""))))
     )
     seen = {d.id for d in mine}
     mine += [d for d in extra if d.id not in seen]
@@ -175,7 +175,7 @@ def handle_data_request(ctx: DeliveryContext) -> Outcome:
     ComplianceRequest.create(shop_domain=domain, kind="customers/data_request", customer_id=cid, export=export,
                              summary=summary)
     log.info("data request for a customer of %s: %s", domain, summary)
-    return Outcome("processed", None, {"summary": summary})
+    return Outcome(DeliveryStatus.PROCESSED, None, {"summary": summary})
 
 
 def handle_customer_redact(ctx: DeliveryContext) -> Outcome:
@@ -209,16 +209,16 @@ def handle_customer_redact(ctx: DeliveryContext) -> Outcome:
                    f"(ids, amounts, QuickBooks ids)")
         ComplianceRequest.create(shop_domain=domain, kind="customers/redact", customer_id=cid, summary=summary)
     log.info("customer redaction for %s: %s", domain, summary)
-    return Outcome("processed", None, {"summary": summary})
+    return Outcome(DeliveryStatus.PROCESSED, None, {"summary": summary})
 
 
 def handle_shop_redact(ctx: DeliveryContext) -> Outcome:
     """shop/redact (48 h after uninstall): erase all personal data held for the shop; keep accounting ids."""
     domain = ctx.delivery.shop_domain
     shop = ctx.shop
-    if shop is not None and shop.status == "active":
+    if shop is not None and shop.status == ShopStatus.ACTIVE:
         # Shopify sends shop/redact only for a shop still gone 48 h after uninstall; it came back.
-        return Outcome("ignored", "shop is installed again: nothing redacted")
+        return Outcome(DeliveryStatus.IGNORED, "shop is installed again: nothing redacted")
     now = utcnow()
     with database.atomic():
         count = 0
@@ -237,7 +237,7 @@ def handle_shop_redact(ctx: DeliveryContext) -> Outcome:
                 attempts += 1
             maps = CustomerMap.update(display_name=None).where(CustomerMap.shop == shop.id).execute()
             Shop.update(email=None, access_token=None, refresh_token=None, access_token_expires_at=None,
-                        refresh_token_expires_at=None, status="redacted", redacted_at=now,
+                        refresh_token_expires_at=None, status=ShopStatus.REDACTED, redacted_at=now,
                         token_version=Shop.token_version + 1, updated_at=now).where(Shop.id == shop.id).execute()
         exports = ComplianceRequest.update(export=None).where(
             (ComplianceRequest.shop_domain == domain) & ComplianceRequest.export.is_null(False)).execute()
@@ -245,4 +245,4 @@ def handle_shop_redact(ctx: DeliveryContext) -> Outcome:
                    f"mappings, {exports} exports; ledger kept")
         ComplianceRequest.create(shop_domain=domain, kind="shop/redact", summary=summary)
     log.info("%s", summary)
-    return Outcome("processed", None, {"summary": summary})
+    return Outcome(DeliveryStatus.PROCESSED, None, {"summary": summary})

@@ -13,6 +13,7 @@ from peewee import InterfaceError, OperationalError
 
 from ..db import database
 from ..models import Shop, WebhookDelivery, utcnow
+from ..statuses import DeliveryStatus
 from ..work_results import FatalError, RetryLater, WaitingForReconnect
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,8 @@ LEASE = timedelta(minutes=5)
 FAIR_SLICE_SECONDS = 2.0
 MAX_RETRIES = 12  # transient failures; after that the row fails visibly and support can replay it
 
-# Topic -> handler, by dotted path so each topic's module is loaded only when needed.
+# Topic -> handler, by dotted path so each topic's module is loaded only when needed: one for every
+# subscribed topic of the registry (shopify/topics.py), as tests/test_topic_registry.py checks.
 TOPIC_HANDLERS = {
     "orders/fulfilled": "ecomflux_app.sync.orders:handle_order_webhook",
     "orders/paid": "ecomflux_app.sync.orders:handle_order_webhook",
@@ -35,7 +37,7 @@ TOPIC_HANDLERS = {
 }
 
 # Statuses from which a delivery may be (re)claimed for processing.
-CLAIMABLE = ("received", "queued", "pending")
+CLAIMABLE = (DeliveryStatus.RECEIVED, DeliveryStatus.QUEUED, DeliveryStatus.PENDING)
 
 
 @dataclass
@@ -60,15 +62,15 @@ def claim(delivery_id: int, *, force: bool = False) -> WebhookDelivery | None:
     now = utcnow()
     cond = (WebhookDelivery.id == delivery_id) & (
         (WebhookDelivery.status.in_(CLAIMABLE))
-        | ((WebhookDelivery.status == "processing") & (WebhookDelivery.lease_until < now))
+        | ((WebhookDelivery.status == DeliveryStatus.PROCESSING) & (WebhookDelivery.lease_until < now))
     )
     if force:
         cond = (WebhookDelivery.id == delivery_id) & (
-            (WebhookDelivery.status != "processing") | (WebhookDelivery.lease_until < now)
+            (WebhookDelivery.status != DeliveryStatus.PROCESSING) | (WebhookDelivery.lease_until < now)
         )
     updated = (
         WebhookDelivery.update(
-            status="processing",
+            status=DeliveryStatus.PROCESSING,
             lease_until=now + LEASE,
             started_at=now,
             attempts=WebhookDelivery.attempts + 1,
@@ -121,15 +123,15 @@ def run_claimed(delivery: WebhookDelivery) -> str:
     """Run a claimed delivery's handler and record how it ended; returns that status."""
     handler = _handler(delivery.topic)
     if handler is None:
-        _finish(delivery, "ignored", f"unsupported topic {delivery.topic!r}")
-        return "ignored"
+        _finish(delivery, DeliveryStatus.IGNORED, f"unsupported topic {delivery.topic!r}")
+        return DeliveryStatus.IGNORED
     try:
         payload = json.loads(delivery.body)
         if not isinstance(payload, dict):
             raise ValueError("payload is not a JSON object")
     except ValueError as exc:
-        _finish(delivery, "failed", f"malformed JSON payload: {exc}")
-        return "failed"
+        _finish(delivery, DeliveryStatus.FAILED, f"malformed JSON payload: {exc}")
+        return DeliveryStatus.FAILED
     shop = Shop.get_or_none(Shop.domain == delivery.shop_domain)
     try:
         outcome = handler(DeliveryContext(delivery=delivery, payload=payload, shop=shop))
@@ -141,35 +143,35 @@ def run_claimed(delivery: WebhookDelivery) -> str:
 def settle(delivery: WebhookDelivery, result) -> str:
     """Record a claimed delivery's result (an Outcome, or what its handler raised); returns the status."""
     if isinstance(result, WaitingForReconnect):
-        _finish(delivery, "pending", result.reason)
-        return "pending"
+        _finish(delivery, DeliveryStatus.PENDING, result.reason)
+        return DeliveryStatus.PENDING
     if isinstance(result, RetryLater):
         if delivery.attempts >= MAX_RETRIES:
-            _finish(delivery, "failed", f"gave up after {delivery.attempts} attempts: {result.reason}", result.detail)
-            return "failed"
-        _finish(delivery, "pending", result.reason, result.detail,
+            _finish(delivery, DeliveryStatus.FAILED, f"gave up after {delivery.attempts} attempts: {result.reason}", result.detail)
+            return DeliveryStatus.FAILED
+        _finish(delivery, DeliveryStatus.PENDING, result.reason, result.detail,
                 next_attempt_at=utcnow() + timedelta(seconds=result.delay_seconds))
-        return "pending"
+        return DeliveryStatus.PENDING
     if isinstance(result, FatalError):
-        _finish(delivery, "failed", result.reason, result.detail)
-        return "failed"
+        _finish(delivery, DeliveryStatus.FAILED, result.reason, result.detail)
+        return DeliveryStatus.FAILED
     if isinstance(result, (OperationalError, InterfaceError)):
         # Lost database connection mid-handler: the ledger keeps QBO exactly-once, so retry.
         database.close()
         with database.connection_context():
-            _finish(delivery, "pending", f"database error, will retry: {result}",
+            _finish(delivery, DeliveryStatus.PENDING, f"database error, will retry: {result}",
                     next_attempt_at=utcnow() + timedelta(seconds=5))
-        return "pending"
+        return DeliveryStatus.PENDING
     if isinstance(result, Exception):  # a bug must not leave the row stuck in processing
         if getattr(result, "retryable", False):
             # Adapter errors that know they are transient (throttling, 5xx, timeouts) retry later.
             delay = float(getattr(result, "retry_after", 0) or 30)
-            _finish(delivery, "pending", f"will retry: {result}", None,
+            _finish(delivery, DeliveryStatus.PENDING, f"will retry: {result}", None,
                     next_attempt_at=utcnow() + timedelta(seconds=delay))
-            return "pending"
+            return DeliveryStatus.PENDING
         log.error("delivery %s (%s) crashed", delivery.id, delivery.topic, exc_info=result)
-        _finish(delivery, "failed", f"internal error: {type(result).__name__}: {result}")
-        return "failed"
+        _finish(delivery, DeliveryStatus.FAILED, f"internal error: {type(result).__name__}: {result}")
+        return DeliveryStatus.FAILED
     _finish(delivery, result.status, result.error, result.detail)
     return result.status
 
@@ -184,7 +186,7 @@ def process_batch(shop_domain: str, delivery_ids: list[int], *, slice_seconds: f
     with database.connection_context():
         # The sweeper sees this batch's waiting rows as fresh while it runs (see live_batch_ranges).
         WebhookDelivery.update(enqueued_at=utcnow()).where(
-            WebhookDelivery.id.in_(delivery_ids) & (WebhookDelivery.status == "queued")).execute()
+            WebhookDelivery.id.in_(delivery_ids) & (WebhookDelivery.status == DeliveryStatus.QUEUED)).execute()
     statuses: dict[str, int] = {}
     for position, delivery_id in enumerate(delivery_ids):
         status = process_delivery(delivery_id) or "skipped"

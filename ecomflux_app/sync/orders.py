@@ -8,16 +8,18 @@ from datetime import date
 from functools import partial
 from typing import Callable
 
-from ..models import QboConnection, Shop, ShopSettings, SyncRecord, WebhookDelivery
+from ..models import QboConnection, Shop, SyncRecord, WebhookDelivery
+from ..statuses import DeliveryStatus, RecordStatus
 from ..quickbooks.client import QboClient, connection_for
-from ..translate.order import Refs, ShopFacts, TranslationError, order_marker, plan_order, render_document
-from ..translate.settings import CompanyFacts, SyncSettings
+from ..translate.order import Refs, TranslationError, order_marker, plan_order, render_document
+from ..translate.settings import SyncSettings
 from .dispatch import DeliveryContext
 from .lifecycle import ensure_shop_active
 from ..work_results import FatalError, Outcome, RetryLater, WaitingForReconnect
 from .posting import BATCH_MAX, BatchItem, Document, PostResult, _update, flag, ledger_row, ledger_rows, post_batch
 from .references import ReferenceResolver, post_with_current_references, prepare_references, stale_reference
-from .tax_setup import load_tax_setup, with_tax_setup
+from .shop_settings import shop_facts, shop_settings
+from .tax_setup import with_tax_setup
 
 log = logging.getLogger(__name__)
 
@@ -25,24 +27,6 @@ TRIGGER_TOPICS = {"fulfilled": "orders/fulfilled", "paid": "orders/paid"}
 # With a backlog, one new buyer triggers the reference work of the next orders too (batch calls).
 BACKLOG_PREFETCH = 60
 PREFETCH_MIN_HEADROOM = 10
-
-
-def shop_settings(shop: Shop, conn: QboConnection | None) -> SyncSettings:
-    """The shop's settings as they are NOW (a changed document type affects later orders only)."""
-    row = ShopSettings.get_or_none(ShopSettings.shop == shop.id)
-    settings = SyncSettings.from_values(row.values if row else {})
-    if conn is not None:
-        settings = settings.with_company(CompanyFacts(
-            country=conn.company_country or shop.country or "US",
-            home_currency=conn.home_currency or shop.currency,
-            multicurrency=bool(conn.multicurrency),
-            tax_setup=load_tax_setup(conn),
-        ))
-    return settings
-
-
-def shop_facts(shop: Shop) -> ShopFacts:
-    return ShopFacts(timezone=shop.timezone or "UTC", currency=shop.currency or "USD")
 
 
 def _order_day(order: dict) -> date | None:
@@ -61,13 +45,14 @@ def handle_order_webhook(ctx: DeliveryContext) -> Outcome:
     if topic != TRIGGER_TOPICS.get(settings.trigger, "orders/fulfilled"):
         if topic == "orders/paid" and settings.document_type == "invoice":
             return _payment(shop, order, settings, ctx.delivery)
-        return Outcome("ignored", f"orders are posted when {settings.trigger}; {topic} posts nothing")
+        return Outcome(DeliveryStatus.IGNORED, f"orders are posted when {settings.trigger}; {topic} posts nothing")
     start = settings.sync_start_date
     day = _order_day(order)
     if start and day and day < start:
-        return Outcome("ignored", f"order dated {day} is before the sync start date {start}")
+        return Outcome(DeliveryStatus.IGNORED, f"order dated {day} is before the sync start date {start}")
     outcome = post_order(shop, order, settings, conn, delivery=ctx.delivery)
-    if topic == "orders/paid" and settings.document_type == "invoice" and outcome.status in ("posted", "skipped_duplicate"):
+    if topic == "orders/paid" and settings.document_type == "invoice" \
+            and outcome.status in (DeliveryStatus.POSTED, DeliveryStatus.SKIPPED_DUPLICATE):
         return _payment(shop, order, settings, ctx.delivery)  # invoice posted on payment: record the payment too
     return outcome
 
@@ -76,7 +61,7 @@ def _payment(shop: Shop, order: dict, settings: SyncSettings, delivery: WebhookD
     try:
         from .payments import post_payment_for_order
     except ImportError:
-        return Outcome("processed", "payments are not recorded yet (invoice stays open)")
+        return Outcome(DeliveryStatus.PROCESSED, "payments are not recorded yet (invoice stays open)")
     return post_payment_for_order(shop, order, settings, delivery=delivery)
 
 
@@ -141,7 +126,7 @@ def _backlog_plans(shop: Shop, settings: SyncSettings, limit: int) -> list:
     topic = TRIGGER_TOPICS.get(settings.trigger, "orders/fulfilled")
     rows = (WebhookDelivery.select(WebhookDelivery.body)
             .where((WebhookDelivery.shop == shop.id) & (WebhookDelivery.topic == topic)
-                   & WebhookDelivery.status.in_(("queued", "received", "pending")))
+                   & WebhookDelivery.status.in_((DeliveryStatus.QUEUED, DeliveryStatus.RECEIVED, DeliveryStatus.PENDING)))
             .order_by(WebhookDelivery.id).limit(limit))
     orders = []
     for row in rows:
@@ -154,7 +139,7 @@ def _backlog_plans(shop: Shop, settings: SyncSettings, limit: int) -> list:
             continue
         orders.append(order)
     posted = {r.source_key for r in SyncRecord.select(SyncRecord.source_key).where(
-        (SyncRecord.shop == shop.id) & (SyncRecord.status == "posted")
+        (SyncRecord.shop == shop.id) & (SyncRecord.status == RecordStatus.POSTED)
         & SyncRecord.source_key.in_([f"order:{o.get('id')}" for o in orders]))}
     facts, plans = shop_facts(shop), []
     for order in orders:
@@ -188,7 +173,7 @@ CANCELLED_UNPOSTED = "order cancelled before it was posted, and no money went ba
 def cancelled_unposted(shop: Shop, order_id: str) -> bool:
     """Was the order cancelled (with no money sent back) before any document was posted for it?"""
     row = SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == f"cancel:{order_id}"))
-    return row is not None and row.status == "skipped" and row.reason == CANCELLED_UNPOSTED
+    return row is not None and row.status == RecordStatus.SKIPPED and row.reason == CANCELLED_UNPOSTED
 
 
 def post_order(shop: Shop, order: dict, settings: SyncSettings, conn: QboConnection,
@@ -203,8 +188,8 @@ def post_order(shop: Shop, order: dict, settings: SyncSettings, conn: QboConnect
         raise FatalError("order payload has no id")
     record = ledger_row(shop, f"order:{order_id}", kind="order", order_id=str(order_id),
                         order_name=order.get("name"), delivery=delivery)
-    if record.status == "posted":
-        return Outcome("skipped_duplicate", f"already posted as {record.document_type} {record.qbo_doc_number}")
+    if record.status == RecordStatus.POSTED:
+        return Outcome(DeliveryStatus.SKIPPED_DUPLICATE, f"already posted as {record.document_type} {record.qbo_doc_number}")
     client = client or QboClient(conn)
     result = post_with_current_references(
         shop, client, record, partial(build_unless_cancelled, shop, order, settings, client, record, for_money),
@@ -216,8 +201,8 @@ def build_unless_cancelled(shop: Shop, order: dict, settings: SyncSettings, clie
                            record: SyncRecord, for_money: bool = False) -> Document | PostResult:
     """The order's document, unless it was cancelled unposted with no money back (then the row is skipped)."""
     if not for_money and cancelled_unposted(shop, str(order.get("id"))):
-        _update(record, status="skipped", reason=CANCELLED_UNPOSTED)
-        return PostResult("skipped_duplicate", record)
+        _update(record, status=RecordStatus.SKIPPED, reason=CANCELLED_UNPOSTED)
+        return PostResult(DeliveryStatus.SKIPPED_DUPLICATE, record)
     return build_order_document(shop, order, settings, client, record)
 
 
@@ -269,11 +254,11 @@ def post_orders(shop: Shop, orders: list[dict], settings: SyncSettings, client: 
 
 def _order_outcome(result: PostResult) -> Outcome:
     rec = result.record
-    if rec.status == "skipped":
-        return Outcome("processed", rec.reason)
-    if result.status == "flagged":
-        return Outcome("flagged", rec.reason, {"shopify_total": str(rec.shopify_total), "qbo_total": str(rec.qbo_total)})
-    if result.status == "skipped_duplicate":
-        return Outcome("skipped_duplicate", f"already posted as {rec.document_type} {rec.qbo_doc_number}")
-    return Outcome("posted", None, {"qbo_id": rec.qbo_id, "doc_number": rec.qbo_doc_number,
+    if rec.status == RecordStatus.SKIPPED:
+        return Outcome(DeliveryStatus.PROCESSED, rec.reason)
+    if result.status == DeliveryStatus.FLAGGED:
+        return Outcome(DeliveryStatus.FLAGGED, rec.reason, {"shopify_total": str(rec.shopify_total), "qbo_total": str(rec.qbo_total)})
+    if result.status == DeliveryStatus.SKIPPED_DUPLICATE:
+        return Outcome(DeliveryStatus.SKIPPED_DUPLICATE, f"already posted as {rec.document_type} {rec.qbo_doc_number}")
+    return Outcome(DeliveryStatus.POSTED, None, {"qbo_id": rec.qbo_id, "doc_number": rec.qbo_doc_number,
                                     "document_type": rec.document_type, "adopted": result.adopted})

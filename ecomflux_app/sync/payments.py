@@ -6,12 +6,14 @@ import logging
 from decimal import Decimal
 
 from ..models import Shop, SyncRecord, WebhookDelivery
+from ..statuses import DeliveryStatus, RecordStatus
 from ..quickbooks.client import QboClient, connection_for
 from ..translate.money import ZERO
 from ..translate.order import TranslationError
 from ..translate.payment import deposit_account_for, payment_method_for, plan_payments, render_payment
 from ..translate.settings import SyncSettings
-from .orders import post_order, shop_facts, with_transactions
+from .orders import post_order, with_transactions
+from .shop_settings import shop_facts
 from ..work_results import FatalError, Outcome, RetryLater
 from .posting import Document, PostResult, find_payment, flag, ledger_lock, ledger_row, post_document, read_once
 
@@ -22,7 +24,7 @@ def recorded_payments(shop: Shop, order_id: str) -> Decimal:
     """What is already recorded as paid for this order (posted Payment rows)."""
     rows = SyncRecord.select(SyncRecord.shopify_total).where(
         (SyncRecord.shop == shop.id) & (SyncRecord.kind == "payment") & (SyncRecord.order_id == str(order_id))
-        & (SyncRecord.status == "posted"))
+        & (SyncRecord.status == RecordStatus.POSTED))
     return sum((r.shopify_total or ZERO for r in rows), ZERO)
 
 
@@ -46,16 +48,16 @@ def post_payment_for_order(shop: Shop, order: dict, settings: SyncSettings, deli
     conn = connection_for(shop)
     client = client or QboClient(conn)
     invoice_row = SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == f"order:{order_id}"))
-    if invoice_row is None or invoice_row.status != "posted":
+    if invoice_row is None or invoice_row.status != RecordStatus.POSTED:
         outcome = post_order(shop, order, settings, conn, delivery=delivery, client=client)
         invoice_row = SyncRecord.get_or_none((SyncRecord.shop == shop.id)
                                              & (SyncRecord.source_key == f"order:{order_id}"))
-        if invoice_row is None or invoice_row.status != "posted":
-            if outcome.status in ("flagged", "processed"):
+        if invoice_row is None or invoice_row.status != RecordStatus.POSTED:
+            if outcome.status in (DeliveryStatus.FLAGGED, DeliveryStatus.PROCESSED):
                 return Outcome(outcome.status, f"invoice not posted, payment not recorded: {outcome.error}")
             raise RetryLater(f"invoice for order {order_id} is not posted yet: {outcome.error}", 300)
     if invoice_row.document_type != "Invoice":
-        return Outcome("processed", f"order was posted as a {invoice_row.document_type}: it is paid already")
+        return Outcome(DeliveryStatus.PROCESSED, f"order was posted as a {invoice_row.document_type}: it is paid already")
     order = with_transactions(shop, order, always=True)
     with ledger_lock(shop, invoice_row, key=f"payments:{order_id}",
                      busy="this order's payments are being recorded by another worker"):
@@ -71,12 +73,12 @@ def _post_payments(shop: Shop, order: dict, settings: SyncSettings, delivery: We
     except TranslationError as exc:
         raise FatalError(f"payment cannot be translated: {exc}", {"field": exc.field}) from None
     if not plans:
-        return Outcome("processed", "no new payment on this order")
+        return Outcome(DeliveryStatus.PROCESSED, "no new payment on this order")
     posted, flagged = [], []
     for plan in plans:
         record = ledger_row(shop, plan.source_key, kind="payment", order_id=order_id, order_name=plan.order_name,
                             delivery=delivery)
-        if record.status in ("posted", "skipped", "voided"):
+        if record.status in (RecordStatus.POSTED, RecordStatus.SKIPPED, RecordStatus.VOIDED):
             continue
 
         invoice_now = read_once(client, "Invoice", str(invoice_row.qbo_id))
@@ -100,10 +102,10 @@ def _post_payments(shop: Shop, order: dict, settings: SyncSettings, delivery: We
                             ledger={"order_date": plan.txn_date})
 
         result = post_document(shop, client, record, build, delivery, find=find)
-        (flagged if result.status == "flagged" else posted).append(result.record)
+        (flagged if result.status == DeliveryStatus.FLAGGED else posted).append(result.record)
     if flagged:
-        return Outcome("flagged", "; ".join(r.reason or "" for r in flagged))
+        return Outcome(DeliveryStatus.FLAGGED, "; ".join(r.reason or "" for r in flagged))
     if not posted:
-        return Outcome("skipped_duplicate", "payments already recorded")
-    return Outcome("posted", None, {"payments": [{"qbo_id": r.qbo_id, "amount": str(r.shopify_total)} for r in posted],
+        return Outcome(DeliveryStatus.SKIPPED_DUPLICATE, "payments already recorded")
+    return Outcome(DeliveryStatus.POSTED, None, {"payments": [{"qbo_id": r.qbo_id, "amount": str(r.shopify_total)} for r in posted],
                                     "invoice": invoice_row.qbo_doc_number})

@@ -7,6 +7,7 @@ import re
 from datetime import date
 
 from ..models import Payout, Shop, SyncRecord
+from ..statuses import RecordStatus
 from ..quickbooks.client import QboClient
 from ..shopify.errors import ShopifyError
 from ..shopify.payouts import fetch_payouts
@@ -86,10 +87,10 @@ def clearing_explained(shop: Shop) -> dict:
         ("SCHEDULED", "IN_TRANSIT", "PAID")))]
     keys = {r.source_key: r.status for r in SyncRecord.select(SyncRecord.source_key, SyncRecord.status).where(
         (SyncRecord.shop == shop.id) & (SyncRecord.kind == "payout"))}
-    not_deposited = [r for r in pending if keys.get(f"payout:{r.payout_id}") != "posted"]
+    not_deposited = [r for r in pending if keys.get(f"payout:{r.payout_id}") != RecordStatus.POSTED]
     reserve = ZERO
     for row in pending:
-        if keys.get(f"payout:{row.payout_id}") == "posted":
+        if keys.get(f"payout:{row.payout_id}") == RecordStatus.POSTED:
             for t in row.transactions or []:
                 if str(t.get("type", "")).startswith("RESERVED_FUNDS"):
                     reserve -= money(t.get("amount") or "0")

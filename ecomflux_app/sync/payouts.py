@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from .. import runtime
 from ..models import Payout, QboConnection, Shop, SyncRecord, utcnow
+from ..statuses import DeliveryStatus, RecordStatus, ShopStatus
 from ..queue import BULK_QUEUE, enqueue, shop_queue_name
 from ..quickbooks.client import QboClient, connection_for
 from ..quickbooks.errors import QboError
@@ -29,7 +30,7 @@ from ..translate.money import ZERO, money
 from ..translate.query import quote
 from ..translate.requestid import request_id as make_request_id
 from ..translate.settings import SyncSettings
-from .orders import shop_settings
+from .shop_settings import shop_settings
 from ..work_results import FatalError, RetryLater, WaitingForReconnect
 from .posting import Document, PostResult, _update, flag, ledger_row, post_document, record_attempt, translate_error
 
@@ -38,8 +39,8 @@ log = logging.getLogger(__name__)
 WAIT_DAYS = 7  # a payout waits this long for its orders' documents before posting clearing lines
 DEFAULT_HISTORY_DAYS = 30  # first run without a start date
 OVERLAP_DAYS = 7  # re-read this far behind the newest posted payout (late status changes)
-DONE = ("posted", "voided", "skipped")
-ORDER_DONE = ("posted", "voided", "skipped")
+DONE = (RecordStatus.POSTED, RecordStatus.VOIDED, RecordStatus.SKIPPED)
+ORDER_DONE = (RecordStatus.POSTED, RecordStatus.VOIDED, RecordStatus.SKIPPED)
 ENDED = ("FAILED", "CANCELED")
 
 
@@ -152,7 +153,7 @@ def linkable_documents(shop: Shop, client: QboClient, order_ids: list[str],
     if not order_ids:
         return {}
     rows = list(SyncRecord.select().where((SyncRecord.shop == shop.id) & SyncRecord.order_id.in_(order_ids)
-                                          & (SyncRecord.status == "posted") & SyncRecord.qbo_id.is_null(False)
+                                          & (SyncRecord.status == RecordStatus.POSTED) & SyncRecord.qbo_id.is_null(False)
                                           & SyncRecord.document_type.in_(("SalesReceipt", "Payment",
                                                                           "RefundReceipt"))))
     by_entity: dict[str, dict[str, SyncRecord]] = {}
@@ -220,7 +221,7 @@ def post_payout(shop: Shop, client: QboClient, settings: SyncSettings, accounts:
     record = ledger_row(shop, source_key(row.payout_id), kind="payout", order_id=row.payout_id,
                         order_name=f"Payout {row.payout_id}")
     if record.status in DONE:
-        return PostResult("skipped_duplicate", record)
+        return PostResult(DeliveryStatus.SKIPPED_DUPLICATE, record)
     txns = payout_transactions(shop, row)
     returned = returned_transactions(shop, txns)
     inner = [t for group in returned.values() for t in group]
@@ -232,8 +233,8 @@ def post_payout(shop: Shop, client: QboClient, settings: SyncSettings, accounts:
             reason = f"waiting for orders {_names(txns + inner, missing)} to be posted to QuickBooks"
             Payout.update(wait_reason=reason, waiting_since=since, updated_at=utcnow()).where(
                 Payout.id == row.id).execute()
-            if record.status != "posting":
-                _update(record, status="pending", reason=reason, shopify_total=row.net, order_date=row.payout_date,
+            if record.status != RecordStatus.POSTING:
+                _update(record, status=RecordStatus.PENDING, reason=reason, shopify_total=row.net, order_date=row.payout_date,
                         currency=row.currency)
             raise RetryLater(reason, 900)
         log.warning("payout %s: orders %s still not in QuickBooks after %s days; posting clearing lines",
@@ -276,14 +277,15 @@ def post_payout(shop: Shop, client: QboClient, settings: SyncSettings, accounts:
 def reverse_payout(shop: Shop, client: QboClient, row: Payout) -> bool:
     """A payout that failed after its Deposit was posted: delete the Deposit (its sales go back to clearing)."""
     record = payout_record(shop, row.payout_id)
-    if record is None or record.status not in ("posted", "posting", "pending", "failed", "flagged"):
+    if record is None or record.status not in (RecordStatus.POSTED, RecordStatus.POSTING, RecordStatus.PENDING,
+                                               RecordStatus.FAILED, RecordStatus.FLAGGED):
         return False
     reason = f"payout {row.status.lower()}: Shopify did not pay it out"
-    if record.status != "posted" or not record.qbo_id:
+    if record.status != RecordStatus.POSTED or not record.qbo_id:
         found = find_deposit(client, record.order_date, f"ecomflux:payout:{row.payout_id}") \
-            if record.status == "posting" and record.order_date else None
+            if record.status == RecordStatus.POSTING and record.order_date else None
         if found is None:
-            _update(record, status="skipped", reason=reason + " (nothing was posted)")
+            _update(record, status=RecordStatus.SKIPPED, reason=reason + " (nothing was posted)")
             return False
         record.qbo_id = str(found["Id"])
     try:
@@ -296,7 +298,7 @@ def reverse_payout(shop: Shop, client: QboClient, row: Payout) -> bool:
         record_attempt(record, None, client, "error", exc)
         raise translate_error(exc, record) from None
     record_attempt(record, None, client, "voided")
-    _update(record, status="voided", reason=reason + f": Deposit {record.qbo_id} deleted")
+    _update(record, status=RecordStatus.VOIDED, reason=reason + f": Deposit {record.qbo_id} deleted")
     return True
 
 
@@ -349,7 +351,7 @@ def sync_payouts(shop: Shop, since: date | None = None, until: date | None = Non
                 continue
             accounts = accounts or payout_accounts(client, settings)
             result = post_payout(shop, client, settings, accounts, row, conn)
-            counts["flagged" if result.status == "flagged" else "posted"] += 1
+            counts["flagged" if result.status == DeliveryStatus.FLAGGED else "posted"] += 1
         except RetryLater as exc:
             counts["waiting"] += 1
             log.info("payout %s waits: %s", row.payout_id, exc.reason)
@@ -386,7 +388,7 @@ def _configured_shops() -> list[Shop]:
     from ..models import ShopSettings
 
     out = []
-    for row in ShopSettings.select(ShopSettings, Shop).join(Shop).where(Shop.status == "active"):
+    for row in ShopSettings.select(ShopSettings, Shop).join(Shop).where(Shop.status == ShopStatus.ACTIVE):
         if SyncSettings.from_values(row.values or {}).payouts_enabled:
             out.append(row.shop)
     return out
@@ -410,7 +412,7 @@ def retry_waiting() -> dict:
     """Every 15 minutes: shops with payouts waiting for their orders try again (no Shopify read when none wait)."""
     shops = {row.shop_id for row in Payout.select(Payout.shop).where(Payout.wait_reason.is_null(False))}
     results = {}
-    for shop in Shop.select().where(Shop.id.in_(list(shops)) & (Shop.status == "active")) if shops else []:
+    for shop in Shop.select().where(Shop.id.in_(list(shops)) & (Shop.status == ShopStatus.ACTIVE)) if shops else []:
         try:
             results[shop.domain] = sync_payouts(shop)
         except (WaitingForReconnect, RetryLater) as exc:
@@ -426,12 +428,12 @@ def payout_view(shop: Shop, row: Payout) -> dict:
     record = payout_record(shop, row.payout_id)
     deposit = None
     match = None
-    if record is not None and record.status == "posted":
+    if record is not None and record.status == RecordStatus.POSTED:
         deposit = {"qbo_id": record.qbo_id, "total": record.qbo_total}
         difference = (record.qbo_total or ZERO) - (row.net or ZERO)
         match = {"matches": difference == 0, "difference": difference,
                  "cause": None if difference == 0 else record.reason or "the Deposit differs from the payout's net"}
-    elif record is not None and record.status == "flagged":
+    elif record is not None and record.status == RecordStatus.FLAGGED:
         difference = (record.qbo_total or ZERO) - (row.net or ZERO)
         match = {"matches": False, "difference": difference, "cause": record.reason}
     return {"payout_id": row.payout_id, "date": row.payout_date.isoformat() if row.payout_date else None,
@@ -446,13 +448,13 @@ def clearing_balance(shop: Shop, settings: SyncSettings) -> dict:
     paid_out = set()
     for row in Payout.select().where((Payout.shop == shop.id) & (Payout.status == "PAID")):
         rec = payout_record(shop, row.payout_id)
-        if rec is not None and rec.status == "posted":
+        if rec is not None and rec.status == RecordStatus.POSTED:
             for t in row.transactions or []:
                 if t.get("order_id") and t.get("type") == "CHARGE":
                     paid_out.add(str(t["order_id"]))
     waiting = [r for r in Payout.select().where((Payout.shop == shop.id) & Payout.status.in_(
         ("SCHEDULED", "IN_TRANSIT", "PAID")))
-        if (payout_record(shop, r.payout_id) is None or payout_record(shop, r.payout_id).status != "posted")]
+        if (payout_record(shop, r.payout_id) is None or payout_record(shop, r.payout_id).status != RecordStatus.POSTED)]
     return {"orders_paid_out": len(paid_out),
             "payouts_not_deposited": [{"payout_id": r.payout_id, "status": r.status, "net": r.net} for r in waiting],
             "in_transit": sum((r.net or ZERO for r in waiting), ZERO)}

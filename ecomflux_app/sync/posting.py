@@ -30,6 +30,7 @@ from peewee import IntegrityError
 from .. import runtime
 from ..db import database
 from ..models import ProcessingAttempt, Shop, SyncRecord, WebhookDelivery, utcnow
+from ..statuses import DeliveryStatus, RecordStatus
 from ..quickbooks.client import QboClient
 from ..quickbooks.errors import (
     QboAuthError,
@@ -273,14 +274,14 @@ def post_batch(shop: Shop, client: QboClient, items: list[BatchItem]) -> list[Po
                 results[index] = busy
                 continue
             item.record = SyncRecord.get_by_id(item.record.id)
-            if item.record.status in ("posted", "voided"):
-                results[index] = PostResult("skipped_duplicate", item.record)
+            if item.record.status in (RecordStatus.POSTED, RecordStatus.VOIDED):
+                results[index] = PostResult(DeliveryStatus.SKIPPED_DUPLICATE, item.record)
             elif (waiting := _wait_for_batch(shop, item.record)) is not None:
                 results[index] = waiting
             else:
                 held.append(index)
         started = time.perf_counter()
-        uncertain = [(i, items[i]) for i in held if items[i].record.status == "posting"]
+        uncertain = [(i, items[i]) for i in held if items[i].record.status == RecordStatus.POSTING]
         looked_up = {i for i, item in uncertain if item.marker and item.record.document_type
                      and item.record.qbo_doc_number}
         adopted, unanswered = _adopt_uncertain(shop, client, [(i, items[i]) for i in sorted(looked_up)], started)
@@ -290,7 +291,7 @@ def post_batch(shop: Shop, client: QboClient, items: list[BatchItem]) -> list[Po
         for index in held:
             if index in adopted:
                 continue
-            if items[index].record.status == "posting" and index not in looked_up:
+            if items[index].record.status == RecordStatus.POSTING and index not in looked_up:
                 results[index] = _post_single(shop, client, items[index], items[index].build)
                 continue
             try:
@@ -361,7 +362,7 @@ def _write_batch(shop: Shop, client: QboClient, items: list[BatchItem],
             for index, _doc in docs:
                 record_attempt(items[index].record, items[index].delivery, client, "error", exc, started)
                 if isinstance(exc, RealmBusy):  # refused by our limiter before anything was sent
-                    _update(items[index].record, status="pending", reason=mapped.reason)
+                    _update(items[index].record, status=RecordStatus.PENDING, reason=mapped.reason)
             raise mapped from None
         raise
     except QboError as exc:
@@ -398,11 +399,11 @@ def _post_single(shop: Shop, client: QboClient, item: BatchItem, build, settled:
 
 def _post_locked(shop, client, record, build, delivery, find=None, settled: bool = False) -> PostResult:
     record = SyncRecord.get_by_id(record.id)
-    if record.status in ("posted", "voided"):
-        return PostResult("skipped_duplicate", record)
+    if record.status in (RecordStatus.POSTED, RecordStatus.VOIDED):
+        return PostResult(DeliveryStatus.SKIPPED_DUPLICATE, record)
     if not settled and (waiting := _wait_for_batch(shop, record)) is not None:
         raise waiting
-    uncertain = record.status == "posting"
+    uncertain = record.status == RecordStatus.POSTING
     started = time.perf_counter()
     try:
         if uncertain and find is not None:
@@ -429,19 +430,19 @@ def _post_locked(shop, client, record, build, delivery, find=None, settled: bool
                 return _posted(record, created, doc, client, delivery, started, adopted=False)
         return _posted(record, existing, doc, client, delivery, started, adopted=True)
     except WaitingForReconnect:
-        _update(record, status="waiting_reconnect", reason="QuickBooks reconnect required")
+        _update(record, status=RecordStatus.WAITING_RECONNECT, reason="QuickBooks reconnect required")
         raise
     except QboError as exc:
         record_attempt(record, delivery, client, "error", exc, started)
         mapped = translate_error(exc, record)
         if isinstance(mapped, FatalError):
             # QBO refused it: nothing was created, so a retry after a fix is a different request.
-            _update(record, status="failed", reason=exc.describe(), error_code=exc.code,
+            _update(record, status=RecordStatus.FAILED, reason=exc.describe(), error_code=exc.code,
                     error_element=exc.element, intuit_tid=exc.intuit_tid,
                     request_generation=record.request_generation + 1)
         elif isinstance(exc, RealmBusy):
             # Refused by our limiter before anything was sent: no more uncertain than before.
-            _update(record, status="posting" if uncertain else "pending", reason=mapped.reason)
+            _update(record, status=RecordStatus.POSTING if uncertain else RecordStatus.PENDING, reason=mapped.reason)
         else:
             # Outcome unknown for transient errors on the create: stay 'posting' so the next
             # attempt looks the document up before creating (requestid replay covers it too).
@@ -454,7 +455,7 @@ def _mark_posting(shop: Shop, record: SyncRecord, doc: Document, delivery: Webho
     """Before the write: the row is 'posting' (a crash leaves it uncertain) with the document's figures
     and the requestid of the write (the batch's when it goes in one)."""
     rid = request_id_for(shop, record, doc.entity)
-    _update(record, status="posting", attempts=record.attempts + 1, document_type=doc.entity,
+    _update(record, status=RecordStatus.POSTING, attempts=record.attempts + 1, document_type=doc.entity,
             request_id=batch_rid or rid,
             qbo_doc_number=doc.doc_number, reason=None, error_code=None, error_element=None,
             delivery=delivery or record.delivery, **_money_figures(doc), **doc.ledger)
@@ -468,15 +469,15 @@ def _posted(record, entity: dict, doc: Document | None, client, delivery, starte
     total = qbo_total_of(doc.entity if doc else record.document_type, entity)
     if shop is not None:
         record.request_id = request_id_for(shop, record, doc.entity if doc else record.document_type)
-    _update(record, status="posted", request_id=record.request_id, qbo_id=str(entity.get("Id")), qbo_sync_token=str(entity.get("SyncToken", "0")),
+    _update(record, status=RecordStatus.POSTED, request_id=record.request_id, qbo_id=str(entity.get("Id")), qbo_sync_token=str(entity.get("SyncToken", "0")),
             qbo_doc_number=entity.get("DocNumber") or (doc.doc_number if doc else record.qbo_doc_number),
             posted_at=utcnow(), reason=None, error_code=None, error_element=None,
             qbo_total=total if total is not None else (doc.figures.get("qbo_total") if doc else record.qbo_total))
     record_attempt(record, delivery, client, "adopted" if adopted else "posted", None, started, exchange)
-    return PostResult("posted", record, adopted=adopted)
+    return PostResult(DeliveryStatus.POSTED, record, adopted=adopted)
 
 
 def flag(record: SyncRecord, reason: str, **figures) -> PostResult:
     """Do not post: keep both figures and the reason for the admin and support."""
-    _update(record, status="flagged", reason=reason, **figures)
-    return PostResult("flagged", record)
+    _update(record, status=RecordStatus.FLAGGED, reason=reason, **figures)
+    return PostResult(DeliveryStatus.FLAGGED, record)

@@ -26,13 +26,15 @@ from typing import Any, Iterable
 from zoneinfo import ZoneInfo
 
 from ..models import QboConnection, ReconciliationRun, Shop, SyncRecord, utcnow
+from ..statuses import ConnectionStatus, DeliveryStatus, RecordStatus, RunStatus
 from ..quickbooks.client import QboClient, connection_for
 from ..translate.money import ZERO, format_money, quantize, sum_money
 from ..translate.order import SHIPPING_ITEM_ID, TranslationError, plan_order
 from ..translate.plan import SHIPPING
 from ..translate.query import quote
 from .backfill import eligible
-from .orders import post_order, shop_facts, shop_settings
+from .orders import post_order
+from .shop_settings import shop_facts, shop_settings
 from ..work_results import FatalError, RetryLater, WaitingForReconnect
 from .posting import _update, ledger_lock, translate_error
 from .refunds import _moved_money, mark_reflected, post_refund, reflected_ids, refund_ids_in
@@ -71,10 +73,10 @@ def compare(expected: list[dict], ledger: dict[str, dict], documents: dict[str, 
         row = ledger.get(oid) or {}
         base = {"order_id": oid, "order_name": order.get("order_name"), "doc_number": order.get("doc_number"),
                 "document_type": row.get("document_type")}
-        if row.get("status") in ("voided", "skipped"):
+        if row.get("status") in (RecordStatus.VOIDED, RecordStatus.SKIPPED):
             continue
         if not docs:
-            if row.get("status") == "posted":
+            if row.get("status") == RecordStatus.POSTED:
                 out.append(dict(base, kind="deleted_in_qbo", doc_number=row.get("doc_number") or base["doc_number"],
                                 detail="the ledger says posted but QuickBooks has no document for this order"))
             else:
@@ -136,7 +138,7 @@ def _refund_totals(shop: Shop, edits: dict[str, set[str]]) -> dict[str, dict]:
     if not keys:
         return out
     for row in SyncRecord.select().where((SyncRecord.shop == shop.id) & (SyncRecord.kind == "refund")
-                                         & (SyncRecord.status == "posted") & SyncRecord.source_key.in_(keys)):
+                                         & (SyncRecord.status == RecordStatus.POSTED) & SyncRecord.source_key.in_(keys)):
         bucket = out.setdefault(row.order_id, {"total": ZERO, "tax": ZERO})
         bucket["total"] += row.qbo_total or ZERO
         bucket["tax"] += row.tax_total or ZERO
@@ -148,7 +150,7 @@ def _legacy_netted(order: dict, order_row: SyncRecord | None) -> dict:
     posted from a body already net of them, and the refunds were never posted): its total is compared
     net of them, as it was posted, instead of offering a fix that would count them twice."""
     out = {"total": ZERO, "tax": ZERO}
-    if order_row is None or order_row.status != "posted" or order_row.reflected_refunds is not None:
+    if order_row is None or order_row.status != RecordStatus.POSTED or order_row.reflected_refunds is not None:
         return out
     netted = reflected_ids(order_row)
     for refund in order.get("refunds") or []:
@@ -168,7 +170,7 @@ def _adjustment_totals(shop: Shop, order_ids: Iterable[str]) -> dict[str, Decima
     if not ids:
         return out
     for row in SyncRecord.select().where((SyncRecord.shop == shop.id) & (SyncRecord.kind == "adjust")
-                                         & (SyncRecord.status == "posted") & SyncRecord.order_id.in_(ids)):
+                                         & (SyncRecord.status == RecordStatus.POSTED) & SyncRecord.order_id.in_(ids)):
         sign = -1 if row.document_type == "CreditMemo" else 1
         out[row.order_id] = out.get(row.order_id, ZERO) + sign * (row.qbo_total or ZERO)
     return out
@@ -178,12 +180,12 @@ def _missing_refunds(shop: Shop, order: dict, order_row: SyncRecord | None) -> l
     """Refunds Shopify lists for a posted order that the ledger neither posted nor knows as reflected
     in the order's own document (as its ledger row recorded when it was written)."""
     ids = {str(r.get("id")) for r in order.get("refunds") or [] if isinstance(r, dict) and r.get("id")}
-    if not ids or order_row is None or order_row.status != "posted":
+    if not ids or order_row is None or order_row.status != RecordStatus.POSTED:
         return []
     reflected = reflected_ids(order_row)
     done = {r.source_key.split(":", 1)[1] for r in SyncRecord.select(SyncRecord.source_key).where(
         (SyncRecord.shop == shop.id) & SyncRecord.source_key.in_([f"refund:{i}" for i in ids])
-        & SyncRecord.status.in_(("posted", "skipped", "voided")))}
+        & SyncRecord.status.in_((RecordStatus.POSTED, RecordStatus.SKIPPED, RecordStatus.VOIDED)))}
     return sorted(ids - reflected - done)
 
 
@@ -191,9 +193,9 @@ def reconcile_range(shop: Shop, start: date, end: date, heal: bool = False, trig
                     client: QboClient | None = None, run: ReconciliationRun | None = None) -> ReconciliationRun:
     """Compare and store the report (and post what is missing when heal); run: a queued row to fill."""
     if run is None:
-        run = ReconciliationRun.create(shop=shop, start_date=start, end_date=end, trigger=trigger, status="running")
+        run = ReconciliationRun.create(shop=shop, start_date=start, end_date=end, trigger=trigger, status=RunStatus.RUNNING)
     else:
-        ReconciliationRun.update(status="running").where(ReconciliationRun.id == run.id).execute()
+        ReconciliationRun.update(status=RunStatus.RUNNING).where(ReconciliationRun.id == run.id).execute()
     try:
         conn = connection_for(shop)
         client = client or QboClient(conn)
@@ -210,7 +212,7 @@ def reconcile_range(shop: Shop, start: date, end: date, heal: bool = False, trig
             oid = str(order.get("id"))
             ok, _why = eligible(order, settings)
             row = ledger_rows.get(oid)
-            if not ok and not (row and row.status == "posted") and oid not in documents:
+            if not ok and not (row and row.status == RecordStatus.POSTED) and oid not in documents:
                 skipped += 1
                 continue
             by_id[oid] = order
@@ -255,10 +257,11 @@ def reconcile_range(shop: Shop, start: date, end: date, heal: bool = False, trig
         }
         report["counts"].update(payouts["counts"])
         report["payouts"] = {k: v for k, v in payouts.items() if k != "differences"}
-        ReconciliationRun.update(status="done", report=report, healed=len([h for h in healed if h["status"] == "posted"]),
+        ReconciliationRun.update(status=RunStatus.DONE, report=report,
+                                 healed=len([h for h in healed if h["status"] == DeliveryStatus.POSTED]),
                                  finished_at=utcnow()).where(ReconciliationRun.id == run.id).execute()
     except (RetryLater, WaitingForReconnect, FatalError) as exc:
-        ReconciliationRun.update(status="failed", report={"error": getattr(exc, "reason", str(exc))},
+        ReconciliationRun.update(status=RunStatus.FAILED, report={"error": getattr(exc, "reason", str(exc))},
                                  finished_at=utcnow()).where(ReconciliationRun.id == run.id).execute()
     return ReconciliationRun.get_by_id(run.id)
 
@@ -274,7 +277,7 @@ def heal_missing(shop: Shop, missing: list[dict], orders: dict[str, dict], setti
 
             order = fetch_order(shop, diff["order_id"])
         if order is None:
-            out.append({"order_id": diff["order_id"], "status": "failed", "detail": "order not found in Shopify"})
+            out.append({"order_id": diff["order_id"], "status": DeliveryStatus.FAILED, "detail": "order not found in Shopify"})
             continue
         try:
             if diff["kind"] == "missing_refund":
@@ -284,10 +287,10 @@ def heal_missing(shop: Shop, missing: list[dict], orders: dict[str, dict], setti
             else:
                 outcome = post_order(shop, order, settings, conn, client=client)
         except (RetryLater, FatalError) as exc:
-            out.append({"order_id": diff["order_id"], "order_name": order.get("name"), "status": "failed",
+            out.append({"order_id": diff["order_id"], "order_name": order.get("name"), "status": DeliveryStatus.FAILED,
                         "detail": exc.reason})
             continue
-        if outcome.status == "posted" and diff["kind"] == "missing_in_qbo":
+        if outcome.status == DeliveryStatus.POSTED and diff["kind"] == "missing_in_qbo":
             mark_reflected(shop, order)
         out.append({"order_id": diff["order_id"], "order_name": order.get("name"), "kind": diff["kind"],
                     "refund_id": diff.get("refund_id"), "status": outcome.status,
@@ -315,8 +318,8 @@ def fix_difference(shop: Shop, diff: dict, settings, conn: QboConnection, client
         if diff.get("kind") == "mismatch" and diff.get("field") == "total":
             return dict(base, **post_adjustment(shop, diff, settings, client))
     except (RetryLater, FatalError) as exc:
-        return dict(base, status="failed", detail=exc.reason)
-    return dict(base, status="failed", detail="no action of EcomFlux fixes this difference")
+        return dict(base, status=DeliveryStatus.FAILED, detail=exc.reason)
+    return dict(base, status=DeliveryStatus.FAILED, detail="no action of EcomFlux fixes this difference")
 
 
 def _in_qbo(client: QboClient, entity: str, qbo_id: str) -> bool:
@@ -340,22 +343,22 @@ def repost_deleted(shop: Shop, order_id: str, settings, conn: QboConnection, cli
 
     row = SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == f"order:{order_id}"))
     if row is None:
-        return {"status": "failed", "detail": "EcomFlux never posted this order"}
+        return {"status": DeliveryStatus.FAILED, "detail": "EcomFlux never posted this order"}
     order = fetch_order(shop, order_id)
     if order is None:
-        return {"status": "failed", "detail": "order not found in Shopify"}
+        return {"status": DeliveryStatus.FAILED, "detail": "order not found in Shopify"}
     with ledger_lock(shop, row):
         row = SyncRecord.get_by_id(row.id)
-        if row.status == "posted":
+        if row.status == RecordStatus.POSTED:
             if _in_qbo(client, row.document_type, row.qbo_id):
-                return {"status": "skipped_duplicate",
+                return {"status": DeliveryStatus.SKIPPED_DUPLICATE,
                         "detail": f"{row.document_type} {row.qbo_doc_number} is in QuickBooks"}
-            _update(row, status="pending", request_generation=row.request_generation + 1,
+            _update(row, status=RecordStatus.PENDING, request_generation=row.request_generation + 1,
                     reason=f"re-posting: {row.document_type} {row.qbo_doc_number} (id {row.qbo_id}) was deleted "
                            "in QuickBooks")
     outcome = post_order(shop, order, settings, conn, client=client)
     row = SyncRecord.get_by_id(row.id)
-    return {"status": outcome.status if outcome.status != "skipped_duplicate" else "posted",
+    return {"status": outcome.status if outcome.status != DeliveryStatus.SKIPPED_DUPLICATE else DeliveryStatus.POSTED,
             "detail": outcome.error or f"{row.document_type} {row.qbo_doc_number}"}
 
 
@@ -368,8 +371,8 @@ def post_adjustment(shop: Shop, diff: dict, settings, client: QboClient) -> dict
 
     order_id, qbo_id = str(diff["order_id"]), str(diff.get("qbo_id") or "")
     order_row = SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == f"order:{order_id}"))
-    if not qbo_id or order_row is None or order_row.status != "posted":
-        return {"status": "failed", "detail": "the order's document is not known to EcomFlux: check again first"}
+    if not qbo_id or order_row is None or order_row.status != RecordStatus.POSTED:
+        return {"status": DeliveryStatus.FAILED, "detail": "the order's document is not known to EcomFlux: check again first"}
     entity = diff.get("document_type") or order_row.document_type
     shopify_total, qbo_total = _dec(diff["shopify"]), _dec(diff["qbo"])
     current = client.read(entity, qbo_id)
@@ -381,7 +384,7 @@ def post_adjustment(shop: Shop, diff: dict, settings, client: QboClient) -> dict
                                currency_ref=(current.get("CurrencyRef") or {}).get("value")
                                if settings.company.multicurrency else None)
     except TranslationError as exc:
-        return {"status": "failed", "detail": str(exc)}
+        return {"status": DeliveryStatus.FAILED, "detail": str(exc)}
     record = ledger_row(shop, plan.source_key, kind="adjust", order_id=order_id, order_name=order_row.order_name)
 
     def build() -> Document | PostResult:
@@ -401,9 +404,10 @@ def post_adjustment(shop: Shop, diff: dict, settings, client: QboClient) -> dict
 
     result = post_document(shop, client, record, build)
     rec = result.record
-    if rec.status != "posted":
+    if rec.status != RecordStatus.POSTED:
         return {"status": rec.status, "detail": rec.reason}
-    return {"status": "posted" if result.status == "posted" else "skipped_duplicate", "detail": f"{rec.document_type} {rec.qbo_doc_number} for {format_money(plan.amount)}",
+    return {"status": DeliveryStatus.POSTED if result.status == DeliveryStatus.POSTED else DeliveryStatus.SKIPPED_DUPLICATE,
+            "detail": f"{rec.document_type} {rec.qbo_doc_number} for {format_money(plan.amount)}",
             "document_type": rec.document_type, "qbo_id": rec.qbo_id}
 
 
@@ -420,7 +424,7 @@ def fix(run_id: int, index: int) -> ReconciliationRun:
     differences[index] = diff
     report["differences"] = differences
     report["healed"] = list(report.get("healed") or []) + [outcome]
-    ReconciliationRun.update(report=report, healed=run.healed + (1 if outcome.get("status") == "posted" else 0)) \
+    ReconciliationRun.update(report=report, healed=run.healed + (1 if outcome.get("status") == DeliveryStatus.POSTED else 0)) \
         .where(ReconciliationRun.id == run.id).execute()
     return ReconciliationRun.get_by_id(run.id)
 
@@ -434,7 +438,7 @@ def post_missing(run_id: int) -> ReconciliationRun:
     client = QboClient(conn)
     healed = heal_missing(run.shop, missing, {}, shop_settings(run.shop, conn), conn, client)
     report["healed"] = list(report.get("healed") or []) + healed
-    ReconciliationRun.update(report=report, healed=run.healed + sum(1 for h in healed if h["status"] == "posted")) \
+    ReconciliationRun.update(report=report, healed=run.healed + sum(1 for h in healed if h["status"] == DeliveryStatus.POSTED)) \
         .where(ReconciliationRun.id == run.id).execute()
     return ReconciliationRun.get_by_id(run.id)
 
@@ -465,7 +469,7 @@ def reconcile_all_shops(days: int = 3) -> list[dict]:
     """Daily job: each connected shop's last `days` days, healing gaps (missed webhooks); what it fixed."""
     results = []
     shops = Shop.select().join(QboConnection, on=(QboConnection.shop == Shop.id)).where(
-        QboConnection.status == "connected")
+        QboConnection.status == ConnectionStatus.CONNECTED)
     for shop in shops:
         if not shop.is_active:
             continue
@@ -474,11 +478,11 @@ def reconcile_all_shops(days: int = 3) -> list[dict]:
             run = reconcile_range(shop, today - timedelta(days=days), today, heal=True, trigger="scheduled")
         except Exception as exc:  # one shop's trouble must not stop the others
             log.exception("scheduled reconciliation failed for %s", shop.domain)
-            results.append({"shop": shop.domain, "status": "failed", "error": str(exc)})
+            results.append({"shop": shop.domain, "status": RunStatus.FAILED, "error": str(exc)})
             continue
         report = run.report or {}
         results.append({"shop": shop.domain, "run": run.id, "status": run.status, "healed": run.healed,
-                        "fixed": [h for h in report.get("healed", []) if h.get("status") == "posted"],
+                        "fixed": [h for h in report.get("healed", []) if h.get("status") == DeliveryStatus.POSTED],
                         "counts": report.get("counts")})
     return results
 
@@ -488,7 +492,7 @@ def queue_reconciliation(shop: Shop, start: date, end: date) -> ReconciliationRu
     from .. import runtime
     from ..queue import BULK_QUEUE, enqueue
 
-    run = ReconciliationRun.create(shop=shop, start_date=start, end_date=end, trigger="manual", status="queued")
+    run = ReconciliationRun.create(shop=shop, start_date=start, end_date=end, trigger="manual", status=RunStatus.QUEUED)
     enqueue(runtime.redis(), BULK_QUEUE, "ecomflux_app.sync.reconcile.reconcile_job", run.id,
             job_id=f"reconcile-{run.id}")
     return run

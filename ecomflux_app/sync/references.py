@@ -24,6 +24,7 @@ from typing import Callable
 from peewee import IntegrityError
 
 from ..models import CustomerMap, ItemMap, Shop, WebhookDelivery
+from ..statuses import DeliveryStatus
 from ..quickbooks.client import PAGE, QboClient
 from ..quickbooks import notifications
 from ..quickbooks.errors import QboDuplicateName, QboValidationError, RealmBusy, parse_fault
@@ -255,7 +256,8 @@ class ReferenceResolver:
     def busy(self) -> bool:
         """The shop has a backlog (at least BACKLOG_DELIVERIES deliveries waiting)."""
         return WebhookDelivery.select().where(
-            (WebhookDelivery.shop == self.shop.id) & WebhookDelivery.status.in_(("queued", "pending", "received"))
+            (WebhookDelivery.shop == self.shop.id)
+            & WebhookDelivery.status.in_((DeliveryStatus.QUEUED, DeliveryStatus.PENDING, DeliveryStatus.RECEIVED))
         ).limit(BACKLOG_DELIVERIES).count() >= BACKLOG_DELIVERIES
 
     def _directory_key(self, entity: str = "Customer") -> str:

@@ -10,6 +10,7 @@ import json
 import logging
 
 from ..models import QboConnection, Shop, SyncRecord, WebhookDelivery, utcnow
+from ..statuses import DeliveryStatus, RecordStatus
 from ..quickbooks.client import QboClient, connection_for
 from ..translate.order import Refs, TranslationError
 from ..translate.payment import APPLY_KEY_PREFIX, CreditApplication, plan_credit_application, render_credit_application
@@ -17,7 +18,8 @@ from ..translate.refund import moved_money, plan_refund
 from ..translate.settings import SyncSettings
 from .dispatch import DeliveryContext
 from .lifecycle import ensure_shop_active
-from .orders import post_order, shop_facts, shop_settings, with_transactions
+from .orders import post_order, with_transactions
+from .shop_settings import shop_facts, shop_settings
 from ..work_results import FatalError, Outcome, RetryLater
 from .posting import Document, PostResult, _update, find_payment, flag, ledger_row, post_document, read_once
 from .references import ReferenceResolver, post_with_current_references
@@ -63,7 +65,7 @@ def refund_ids_in(order: dict | None) -> set[str]:
 def reflected_ids(record: SyncRecord | None) -> set[str]:
     """The refunds an order's posted document nets out, as the ledger recorded them with the document:
     the one answer every worker reads, whatever body each of them fetched."""
-    if record is None or record.status != "posted":
+    if record is None or record.status != RecordStatus.POSTED:
         return set()
     if record.reflected_refunds is not None:
         return {i for i in record.reflected_refunds.split(",") if i}
@@ -79,8 +81,8 @@ def mark_reflected(shop: Shop, order: dict) -> None:
     for refund_id in sorted(reflected_ids(record)):
         row = ledger_row(shop, f"refund:{refund_id}", kind="refund", order_id=str(order.get("id")),
                          order_name=order.get("name"))
-        if row.status in ("pending", "failed", "flagged"):
-            SyncRecord.update(status="skipped", reason="already reflected in the order's document",
+        if row.status in (RecordStatus.PENDING, RecordStatus.FAILED, RecordStatus.FLAGGED):
+            SyncRecord.update(status=RecordStatus.SKIPPED, reason="already reflected in the order's document",
                               updated_at=utcnow()).where(SyncRecord.id == row.id).execute()
 
 
@@ -89,14 +91,14 @@ def ensure_order_posted(shop: Shop, order_id: str, settings: SyncSettings, conn:
     """The order's posted ledger row (posting it first when it never was), its body, and the refunds
     its document reflects. RetryLater while the order cannot be read or posted yet."""
     record = order_record(shop, order_id)
-    if record is not None and record.status == "posted":
+    if record is not None and record.status == RecordStatus.POSTED:
         return record, None, reflected_ids(record)
     body = order_body(shop, order_id)
     if body is None:
         raise RetryLater(f"order {order_id} is not known yet: waiting for it before its refund", 60)
     outcome = post_order(shop, body, settings, conn, client=client, for_money=for_money)
     record = order_record(shop, order_id)
-    if record is None or record.status != "posted":
+    if record is None or record.status != RecordStatus.POSTED:
         raise RetryLater(f"order {order_id} is not posted ({outcome.status}: {outcome.error}); "
                          "its refund waits for it", 300)
     # Whoever posted it (this worker or another one meanwhile), the ledger row says what it nets.
@@ -138,7 +140,7 @@ def record_payment_first(shop: Shop, order_id: str, body: dict, settings: SyncSe
 
     # Per-transaction amounts when Shopify has them: the body may already be net of this refund.
     outcome = post_payment_for_order(shop, with_transactions(shop, body, always=True), settings, delivery, client)
-    if outcome.status == "flagged":
+    if outcome.status == DeliveryStatus.FLAGGED:
         log.warning("order %s: payment not recorded before its refund (%s)", order_id, outcome.error)
 
 
@@ -148,7 +150,7 @@ def _invoice_paid(shop: Shop, order_rec: SyncRecord) -> bool:
         return False
     return SyncRecord.select().where((SyncRecord.shop == shop.id) & (SyncRecord.kind == "payment")
                                      & (SyncRecord.order_id == order_rec.order_id)
-                                     & (SyncRecord.status == "posted")).exists()
+                                     & (SyncRecord.status == RecordStatus.POSTED)).exists()
 
 
 def apply_key(refund_record: SyncRecord) -> str:
@@ -158,10 +160,10 @@ def apply_key(refund_record: SyncRecord) -> str:
 
 def credit_to_apply(shop: Shop, refund_record: SyncRecord) -> bool:
     """A posted credit memo whose application to the invoice has not finished (or never started)."""
-    if refund_record.status != "posted" or refund_record.document_type != "CreditMemo":
+    if refund_record.status != RecordStatus.POSTED or refund_record.document_type != "CreditMemo":
         return False
     row = SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == apply_key(refund_record)))
-    return row is None or row.status not in ("posted", "skipped")
+    return row is None or row.status not in (RecordStatus.POSTED, RecordStatus.SKIPPED)
 
 
 def apply_credit(shop: Shop, client: QboClient, memo_record: SyncRecord, order_rec: SyncRecord | None,
@@ -198,8 +200,8 @@ def apply_credit(shop: Shop, client: QboClient, memo_record: SyncRecord, order_r
     def build() -> Document | PostResult:
         application = plan()
         if application.skip_reason:
-            _update(record, status="skipped", reason=application.skip_reason)
-            return PostResult("skipped_duplicate", record)
+            _update(record, status=RecordStatus.SKIPPED, reason=application.skip_reason)
+            return PostResult(DeliveryStatus.SKIPPED_DUPLICATE, record)
         return Document(entity="Payment", payload=render_credit_application(application), doc_number=None,
                         marker=application.payment_marker,
                         figures={"shopify_total": application.amount, "qbo_total": application.amount},
@@ -217,9 +219,9 @@ def _applied(result: PostResult | None) -> dict | None:
     if result is None:
         return None
     rec = result.record
-    if rec.status != "posted":
+    if rec.status != RecordStatus.POSTED:
         return {"status": rec.status, "reason": rec.reason}
-    return {"status": "posted", "qbo_id": rec.qbo_id, "amount": str(rec.qbo_total)}
+    return {"status": RecordStatus.POSTED, "qbo_id": rec.qbo_id, "amount": str(rec.qbo_total)}
 
 
 def handle_refund(ctx: DeliveryContext) -> Outcome:
@@ -236,7 +238,7 @@ def post_refund(shop: Shop, refund: dict, settings: SyncSettings, conn: QboConne
     if refund_id in (None, "") or order_id in (None, ""):
         raise FatalError("refund payload has no id or order_id")
     record = ledger_row(shop, f"refund:{refund_id}", kind="refund", order_id=str(order_id), delivery=delivery)
-    if record.status in ("posted", "voided", "skipped"):
+    if record.status in (RecordStatus.POSTED, RecordStatus.VOIDED, RecordStatus.SKIPPED):
         return _already_booked(shop, record, str(order_id), conn, client, delivery)
     money = _moved_money(refund)
     not_booked = _not_to_book(shop, record, str(order_id), money)
@@ -245,10 +247,10 @@ def post_refund(shop: Shop, refund: dict, settings: SyncSettings, conn: QboConne
     client = client or QboClient(conn)
     order_rec, body, reflected = ensure_order_posted(shop, str(order_id), settings, conn, client, for_money=money)
     if str(refund_id) in reflected:
-        SyncRecord.update(status="skipped", reason=f"already reflected in {order_rec.document_type} "
+        SyncRecord.update(status=RecordStatus.SKIPPED, reason=f"already reflected in {order_rec.document_type} "
                                                    f"{order_rec.qbo_doc_number}", order_name=order_rec.order_name,
                           updated_at=utcnow()).where(SyncRecord.id == record.id).execute()
-        return Outcome("processed", f"the order's document {order_rec.qbo_doc_number} already reflects this refund")
+        return Outcome(DeliveryStatus.PROCESSED, f"the order's document {order_rec.qbo_doc_number} already reflects this refund")
     body = order or body or order_body(shop, str(order_id)) or {"id": order_id, "name": order_rec.order_name}
     if order_rec.document_type == "Invoice" and _moved_money(refund) and not _invoice_paid(shop, order_rec):
         record_payment_first(shop, str(order_id), body, settings, delivery, client)
@@ -267,10 +269,10 @@ def _already_booked(shop: Shop, record: SyncRecord, order_id: str, conn: QboConn
     if credit_to_apply(shop, record):
         # The credit memo is in QBO but its application did not finish (transient error, crash).
         applied = apply_credit(shop, client or QboClient(conn), record, order_record(shop, order_id), delivery)
-        if applied is not None and applied.status == "posted":
-            return Outcome("posted", None, {"qbo_id": record.qbo_id, "doc_number": record.qbo_doc_number,
+        if applied is not None and applied.status == RecordStatus.POSTED:
+            return Outcome(DeliveryStatus.POSTED, None, {"qbo_id": record.qbo_id, "doc_number": record.qbo_doc_number,
                                             "document_type": record.document_type, "applied": _applied(applied)})
-    return Outcome("skipped_duplicate", record.reason or f"already posted as {record.document_type} "
+    return Outcome(DeliveryStatus.SKIPPED_DUPLICATE, record.reason or f"already posted as {record.document_type} "
                                                          f"{record.qbo_doc_number}")
 
 
@@ -279,17 +281,17 @@ def _not_to_book(shop: Shop, record: SyncRecord, order_id: str, money: bool) -> 
     the bookkeeper; an edit of an order cancelled before it was posted: skipped), else None."""
     existing = order_record(shop, order_id)
     cancelled = SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == f"cancel:{order_id}"))
-    if money and existing is not None and existing.status == "voided":
+    if money and existing is not None and existing.status == RecordStatus.VOIDED:
         reason = (f"money went back for an order whose {existing.document_type} {existing.qbo_doc_number} was "
                   "voided when it was cancelled: left for the bookkeeper")
         flag(record, reason)
-        return Outcome("flagged", reason)
-    if cancelled is not None and not money and (existing is None or existing.status != "posted"):
+        return Outcome(DeliveryStatus.FLAGGED, reason)
+    if cancelled is not None and not money and (existing is None or existing.status != RecordStatus.POSTED):
         # Money that went back is always booked (with its sale, posted as sold first, cancelled or not);
         # an edit of an order cancelled before it was posted is not.
-        SyncRecord.update(status="skipped", reason="order cancelled before it was posted: nothing to refund in "
+        SyncRecord.update(status=RecordStatus.SKIPPED, reason="order cancelled before it was posted: nothing to refund in "
                           "QuickBooks", updated_at=utcnow()).where(SyncRecord.id == record.id).execute()
-        return Outcome("processed", "order cancelled before it was posted: nothing to refund in QuickBooks")
+        return Outcome(DeliveryStatus.PROCESSED, "order cancelled before it was posted: nothing to refund in QuickBooks")
     return None
 
 
@@ -308,10 +310,10 @@ def _refund_document(shop: Shop, client: QboClient, record: SyncRecord, refund: 
         return flag(record, f"not posted: {plan.balance.reason}", shopify_total=plan.balance.expected,
                     qbo_total=plan.balance.computed, tax_total=plan.tax_total, currency=plan.currency)
     if plan.empty:
-        SyncRecord.update(status="skipped", reason="refund moved no money and no lines (restock only)",
+        SyncRecord.update(status=RecordStatus.SKIPPED, reason="refund moved no money and no lines (restock only)",
                           updated_at=utcnow()).where(SyncRecord.id == record.id).execute()
-        record.status = "skipped"
-        return PostResult("skipped_duplicate", record)
+        record.status = RecordStatus.SKIPPED
+        return PostResult(DeliveryStatus.SKIPPED_DUPLICATE, record)
     customer_id, items = ReferenceResolver(shop, client, settings).resolve(
         plan.customer, plan.currency_ref, plan.item_requests(settings.item_type))
     if plan.customer.guest and body.get("customer") is None and order_rec.qbo_id and not body.get("line_items"):
@@ -336,13 +338,14 @@ def _refund_outcome(shop: Shop, client: QboClient, result: PostResult, order_rec
                     delivery: WebhookDelivery | None) -> Outcome:
     """What posting the refund came to; a posted credit memo is first applied to the order's invoice."""
     rec = result.record
-    if result.status == "flagged":
-        return Outcome("flagged", rec.reason, {"shopify_total": str(rec.shopify_total),
+    if result.status == DeliveryStatus.FLAGGED:
+        return Outcome(DeliveryStatus.FLAGGED, rec.reason, {"shopify_total": str(rec.shopify_total),
                                                "qbo_total": str(rec.qbo_total)})
-    applied = apply_credit(shop, client, rec, order_rec, delivery) if rec.status == "posted" else None
-    if result.status == "skipped_duplicate":
-        return Outcome("skipped_duplicate" if rec.status != "skipped" else "processed", rec.reason,
+    applied = apply_credit(shop, client, rec, order_rec, delivery) if rec.status == RecordStatus.POSTED else None
+    if result.status == DeliveryStatus.SKIPPED_DUPLICATE:
+        return Outcome(DeliveryStatus.SKIPPED_DUPLICATE if rec.status != RecordStatus.SKIPPED else DeliveryStatus.PROCESSED,
+                       rec.reason,
                        {"applied": _applied(applied)} if applied else None)
-    return Outcome("posted", None, {"qbo_id": rec.qbo_id, "doc_number": rec.qbo_doc_number,
+    return Outcome(DeliveryStatus.POSTED, None, {"qbo_id": rec.qbo_id, "doc_number": rec.qbo_doc_number,
                                     "document_type": rec.document_type, "linked_to": order_rec.qbo_doc_number,
                                     "applied": _applied(applied)})

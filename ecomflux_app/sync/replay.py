@@ -8,12 +8,14 @@ import redis
 
 from .. import runtime
 from ..models import AuditLog, WebhookDelivery, utcnow
+from ..statuses import DeliveryStatus
 from .sweeper import enqueue_delivery
 
 log = logging.getLogger(__name__)
 
-REPLAYABLE = ("failed", "flagged", "ignored", "pending", "posted", "processed", "skipped_duplicate", "received",
-              "queued")
+REPLAYABLE = (DeliveryStatus.FAILED, DeliveryStatus.FLAGGED, DeliveryStatus.IGNORED, DeliveryStatus.PENDING,
+              DeliveryStatus.POSTED, DeliveryStatus.PROCESSED, DeliveryStatus.SKIPPED_DUPLICATE,
+              DeliveryStatus.RECEIVED, DeliveryStatus.QUEUED)
 BULK_PROGRESS_KEY = "ecomflux:bulk-replay:{job}"
 
 
@@ -22,7 +24,7 @@ def replay_delivery(delivery_id: int, actor: str | None = None) -> str:
 
     Returns 'queued', 'scheduled' (Redis down: the sweeper enqueues it) or 'busy' (being processed).
     """
-    updated = WebhookDelivery.update(status="queued", next_attempt_at=None, lease_until=None,
+    updated = WebhookDelivery.update(status=DeliveryStatus.QUEUED, next_attempt_at=None, lease_until=None,
                                      enqueued_at=utcnow()).where(
         (WebhookDelivery.id == delivery_id) & WebhookDelivery.status.in_(REPLAYABLE)).execute()
     if not updated:
@@ -36,9 +38,9 @@ def replay_delivery(delivery_id: int, actor: str | None = None) -> str:
         ok = False
     if not ok:
         # Marked 'received' so the sweeper enqueues it as soon as Redis answers.
-        WebhookDelivery.update(status="received", enqueued_at=None).where(WebhookDelivery.id == delivery_id).execute()
+        WebhookDelivery.update(status=DeliveryStatus.RECEIVED, enqueued_at=None).where(WebhookDelivery.id == delivery_id).execute()
         return "scheduled"
-    return "queued"
+    return DeliveryStatus.QUEUED
 
 
 def replay_many(delivery_ids: list[int], job_key: str | None = None, actor: str | None = None) -> dict:

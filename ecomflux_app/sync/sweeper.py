@@ -9,6 +9,7 @@ import redis
 
 from .. import runtime
 from ..models import WebhookDelivery, utcnow
+from ..statuses import DeliveryStatus
 from rq.serializers import JSONSerializer
 
 from ..queue import enqueue, enqueue_batch, get_queue, shop_queue_name
@@ -103,8 +104,9 @@ def enqueue_delivery(conn: redis.Redis, delivery: WebhookDelivery) -> bool:
     except redis.RedisError as exc:
         log.warning("enqueue of delivery %s failed, the sweeper will retry: %s", delivery.id, exc)
         return False
-    WebhookDelivery.update(enqueued_at=utcnow(), status="queued").where(
-        (WebhookDelivery.id == delivery.id) & (WebhookDelivery.status.in_(("received", "queued", "pending")))
+    WebhookDelivery.update(enqueued_at=utcnow(), status=DeliveryStatus.QUEUED).where(
+        (WebhookDelivery.id == delivery.id)
+        & (WebhookDelivery.status.in_((DeliveryStatus.RECEIVED, DeliveryStatus.QUEUED, DeliveryStatus.PENDING)))
     ).execute()
     return True
 
@@ -118,10 +120,10 @@ def due_deliveries(stale_after: timedelta, limit: int = 1000):
         WebhookDelivery.select(WebhookDelivery.id, WebhookDelivery.status, WebhookDelivery.shop_domain)
         .where(
             # Intake inserts rows as 'queued'; 'received' means their enqueue failed (Redis down).
-            (WebhookDelivery.status == "received")
-            | ((WebhookDelivery.status == "queued") & (WebhookDelivery.enqueued_at < stale))
-            | ((WebhookDelivery.status == "processing") & (WebhookDelivery.lease_until < now))
-            | ((WebhookDelivery.status == "pending") & (WebhookDelivery.next_attempt_at <= now))
+            (WebhookDelivery.status == DeliveryStatus.RECEIVED)
+            | ((WebhookDelivery.status == DeliveryStatus.QUEUED) & (WebhookDelivery.enqueued_at < stale))
+            | ((WebhookDelivery.status == DeliveryStatus.PROCESSING) & (WebhookDelivery.lease_until < now))
+            | ((WebhookDelivery.status == DeliveryStatus.PENDING) & (WebhookDelivery.next_attempt_at <= now))
         )
         .order_by(WebhookDelivery.id)
         .limit(limit)
@@ -134,7 +136,7 @@ def sweep(conn: redis.Redis, stale_after_seconds: int = 60) -> int:
     ranges: dict[str, list[tuple[int, int]]] = {}
     for delivery in due_deliveries(timedelta(seconds=stale_after_seconds)):
         try:
-            if delivery.status == "queued":
+            if delivery.status == DeliveryStatus.QUEUED:
                 if delivery.shop_domain not in ranges:
                     ranges[delivery.shop_domain] = live_batch_ranges(conn, delivery.shop_domain)
                 # The batch ranges first (in memory): with a backlog of thousands, a Redis read per row
@@ -147,7 +149,7 @@ def sweep(conn: redis.Redis, stale_after_seconds: int = 60) -> int:
             log.warning("sweeper cannot reach Redis: %s", exc)
             break
         # Queued again with a live job (a pending row keeps its last error as the reason it waited).
-        WebhookDelivery.update(status="queued", enqueued_at=utcnow(), next_attempt_at=None).where(
+        WebhookDelivery.update(status=DeliveryStatus.QUEUED, enqueued_at=utcnow(), next_attempt_at=None).where(
             (WebhookDelivery.id == delivery.id) & (WebhookDelivery.status == delivery.status)).execute()
         count += 1
     if count:
@@ -159,7 +161,7 @@ def resume_pending(conn: redis.Redis, shop_domain: str) -> int:
     """After a reconnect: re-enqueue the shop's deliveries parked while QBO was unreachable."""
     rows = WebhookDelivery.select().where(
         (WebhookDelivery.shop_domain == shop_domain)
-        & (WebhookDelivery.status == "pending")
+        & (WebhookDelivery.status == DeliveryStatus.PENDING)
         & (WebhookDelivery.next_attempt_at.is_null())
     )
     count = 0
@@ -177,5 +179,5 @@ def resume_parked(shop_domain: str) -> int:
     except redis.RedisError as exc:
         log.warning("resume of %s deferred to the sweeper: %s", shop_domain, exc)
         return WebhookDelivery.update(next_attempt_at=utcnow()).where(
-            (WebhookDelivery.shop_domain == shop_domain) & (WebhookDelivery.status == "pending")
+            (WebhookDelivery.shop_domain == shop_domain) & (WebhookDelivery.status == DeliveryStatus.PENDING)
             & (WebhookDelivery.next_attempt_at.is_null())).execute()

@@ -8,22 +8,14 @@ from datetime import timedelta
 from decimal import Decimal
 
 from ..models import QboConnection, Shop, SyncRecord, WebhookDelivery, utcnow
+from ..statuses import ConnectionStatus, RecordStatus
 from ..translate.tax_codes import UNMAPPED_PREFIX, TaxSetup
+from .shop_settings import load_tax_setup, shop_facts, shop_settings
 
 log = logging.getLogger(__name__)
 
 # The admin may add a code in QuickBooks after an order was flagged: the page re-reads this often.
 FRESH_FOR = timedelta(minutes=10)
-
-
-def load_tax_setup(conn: QboConnection | None) -> TaxSetup | None:
-    """The stored tax codes of a non-US company (None: US, not connected, or not read yet)."""
-    if conn is None or (conn.company_country or "US") == "US" or not getattr(conn, "tax_setup", None):
-        return None
-    try:
-        return TaxSetup.from_values(json.loads(conn.tax_setup))
-    except (ValueError, KeyError, TypeError):
-        return None
 
 
 def refresh_tax_setup(conn: QboConnection, client=None) -> TaxSetup | None:
@@ -44,7 +36,7 @@ def refresh_tax_setup(conn: QboConnection, client=None) -> TaxSetup | None:
 
 def ensure_tax_setup(conn: QboConnection | None, client=None, max_age: timedelta | None = None) -> TaxSetup | None:
     """The stored setup, read from QBO first when missing (or older than max_age)."""
-    if conn is None or (conn.company_country or "US") == "US" or conn.status != "connected":
+    if conn is None or (conn.company_country or "US") == "US" or conn.status != ConnectionStatus.CONNECTED:
         return load_tax_setup(conn)
     stale = max_age is not None and (conn.tax_setup_read_at is None or conn.tax_setup_read_at < utcnow() - max_age)
     if conn.tax_setup and not stale:
@@ -55,13 +47,12 @@ def ensure_tax_setup(conn: QboConnection | None, client=None, max_age: timedelta
 def resume_unmapped(shop: Shop) -> int:
     """Orders flagged for an unmapped tax go back through the exactly-once path (after a mapping)."""
     from ..translate.order import TranslationError, plan_order
-    from .orders import shop_facts, shop_settings
     from .replay import replay_delivery
 
     # The stored connection as it is (even waiting for a reconnect): resumed rows wait there if need be.
     settings = shop_settings(shop, QboConnection.get_or_none(QboConnection.shop == shop.id))
     facts = shop_facts(shop)
-    flagged = SyncRecord.select().where((SyncRecord.shop == shop.id) & (SyncRecord.status == "flagged")
+    flagged = SyncRecord.select().where((SyncRecord.shop == shop.id) & (SyncRecord.status == RecordStatus.FLAGGED)
                                         & (SyncRecord.kind == "order")
                                         & SyncRecord.reason.contains(UNMAPPED_PREFIX))
     resumed = 0

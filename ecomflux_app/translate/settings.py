@@ -214,6 +214,18 @@ def _parse_company(values: Mapping[str, Any]) -> tuple[CompanyFacts, dict[str, s
     return dataclasses.replace(default, **kwargs), errors
 
 
+def effective_settings(values: Mapping[str, Any], company: Mapping[str, Any] | None, *, shop_country: str | None,
+                       shop_currency: str | None, tax_setup: Any = None) -> SyncSettings:
+    """A shop's settings as they post: its chosen values with the QBO company's facts, the shop's own country
+    and currency standing in for what the company has not told (US and USD only when the shop has none)."""
+    told = dict(company or {})
+    told["country"] = told.get("country") or shop_country
+    told["home_currency"] = told.get("home_currency") or shop_currency
+    facts = dataclasses.replace(CompanyFacts.from_values(told), tax_setup=tax_setup)
+    # The company's facts come from QuickBooks (or the shop), never from the saved values.
+    return SyncSettings.from_values({k: v for k, v in values.items() if k != "company"}).with_company(facts)
+
+
 def parse_settings(values: Mapping[str, Any]) -> tuple[SyncSettings, dict[str, str]]:
     """Parse raw values into settings plus per-field errors; bad fields keep their defaults."""
     errors: dict[str, str] = {}

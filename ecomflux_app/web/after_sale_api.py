@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from flask import Blueprint, Response, g, request
 
 from ..models import BackfillRun, ReconciliationRun
+from ..statuses import ConnectionStatus, RunStatus
 from . import params
 from .api import _connection, _error, _json, _require_installed
 from .session_auth import require_session_token
@@ -23,7 +24,7 @@ def _ready():
     if problem is not None:
         return problem
     conn = _connection(shop)
-    if conn is None or conn.status != "connected":
+    if conn is None or conn.status != ConnectionStatus.CONNECTED:
         return _error(409, "connect QuickBooks first")
     return None
 
@@ -187,7 +188,7 @@ def _finished_run(run_id: int):
     run = _own_run(run_id)
     if run is None:
         return None, _error(404, "no such reconciliation")
-    if run.status != "done":
+    if run.status != RunStatus.DONE:
         return None, _error(409, f"the reconciliation is {run.status}")
     return run, None
 

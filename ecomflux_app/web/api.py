@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from decimal import Decimal
@@ -12,10 +11,12 @@ from flask import Blueprint, Response, g, jsonify, request
 from peewee import fn
 
 from ..models import QboConnection, ShopSettings, SyncRecord, WebhookDelivery, utcnow
+from ..statuses import ConnectionStatus, RecordStatus, ShopStatus
+from ..shopify.topics import RERUN_SOURCE_TOPICS
 from ..translate.jsonout import dumps as dumps_decimal
 from ..translate.payout_accounts import payout_account_errors
-from ..translate.settings import (CUSTOMER_MATCHING, DOCUMENT_TYPES, TAX_HANDLING, TRIGGERS, CompanyFacts,
-                                  SyncSettings)
+from ..sync.shop_settings import saved_values, shop_facts, shop_settings
+from ..translate.settings import CUSTOMER_MATCHING, DOCUMENT_TYPES, TAX_HANDLING, TRIGGERS, SyncSettings
 from . import params, qbo_bridge
 from .session_auth import require_session_token
 
@@ -26,15 +27,14 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 EDITABLE_EXCLUDED = {"company"}
 # The ledger's statuses as the page groups them.
 STATUS_GROUPS = {
-    "posted": ("posted",),
-    "pending": ("pending", "posting", "waiting_reconnect"),
-    "flagged": ("flagged",),
-    "failed": ("failed",),
-    "voided": ("voided",),
-    "skipped": ("skipped",),
+    "posted": (RecordStatus.POSTED,),
+    "pending": (RecordStatus.PENDING, RecordStatus.POSTING, RecordStatus.WAITING_RECONNECT),
+    "flagged": (RecordStatus.FLAGGED,),
+    "failed": (RecordStatus.FAILED,),
+    "voided": (RecordStatus.VOIDED,),
+    "skipped": (RecordStatus.SKIPPED,),
 }
-RETRYABLE = ("failed", "flagged")
-ORDER_TOPICS = ("orders/fulfilled", "orders/paid", "orders/create", "orders/updated")
+RETRYABLE = (RecordStatus.FAILED, RecordStatus.FLAGGED)
 MAX_PER_PAGE = 100
 
 
@@ -51,7 +51,7 @@ def _json(value, status: int = 200) -> Response:
 
 def _require_installed():
     """The token's shop, or an error response when the app is not installed there."""
-    if g.shop is None or g.shop.status != "active":
+    if g.shop is None or g.shop.status != ShopStatus.ACTIVE:
         return None, _error(409, "the app is not installed on this shop; open it from the Shopify admin")
     return g.shop, None
 
@@ -62,35 +62,8 @@ def _connection(shop) -> QboConnection | None:
 
 def connection_state(conn: QboConnection | None) -> str:
     if conn is None:
-        return "not_connected"
-    return conn.status or "not_connected"
-
-
-def company_facts(conn: QboConnection | None) -> CompanyFacts:
-    if conn is None or connection_state(conn) == "not_connected":
-        return CompanyFacts()
-    facts = CompanyFacts.from_values({
-        "country": conn.company_country,
-        "home_currency": conn.home_currency,
-        "multicurrency": bool(conn.multicurrency),
-    })
-    return dataclasses.replace(facts, tax_setup=_tax_setup(conn))  # non-US: codes per line in Preview
-
-
-def _tax_setup(conn):
-    from ..sync.tax_setup import load_tax_setup
-
-    return load_tax_setup(conn)
-
-
-def stored_values(shop) -> dict:
-    row = ShopSettings.get_or_none(ShopSettings.shop == shop)
-    return dict(row.values or {}) if row else {}
-
-
-def shop_settings(shop) -> SyncSettings:
-    """The shop's saved settings with the connected company's facts."""
-    return SyncSettings.from_values(stored_values(shop)).with_company(company_facts(_connection(shop)))
+        return ConnectionStatus.NOT_CONNECTED
+    return conn.status or ConnectionStatus.NOT_CONNECTED
 
 
 def _editable(settings: SyncSettings) -> dict:
@@ -111,7 +84,7 @@ def _money(value: Decimal | None) -> str | None:
 def status():
     shop = g.shop
     if shop is None:
-        return jsonify(shop=g.shop_domain, installed=False, qbo={"state": "not_connected"}, counts={},
+        return jsonify(shop=g.shop_domain, installed=False, qbo={"state": ConnectionStatus.NOT_CONNECTED}, counts={},
                        last_sync_at=None)
     conn = _connection(shop)
     counts = {group: 0 for group in STATUS_GROUPS}
@@ -125,23 +98,23 @@ def status():
     last_posted = (SyncRecord.select(SyncRecord.posted_at).where(
         (SyncRecord.shop == shop) & SyncRecord.posted_at.is_null(False))
         .order_by(SyncRecord.posted_at.desc()).first())
-    problem = qbo_bridge.check_company(conn) if connection_state(conn) == "connected" else None
+    problem = qbo_bridge.check_company(conn) if connection_state(conn) == ConnectionStatus.CONNECTED else None
     if problem:
         conn = _connection(shop)  # the check may have found the company gone: reconnect_required
     state = connection_state(conn)
     qbo = {
-        "problem": problem if state == "connected" else None,  # connected, but QuickBooks is not answering
+        "problem": problem if state == ConnectionStatus.CONNECTED else None,  # connected, but QuickBooks is not answering
         "state": state,
-        "connected": state == "connected",
-        "reconnect_required": state == "reconnect_required",
-        "company_name": conn.company_name if conn and state != "not_connected" else None,
-        "realm_id": conn.realm_id if conn and state != "not_connected" else None,
-        "reason": conn.status_reason if conn and state == "reconnect_required" else None,
+        "connected": state == ConnectionStatus.CONNECTED,
+        "reconnect_required": state == ConnectionStatus.RECONNECT_REQUIRED,
+        "company_name": conn.company_name if conn and state != ConnectionStatus.NOT_CONNECTED else None,
+        "realm_id": conn.realm_id if conn and state != ConnectionStatus.NOT_CONNECTED else None,
+        "reason": conn.status_reason if conn and state == ConnectionStatus.RECONNECT_REQUIRED else None,
         "connected_at": _iso(conn.connected_at) if conn else None,
         "last_success_at": _iso(conn.last_success_at) if conn else None,
         "authorization": qbo_bridge.authorization(shop, conn),  # Intuit's refresh-token expiries, warning
     }
-    return jsonify(shop=shop.domain, shop_name=shop.name, installed=shop.status == "active",
+    return jsonify(shop=shop.domain, shop_name=shop.name, installed=shop.status == ShopStatus.ACTIVE,
                    shop_status=shop.status, qbo=qbo, counts=counts,
                    last_sync_at=_iso(last_posted.posted_at) if last_posted else None)
 
@@ -158,7 +131,7 @@ def get_settings():
     shop, err = _require_installed()
     if err:
         return err
-    settings = shop_settings(shop)
+    settings = shop_settings(shop, _connection(shop))
     row = ShopSettings.get_or_none(ShopSettings.shop == shop)
     return jsonify(settings=_editable(settings), company=settings.company.to_values(), choices=_choices(),
                    saved=row is not None, updated_at=_iso(row.updated_at) if row else None)
@@ -188,7 +161,7 @@ ID_SOURCES = {
 def _reference_errors(shop, values: dict, submitted: set[str]) -> dict[str, str]:
     """Ids that are not in the connected company (only when its lists can be read right now)."""
     conn = _connection(shop)
-    if connection_state(conn) != "connected":
+    if connection_state(conn) != ConnectionStatus.CONNECTED:
         return {}
     try:
         options = qbo_bridge.company_options(shop, conn)
@@ -222,7 +195,7 @@ def put_settings():
         return _error(400, "send the settings as a JSON object")
     body = body.get("settings", body) if isinstance(body.get("settings"), dict) else body
     errors = {name: "set from the connected QuickBooks company" for name in body if name in EDITABLE_EXCLUDED}
-    merged = {k: v for k, v in stored_values(shop).items() if k not in EDITABLE_EXCLUDED}
+    merged = {k: v for k, v in saved_values(shop).items() if k not in EDITABLE_EXCLUDED}
     merged.update({k: v for k, v in body.items() if k not in EDITABLE_EXCLUDED})
     for name, message in SyncSettings.validate_values(merged).items():
         errors.setdefault(name, message)
@@ -237,7 +210,7 @@ def put_settings():
         conflict_target=[ShopSettings.shop], update={ShopSettings.values: values, ShopSettings.updated_at: now},
     ).execute()
     log.info("settings saved for %s (%s)", shop.domain, ", ".join(sorted(body)))
-    full = settings.with_company(company_facts(_connection(shop)))
+    full = shop_settings(shop, _connection(shop), values)
     return jsonify(settings=_editable(full), company=full.company.to_values(), choices=_choices(), saved=True,
                    updated_at=_iso(now))
 
@@ -251,8 +224,8 @@ def options():
         return err
     conn = _connection(shop)
     state = connection_state(conn)
-    if state != "connected":
-        return _error(409, "QuickBooks is not connected" if state == "not_connected"
+    if state != ConnectionStatus.CONNECTED:
+        return _error(409, "QuickBooks is not connected" if state == ConnectionStatus.NOT_CONNECTED
                       else "QuickBooks needs to be reconnected", state=state)
     try:
         data = qbo_bridge.company_options(shop, conn, fresh=request.args.get("refresh") == "1")
@@ -349,7 +322,7 @@ def orders():
 def _latest_delivery(shop_domain: str, order_id: str) -> WebhookDelivery | None:
     return (WebhookDelivery.select()
             .where((WebhookDelivery.shop_domain == shop_domain) & (WebhookDelivery.order_id == str(order_id))
-                   & WebhookDelivery.topic.in_(ORDER_TOPICS))
+                   & WebhookDelivery.topic.in_(RERUN_SOURCE_TOPICS))
             .order_by(WebhookDelivery.received_at.desc(), WebhookDelivery.id.desc()).first())
 
 
@@ -418,7 +391,6 @@ def _order_for_preview(shop, body: dict):
 @bp.post("/preview")
 @require_session_token
 def preview():
-    from ..translate.order import ShopFacts
     from ..translate.preview import preview_document
 
     shop, err = _require_installed()
@@ -430,15 +402,15 @@ def preview():
     order, errors = _order_for_preview(shop, body)
     if errors:
         return jsonify(error="nothing to preview", errors=errors), 422
-    values = {k: v for k, v in stored_values(shop).items() if k not in EDITABLE_EXCLUDED}
+    values = {k: v for k, v in saved_values(shop).items() if k not in EDITABLE_EXCLUDED}
     overrides = body.get("settings")
     if isinstance(overrides, dict):
         values.update({k: v for k, v in overrides.items() if k not in EDITABLE_EXCLUDED})
         setting_errors = SyncSettings.validate_values(values)
         if setting_errors:
             return jsonify(error="some settings are invalid", errors=setting_errors), 422
-    settings = SyncSettings.from_values(values).with_company(company_facts(_connection(shop)))
-    facts = ShopFacts(timezone=shop.timezone or "UTC", currency=shop.currency or "USD")
+    # The settings and shop facts posting would use (sync/shop_settings.py), with the page's overrides.
+    settings, facts = shop_settings(shop, _connection(shop), values), shop_facts(shop)
     try:
         result = preview_document(order, settings, facts)
     except Exception as exc:  # noqa: BLE001 - a malformed pasted order must not become a 500

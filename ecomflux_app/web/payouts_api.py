@@ -8,9 +8,11 @@ from datetime import date, timedelta
 from flask import Blueprint, request
 
 from ..models import Payout, ShopSettings, utcnow
+from ..statuses import ConnectionStatus
 from ..translate.payout_accounts import ACCOUNT_TYPES
 from ..translate.settings import SyncSettings
-from .api import _connection, _error, _iso, _json, _require_installed, stored_values
+from ..sync.shop_settings import saved_values
+from .api import _connection, _error, _iso, _json, _require_installed
 from .session_auth import require_session_token
 
 log = logging.getLogger(__name__)
@@ -26,7 +28,7 @@ def _connected():
     if problem is not None:
         return None, problem
     conn = _connection(shop)
-    if conn is None or conn.status != "connected":
+    if conn is None or conn.status != ConnectionStatus.CONNECTED:
         return None, _error(409, "connect QuickBooks first")
     return shop, None
 
@@ -39,7 +41,7 @@ def list_payouts():
     shop, problem = _require_installed()
     if problem is not None:
         return problem
-    settings = SyncSettings.from_values(stored_values(shop))
+    settings = SyncSettings.from_values(saved_values(shop))
     rows = list(Payout.select().where(Payout.shop == shop.id).order_by(Payout.issued_at.desc(), Payout.id.desc())
                 .limit(PAGE))
     latest = Payout.select().where(Payout.shop == shop.id).order_by(Payout.read_at.desc()).first()
@@ -63,7 +65,7 @@ def sync_payouts_route():
     shop, problem = _connected()
     if problem is not None:
         return problem
-    settings = SyncSettings.from_values(stored_values(shop))
+    settings = SyncSettings.from_values(saved_values(shop))
     if not settings.payouts_enabled:
         return _error(409, "choose the clearing, bank and fee accounts for payouts first")
     body = request.get_json(silent=True) or {}
@@ -118,7 +120,7 @@ def create_payout_accounts():
             chosen[setting] = str(account["Id"])
     except (QboError, WaitingForReconnect) as exc:
         return _error(502, f"QuickBooks refused: {exc.describe()}")
-    values = dict(stored_values(shop), **chosen)
+    values = dict(saved_values(shop), **chosen)
     now = utcnow()
     ShopSettings.insert(shop=shop, values=values, updated_at=now).on_conflict(
         conflict_target=[ShopSettings.shop], update={ShopSettings.values: values, ShopSettings.updated_at: now},

@@ -25,12 +25,13 @@ from ..models import (
     WebhookDelivery,
     utcnow,
 )
+from ..statuses import DeliveryStatus
 from ..queue import CONTROL_QUEUE, enqueue, queue_depths
 from ..quickbooks.expiry import authorization_end
 from ..staff import LoginError, LoginThrottled, authenticate
 from ..staff_sessions import SESSION_LIFETIME, load_session, open_session, revoke_session
 from ..sync.compliance import PERSON_CONTAINERS, PERSONAL_KEYS
-from ..shopify.webhooks import SUPPORTED_TOPICS
+from ..shopify.topics import SUBSCRIBED_TOPICS
 from ..sync.dispatch import TOPIC_HANDLERS
 from ..sync.replay import BULK_PROGRESS_KEY, replay_delivery
 
@@ -40,8 +41,7 @@ login_manager.login_view = "support.login"
 login_manager.login_message = "Sign in to use the support console."
 
 PAGE_SIZE = 50
-STATUSES = ("received", "queued", "processing", "posted", "processed", "skipped_duplicate", "pending", "flagged",
-            "failed", "ignored")
+STATUSES = tuple(DeliveryStatus)
 BULK_LIMIT = 10_000
 
 
@@ -201,7 +201,7 @@ def webhooks():
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     # The known topics, not SELECT DISTINCT: that would scan the whole log on every page view.
-    topics = sorted(SUPPORTED_TOPICS | set(TOPIC_HANDLERS))
+    topics = sorted(SUBSCRIBED_TOPICS | set(TOPIC_HANDLERS))
     next_args = {k: v for k, v in filters.items() if v}
     return render_template("support/webhooks.html", rows=rows, filters=filters, statuses=STATUSES, topics=topics,
                            next_url=url_for("support.webhooks", before=rows[-1].id, **next_args) if more else None,
@@ -281,7 +281,7 @@ def replay(delivery_id: int):
 @operator_required
 def replay_failed():
     filters = {k: request.form.get(k, "").strip() for k in ("shop", "topic", "since", "until", "q")}
-    filters["status"] = "failed"
+    filters["status"] = DeliveryStatus.FAILED
     ids = [d.id for d in filtered(filters).select(WebhookDelivery.id).order_by(WebhookDelivery.id).limit(BULK_LIMIT)]
     job_key = uuid.uuid4().hex[:12]
     conn = runtime.redis()

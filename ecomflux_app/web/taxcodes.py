@@ -10,13 +10,15 @@ from decimal import Decimal
 from flask import Blueprint, jsonify, request
 
 from ..models import ShopSettings, SyncRecord, WebhookDelivery, utcnow
+from ..statuses import ConnectionStatus, RecordStatus
 from ..quickbooks.errors import QboError
 from ..work_results import WaitingForReconnect
-from ..sync.tax_setup import FRESH_FOR, ensure_tax_setup, load_tax_setup, refresh_tax_setup, resume_unmapped
-from ..translate.order import ShopFacts, TranslationError, plan_order
+from ..sync.shop_settings import load_tax_setup, saved_values, shop_facts, shop_settings
+from ..sync.tax_setup import FRESH_FOR, ensure_tax_setup, refresh_tax_setup, resume_unmapped
+from ..translate.order import TranslationError, plan_order
 from ..translate.settings import SyncSettings
 from ..translate.tax_codes import UNMAPPED_PREFIX
-from .api import _connection, _error, _require_installed, shop_settings, stored_values
+from .api import _connection, _error, _require_installed
 from .session_auth import require_session_token
 
 log = logging.getLogger(__name__)
@@ -31,9 +33,9 @@ def _percents(signature: str) -> tuple[Decimal, ...]:
 def _unmapped(shop, settings: SyncSettings) -> list[dict]:
     """Every Shopify tax that flagged an order, with the codes offered for it (same rate first)."""
     found: dict[str, dict] = {}
-    flagged = (SyncRecord.select().where((SyncRecord.shop == shop.id) & (SyncRecord.status == "flagged")
+    flagged = (SyncRecord.select().where((SyncRecord.shop == shop.id) & (SyncRecord.status == RecordStatus.FLAGGED)
                                          & SyncRecord.reason.contains(UNMAPPED_PREFIX)).limit(200))
-    facts = ShopFacts(timezone=shop.timezone or "UTC", currency=shop.currency or "USD")
+    facts = shop_facts(shop)
     for rec in flagged:
         delivery = WebhookDelivery.get_or_none(WebhookDelivery.id == rec.delivery_id) if rec.delivery_id else None
         if delivery is None:
@@ -51,7 +53,7 @@ def _unmapped(shop, settings: SyncSettings) -> list[dict]:
 
 def _state(shop):
     conn = _connection(shop)
-    settings = shop_settings(shop)
+    settings = shop_settings(shop, conn)
     setup = settings.company.tax_setup
     codes = [{"id": c.id, "name": c.name, "kind": c.kind, "describe": c.describe(),
               "rates": [{"name": r.name, "percent": str(r.percent)} for r in c.rates]}
@@ -82,7 +84,7 @@ def refresh():
     if err:
         return err
     conn = _connection(shop)
-    if conn is None or conn.status != "connected":
+    if conn is None or conn.status != ConnectionStatus.CONNECTED:
         return _error(409, "connect QuickBooks first")
     try:
         refresh_tax_setup(conn)
@@ -115,7 +117,7 @@ def put_mapping():
             errors[signature] = f"{code.describe()} does not have the same rate(s) as {signature}"
     if errors:
         return jsonify(error="some mappings are invalid", errors=errors), 422
-    values = stored_values(shop)
+    values = saved_values(shop)
     values["tax_code_map"] = dict(values.get("tax_code_map") or {}, **{k: str(v) for k, v in mapping.items()})
     now = utcnow()
     ShopSettings.insert(shop=shop, values=values, updated_at=now).on_conflict(

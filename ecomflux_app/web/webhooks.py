@@ -20,9 +20,11 @@ from flask import Blueprint
 from werkzeug.wsgi import get_input_stream
 
 from .. import runtime
-from ..intake import SHOPLESS_TOPICS, IntakeWriter, body_columns, row_values
-from ..shopify.webhooks import ORDER_TOPICS, SUPPORTED_TOPICS, delivery_headers, verify
+from ..intake import IntakeWriter, body_columns, row_values
+from ..shopify.topics import SHOPLESS_TOPICS, SUBSCRIBED_TOPICS, row_ids
+from ..shopify.webhooks import delivery_headers, verify
 from .security import BASE_HEADERS
+from ..statuses import DeliveryStatus, ShopStatus
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
@@ -38,7 +40,7 @@ MAX_BODY = 5 * 1024 * 1024
 # noise; 1 in 10 cost ~5%.
 RECONNECT_EVERY = 20
 # Answers that tell the sender its delivery will not be worked on (now), in a header as well.
-QUIET_STATUSES = frozenset({"ignored", "failed", "held"})
+QUIET_STATUSES = frozenset({DeliveryStatus.IGNORED, DeliveryStatus.FAILED, "held"})
 _answers = itertools.count(1)  # next() on a count is atomic under the GIL: no lock per request
 
 _writer = IntakeWriter(runtime.redis)
@@ -125,30 +127,6 @@ def _parse_ids(raw: bytes):
             "customer": {"id": ids.customer.id} if ids.customer is not None else None}
 
 
-def _text_id(value) -> str | None:
-    """An id or name as the row's text (whatever JSON type the body gave it), None when absent."""
-    if value is None:
-        return None
-    return value if isinstance(value, str) else str(value)
-
-
-def _ids(topic: str, payload) -> dict:
-    """Order/resource ids worth indexing for the support console search."""
-    if not isinstance(payload, dict):
-        return {}
-    out: dict = {}
-    if topic in ORDER_TOPICS:
-        out["order_id"] = out["resource_id"] = _text_id(payload.get("id"))
-        out["order_name"] = _text_id(payload.get("name"))
-    elif topic == "refunds/create":
-        out["resource_id"] = _text_id(payload.get("id"))
-        out["order_id"] = _text_id(payload.get("order_id"))
-    elif topic in ("customers/redact", "customers/data_request"):
-        customer = payload.get("customer")
-        out["resource_id"] = _text_id(customer.get("id")) if isinstance(customer, dict) else None
-    return out
-
-
 def _read_body(environ) -> bytes | None:
     """The raw body (Content-Length or chunked), or None when it is over MAX_BODY."""
     length = environ.get("CONTENT_LENGTH")
@@ -184,16 +162,16 @@ def receive(environ, cfg) -> tuple[int, dict]:
         # Shopify always sends one; derive a stable id so a resend still deduplicates.
         webhook_id = "derived-" + hashlib.sha256(topic.encode() + b"|" + shop_domain.encode() + b"|" + raw).hexdigest()
 
-    status, error = "queued", None
+    status, error = DeliveryStatus.QUEUED, None
     try:
         payload = _parse_ids(raw)
-        ids = _ids(topic, payload)
+        ids = row_ids(topic, payload)
     except ValueError as exc:  # incl. UnicodeDecodeError, and an id too long to print
-        payload, ids, status, error = None, {}, "failed", f"malformed JSON payload: {exc}"
-    if status == "queued" and not isinstance(payload, dict):
-        status, error = "failed", f"payload is not a JSON object ({type(payload).__name__})"
-    if status == "queued" and topic not in SUPPORTED_TOPICS:
-        status, error = "ignored", f"unsupported topic {topic!r}"
+        payload, ids, status, error = None, {}, DeliveryStatus.FAILED, f"malformed JSON payload: {exc}"
+    if status == DeliveryStatus.QUEUED and not isinstance(payload, dict):
+        status, error = DeliveryStatus.FAILED, f"payload is not a JSON object ({type(payload).__name__})"
+    if status == DeliveryStatus.QUEUED and topic not in SUBSCRIBED_TOPICS:
+        status, error = DeliveryStatus.IGNORED, f"unsupported topic {topic!r}"
 
     body, raw_body = body_columns(raw)
     # The writer sets the shop id (and ignores a queued row for a shop we do not hold); row_values
@@ -227,9 +205,9 @@ def _answer(result) -> dict:
     will not be worked on (ignored, failed, or held for a shop that uninstalled the app)."""
     values = result.values
     fields = {"status": values["status"], "id": result.delivery_id}
-    if values["status"] in ("ignored", "failed"):
+    if values["status"] in (DeliveryStatus.IGNORED, DeliveryStatus.FAILED):
         fields["reason"] = values["error"]
-    elif result.shop_status not in (None, "active") and values["topic"] not in SHOPLESS_TOPICS:
+    elif result.shop_status not in (None, ShopStatus.ACTIVE) and values["topic"] not in SHOPLESS_TOPICS:
         fields["status"] = "held"
         fields["reason"] = f"shop is {result.shop_status}: held until the app is reinstalled or reopened"
     return fields
