@@ -21,10 +21,12 @@ from datetime import datetime, timezone
 
 import redis
 
+from ..translate.document_kinds import entities
+
 log = logging.getLogger(__name__)
 
 DIRECTORY_ENTITIES = ("Customer", "Item")
-DOCUMENT_ENTITIES = ("SalesReceipt", "Invoice", "Payment", "RefundReceipt", "CreditMemo", "Deposit")
+DOCUMENT_ENTITIES = entities()  # every kind EcomFlux writes (translate.document_kinds)
 KNOWN = {e.lower(): e for e in DIRECTORY_ENTITIES + DOCUMENT_ENTITIES}
 OWN_SECONDS = 24 * 3600  # how long we remember a record as created by us (notifications come in minutes)
 DOC_CHANGES_SECONDS = 30 * 24 * 3600

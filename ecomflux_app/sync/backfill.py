@@ -19,6 +19,7 @@ from ..models import BackfillRun, Shop, SyncRecord, utcnow
 from ..queue import BULK_QUEUE, enqueue
 from ..quickbooks.client import QboClient, connection_for
 from ..quickbooks.errors import QboError
+from ..translate.document_kinds import kind_for_setting
 from ..translate.settings import SyncSettings
 from .orders import post_orders, shop_settings
 from ..work_results import FatalError, RetryLater, WaitingForReconnect
@@ -158,7 +159,7 @@ def post_page(shop: Shop, orders: list[dict], settings: SyncSettings, client: Qb
             _bump(counts, "skipped")
 
     post_orders(shop, work, settings, client, each=count)
-    if settings.document_type == "invoice":
+    if kind_for_setting(settings.document_type).takes_payments:
         _record_payments(shop, work, settings, client)
     _record_refunds(shop, work, settings, client)
     if later:

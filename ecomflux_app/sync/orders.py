@@ -10,6 +10,7 @@ from typing import Callable
 
 from ..models import QboConnection, Shop, ShopSettings, SyncRecord, WebhookDelivery
 from ..quickbooks.client import QboClient, connection_for
+from ..translate.document_kinds import kind_for_setting
 from ..translate.order import Refs, ShopFacts, TranslationError, order_marker, plan_order, render_document
 from ..translate.settings import CompanyFacts, SyncSettings
 from .dispatch import DeliveryContext
@@ -59,7 +60,7 @@ def handle_order_webhook(ctx: DeliveryContext) -> Outcome:
     settings = shop_settings(shop, conn)
     order, topic = ctx.payload, ctx.delivery.topic
     if topic != TRIGGER_TOPICS.get(settings.trigger, "orders/fulfilled"):
-        if topic == "orders/paid" and settings.document_type == "invoice":
+        if topic == "orders/paid" and kind_for_setting(settings.document_type).takes_payments:
             return _payment(shop, order, settings, ctx.delivery)
         return Outcome("ignored", f"orders are posted when {settings.trigger}; {topic} posts nothing")
     start = settings.sync_start_date
@@ -67,7 +68,8 @@ def handle_order_webhook(ctx: DeliveryContext) -> Outcome:
     if start and day and day < start:
         return Outcome("ignored", f"order dated {day} is before the sync start date {start}")
     outcome = post_order(shop, order, settings, conn, delivery=ctx.delivery)
-    if topic == "orders/paid" and settings.document_type == "invoice" and outcome.status in ("posted", "skipped_duplicate"):
+    if topic == "orders/paid" and kind_for_setting(settings.document_type).takes_payments \
+            and outcome.status in ("posted", "skipped_duplicate"):
         return _payment(shop, order, settings, ctx.delivery)  # invoice posted on payment: record the payment too
     return outcome
 
