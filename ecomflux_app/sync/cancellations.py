@@ -86,8 +86,8 @@ def _void_locked(shop: Shop, client: QboClient, record: SyncRecord, doc: SyncRec
             paid = totals.balance is not None and totals.balance != total
             if kind_of(entity).takes_payments and paid:
                 _update(record, status="flagged", document_type=entity, qbo_id=doc.qbo_id,
-                     reason=f"{kind_of(entity).label.lower()} {doc.qbo_doc_number} is (partly) paid and the cancellation refunded nothing: "
-                            "left as is for the bookkeeper")
+                     reason=f"{kind_of(entity).label.lower()} {doc.qbo_doc_number} is (partly) paid and the "
+                            "cancellation refunded nothing: left as is for the bookkeeper")
                 return Outcome("flagged", record.reason)
             _update(record, status="posting", attempts=record.attempts + 1, document_type=entity, qbo_id=doc.qbo_id,
                  request_id=request_id(shop.domain, record.source_key, "void"))

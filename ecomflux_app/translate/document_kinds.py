@@ -104,7 +104,8 @@ SALES_RECEIPT = DocumentKind(
     entity="SalesReceipt", endpoint="salesreceipt", label="Sales Receipt", role=SALE,
     translator="render.render_document", undo=VOID_BY_UPDATE, setting="sales_receipt",
     setting_hint="paid orders, money deposited",
-    refunded_as="RefundReceipt", adjusted_down_as="CreditMemo", carries_deposit_account=True, cleared_by_deposit=True, clearing_by_default=True)
+    refunded_as="RefundReceipt", adjusted_down_as="CreditMemo", carries_deposit_account=True, cleared_by_deposit=True,
+    clearing_by_default=True)
 INVOICE = DocumentKind(
     entity="Invoice", endpoint="invoice", label="Invoice", role=SALE,
     translator="render.render_document", undo=VOID, setting="invoice", takes_payments=True,
