@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 from ..models import QboConnection, ReconciliationRun, Shop, SyncRecord, utcnow
 from ..quickbooks.client import QboClient, connection_for
-from ..translate.document_kinds import SALE, entities, kind_of, read_totals
+from ..translate.document_kinds import SALE, entities, kind_or_none, read_totals
 from ..translate.money import ZERO, format_money, quantize, sum_money
 from ..translate.order import SHIPPING_ITEM_ID, TranslationError, plan_order
 from ..translate.plan import SHIPPING
@@ -166,7 +166,8 @@ def _adjustment_totals(shop: Shop, order_ids: Iterable[str]) -> dict[str, Decima
         return out
     for row in SyncRecord.select().where((SyncRecord.shop == shop.id) & (SyncRecord.kind == "adjust")
                                          & (SyncRecord.status == "posted") & SyncRecord.order_id.in_(ids)):
-        sign = kind_of(row.document_type).sign
+        adjusted_as = kind_or_none(row.document_type)
+        sign = adjusted_as.sign if adjusted_as else 1
         out[row.order_id] = out.get(row.order_id, ZERO) + sign * (row.qbo_total or ZERO)
     return out
 
