@@ -10,6 +10,7 @@ from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from . import create_app
+from .translate.document_kinds import DOCUMENT_TYPES
 
 
 def _make_app(*_args, **_kwargs):
@@ -95,7 +96,7 @@ def dev_cmd(port: int, no_worker: bool):
 @click.argument("order_file", type=click.File("r"))
 @click.option("--settings", "settings_file", type=click.File("r"), default=None,
               help="JSON file of shop settings (the /api/settings shape, may include \"company\").")
-@click.option("--document-type", type=click.Choice(["sales_receipt", "invoice"]), default=None)
+@click.option("--document-type", type=click.Choice(list(DOCUMENT_TYPES)), default=None)
 @click.option("--timezone", "shop_timezone", default="UTC", help="Shop timezone (IANA name).")
 @click.option("--shop-currency", default=None, help="Shop currency when the order omits it.")
 @click.option("--shop", "shop_domain", default=None,

@@ -120,7 +120,7 @@ def test_preview_of_pasted_order_json(client, two_shops, bearer):  # noqa: F811
     resp = client.post("/api/preview", json={"order_json": json.dumps(order)}, headers=bearer(SHOP_A))
     assert resp.status_code == 200
     body = resp.json
-    assert body["ok"] is True and body["document_type"] == "SalesReceipt"
+    assert body["ok"] is True and body["document_type"] == "SalesReceipt" and body["document_label"] == "Sales Receipt"
     assert body["summary"]["document_total"] == order["current_total_price"]
     assert any(line.get("DetailType") == "SalesItemLineDetail" for line in body["document"]["Line"])
     # Amounts are exact decimals in the JSON text, never floats rounded on the way.

@@ -19,6 +19,7 @@ from .. import runtime
 from ..models import QboConnection, Shop, utcnow
 from ..statuses import ConnectionStatus
 from ..work_results import WaitingForReconnect
+from ..translate.document_kinds import DELETE, VOID_BY_UPDATE, kind_of
 from ..translate.jsonout import dumps
 from .errors import QboAuthError, QboAuthorizationFailed, QboError, QboThrottled, QboTransient, parse_fault
 from .limiter import MAX_WAIT_SECONDS as MAX_WAIT
@@ -158,13 +159,19 @@ class QboClient:
 
     def void(self, entity: str, entity_id: str, sync_token: str, request_id: str) -> dict:
         """Void keeps the document (history) with zero amounts: Invoice via operation=void, others via include=void."""
-        body = {"Id": entity_id, "SyncToken": sync_token}
-        if entity == "Invoice":
-            params = {"operation": "void"}
-        else:
+        return self.undo(entity, entity_id, sync_token, request_id)
+
+    def undo(self, entity: str, entity_id: str, sync_token: str, request_id: str) -> dict:
+        """Take a document back the way its kind is taken back (translate.document_kinds): void or delete."""
+        doc_kind = kind_of(entity)
+        body: dict[str, Any] = {"Id": entity_id, "SyncToken": sync_token}
+        if doc_kind.undo == VOID_BY_UPDATE:
             params = {"operation": "update", "include": "void"}
             body["sparse"] = True
-        return self.request("POST", entity.lower(), params=params, body=body, request_id=request_id)[entity]
+        else:
+            params = {"operation": doc_kind.undo}  # QBO's operation names: void, delete
+        answer = self.request("POST", doc_kind.endpoint, params=params, body=body, request_id=request_id)
+        return answer[entity] if doc_kind.undo != DELETE else answer.get(entity) or {}
 
     def batch(self, items: list[dict], request_id: str) -> list[dict]:
         """Up to 30 operations in one call; each answer carries its bId and either the entity or a Fault."""

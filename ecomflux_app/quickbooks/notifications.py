@@ -23,10 +23,12 @@ from datetime import datetime, timezone
 
 import redis
 
+from ..translate.document_kinds import entities
+
 log = logging.getLogger(__name__)
 
 DIRECTORY_ENTITIES = ("Customer", "Item")
-DOCUMENT_ENTITIES = ("SalesReceipt", "Invoice", "Payment", "RefundReceipt", "CreditMemo", "Deposit")
+DOCUMENT_ENTITIES = entities()  # every kind EcomFlux writes (translate.document_kinds)
 ACCOUNT = "Account"
 # The lists the settings page offers (accounts, items, classes, locations, customers): a change to any
 # of them, ours or not, makes the page read them again.

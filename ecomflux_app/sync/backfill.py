@@ -20,6 +20,7 @@ from ..statuses import DeliveryStatus, RecordStatus, RunStatus
 from ..queue import BULK_QUEUE, enqueue
 from ..quickbooks.client import QboClient, connection_for
 from ..quickbooks.errors import QboError
+from ..translate.document_kinds import kind_for_setting
 from ..translate.settings import SyncSettings
 from .orders import post_orders
 from .shop_settings import shop_settings
@@ -160,7 +161,7 @@ def post_page(shop: Shop, orders: list[dict], settings: SyncSettings, client: Qb
             _bump(counts, "skipped")
 
     post_orders(shop, work, settings, client, each=count)
-    if settings.document_type == "invoice":
+    if kind_for_setting(settings.document_type).takes_payments:
         _record_payments(shop, work, settings, client)
     _record_refunds(shop, work, settings, client)
     if later:

@@ -16,6 +16,7 @@ from ..models import QboConnection, Shop, SyncRecord, WebhookDelivery, utcnow
 from ..statuses import DeliveryStatus, RecordStatus
 from ..quickbooks.client import QboClient, connection_for
 from ..quickbooks.errors import QboError
+from ..translate.document_kinds import kind_of, read_totals
 from ..translate.requestid import request_id
 from ..translate.settings import SyncSettings
 from .dispatch import DeliveryContext
@@ -79,14 +80,16 @@ def _void_locked(shop: Shop, client: QboClient, record: SyncRecord, doc: SyncRec
     entity = doc.document_type
     try:
         current = client.read(entity, doc.qbo_id)
-        total = Decimal(str(current.get("TotalAmt", 0)))
+        totals = read_totals(current)
+        total = totals.total if totals.total is not None else Decimal("0.00")
         if "Voided" in (current.get("PrivateNote") or "")[:8] and total == 0:
             voided = current  # an earlier attempt voided it; its answer was lost
         else:
-            if entity == "Invoice" and Decimal(str(current.get("Balance", total))) != total:
+            paid = totals.balance is not None and totals.balance != total
+            if kind_of(entity).takes_payments and paid:
                 _update(record, status=RecordStatus.FLAGGED, document_type=entity, qbo_id=doc.qbo_id,
-                     reason=f"invoice {doc.qbo_doc_number} is (partly) paid and the cancellation refunded nothing: "
-                            "left as is for the bookkeeper")
+                     reason=f"{kind_of(entity).label.lower()} {doc.qbo_doc_number} is (partly) paid and the "
+                            "cancellation refunded nothing: left as is for the bookkeeper")
                 return Outcome(DeliveryStatus.FLAGGED, record.reason)
             _update(record, status=RecordStatus.POSTING, attempts=record.attempts + 1, document_type=entity, qbo_id=doc.qbo_id,
                  request_id=request_id(shop.domain, record.source_key, "void"))

@@ -13,6 +13,7 @@ from ..statuses import DeliveryStatus, RecordStatus
 from ..quickbooks.client import QboClient, connection_for
 from ..translate.order import Refs, TranslationError, order_marker, plan_order, render_document
 from ..translate.settings import SyncSettings
+from ..translate.document_kinds import kind_for_setting
 from .dispatch import DeliveryContext
 from .lifecycle import ensure_shop_active
 from ..work_results import FatalError, Outcome, RetryLater, WaitingForReconnect
@@ -43,7 +44,7 @@ def handle_order_webhook(ctx: DeliveryContext) -> Outcome:
     settings = shop_settings(shop, conn)
     order, topic = ctx.payload, ctx.delivery.topic
     if topic != TRIGGER_TOPICS.get(settings.trigger, "orders/fulfilled"):
-        if topic == "orders/paid" and settings.document_type == "invoice":
+        if topic == "orders/paid" and kind_for_setting(settings.document_type).takes_payments:
             return _payment(shop, order, settings, ctx.delivery)
         return Outcome(DeliveryStatus.IGNORED, f"orders are posted when {settings.trigger}; {topic} posts nothing")
     start = settings.sync_start_date
@@ -51,7 +52,7 @@ def handle_order_webhook(ctx: DeliveryContext) -> Outcome:
     if start and day and day < start:
         return Outcome(DeliveryStatus.IGNORED, f"order dated {day} is before the sync start date {start}")
     outcome = post_order(shop, order, settings, conn, delivery=ctx.delivery)
-    if topic == "orders/paid" and settings.document_type == "invoice" \
+    if topic == "orders/paid" and kind_for_setting(settings.document_type).takes_payments \
             and outcome.status in (DeliveryStatus.POSTED, DeliveryStatus.SKIPPED_DUPLICATE):
         return _payment(shop, order, settings, ctx.delivery)  # invoice posted on payment: record the payment too
     return outcome

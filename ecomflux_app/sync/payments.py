@@ -8,6 +8,7 @@ from decimal import Decimal
 from ..models import Shop, SyncRecord, WebhookDelivery
 from ..statuses import DeliveryStatus, RecordStatus
 from ..quickbooks.client import QboClient, connection_for
+from ..translate.document_kinds import PAYMENT_DOC, read_totals, takes_payments
 from ..translate.money import ZERO
 from ..translate.order import TranslationError
 from ..translate.payment import deposit_account_for, payment_method_for, plan_payments, render_payment
@@ -56,7 +57,7 @@ def post_payment_for_order(shop: Shop, order: dict, settings: SyncSettings, deli
             if outcome.status in (DeliveryStatus.FLAGGED, DeliveryStatus.PROCESSED):
                 return Outcome(outcome.status, f"invoice not posted, payment not recorded: {outcome.error}")
             raise RetryLater(f"invoice for order {order_id} is not posted yet: {outcome.error}", 300)
-    if invoice_row.document_type != "Invoice":
+    if not takes_payments(invoice_row.document_type):
         return Outcome(DeliveryStatus.PROCESSED, f"order was posted as a {invoice_row.document_type}: it is paid already")
     order = with_transactions(shop, order, always=True)
     with ledger_lock(shop, invoice_row, key=f"payments:{order_id}",
@@ -81,7 +82,7 @@ def _post_payments(shop: Shop, order: dict, settings: SyncSettings, delivery: We
         if record.status in (RecordStatus.POSTED, RecordStatus.SKIPPED, RecordStatus.VOIDED):
             continue
 
-        invoice_now = read_once(client, "Invoice", str(invoice_row.qbo_id))
+        invoice_now = read_once(client, invoice_row.document_type, str(invoice_row.qbo_id))
 
         def find(plan=plan, record=record, invoice_now=invoice_now) -> dict | None:
             # The date the uncertain attempt wrote (a later plan may date an amount-based payment otherwise).
@@ -90,14 +91,14 @@ def _post_payments(shop: Shop, order: dict, settings: SyncSettings, delivery: We
 
         def build(plan=plan, record=record, invoice_now=invoice_now) -> Document | PostResult:
             invoice = invoice_now()
-            balance = Decimal(str(invoice.get("Balance", 0)))
+            balance = read_totals(invoice).balance or ZERO
             if plan.amount > balance:
                 return flag(record, f"payment {plan.amount} is more than the invoice's open balance {balance}",
                             shopify_total=plan.amount)
             payload = render_payment(plan, invoice["CustomerRef"]["value"], str(invoice_row.qbo_id),
                                      deposit_account_for(settings, plan.gateway),
                                      payment_method_for(settings, plan.gateway))
-            return Document(entity="Payment", payload=payload, doc_number=None, marker=plan.payment_marker,
+            return Document(entity=PAYMENT_DOC.entity, payload=payload, doc_number=None, marker=plan.payment_marker,
                             figures={"shopify_total": plan.amount, "qbo_total": plan.amount},
                             ledger={"order_date": plan.txn_date})
 

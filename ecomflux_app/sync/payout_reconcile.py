@@ -11,6 +11,7 @@ from ..statuses import RecordStatus
 from ..quickbooks.client import QboClient
 from ..shopify.errors import ShopifyError
 from ..shopify.payouts import fetch_payouts
+from ..translate.document_kinds import DEPOSIT_DOC, read_totals
 from ..translate.money import ZERO, money
 from ..translate.query import quote
 from ..translate.settings import SyncSettings
@@ -52,7 +53,7 @@ def reconcile_payouts(shop: Shop, client: QboClient, settings: SyncSettings, sta
     differences = []
     for row in rows:
         found = deposits.get(row.payout_id, [])
-        base = {"order_id": row.payout_id, "order_name": f"Payout {row.payout_id}", "document_type": "Deposit",
+        base = {"order_id": row.payout_id, "order_name": f"Payout {row.payout_id}", "document_type": DEPOSIT_DOC.entity,
                 "doc_number": None, "shopify": str(row.net)}
         record = SyncRecord.get_or_none((SyncRecord.shop == shop.id)
                                         & (SyncRecord.source_key == f"payout:{row.payout_id}"))
@@ -72,7 +73,7 @@ def reconcile_payouts(shop: Shop, client: QboClient, settings: SyncSettings, sta
             differences.append(dict(base, kind="payout_duplicated", field="total",
                                     qbo=", ".join(str(d["TotalAmt"]) for d in found),
                                     doc_number=", ".join(str(d["Id"]) for d in found)))
-        elif money(found[0].get("TotalAmt") or "0") != row.net:
+        elif (read_totals(found[0]).total or ZERO) != row.net:
             differences.append(dict(base, kind="payout_mismatch", field="total", qbo=str(found[0]["TotalAmt"]),
                                     doc_number=str(found[0]["Id"]),
                                     detail="the Deposit was edited in QuickBooks or differs from the bank"))

@@ -26,6 +26,7 @@ from ..shopify.errors import ShopifyError, ShopifyThrottled, ShopifyUnavailable
 from ..shopify.payouts import NoPaymentsAccount, fetch_payout_transactions, fetch_payouts
 from ..translate.deposit import (RETURNED_TYPES, DepositError, LinkableDoc, PayoutAccounts, payout_date,
                                  payout_fees, plan_deposit, render_deposit)
+from ..translate.document_kinds import DEPOSIT_DOC, entities, kind_of, read_totals
 from ..translate.money import ZERO, money
 from ..translate.query import quote
 from ..translate.requestid import request_id as make_request_id
@@ -154,8 +155,7 @@ def linkable_documents(shop: Shop, client: QboClient, order_ids: list[str],
         return {}
     rows = list(SyncRecord.select().where((SyncRecord.shop == shop.id) & SyncRecord.order_id.in_(order_ids)
                                           & (SyncRecord.status == RecordStatus.POSTED) & SyncRecord.qbo_id.is_null(False)
-                                          & SyncRecord.document_type.in_(("SalesReceipt", "Payment",
-                                                                          "RefundReceipt"))))
+                                          & SyncRecord.document_type.in_(entities(cleared_by_deposit=True))))
     by_entity: dict[str, dict[str, SyncRecord]] = {}
     for rec in rows:
         by_entity.setdefault(rec.document_type, {})[str(rec.qbo_id)] = rec
@@ -171,11 +171,11 @@ def linkable_documents(shop: Shop, client: QboClient, order_ids: list[str],
                 if rec is None:
                     continue
                 account = (doc.get("DepositToAccountRef") or {}).get("value")
-                in_uf = (str(account) in undeposited) if account else entity in ("SalesReceipt", "Payment")
-                deposited = any(link.get("TxnType") == "Deposit" for link in doc.get("LinkedTxn") or [])
-                total = money(doc.get("TotalAmt") or "0")
+                in_uf = (str(account) in undeposited) if account else kind_of(entity).clearing_by_default
+                deposited = any(link.get("TxnType") == DEPOSIT_DOC.entity for link in doc.get("LinkedTxn") or [])
+                total = read_totals(doc).total or ZERO
                 out.setdefault(rec.order_id, []).append(LinkableDoc(
-                    entity=entity, qbo_id=str(doc["Id"]), amount=-total if entity == "RefundReceipt" else total,
+                    entity=entity, qbo_id=str(doc["Id"]), amount=kind_of(entity).sign * total,
                     in_undeposited=in_uf and not deposited and doc.get("status") != "Deleted"))
     return out
 
@@ -267,7 +267,7 @@ def post_payout(shop: Shop, client: QboClient, settings: SyncSettings, accounts:
         if p.flag_reason:
             return flag(record, p.flag_reason, shopify_total=p.net, qbo_total=p.total, currency=p.currency,
                         order_date=p.txn_date)
-        return Document(entity="Deposit", payload=render_deposit(p, shop.name or shop.domain), doc_number=None,
+        return Document(entity=DEPOSIT_DOC.entity, payload=render_deposit(p, shop.name or shop.domain), doc_number=None,
                         marker=p.marker, figures={"shopify_total": p.net, "qbo_total": p.total},
                         ledger={"currency": p.currency, "order_date": p.txn_date})
 
@@ -289,11 +289,10 @@ def reverse_payout(shop: Shop, client: QboClient, row: Payout) -> bool:
             return False
         record.qbo_id = str(found["Id"])
     try:
-        current = client.read("Deposit", record.qbo_id)
+        current = client.read(DEPOSIT_DOC.entity, record.qbo_id)
         if current.get("status") != "Deleted":
-            client.request("POST", "deposit", params={"operation": "delete"},
-                           body={"Id": current["Id"], "SyncToken": current.get("SyncToken", "0")},
-                           request_id=make_request_id(shop.domain, record.source_key, "delete"))
+            client.undo(DEPOSIT_DOC.entity, current["Id"], str(current.get("SyncToken", "0")),
+                        make_request_id(shop.domain, record.source_key, "delete"))
     except QboError as exc:
         record_attempt(record, None, client, "error", exc)
         raise translate_error(exc, record) from None

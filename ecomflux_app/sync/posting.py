@@ -21,7 +21,6 @@ import logging
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Callable
 
 import redis
@@ -41,7 +40,7 @@ from ..quickbooks.errors import (
     QboValidationError,
     RealmBusy,
 )
-from ..translate.money import ZERO, parse_money, quantize
+from ..translate.document_kinds import qbo_total_of
 from ..translate.payment import has_marker
 from ..translate.query import quote
 from ..translate.requestid import request_id as make_request_id
@@ -144,17 +143,6 @@ def read_once(client: QboClient, entity: str, entity_id: str) -> Callable[[], di
         return cache["doc"]
 
     return read
-
-
-def qbo_total_of(entity: str | None, obj: dict) -> Decimal | None:
-    """The figure the ledger keeps for a QBO document: its TotalAmt, but for a Payment what it settled
-    on invoices (a credit application's TotalAmt is 0 while it settles the credit applied)."""
-    if entity == "Payment" and obj.get("Line"):
-        return quantize(sum((parse_money(line.get("Amount", 0), "Line.Amount") for line in obj["Line"]
-                             if any(link.get("TxnType") == "Invoice" for link in line.get("LinkedTxn") or [])),
-                            ZERO))
-    total = obj.get("TotalAmt")
-    return quantize(parse_money(total, "TotalAmt")) if total is not None else None
 
 
 def request_id_for(shop: Shop, record: SyncRecord, entity: str) -> str:

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 from ..models import QboConnection, ReconciliationRun, Shop, SyncRecord, utcnow
 from ..statuses import ConnectionStatus, DeliveryStatus, RecordStatus, RunStatus
 from ..quickbooks.client import QboClient, connection_for
+from ..translate.document_kinds import SALE, entities, kind_or_none, read_totals
 from ..translate.money import ZERO, format_money, quantize, sum_money
 from ..translate.order import SHIPPING_ITEM_ID, TranslationError, plan_order
 from ..translate.plan import SHIPPING
@@ -42,7 +43,7 @@ from .refunds import _moved_money, mark_reflected, post_refund, reflected_ids, r
 log = logging.getLogger(__name__)
 
 MARKER = re.compile(r"ecomflux:order:([0-9A-Za-z_-]+)")
-DOCUMENT_ENTITIES = ("SalesReceipt", "Invoice")
+DOCUMENT_ENTITIES = entities(SALE)  # an order's own document, whichever kind the settings chose
 CSV_FIELDS = ("kind", "order_id", "order_name", "doc_number", "document_type", "field", "shopify", "qbo", "refund_id",
               "detail")
 
@@ -53,13 +54,9 @@ def _dec(value: Any) -> Decimal:
 
 def document_facts(doc: dict, shipping_item_id: str | None = None) -> dict:
     """What a QBO document adds up to: total, tax, shipping lines, discount lines."""
-    lines = doc.get("Line") or []
-    ship_ids = {SHIPPING_ITEM_ID} | ({shipping_item_id} if shipping_item_id else set())
-    shipping = sum_money(_dec(line.get("Amount")) for line in lines if line.get("DetailType") == "SalesItemLineDetail"
-                         and ((line.get("SalesItemLineDetail") or {}).get("ItemRef") or {}).get("value") in ship_ids)
-    discount = sum_money(_dec(line.get("Amount")) for line in lines if line.get("DetailType") == "DiscountLineDetail")
-    return {"total": _dec(doc.get("TotalAmt")), "tax": _dec((doc.get("TxnTaxDetail") or {}).get("TotalTax")),
-            "shipping": shipping, "discount": discount}
+    totals = read_totals(doc, {SHIPPING_ITEM_ID} | ({shipping_item_id} if shipping_item_id else set()))
+    return {"total": totals.total if totals.total is not None else ZERO, "tax": totals.tax,
+            "shipping": quantize(totals.shipping), "discount": quantize(totals.discounts)}
 
 
 def compare(expected: list[dict], ledger: dict[str, dict], documents: dict[str, list[dict]]) -> list[dict]:
@@ -171,7 +168,8 @@ def _adjustment_totals(shop: Shop, order_ids: Iterable[str]) -> dict[str, Decima
         return out
     for row in SyncRecord.select().where((SyncRecord.shop == shop.id) & (SyncRecord.kind == "adjust")
                                          & (SyncRecord.status == RecordStatus.POSTED) & SyncRecord.order_id.in_(ids)):
-        sign = -1 if row.document_type == "CreditMemo" else 1
+        adjusted_as = kind_or_none(row.document_type)
+        sign = adjusted_as.sign if adjusted_as else 1
         out[row.order_id] = out.get(row.order_id, ZERO) + sign * (row.qbo_total or ZERO)
     return out
 
@@ -388,9 +386,10 @@ def post_adjustment(shop: Shop, diff: dict, settings, client: QboClient) -> dict
     record = ledger_row(shop, plan.source_key, kind="adjust", order_id=order_id, order_name=order_row.order_name)
 
     def build() -> Document | PostResult:
-        if _dec(current.get("TotalAmt")) != qbo_total:
+        now = document_facts(current)["total"]
+        if now != qbo_total:
             return flag(record, f"{entity} {current.get('DocNumber')} changed since the check "
-                                f"({format_money(_dec(current.get('TotalAmt')))}): check again")
+                                f"({format_money(now)}): check again")
         from ..shopify.graphql import fetch_order
 
         order = fetch_order(shop, order_id) or {"id": order_id}

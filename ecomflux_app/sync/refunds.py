@@ -12,6 +12,7 @@ import logging
 from ..models import QboConnection, Shop, SyncRecord, WebhookDelivery, utcnow
 from ..statuses import DeliveryStatus, RecordStatus
 from ..quickbooks.client import QboClient, connection_for
+from ..translate.document_kinds import PAYMENT_DOC, kind_of, leaves_credit, takes_payments
 from ..translate.order import Refs, TranslationError
 from ..translate.payment import APPLY_KEY_PREFIX, CreditApplication, plan_credit_application, render_credit_application
 from ..translate.refund import moved_money, plan_refund
@@ -146,7 +147,7 @@ def record_payment_first(shop: Shop, order_id: str, body: dict, settings: SyncSe
 
 def _invoice_paid(shop: Shop, order_rec: SyncRecord) -> bool:
     """Has a Payment been recorded against the order's invoice (money came in through QBO)?"""
-    if order_rec.document_type != "Invoice":
+    if not takes_payments(order_rec.document_type):
         return False
     return SyncRecord.select().where((SyncRecord.shop == shop.id) & (SyncRecord.kind == "payment")
                                      & (SyncRecord.order_id == order_rec.order_id)
@@ -160,7 +161,7 @@ def apply_key(refund_record: SyncRecord) -> str:
 
 def credit_to_apply(shop: Shop, refund_record: SyncRecord) -> bool:
     """A posted credit memo whose application to the invoice has not finished (or never started)."""
-    if refund_record.status != RecordStatus.POSTED or refund_record.document_type != "CreditMemo":
+    if refund_record.status != RecordStatus.POSTED or not leaves_credit(refund_record.document_type):
         return False
     row = SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == apply_key(refund_record)))
     return row is None or row.status not in (RecordStatus.POSTED, RecordStatus.SKIPPED)
@@ -169,13 +170,13 @@ def credit_to_apply(shop: Shop, refund_record: SyncRecord) -> bool:
 def apply_credit(shop: Shop, client: QboClient, memo_record: SyncRecord, order_rec: SyncRecord | None,
                  delivery: WebhookDelivery | None = None) -> PostResult | None:
     """Apply a posted credit memo to the order's open invoice with a zero Payment, exactly once."""
-    if not credit_to_apply(shop, memo_record) or order_rec is None or order_rec.document_type != "Invoice" \
+    if not credit_to_apply(shop, memo_record) or order_rec is None or not takes_payments(order_rec.document_type) \
             or not order_rec.qbo_id or not memo_record.qbo_id:
         return None
     record = ledger_row(shop, apply_key(memo_record), kind="apply", order_id=memo_record.order_id,
                         order_name=memo_record.order_name or order_rec.order_name, delivery=delivery)
-    memo_now = read_once(client, "CreditMemo", str(memo_record.qbo_id))
-    invoice_now = read_once(client, "Invoice", str(order_rec.qbo_id))
+    memo_now = read_once(client, memo_record.document_type, str(memo_record.qbo_id))
+    invoice_now = read_once(client, order_rec.document_type, str(order_rec.qbo_id))
     planned: list[CreditApplication] = []
 
     def plan() -> CreditApplication:
@@ -202,7 +203,7 @@ def apply_credit(shop: Shop, client: QboClient, memo_record: SyncRecord, order_r
         if application.skip_reason:
             _update(record, status=RecordStatus.SKIPPED, reason=application.skip_reason)
             return PostResult(DeliveryStatus.SKIPPED_DUPLICATE, record)
-        return Document(entity="Payment", payload=render_credit_application(application), doc_number=None,
+        return Document(entity=PAYMENT_DOC.entity, payload=render_credit_application(application), doc_number=None,
                         marker=application.payment_marker,
                         figures={"shopify_total": application.amount, "qbo_total": application.amount},
                         ledger={"order_date": application.txn_date, "currency": memo_record.currency})
@@ -252,7 +253,7 @@ def post_refund(shop: Shop, refund: dict, settings: SyncSettings, conn: QboConne
                           updated_at=utcnow()).where(SyncRecord.id == record.id).execute()
         return Outcome(DeliveryStatus.PROCESSED, f"the order's document {order_rec.qbo_doc_number} already reflects this refund")
     body = order or body or order_body(shop, str(order_id)) or {"id": order_id, "name": order_rec.order_name}
-    if order_rec.document_type == "Invoice" and _moved_money(refund) and not _invoice_paid(shop, order_rec):
+    if takes_payments(order_rec.document_type) and _moved_money(refund) and not _invoice_paid(shop, order_rec):
         record_payment_first(shop, str(order_id), body, settings, delivery, client)
 
     def build() -> Document | PostResult:
@@ -319,7 +320,8 @@ def _refund_document(shop: Shop, client: QboClient, record: SyncRecord, refund: 
     if plan.customer.guest and body.get("customer") is None and order_rec.qbo_id and not body.get("line_items"):
         # No order body at hand: the refund goes to the customer of the order's document.
         customer_id = client.read(order_rec.document_type, order_rec.qbo_id)["CustomerRef"]["value"]
-    account = refund_account(client, settings, refund) if plan.doc_type == "RefundReceipt" else None
+    account = refund_account(client, settings, refund) if kind_of(plan.doc_type).carries_deposit_account \
+        else None
     from ..translate.refund import render_refund
 
     try:

@@ -14,6 +14,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from .document_kinds import kind_of, kind_or_none
 from .item import ItemRequest, SPECIAL_ITEMS
 from .money import ZERO, format_money, quantize
 from .plan import DOC_NUMBER_MAX, PRIVATE_NOTE_MAX, TAX_EXCLUDED, TAX_US, PlanLine, Refs, TranslationError
@@ -59,10 +60,11 @@ def plan_adjustment(order_id: str, order_name: str, document_type: str, document
     difference = quantize(shopify_total - qbo_total)
     if difference == 0:
         raise TranslationError("total", "the totals agree: nothing to adjust")
-    if document_type not in ("SalesReceipt", "Invoice"):
+    adjusted = kind_or_none(document_type)
+    if adjusted is None or adjusted.adjusted_down_as is None:
         raise TranslationError("document_type", f"cannot adjust a {document_type}")
     key = adjustment_key(order_id, document_id, qbo_total, shopify_total)
-    entity = document_type if difference > 0 else "CreditMemo"
+    entity = document_type if difference > 0 else adjusted.adjusted_down_as
     amount = abs(difference)
     suffix = f"-A{abs(hash_key(key)) % 10000:04d}"
     number = doc_number[:DOC_NUMBER_MAX - len(suffix)] + suffix
@@ -100,6 +102,6 @@ def render_adjustment(plan: AdjustmentPlan, customer_id: str, item_id: str,
     body.update(tax_header(plan))
     if plan.currency_ref:
         body["CurrencyRef"] = {"value": plan.currency_ref}
-    if plan.entity == "SalesReceipt" and deposit_account_id:
+    if deposit_account_id and kind_of(plan.entity).carries_deposit_account:
         body["DepositToAccountRef"] = {"value": deposit_account_id}
     return body

@@ -24,6 +24,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
+from .document_kinds import entities
 from .money import ZERO, MoneyError, format_money, money, sum_money
 from .reading import _zone
 
@@ -31,6 +32,9 @@ MARKER_PREFIX = "ecomflux:payout:"
 SKIPPED_TYPES = ("TRANSFER", "TRANSFER_FAILURE", "TRANSFER_CANCEL")
 RETURNED_TYPES = ("PAYOUT_FAILURE", "PAYOUT_CANCELLATION")
 RESERVE_TYPES = ("RESERVED_FUNDS", "RESERVED_FUNDS_WITHDRAWAL", "RESERVED_FUNDS_REVERSAL")
+# The order documents whose money a charge (sign +1) or a refund (sign -1) may have left in Undeposited Funds.
+CHARGE_DOCUMENTS = entities(cleared_by_deposit=True, sign=1)
+REFUND_DOCUMENTS = entities(cleared_by_deposit=True, sign=-1)
 DESCRIPTION_MAX = 4000
 
 
@@ -202,7 +206,7 @@ class _DepositLines:
             plan.orders.append(str(txn["order_id"]))
         if kind == "CHARGE":
             self.link_or_clear(amount, "charge", f"Shopify Payments charge {label}{suffix}".strip(), txn,
-                               ("SalesReceipt", "Payment"))
+                               CHARGE_DOCUMENTS)
             self.charge_fees += fee
             self.charge_count += 1
             return
@@ -225,7 +229,7 @@ class _DepositLines:
         accounts = self.accounts
         if kind == "REFUND":
             self.link_or_clear(amount, "refund", f"Shopify Payments refund {label}{suffix}".strip(), txn,
-                               ("RefundReceipt",))
+                               REFUND_DOCUMENTS)
         elif kind == "DISPUTE":
             self.account_line(amount, "chargeback", f"Chargeback {label}{suffix}".strip(),
                               accounts.chargeback_id or accounts.fee_id, txn)

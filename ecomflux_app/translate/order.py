@@ -28,6 +28,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Mapping
 
+from .document_kinds import kind_for_setting
 from .inclusive import net_discount, net_of_included_tax
 from .item import sanitize_item_name, sanitize_sku
 from .money import ZERO, MoneyError, format_money, quantize, sum_money
@@ -683,13 +684,14 @@ def plan_order(order: Mapping[str, Any], settings: SyncSettings, shop: ShopFacts
 
     identity = identity_for(order)
     txn_date = txn_date_for(order, shop.timezone)
-    doc_type = "Invoice" if settings.document_type == "invoice" else "SalesReceipt"
+    sale_kind = kind_for_setting(settings.document_type)
+    doc_type = sale_kind.entity
     gateway = _gateway(order)
     marker = order_marker(order_id)
     return OrderPlan(
         doc_type=doc_type, order_id=order_id, order_name=order_name, source_key=f"order:{order_id}",
         doc_number=doc_number_for(order_name, settings.doc_number_prefix), txn_date=txn_date,
-        due_date=txn_date + timedelta(days=settings.invoice_terms_days) if doc_type == "Invoice" else None,
+        due_date=txn_date + timedelta(days=settings.invoice_terms_days) if sale_kind.takes_payments else None,
         private_note=_private_note(order, order_id, order_name, marker), marker=marker, currency=currency,
         home_currency=company.home_currency, currency_ref=currency_ref, exchange_rate=exchange_rate,
         customer=identity, lines=tuple(lines), discounts=discounts, discount_total=quantize(discount_total),

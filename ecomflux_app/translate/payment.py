@@ -25,7 +25,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Mapping
 
-from .money import ZERO, MoneyError, format_money, money, quantize
+from .document_kinds import CREDIT_MEMO, INVOICE, leaves_credit, read_totals
+from .money import ZERO, MoneyError, format_money, quantize
 from .plan import GIFT_CARD_GATEWAY, PRIVATE_NOTE_MAX, ShopFacts, TranslationError
 from .reading import foreign_exchange_rate, money_back, money_reader_for, objects, order_marker, text, txn_date_for
 from .settings import SyncSettings
@@ -195,7 +196,7 @@ def render_payment(plan: PaymentPlan, customer_id: str, invoice_id: str, deposit
     body: dict[str, Any] = {
         "CustomerRef": {"value": customer_id}, "TotalAmt": plan.amount, "TxnDate": plan.txn_date.isoformat(),
         "PrivateNote": plan.private_note,
-        "Line": [{"Amount": plan.amount, "LinkedTxn": [{"TxnId": invoice_id, "TxnType": "Invoice"}]}],
+        "Line": [{"Amount": plan.amount, "LinkedTxn": [{"TxnId": invoice_id, "TxnType": INVOICE.entity}]}],
     }
     if plan.reference:
         body["PaymentRefNum"] = plan.reference
@@ -214,15 +215,16 @@ def _ref_value(obj: Any) -> str | None:
     return text(obj.get("value")) if isinstance(obj, Mapping) else None
 
 
-def _qbo_money(doc: Mapping[str, Any], names: tuple[str, ...], where: str) -> Decimal:
-    """The first of names the QBO document carries, as cents (QBO answers JSON numbers)."""
-    for name in names:
-        if doc.get(name) is not None:
-            try:
-                return money(doc[name], f"{where}.{name}")
-            except MoneyError as exc:
-                raise TranslationError(f"{where}.{name}", str(exc)) from None
-    raise TranslationError(f"{where}.{names[0]}", "missing from the QuickBooks document")
+def _open_amount(doc: Mapping[str, Any], where: str) -> Decimal:
+    """What QBO leaves open on the document, as cents: a credit's RemainingCredit, an invoice's Balance."""
+    field = f"{where}.{'RemainingCredit' if leaves_credit(where) else 'Balance'}"
+    try:
+        open_amount = read_totals(doc).balance
+    except MoneyError as exc:
+        raise TranslationError(field, str(exc)) from None
+    if open_amount is None:
+        raise TranslationError(field, "missing from the QuickBooks document")
+    return open_amount
 
 
 def plan_credit_application(refund_id: str, order_id: str, order_name: str, credit_memo: Mapping[str, Any],
@@ -234,8 +236,8 @@ def plan_credit_application(refund_id: str, order_id: str, order_name: str, cred
     if not memo_id or not invoice_id:
         raise TranslationError("Id", "the credit memo and the invoice must both exist in QuickBooks")
     # RemainingCredit is what QBO leaves to apply; Balance mirrors it on older answers.
-    remaining = _qbo_money(credit_memo, ("RemainingCredit", "Balance"), "CreditMemo")
-    balance = _qbo_money(invoice, ("Balance",), "Invoice")
+    remaining = _open_amount(credit_memo, CREDIT_MEMO.entity)
+    balance = _open_amount(invoice, INVOICE.entity)
     raw_date = text(credit_memo.get("TxnDate"))
     try:
         txn_date = date.fromisoformat(raw_date or "")
@@ -276,9 +278,9 @@ def render_credit_application(application: CreditApplication) -> dict[str, Any]:
         "TxnDate": application.txn_date.isoformat(), "PrivateNote": application.private_note,
         "Line": [
             {"Amount": application.amount,
-             "LinkedTxn": [{"TxnId": application.invoice_id, "TxnType": "Invoice"}]},
+             "LinkedTxn": [{"TxnId": application.invoice_id, "TxnType": INVOICE.entity}]},
             {"Amount": application.amount,
-             "LinkedTxn": [{"TxnId": application.credit_memo_id, "TxnType": "CreditMemo"}]},
+             "LinkedTxn": [{"TxnId": application.credit_memo_id, "TxnType": CREDIT_MEMO.entity}]},
         ],
     }
     if application.reference:

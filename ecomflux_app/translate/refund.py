@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Mapping
 
+from .document_kinds import REFUND_RECEIPT, SALES_RECEIPT, kind_of, kind_for_setting, kind_or_none
 from .item import SPECIAL_ITEMS, ItemRequest, sanitize_item_name, sanitize_sku
 from .money import ZERO, format_money, quantize, sum_money
 from .order import product_item, shipping_item_id, tax_mode_for
@@ -229,10 +230,13 @@ def _refund_doc_type_and_balance(refund: Mapping[str, Any], settings: SyncSettin
     """RefundReceipt (money out) or CreditMemo (a credit on the invoice), and the check of the document
     total against the money that actually left."""
     expected = refunded_transactions_total(refund, read)
-    invoice_mode = order_doc_type == "Invoice" or (order_doc_type is None and settings.document_type == "invoice")
-    doc_type = "RefundReceipt" if not invoice_mode or (invoice_paid and expected > 0) else "CreditMemo"
+    sale = (kind_for_setting(settings.document_type) if order_doc_type is None
+            else kind_or_none(order_doc_type) or SALES_RECEIPT)
+    # A paid invoice's money went back out of the bank, not into a credit: a receipt of the refund.
+    doc_type = (REFUND_RECEIPT.entity if sale.takes_payments and invoice_paid and expected > 0
+                else sale.refunded_as or REFUND_RECEIPT.entity)
     no_money = not any(tx.get("kind") == "refund" for tx in objects(refund, "transactions"))
-    if doc_type == "CreditMemo" and no_money:
+    if kind_of(doc_type).leaves_credit and no_money:
         expected = document_total  # lines removed from an unpaid invoice: a credit, no money to check against
     if document_total == expected:
         balance = BalanceCheck(expected, document_total, True, None)
@@ -310,7 +314,7 @@ def _shipping_line(amount: Decimal, tax: Decimal, ship_item_id: str | None, taxe
 
 def render_refund(plan: RefundPlan, refs: Refs, deposit_account_id: str | None = None) -> dict[str, Any]:
     """The RefundReceipt / CreditMemo create body; a RefundReceipt needs the money-out account."""
-    if plan.doc_type == "RefundReceipt" and not deposit_account_id:
+    if kind_of(plan.doc_type).carries_deposit_account and not deposit_account_id:
         raise TranslationError("refund_account_id", "a Refund Receipt needs the account the money left from")
     out: list[dict[str, Any]] = []
     for n, line in enumerate(plan.lines, start=1):
@@ -328,6 +332,6 @@ def render_refund(plan: RefundPlan, refs: Refs, deposit_account_id: str | None =
         body["ClassRef"] = {"value": plan.class_id}
     if plan.department_id:
         body["DepartmentRef"] = {"value": plan.department_id}
-    if plan.doc_type == "RefundReceipt":
+    if kind_of(plan.doc_type).carries_deposit_account:
         body["DepositToAccountRef"] = {"value": deposit_account_id}
     return body

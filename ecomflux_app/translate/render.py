@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
-from .money import quantize, sum_money
+from .document_kinds import kind_of, read_totals
+from .money import quantize
 from .plan import (
     DESCRIPTION_MAX, DISCOUNT, GIFT_CARD, PRODUCT, SHIPPING, TAX_EXCLUDED, TAX_INCLUSIVE, TAX_US, OrderPlan, Refs,
     TranslationError,
@@ -115,7 +116,7 @@ def render_document(plan: OrderPlan, refs: Refs) -> dict[str, Any]:
         body["BillAddr"] = plan.customer.billing.to_qbo()
     if plan.customer.shipping and plan.customer.shipping.to_qbo():
         body["ShipAddr"] = plan.customer.shipping.to_qbo()
-    if plan.doc_type == "SalesReceipt":
+    if not kind_of(plan.doc_type).takes_payments:  # paid when written: where the money landed, and how
         if plan.deposit_account_id:
             body["DepositToAccountRef"] = {"value": plan.deposit_account_id}
         method = refs.payment_method_id or plan.payment_method_id
@@ -129,10 +130,5 @@ def render_document(plan: OrderPlan, refs: Refs) -> dict[str, Any]:
 
 def document_totals(document: Mapping[str, Any]) -> dict[str, Decimal]:
     """What a rendered document adds up to, the way QBO totals it (used by tests and preview)."""
-    lines: Sequence[Mapping[str, Any]] = document.get("Line", [])
-    items = sum_money(Decimal(str(l["Amount"])) for l in lines if l["DetailType"] == "SalesItemLineDetail")
-    discounts = sum_money(Decimal(str(l["Amount"])) for l in lines if l["DetailType"] == "DiscountLineDetail")
-    tax = Decimal(str(document.get("TxnTaxDetail", {}).get("TotalTax", "0")))
-    # QBO line amounts exclude tax, also on TaxInclusive documents (TaxInclusiveAmt holds the gross).
-    total = items - discounts + tax
-    return {"items": items, "discounts": discounts, "tax": quantize(tax), "total": quantize(total)}
+    totals = read_totals(document)
+    return {"items": totals.items, "discounts": totals.discounts, "tax": totals.tax, "total": totals.computed}

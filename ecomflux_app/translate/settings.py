@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Mapping
 
-DOCUMENT_TYPES = ("sales_receipt", "invoice")
+from .document_kinds import DEFAULT_DOCUMENT_TYPE, DOCUMENT_TYPES
+
 TRIGGERS = ("fulfilled", "paid")
 # shopify: keep Shopify's tax figures on the document (TxnTaxDetail / GlobalTaxCalculation);
 # tax_line: post tax as its own line on tax_item_id (companies without sales tax set up).
@@ -81,7 +82,7 @@ class CompanyFacts:
 class SyncSettings:
     """How a shop's orders become QBO documents; ids are QBO entity ids (strings), None = not set."""
 
-    document_type: str = "sales_receipt"
+    document_type: str = DEFAULT_DOCUMENT_TYPE
     trigger: str = "fulfilled"
     deposit_account_id: str | None = None
     income_account_id: str | None = None

@@ -13,6 +13,7 @@ from peewee import fn
 from ..models import QboConnection, ShopSettings, SyncRecord, WebhookDelivery, utcnow
 from ..statuses import ConnectionStatus, RecordStatus, ShopStatus
 from ..shopify.topics import RERUN_SOURCE_TOPICS
+from ..translate.document_kinds import label as document_label
 from ..translate.jsonout import dumps as dumps_decimal
 from ..translate.payout_accounts import payout_account_errors
 from ..sync.shop_settings import saved_values, shop_facts, shop_settings
@@ -275,6 +276,7 @@ def _record_json(rec: SyncRecord) -> dict:
         "status": display,
         "ledger_status": rec.status,
         "document_type": rec.document_type,
+        "document_label": document_label(rec.document_type) if rec.document_type else None,
         "qbo_id": rec.qbo_id,
         "qbo_doc_number": rec.qbo_doc_number,
         "currency": rec.currency,
@@ -419,6 +421,7 @@ def preview():
     if "document" in result:
         # The payload exactly as it would be posted (Decimal digits intact), for the page's "full payload" view.
         result["document_json"] = dumps_decimal(result["document"], indent=2)
+        result["document_label"] = document_label(result["document_type"])
     return _json(result)
 
 

@@ -7,6 +7,7 @@ import logging
 from flask import Blueprint, current_app, g, render_template, request, url_for
 
 from ..models import QboConnection, Shop
+from ..translate.document_kinds import SALE, entities, kind_of
 from ..shopify.errors import OAuthError, ShopifyError, ShopifyUnavailable
 from ..shopify.oauth import install_via_token_exchange, needs_install, normalize_shop
 from ..shopify.session_token import InvalidSessionToken
@@ -89,6 +90,7 @@ def index():
         shop_name=shop.name or shop.domain,
         host=request.args.get("host", ""),
         tax_codes_card=_tax_codes_apply(shop),
+        sale_kinds=[kind_of(entity) for entity in entities(SALE)],  # the document type choices
         **_page_context(),
     )
     # The id_token is in the URL: keep the page out of caches and referrers.

@@ -380,7 +380,7 @@
   }
 
   function activityRow(order) {
-    var docType = order.document_type ? order.document_type.replace(/([a-z])([A-Z])/g, "$1 $2") : "";
+    var docType = order.document_label || "";
     var qbo = order.qbo_doc_number ? docType + " " + order.qbo_doc_number : (order.qbo_id ? docType + " #" + order.qbo_id : "–");
     var amount = el("s-table-cell", { "class": "num", "data-label": "Amount" }, formatMoney(order.shopify_total, order.currency));
     if (order.qbo_total && order.shopify_total && order.qbo_total !== order.shopify_total) {
@@ -509,7 +509,7 @@
         return;
       }
       var summary = result.summary || {};
-      var name = result.document_type === "Invoice" ? "Invoice" : "Sales Receipt";
+      var name = result.document_label || "";
       $("preview-result-title").textContent = name + " " + (summary.doc_number || "") + " · " + (summary.currency || "") + " " + (summary.document_total || "");
       var balance = result.balance || {};
       var balanceText = result.ok ? "Balances with Shopify's total to the cent." :
