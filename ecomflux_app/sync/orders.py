@@ -9,15 +9,14 @@ from functools import partial
 from typing import Callable
 
 from ..models import QboConnection, Shop, ShopSettings, SyncRecord, WebhookDelivery
-from ..quickbooks.client import QboClient, connection_for
+from ..quickbooks.client import QboClient
+from ..quickbooks.company_taxes import load_tax_setup, with_tax_setup
 from ..translate.order import Refs, ShopFacts, TranslationError, order_marker, plan_order, render_document
 from ..translate.settings import CompanyFacts, SyncSettings
-from .dispatch import DeliveryContext
-from .lifecycle import ensure_shop_active
 from ..work_results import FatalError, Outcome, RetryLater, WaitingForReconnect
 from .posting import BATCH_MAX, BatchItem, Document, PostResult, _update, flag, ledger_row, post_batch
 from .references import ReferenceResolver, post_with_current_references, prepare_references, stale_reference
-from .tax_setup import load_tax_setup, with_tax_setup
+from ..shopify.graphql import fetch_order
 
 log = logging.getLogger(__name__)
 
@@ -45,39 +44,13 @@ def shop_facts(shop: Shop) -> ShopFacts:
     return ShopFacts(timezone=shop.timezone or "UTC", currency=shop.currency or "USD")
 
 
-def _order_day(order: dict) -> date | None:
+def order_day(order: dict) -> date | None:
+    """The day the order was placed (processed_at, else created_at), None when unreadable."""
     text = order.get("processed_at") or order.get("created_at")
     try:
         return date.fromisoformat(str(text)[:10]) if text else None
     except ValueError:
         return None
-
-
-def handle_order_webhook(ctx: DeliveryContext) -> Outcome:
-    shop = ensure_shop_active(ctx.shop)
-    conn = connection_for(shop)
-    settings = shop_settings(shop, conn)
-    order, topic = ctx.payload, ctx.delivery.topic
-    if topic != TRIGGER_TOPICS.get(settings.trigger, "orders/fulfilled"):
-        if topic == "orders/paid" and settings.document_type == "invoice":
-            return _payment(shop, order, settings, ctx.delivery)
-        return Outcome("ignored", f"orders are posted when {settings.trigger}; {topic} posts nothing")
-    start = settings.sync_start_date
-    day = _order_day(order)
-    if start and day and day < start:
-        return Outcome("ignored", f"order dated {day} is before the sync start date {start}")
-    outcome = post_order(shop, order, settings, conn, delivery=ctx.delivery)
-    if topic == "orders/paid" and settings.document_type == "invoice" and outcome.status in ("posted", "skipped_duplicate"):
-        return _payment(shop, order, settings, ctx.delivery)  # invoice posted on payment: record the payment too
-    return outcome
-
-
-def _payment(shop: Shop, order: dict, settings: SyncSettings, delivery: WebhookDelivery) -> Outcome:
-    try:
-        from .payments import post_payment_for_order
-    except ImportError:
-        return Outcome("processed", "payments are not recorded yet (invoice stays open)")
-    return post_payment_for_order(shop, order, settings, delivery=delivery)
 
 
 def with_transactions(shop: Shop, order: dict, *, always: bool = False) -> dict:
@@ -88,8 +61,6 @@ def with_transactions(shop: Shop, order: dict, *, always: bool = False) -> dict:
     gateways = [str(g).lower() for g in order.get("payment_gateway_names") or []]
     if order.get("transactions") is not None or not (always or any("gift" in g for g in gateways)):
         return order
-    from ..shopify.graphql import fetch_order
-
     fetched = fetch_order(shop, order.get("id"))
     if fetched and fetched.get("transactions") is not None:
         return dict(order, transactions=fetched["transactions"])
@@ -149,7 +120,7 @@ def _backlog_plans(shop: Shop, settings: SyncSettings, limit: int) -> list:
             order = json.loads(row.body)
         except ValueError:
             continue
-        day = _order_day(order) if isinstance(order, dict) else None
+        day = order_day(order) if isinstance(order, dict) else None
         if not isinstance(order, dict) or (settings.sync_start_date and day and day < settings.sync_start_date):
             continue
         orders.append(order)

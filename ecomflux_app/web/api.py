@@ -12,12 +12,16 @@ from flask import Blueprint, Response, g, jsonify, request
 from peewee import fn
 
 from ..models import QboConnection, ShopSettings, SyncRecord, WebhookDelivery, utcnow
+from ..quickbooks.company_taxes import load_tax_setup
 from ..translate.jsonout import dumps as dumps_decimal
 from ..translate.payout_accounts import payout_account_errors
 from ..translate.settings import (CUSTOMER_MATCHING, DOCUMENT_TYPES, TAX_HANDLING, TRIGGERS, CompanyFacts,
                                   SyncSettings)
 from . import params, qbo_bridge
 from .session_auth import require_session_token
+from ..shopify.graphql import fetch_order
+from ..translate.order import ShopFacts
+from ..translate.preview import preview_document, unwrap_order
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -74,13 +78,7 @@ def company_facts(conn: QboConnection | None) -> CompanyFacts:
         "home_currency": conn.home_currency,
         "multicurrency": bool(conn.multicurrency),
     })
-    return dataclasses.replace(facts, tax_setup=_tax_setup(conn))  # non-US: codes per line in Preview
-
-
-def _tax_setup(conn):
-    from ..sync.tax_setup import load_tax_setup
-
-    return load_tax_setup(conn)
+    return dataclasses.replace(facts, tax_setup=load_tax_setup(conn))  # non-US: codes per line in Preview
 
 
 def stored_values(shop) -> dict:
@@ -381,8 +379,6 @@ def retry(order_id: str):
 # -- preview --------------------------------------------------------------------------------------
 def _order_for_preview(shop, body: dict):
     """The order to preview: pasted JSON, or this shop's stored delivery / Shopify copy of an order id."""
-    from ..translate.preview import unwrap_order
-
     if body.get("order") is not None or body.get("order_json") is not None:
         raw = body.get("order")
         if raw is None:
@@ -404,8 +400,6 @@ def _order_for_preview(shop, body: dict):
         except ValueError:
             pass
     try:
-        from ..shopify.graphql import fetch_order
-
         order = fetch_order(shop, order_id)
     except Exception as exc:  # noqa: BLE001 - Shopify trouble becomes a field message, not a 500
         log.info("preview: order %s of %s not readable from Shopify: %s", order_id, shop.domain, exc)
@@ -418,9 +412,6 @@ def _order_for_preview(shop, body: dict):
 @bp.post("/preview")
 @require_session_token
 def preview():
-    from ..translate.order import ShopFacts
-    from ..translate.preview import preview_document
-
     shop, err = _require_installed()
     if err:
         return err

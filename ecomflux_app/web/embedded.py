@@ -8,8 +8,9 @@ from flask import Blueprint, current_app, g, render_template, request, url_for
 
 from ..models import Shop
 from ..shopify.errors import OAuthError, ShopifyError, ShopifyUnavailable
-from ..shopify.oauth import install_via_token_exchange, needs_install, normalize_shop
+from ..shopify.oauth import needs_install, normalize_shop
 from ..shopify.session_token import InvalidSessionToken
+from ..sync.installs import install_via_token_exchange
 from .session_auth import RETRY_HEADER, authenticate_session
 
 log = logging.getLogger(__name__)

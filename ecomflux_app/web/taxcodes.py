@@ -10,9 +10,10 @@ from decimal import Decimal
 from flask import Blueprint, jsonify, request
 
 from ..models import ShopSettings, SyncRecord, WebhookDelivery, utcnow
+from ..quickbooks.company_taxes import ensure_tax_setup, load_tax_setup, refresh_tax_setup
 from ..quickbooks.errors import QboError
 from ..work_results import WaitingForReconnect
-from ..sync.tax_setup import FRESH_FOR, ensure_tax_setup, load_tax_setup, refresh_tax_setup, resume_unmapped
+from ..sync.tax_setup import FRESH_FOR, resume_unmapped
 from ..translate.order import ShopFacts, TranslationError, plan_order
 from ..translate.settings import SyncSettings
 from ..translate.tax_codes import UNMAPPED_PREFIX
