@@ -37,6 +37,7 @@ from peewee import CharField, DatabaseError, IntegrityError, InterfaceError, Ope
 
 from .db import database
 from .models import Shop, WebhookDelivery, utcnow
+from .sync.sweeper import enqueue_many
 
 log = logging.getLogger(__name__)
 
@@ -249,8 +250,6 @@ class IntakeWriter:
             self._enqueue(to_enqueue)
 
     def _enqueue(self, rows: list[PendingRow]) -> None:
-        from .sync.sweeper import enqueue_many
-
         try:
             enqueue_many(self._redis_factory(), [(r.values["shop_domain"], r.delivery_id) for r in rows])
         except redis.RedisError as exc:

@@ -9,6 +9,11 @@ import redis
 
 from .. import runtime
 from ..models import QboConnection, Shop, WebhookDelivery
+from ..quickbooks import connection
+from ..quickbooks.client import client_for_shop
+from ..quickbooks.connection import reconnect_url
+from ..quickbooks.expiry import authorization_status
+from ..sync.replay import replay_delivery
 
 log = logging.getLogger(__name__)
 
@@ -23,23 +28,13 @@ class QboUnavailable(Exception):
     """QuickBooks could not do what the page asked (not wired, not reachable, or refused)."""
 
 
-def _connection_module():
-    try:
-        from ..quickbooks import connection
-    except ImportError as exc:
-        raise QboUnavailable("the QuickBooks connection module is not available") from exc
-    return connection
-
-
 def start_connect(shop: Shop, replace: bool = False) -> str:
     """The Intuit authorize URL for this shop (state bound to the shop, issued by quickbooks.connection).
 
     replace=True is the admin's confirmation that a different company may replace the linked one.
     """
     try:
-        return _connection_module().start_connect(shop, confirm_replace=replace)
-    except QboUnavailable:
-        raise
+        return connection.start_connect(shop, confirm_replace=replace)
     except Exception as exc:  # noqa: BLE001 - surfaced to the admin as a clear message
         log.warning("connect for %s could not start: %s", shop.domain, exc)
         raise QboUnavailable("QuickBooks could not be reached to start the connection; try again") from exc
@@ -48,17 +43,12 @@ def start_connect(shop: Shop, replace: bool = False) -> str:
 def authorization(shop: Shop, conn: QboConnection | None) -> dict | None:
     """When the company's authorization ends (each refresh token's own expiry), a warning ahead of it,
     and the Reconnect URL for this shop; None when not connected or nothing is known."""
-    from ..quickbooks.connection import reconnect_url
-    from ..quickbooks.expiry import authorization_status
-
     return authorization_status(conn, reconnect_url(shop.domain))
 
 
 def disconnect(shop: Shop) -> None:
     try:
-        _connection_module().disconnect(shop)
-    except QboUnavailable:
-        raise
+        connection.disconnect(shop)
     except Exception as exc:  # noqa: BLE001
         log.warning("disconnect for %s failed: %s", shop.domain, exc)
         raise QboUnavailable("QuickBooks could not be disconnected; try again") from exc
@@ -66,7 +56,7 @@ def disconnect(shop: Shop) -> None:
 
 def check_company(conn: QboConnection) -> str | None:
     """Whether the linked company still answers (see quickbooks.connection.check_company)."""
-    return _connection_module().check_company(conn)
+    return connection.check_company(conn)
 
 
 def _cache_key(shop: Shop, realm_id: str | None) -> str:
@@ -95,10 +85,6 @@ def _rows(result) -> list[dict]:
 
 
 def _fetch_lists(shop: Shop) -> dict:
-    try:
-        from ..quickbooks.client import client_for_shop
-    except ImportError as exc:
-        raise QboUnavailable("the QuickBooks client is not available") from exc
     try:
         client = client_for_shop(shop)
         accounts = _rows(client.query(f"SELECT * FROM Account WHERE Active = true MAXRESULTS {MAX_LIST}"))
@@ -151,6 +137,4 @@ def company_options(shop: Shop, conn: QboConnection, fresh: bool = False) -> dic
 
 def rerun_delivery(delivery: WebhookDelivery, actor: str) -> str:
     """Re-run a delivery through the exactly-once path (the ledger and requestid stop a second document)."""
-    from ..sync.replay import replay_delivery
-
     return replay_delivery(delivery.id, actor=actor)

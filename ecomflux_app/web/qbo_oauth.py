@@ -12,7 +12,7 @@ from ..quickbooks.connection import (STATE_TTL, ConnectError, begin_authorizatio
 from ..shopify.oauth import normalize_shop
 from ..sync.sweeper import resume_parked
 from .state_cookie import StateCookie
-from .dev import DOCUMENT_TOKEN_TTL_SECONDS, admin_host, mint_session_token
+from . import dev
 
 log = logging.getLogger(__name__)
 bp = Blueprint("qbo_oauth", __name__)
@@ -26,9 +26,9 @@ def _app_url(shop_domain: str, **params) -> str:
     """Where the admin goes back to: the app inside Shopify admin (the page reads qbo / qbo_error)."""
     cfg = current_app.config
     if cfg.get("DEV_MODE"):
-        token = mint_session_token(shop_domain, cfg["SHOPIFY_API_KEY"], cfg["SHOPIFY_API_SECRET"],
-                                   DOCUMENT_TOKEN_TTL_SECONDS)
-        query = {"embedded": "1", "shop": shop_domain, "host": admin_host(shop_domain), "id_token": token, **params}
+        token = dev.mint_session_token(shop_domain, cfg["SHOPIFY_API_KEY"], cfg["SHOPIFY_API_SECRET"],
+                                       dev.DOCUMENT_TOKEN_TTL_SECONDS)
+        query = {"embedded": "1", "shop": shop_domain, "host": dev.admin_host(shop_domain), "id_token": token, **params}
         return f"{cfg['APP_URL']}/?{urlencode(query)}"
     store = shop_domain.split(".")[0]
     return f"https://admin.shopify.com/store/{store}/apps/{cfg['SHOPIFY_API_KEY']}?{urlencode(params)}"
