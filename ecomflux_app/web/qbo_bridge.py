@@ -11,7 +11,6 @@ from .. import runtime
 from ..models import QboConnection, Shop, WebhookDelivery
 from ..quickbooks import connection
 from ..quickbooks.client import client_for_shop
-from ..quickbooks.connection import reconnect_url
 from ..quickbooks.expiry import authorization_status
 from ..sync.replay import replay_delivery
 
@@ -25,7 +24,7 @@ DISCOUNT_TYPES = {"Income", "Other Income", "Expense", "Other Expense", "Cost of
 
 
 class QboUnavailable(Exception):
-    """QuickBooks could not do what the page asked (not wired, not reachable, or refused)."""
+    """QuickBooks could not do what the page asked (not reachable, or refused)."""
 
 
 def start_connect(shop: Shop, replace: bool = False) -> str:
@@ -43,7 +42,7 @@ def start_connect(shop: Shop, replace: bool = False) -> str:
 def authorization(shop: Shop, conn: QboConnection | None) -> dict | None:
     """When the company's authorization ends (each refresh token's own expiry), a warning ahead of it,
     and the Reconnect URL for this shop; None when not connected or nothing is known."""
-    return authorization_status(conn, reconnect_url(shop.domain))
+    return authorization_status(conn, connection.reconnect_url(shop.domain))
 
 
 def disconnect(shop: Shop) -> None:
