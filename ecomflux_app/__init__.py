@@ -39,6 +39,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         if not g.pop("db_was_open", True) and not database.is_closed():
             database.close()
 
+    # Here, not at the top: every submodule import runs this package first, and web/ is the top layer.
     from .web import BLUEPRINT_MODULES, params
     from .web.security import install_security_headers
 

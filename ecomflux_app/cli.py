@@ -9,8 +9,22 @@ import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from . import create_app
+from . import backfill_command, create_app, runtime
+from .config import load_config
+from .db import database
+from .migrations import upgrade
+from .models import QboConnection, Shop
+from .staff import (StaffError, create_staff, disable_staff, enable_staff, generate_password, get_staff, list_staff,
+                    live_sessions, remove_staff, reset_password, set_role)
+from .sync.shop_settings import saved_values, shop_facts, shop_settings
+from .sync.sweeper import sweep
 from .translate.document_kinds import DOCUMENT_TYPES
+from .translate.jsonout import dumps
+from .translate.order import ShopFacts
+from .translate.preview import preview_document, unwrap_order
+from .translate.settings import SyncSettings, effective_settings
+from .webserver import DEFAULT_THREADS, server_args
+from workers.main import run_worker
 
 
 def _make_app(*_args, **_kwargs):
@@ -31,9 +45,6 @@ def db_group():
 @with_appcontext
 def db_upgrade():
     """Apply pending schema migrations (SQLite and PostgreSQL)."""
-    from .db import database
-    from .migrations import upgrade
-
     with database.connection_context():
         applied = upgrade()
     click.echo("applied: " + ", ".join(applied) if applied else "schema is up to date")
@@ -48,8 +59,6 @@ def db_upgrade():
 @with_appcontext
 def worker_cmd(burst: bool, name: str | None, fork: bool):
     """Run a fair per-shop RQ worker with the periodic scheduler."""
-    from workers.main import run_worker
-
     run_worker(burst=burst, name=name, simple=not fork)
 
 
@@ -62,8 +71,6 @@ def worker_cmd(burst: bool, name: str | None, fork: bool):
               help="request threads per process (default: WEB_THREADS, else 32): concurrent webhooks share group commits")
 def web_cmd(host: str, port: int, web_workers: int | None, threads: int | None):
     """Serve the app with granian (the production server)."""
-    from .webserver import DEFAULT_THREADS, server_args
-
     args = server_args("ecomflux_app.wsgi:app", host=host, port=port, workers=web_workers,
                        threads=threads or DEFAULT_THREADS)
     os.execvp(args[0], args)
@@ -73,10 +80,6 @@ def web_cmd(host: str, port: int, web_workers: int | None, threads: int | None):
 @with_appcontext
 def sweep_cmd():
     """Re-enqueue deliveries whose job was lost (normally run by the worker's scheduler)."""
-    from . import runtime
-    from .db import database
-    from .sync.sweeper import sweep
-
     with database.connection_context():
         count = sweep(runtime.redis(), current_app.config["SWEEP_AFTER_SECONDS"])
     click.echo(f"re-enqueued {count} deliveries")
@@ -87,7 +90,7 @@ def sweep_cmd():
 @click.option("--no-worker", is_flag=True)
 def dev_cmd(port: int, no_worker: bool):
     """Run everything locally: embedded Redis, SQLite, Shopify + Intuit sandboxes, web, worker."""
-    from .devserver import run_dev
+    from .devserver import run_dev  # the sandboxes and dev tooling load for the dev commands only
 
     run_dev(port=port, with_worker=not no_worker)
 
@@ -109,11 +112,6 @@ def preview_cmd(order_file, settings_file, document_type, shop_timezone, shop_cu
     order cannot be translated, 2 for invalid settings.
     """
     import json
-
-    from .translate.jsonout import dumps
-    from .translate.order import ShopFacts
-    from .translate.preview import preview_document, unwrap_order
-    from .translate.settings import SyncSettings, effective_settings
 
     values = json.load(settings_file) if settings_file else {}
     if document_type:
@@ -138,9 +136,6 @@ def _shop_preview_settings(shop_domain: str, overrides: dict):
     """A database shop's effective settings (as posting reads them, overrides applied) and its facts."""
     from flask.cli import ScriptInfo
 
-    from .db import database
-    from .models import QboConnection, Shop
-    from .sync.shop_settings import saved_values, shop_facts, shop_settings
 
     app = click.get_current_context().ensure_object(ScriptInfo).load_app()
     with app.app_context(), database.connection_context():
@@ -168,9 +163,6 @@ def _actor() -> str:
 
 def _staff_change(change, *args) -> None:
     """Run one staff change in a database connection; its StaffError becomes a one-line CLI error."""
-    from .db import database
-    from .staff import StaffError
-
     with database.connection_context():
         try:
             change(*args, actor=_actor())
@@ -179,8 +171,6 @@ def _staff_change(change, *args) -> None:
 
 
 def _new_password(password_stdin: bool, generate: bool) -> str:
-    from .staff import generate_password
-
     if generate:
         return generate_password()
     if password_stdin:
@@ -196,8 +186,6 @@ def _new_password(password_stdin: bool, generate: bool) -> str:
 @with_appcontext
 def staff_add(email: str, role: str, password_stdin: bool, generate: bool):
     """Create a staff account (password prompted, read from stdin, or generated)."""
-    from .staff import create_staff
-
     password = _new_password(password_stdin, generate)
     _staff_change(lambda actor: create_staff(email, password, role, actor=actor))
     click.echo(f"created {role} {email.strip().lower()}" + (f" with password: {password}" if generate else ""))
@@ -207,9 +195,6 @@ def staff_add(email: str, role: str, password_stdin: bool, generate: bool):
 @with_appcontext
 def staff_list():
     """Every staff account: role, state, last sign-in, open sessions."""
-    from .db import database
-    from .staff import list_staff, live_sessions
-
     with database.connection_context():
         rows = [(u.email, u.role, "disabled" if u.disabled_at else "active",
                  u.last_login_at.strftime("%Y-%m-%d %H:%M") if u.last_login_at else "never", str(live_sessions(u)))
@@ -228,8 +213,6 @@ def staff_list():
 @with_appcontext
 def staff_disable(email: str):
     """Stop an account from signing in and end its open sessions now."""
-    from .staff import disable_staff
-
     _staff_change(disable_staff, email)
     click.echo(f"disabled {email.strip().lower()}; its sessions are ended")
 
@@ -239,8 +222,6 @@ def staff_disable(email: str):
 @with_appcontext
 def staff_enable(email: str):
     """Let a disabled account sign in again."""
-    from .staff import enable_staff
-
     _staff_change(enable_staff, email)
     click.echo(f"enabled {email.strip().lower()}")
 
@@ -251,8 +232,6 @@ def staff_enable(email: str):
 @with_appcontext
 def staff_remove(email: str, yes: bool):
     """Delete an account (its audit trail stays)."""
-    from .staff import remove_staff
-
     if not yes:
         click.confirm(f"Remove the staff account {email.strip().lower()}?", abort=True)
     _staff_change(remove_staff, email)
@@ -265,8 +244,6 @@ def staff_remove(email: str, yes: bool):
 @with_appcontext
 def staff_role(email: str, role: str):
     """Change an account's role (its open sessions end: it signs in again under the new one)."""
-    from .staff import set_role
-
     _staff_change(lambda address, actor: set_role(address, role, actor=actor), email)
     click.echo(f"{email.strip().lower()} is now {role}; its sessions are ended")
 
@@ -278,8 +255,6 @@ def staff_role(email: str, role: str):
 @with_appcontext
 def staff_reset_password(email: str, password_stdin: bool, generate: bool):
     """Set a new password (open sessions end)."""
-    from .staff import get_staff, reset_password
-
     _staff_change(lambda address, actor: get_staff(address), email)  # unknown: say so before asking for one
     password = _new_password(password_stdin, generate)
     _staff_change(lambda address, actor: reset_password(address, password, actor=actor), email)
@@ -297,8 +272,7 @@ def dev_webhook(topic: str, order_name: str | None, duplicate: int, sandbox: str
     """Have the local Shopify sandbox sign and send a demo-order webhook to the running dev app."""
     import requests
 
-    from .config import load_config
-    from .devserver import DEMO_SHOP
+    from .devserver import DEMO_SHOP  # the sandboxes and dev tooling load for the dev commands only
 
     cfg = load_config()  # beside `make dev`: its sandbox and app URLs (instance/dev-environment.json)
     base = cfg["SHOPIFY_SHOP_BASE_URL"]
@@ -332,10 +306,6 @@ def backfill_cmd(shop_domain: str, since, until, resume_id: int | None, cancel_i
 
     Uses the app's configuration; beside `make dev` (no DATABASE_URL set) that is the running dev
     setup's sandboxes and Redis, read from instance/dev-environment.json."""
-    from . import backfill_command
-    from .db import database
-    from .models import Shop
-
     with database.connection_context():
         shop = Shop.get_or_none(Shop.domain == shop_domain)
         if shop is None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Mapping
 
 from cryptography.fernet import Fernet
-
-from .shopify import api_versions
 
 # Sandbox credentials used only when the variables are unset (dev and tests); the local
 # Shopify and Intuit stand-ins are started with the same values.
@@ -23,6 +22,8 @@ DEV_INTUIT_CLIENT_SECRET = "ecomflux-dev-intuit-secret-7b2e41d09a6c"
 # must name the same; a test checks). Shopify supports a version for 12 months: /healthz and the
 # support console warn 90 days before this one leaves support.
 SHOPIFY_API_VERSION = "2026-10"
+# Stable versions are named by quarter (the calendar they follow is in shopify/api_versions.py).
+SHOPIFY_API_VERSION_RE = re.compile(r"^(\d{4})-(01|04|07|10)$")
 SHOPIFY_SCOPES = "read_orders,read_all_orders,read_customers,read_products,read_fulfillments,read_shopify_payments_payouts"
 QBO_MINOR_VERSION = "75"
 QBO_SCOPE = "com.intuit.quickbooks.accounting"
@@ -36,6 +37,14 @@ QBO_API_BASES = {
     "production": "https://quickbooks.api.intuit.com/v3",
 }
 
+
+
+def parse_api_version(version: str) -> tuple[int, int]:
+    """(year, month) of a stable Shopify API version name; ValueError for anything else."""
+    match = SHOPIFY_API_VERSION_RE.match(version or "")
+    if not match:
+        raise ValueError(f"Shopify API version must be YYYY-01, -04, -07 or -10, not {version!r}")
+    return int(match.group(1)), int(match.group(2))
 
 def _instance_secret(instance: Path, name: str, make) -> str:
     """Read a dev secret from instance/, creating it on first use so restarts keep it."""
@@ -110,7 +119,7 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | os.Pa
     )
     old_secret = get("SHOPIFY_API_SECRET_OLD")
     api_version = get("SHOPIFY_API_VERSION", SHOPIFY_API_VERSION)
-    api_versions.parse(api_version)  # a typo must fail at start, not as Shopify's silent fallback
+    parse_api_version(api_version)  # a typo must fail at start, not as Shopify's silent fallback
     return {
         "INSTANCE_PATH": str(instance),
         "SHOPIFY_API_KEY": get("SHOPIFY_API_KEY", DEV_SHOPIFY_API_KEY),

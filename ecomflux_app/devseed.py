@@ -8,6 +8,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from .models import Shop, StaffUser
+from .sandbox.demo_orders import OrderGenerator
+from .shopify.session_token import verify_session_token
+from .staff import create_staff
+from .sync.installs import install_via_token_exchange
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +30,6 @@ def _staff_password(instance: str) -> str:
 
 def seed_demo(config: dict, sandbox_apps: tuple, shop_domain: str) -> dict:
     """Idempotently seed the sandboxes and our database; returns a summary for the console."""
-    from .sandbox.demo_orders import OrderGenerator
-    from .shopify.oauth import install_via_token_exchange
-    from .shopify.session_token import verify_session_token
-
     shopify_app, intuit_app = sandbox_apps
     summary: dict = {}
 
@@ -56,11 +56,6 @@ def seed_demo(config: dict, sandbox_apps: tuple, shop_domain: str) -> dict:
 
     password = _staff_password(config["INSTANCE_PATH"])
     if StaffUser.get_or_none(StaffUser.email == DEMO_STAFF_EMAIL) is None:
-        try:
-            from .staff import create_staff
-
-            create_staff(DEMO_STAFF_EMAIL, password, role="operator")
-        except ImportError:
-            pass
+        create_staff(DEMO_STAFF_EMAIL, password, role="operator")
     summary["staff"] = f"{DEMO_STAFF_EMAIL} / password in instance/demo-staff.password"
     return summary

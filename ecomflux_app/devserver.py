@@ -10,6 +10,17 @@ from pathlib import Path
 
 import click
 
+from . import create_app
+from .config import DEV_ENVIRONMENT_FILE, load_config, write_dev_environment
+from .db import database
+from .devseed import seed_demo
+from .migrations import upgrade
+from .queue import redis_url, stop_embedded_redis
+from .sandbox.intuit_server import create_intuit_sandbox
+from .sandbox.persistence import persist_intuit, persist_shopify
+from .sandbox.serving import BackgroundServer
+from .sandbox.shopify_server import create_shopify_sandbox
+
 SHOPIFY_SANDBOX_PORT = 8001
 INTUIT_SANDBOX_PORT = 8002
 DEMO_SHOP = "demo-shop.myshopify.com"
@@ -19,11 +30,6 @@ DEV_INTUIT_VERIFIER_TOKEN = "ecomflux-dev-intuit-verifier-3c81"
 def _start_sandboxes(config: dict, instance: Path) -> dict:
     """Serve the Shopify and Intuit stand-ins on loopback ports, their data kept in instance/ across
     restarts (the linked company and tokens survive); returns the env that points at them."""
-    from .sandbox.intuit_server import create_intuit_sandbox
-    from .sandbox.persistence import persist_intuit, persist_shopify
-    from .sandbox.serving import BackgroundServer
-    from .sandbox.shopify_server import create_shopify_sandbox
-
     shopify = create_shopify_sandbox(config["SHOPIFY_API_KEY"], config["SHOPIFY_API_SECRET"])
     intuit = create_intuit_sandbox(config["INTUIT_CLIENT_ID"], config["INTUIT_CLIENT_SECRET"])
     keepers = (persist_shopify(shopify, instance / "sandbox-shopify.state"),
@@ -52,12 +58,6 @@ def _start_sandboxes(config: dict, instance: Path) -> dict:
 
 def run_dev(port: int = 8000, with_worker: bool = True) -> None:
     """Start embedded Redis, sandboxes, migrations, demo data, a worker process and the web server."""
-    from . import create_app
-    from .config import DEV_ENVIRONMENT_FILE, load_config, write_dev_environment
-    from .db import database
-    from .migrations import upgrade
-    from .queue import redis_url, stop_embedded_redis
-
     os.environ["ECOMFLUX_DEV"] = "1"
     os.environ.setdefault("APP_URL", f"http://127.0.0.1:{port}")
     instance = Path(os.environ.get("ECOMFLUX_INSTANCE") or Path.cwd() / "instance")
@@ -77,8 +77,6 @@ def run_dev(port: int = 8000, with_worker: bool = True) -> None:
     app = create_app()
     with database.connection_context():
         upgrade()
-        from .devseed import seed_demo
-
         summary = seed_demo(app.config, sandbox["_apps"], DEMO_SHOP)
     for keeper in sandbox["_keepers"]:
         keeper.save()  # the seed changed the sandboxes in-process

@@ -33,12 +33,13 @@ from functools import lru_cache
 
 import msgspec
 import redis
-from peewee import CharField, DatabaseError, IntegrityError, InterfaceError, OperationalError, SqliteDatabase, TextField
+from peewee import CharField, IntegrityError, InterfaceError, OperationalError, SqliteDatabase, TextField
 
 from .db import binds_binary, database, intake_database
 from .models import Shop, WebhookDelivery, utcnow
 from .statuses import DeliveryStatus
 from .shopify.topics import SHOPLESS_TOPICS
+from .sync.sweeper import enqueue_many
 
 log = logging.getLogger(__name__)
 
@@ -253,8 +254,6 @@ class IntakeWriter:
             self._enqueue(db, to_enqueue)
 
     def _enqueue(self, db, rows: list[PendingRow]) -> None:
-        from .sync.sweeper import enqueue_many
-
         try:
             enqueue_many(self._redis_factory(), [(r.values["shop_domain"], r.delivery_id) for r in rows])
         except redis.RedisError as exc:

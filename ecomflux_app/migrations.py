@@ -6,7 +6,7 @@ import logging
 from typing import Callable
 
 from .db import database, is_postgres
-from .models import ALL_MODELS, Payout, SchemaVersion
+from .models import ALL_MODELS, BackfillRun, Payout, QboConnection, SchemaVersion, StaffSession, StaffUser, SyncRecord
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,6 @@ def _v4_revocable_staff_sessions(db) -> None:
     and disabled staff accounts. Idempotent: a fresh database already has both from step 1."""
     from playhouse.migrate import SchemaMigrator, migrate
 
-    from .models import StaffSession, StaffUser
-
     table = StaffUser._meta.table_name
     if "disabled_at" not in {c.name for c in db.get_columns(table)}:
         migrate(SchemaMigrator.from_database(getattr(db, "obj", db)).add_column(table, "disabled_at", StaffUser.disabled_at))
@@ -55,8 +53,6 @@ def _v6_backfill_lease(db) -> None:
     """BackfillRun.owner and lease_until: a run whose process died is seen as such (idempotent)."""
     from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
 
-    from .models import BackfillRun
-
     table = BackfillRun._meta.table_name
     have = {c.name for c in db.get_columns(table)}
     migrator = PostgresqlMigrator(db) if is_postgres() else SqliteMigrator(db)
@@ -69,8 +65,6 @@ def _v6_backfill_lease(db) -> None:
 def _v9_tax_setup(db) -> None:
     """Non-US companies keep their tax codes on the connection (read once, refreshed from the page)."""
     from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
-
-    from .models import QboConnection
 
     table = QboConnection._meta.table_name
     have = {c.name for c in db.get_columns(table)}
@@ -86,8 +80,6 @@ def _v3_reflected_refunds(db) -> None:
     """The ledger remembers which refunds an order's document nets out (the as-sold sale documents)."""
     if "reflected_refunds" not in {c.name for c in db.get_columns("syncrecord")}:
         from playhouse.migrate import SchemaMigrator, migrate
-
-        from .models import SyncRecord
 
         real = getattr(db, "obj", None) or db  # the migrator needs the database behind the proxy
         migrate(SchemaMigrator.from_database(real).add_column("syncrecord", "reflected_refunds",

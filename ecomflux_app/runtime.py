@@ -8,6 +8,7 @@ from . import crypto
 from .config import load_config
 from .db import database, open_database
 from .logging_setup import configure_logging
+from .queue import get_redis
 
 _config: dict | None = None
 
@@ -35,6 +36,4 @@ def config() -> dict:
 
 
 def redis():
-    from .queue import get_redis
-
     return get_redis(config())

@@ -83,7 +83,7 @@ def shopify_sandbox():
 def install_shop(app, shopify_sandbox):
     """Factory: install a shop through the real token-exchange path; returns the stored Shop."""
     from ecomflux_app.db import database
-    from ecomflux_app.shopify.oauth import install_via_token_exchange
+    from ecomflux_app.sync.installs import install_via_token_exchange
     from ecomflux_app.shopify.session_token import verify_session_token
 
     def install(domain: str = "sandbox-shop.myshopify.com", **info):

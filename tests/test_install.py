@@ -13,9 +13,9 @@ from ecomflux_app.models import OAuthState, Shop, WebhookDelivery, utcnow
 from ecomflux_app.queue import get_queue, shop_queue_name
 from ecomflux_app.sandbox.shopify_server import query_hmac
 from ecomflux_app.shopify.errors import OAuthError
-from ecomflux_app.shopify.oauth import (consume_state, exchange_session_token, install_via_token_exchange,
-                                        issue_state, verify_query_hmac)
+from ecomflux_app.shopify.oauth import consume_state, exchange_session_token, issue_state, verify_query_hmac
 from ecomflux_app.shopify.session_token import verify_session_token
+from ecomflux_app.sync.installs import ensure_installed, install_via_token_exchange
 from ecomflux_app.web.install import STATE_COOKIE, STATE_COOKIE_SALT
 
 SHOP = "install-shop.myshopify.com"
@@ -281,8 +281,6 @@ def test_query_hmac_formats_array_params_like_shopify():
 
 
 def test_ensure_installed_installs_once_then_reuses(app, db, shopify_sandbox):
-    from ecomflux_app.shopify.oauth import ensure_installed
-
     first = ensure_installed(session_for(app, shopify_sandbox.session_token(SHOP)))
     again = ensure_installed(session_for(app, shopify_sandbox.session_token(SHOP)))
     assert first.id == again.id and again.access_token == first.access_token

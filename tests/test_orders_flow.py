@@ -137,7 +137,7 @@ def test_throttling_parks_the_order_then_it_posts(client, redis_conn, connected_
 
 def test_revoked_connection_parks_orders_until_reconnect_then_posts_once(client, redis_conn, connected_shop):
     from ecomflux_app.models import QboConnection
-    from ecomflux_app.quickbooks.connection import resume_parked
+    from ecomflux_app.sync.sweeper import resume_parked
 
     connected_shop.intuit.revoke_all(connected_shop.realm)
     QboConnection.update(access_token_expires_at=utcnow() - timedelta(minutes=1)).execute()
@@ -149,7 +149,7 @@ def test_revoked_connection_parks_orders_until_reconnect_then_posts_once(client,
     assert {d.status for d in WebhookDelivery.select()} == {"pending"}
     assert connected_shop.documents("SalesReceipt") == []
     connect_shop_to_company(connected_shop.shop, connected_shop.intuit, connected_shop.realm)  # admin reconnects
-    assert resume_parked(connected_shop.shop) == 2
+    assert resume_parked(connected_shop.shop.domain) == 2
     drain(redis_conn)
     assert len(connected_shop.documents("SalesReceipt")) == 2
     assert {d.status for d in WebhookDelivery.select()} == {"posted"}

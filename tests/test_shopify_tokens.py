@@ -9,9 +9,9 @@ import pytest
 
 from ecomflux_app.db import database
 from ecomflux_app.models import Shop, utcnow
-from ecomflux_app.shopify import oauth
 from ecomflux_app.shopify.errors import ShopifyReauthRequired
 from ecomflux_app.shopify.tokens import REFRESH_MARGIN, fresh_access_token
+from ecomflux_app.sync.installs import install_via_token_exchange
 
 SHOP = "tokens-shop.myshopify.com"
 
@@ -107,7 +107,7 @@ def test_reauth_shop_recovers_through_token_exchange(app, shop, shopify_sandbox)
         fresh_access_token(near_expiry(shop))
     session = verify_session_token(shopify_sandbox.session_token(SHOP), app.config["SHOPIFY_API_KEY"],
                                    [app.config["SHOPIFY_API_SECRET"]])
-    back = oauth.install_via_token_exchange(session)
+    back = install_via_token_exchange(session)
     assert back.status == "active" and back.auth_error is None
     assert fresh_access_token(back) == back.access_token
 

@@ -10,14 +10,15 @@ from urllib.parse import urlencode
 
 from .. import runtime
 from ..db import database
-from ..models import OAuthState, QboConnection, Shop, utcnow
+from ..models import CustomerMap, ItemMap, OAuthState, QboConnection, Shop, utcnow
 from ..statuses import ConnectionStatus
 from ..shopify.oauth import consume_state, issue_state
 from ..work_results import WaitingForReconnect
 from . import oauth
 from .client import QboClient
+from .company_taxes import refresh_tax_setup
 from .errors import QboError
-from .tokens import mark_reconnect_required, store_tokens
+from .tokens import fresh_access_token, mark_reconnect_required, store_tokens
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,6 @@ class ConnectError(Exception):
 class Connected:
     shop: Shop
     connection: QboConnection
-    resumed: int
 
 
 def start_connect(shop: Shop, confirm_replace: bool = False) -> str:
@@ -88,7 +88,8 @@ def _state_owner(state: str | None) -> tuple[Shop, str]:
 
 
 def complete_connect(code: str | None, state: str | None, realm_id: str | None, error: str | None = None) -> Connected:
-    """Handle Intuit's redirect: validate state, exchange the code, store tokens, read the company."""
+    """Handle Intuit's redirect: validate state, exchange the code, store tokens, read the company (the caller
+    then resumes the shop's parked work: sync.sweeper.resume_parked)."""
     shop, purpose = _state_owner(state)
     if error:
         raise ConnectError(error, "QuickBooks was not connected: the connection was declined at Intuit.", shop)
@@ -110,15 +111,13 @@ def complete_connect(code: str | None, state: str | None, realm_id: str | None, 
         conn = existing or QboConnection.create(shop=shop)
         if conn.realm_id != realm_id:
             # A different company: its customers and items are different ids.
-            from ..models import CustomerMap, ItemMap
-
             CustomerMap.delete().where(CustomerMap.shop == shop.id).execute()
             ItemMap.delete().where(ItemMap.shop == shop.id).execute()
         QboConnection.update(realm_id=realm_id, status=ConnectionStatus.CONNECTED, status_reason=None, connected_at=utcnow(),
                              updated_at=utcnow()).where(QboConnection.id == conn.id).execute()
         store_tokens(conn, tokens, new_grant=True)
     _read_company(QboConnection.get_by_id(conn.id))
-    return Connected(shop, QboConnection.get_by_id(conn.id), resume_parked(shop))
+    return Connected(shop, QboConnection.get_by_id(conn.id))
 
 
 def _read_company(conn: QboConnection) -> None:
@@ -139,8 +138,6 @@ def _read_company(conn: QboConnection) -> None:
         home_currency=(currency.get("HomeCurrency") or {}).get("value"),
         updated_at=utcnow(),
     ).where(QboConnection.id == conn.id).execute()
-    from ..sync.tax_setup import refresh_tax_setup
-
     try:  # non-US companies: their tax codes, for the per-line TaxCodeRef
         refresh_tax_setup(QboConnection.get_by_id(conn.id), client)
     except QboError as exc:
@@ -178,13 +175,6 @@ def check_company(conn: QboConnection) -> str | None:
     return None
 
 
-def resume_parked(shop: Shop) -> int:
-    """Orders that waited while QuickBooks was unreachable post by themselves now."""
-    from ..sync.sweeper import resume_parked as resume
-
-    return resume(shop.domain)
-
-
 def _forget(conn: QboConnection, reason: str) -> None:
     QboConnection.update(status=ConnectionStatus.NOT_CONNECTED, status_reason=reason, access_token=None, refresh_token=None,
                          access_token_expires_at=None, refresh_token_expires_at=None,
@@ -210,8 +200,6 @@ def handle_intuit_disconnect(realm_id: str | None) -> int:
     The redirect carries no signature, so it is not trusted: a connection is forgotten only when
     Intuit confirms it (the refresh token no longer works). A forged link changes nothing.
     """
-    from .tokens import fresh_access_token
-
     count = 0
     for conn in QboConnection.select().where((QboConnection.realm_id == (realm_id or ""))
                                              & (QboConnection.status != ConnectionStatus.NOT_CONNECTED)):
@@ -229,4 +217,4 @@ def handle_intuit_disconnect(realm_id: str | None) -> int:
 
 
 __all__ = ["ConnectError", "begin_authorization", "complete_connect", "disconnect", "handle_intuit_disconnect",
-           "mark_reconnect_required", "reconnect_url", "start_connect", "resume_parked"]
+           "mark_reconnect_required", "reconnect_url", "start_connect"]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from ..models import QboConnection, Shop, utcnow
+from ..quickbooks.oauth import TokenSet
+from ..quickbooks.tokens import store_tokens
+from ..shopify.session_token import verify_session_token
+from ..sync.installs import install_via_token_exchange
 
 
 def install_sandbox_shop(config: dict, shopify_state, domain: str, **info) -> Shop:
     """Install a shop through the real token-exchange path against the Shopify sandbox."""
-    from ..shopify.oauth import install_via_token_exchange
-    from ..shopify.session_token import verify_session_token
-
     shopify_state.ensure_shop(domain, **info)
     token = shopify_state.session_token(domain)
     session = verify_session_token(token, config["SHOPIFY_API_KEY"], [config["SHOPIFY_API_SECRET"]])
@@ -18,9 +19,6 @@ def install_sandbox_shop(config: dict, shopify_state, domain: str, **info) -> Sh
 
 def connect_to_sandbox_company(shop: Shop, intuit_state, realm: str, company_name: str = "Sandbox Company") -> None:
     """Link a shop to a sandbox company with real tokens issued by the Intuit sandbox."""
-    from ..quickbooks.oauth import TokenSet
-    from ..quickbooks.tokens import store_tokens
-
     issued = intuit_state.issue_tokens(realm, hard_expiry=True, consent=True)  # as the app's code exchange asks
     company = intuit_state.companies[realm]
     conn, _ = QboConnection.get_or_create(shop=shop)

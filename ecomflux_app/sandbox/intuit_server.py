@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 from flask import Flask, Response, jsonify, request
 
 from . import intuit_tax, qbo_deposit, qbo_query
+from .qbo_fault import Fault, now_text as _now_text
 
 ACCESS_TTL = 3600
 REFRESH_TTL = 100 * 24 * 3600
@@ -42,26 +43,6 @@ NAMES = ("Customer", "Vendor", "Employee")
 ENTITIES = NAMES + TRANSACTIONS + ("Item", "Account", "Class", "Department", "PaymentMethod", "TaxCode", "TaxRate",
                                    "Deposit")
 CENT = Decimal("0.01")
-
-
-class Fault(Exception):
-    """A QBO Fault response."""
-
-    def __init__(self, status: int, code: str, message: str, detail: str = "", element: str = "",
-                 kind: str = "ValidationFault"):
-        super().__init__(message)
-        self.status, self.code, self.message, self.detail, self.element, self.kind = (
-            status, code, message, detail, element, kind)
-
-    def body(self) -> dict:
-        error = {"Message": self.message, "Detail": self.detail or self.message, "code": self.code}
-        if self.element:
-            error["element"] = self.element
-        return {"Fault": {"Error": [error], "type": self.kind}, "time": _now_text()}
-
-
-def _now_text() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S.000-00:00", time.gmtime())
 
 
 def _money(value, element: str) -> Decimal:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
+from .qbo_fault import Fault
+
 ACCOUNT_TYPES = (
     "Bank", "Other Current Asset", "Fixed Asset", "Other Asset", "Accounts Receivable", "Equity", "Expense",
     "Other Expense", "Cost of Goods Sold", "Accounts Payable", "Credit Card", "Long Term Liability",
@@ -23,8 +25,6 @@ CENT = Decimal("0.01")
 
 
 def _fault(status, code, message, detail, element):
-    from .intuit_server import Fault
-
     return Fault(status, code, message, detail, element)
 
 

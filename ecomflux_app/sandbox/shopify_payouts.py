@@ -9,11 +9,12 @@ A failed payout's money returns to the balance as a PAYOUT_FAILURE transaction i
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
+
+from .shopify_paging import connection_page, parse_search
 
 CENT = Decimal("0.01")
 PAYOUT_STATUSES = ("SCHEDULED", "IN_TRANSIT", "PAID", "FAILED", "CANCELED")
@@ -31,7 +32,6 @@ SUMMARY = {  # summary field prefix -> transaction types it adds up
     "retriedPayouts": ("PAYOUT_FAILURE", "PAYOUT_CANCELLATION"), "advance": ("ADVANCE", "ADVANCE_FUNDING"),
 }
 _ARG_RE = re.compile(r'(\w+)\s*:\s*(\$\w+|"(?:[^"\\]|\\.)*"|[\w.+-]+)')
-_TERM_RE = re.compile(r"(\w+):(<=|>=|<|>)?('(?:[^']*)'|\"(?:[^\"]*)\"|\S+)")
 
 
 def money(value) -> Decimal:
@@ -167,20 +167,8 @@ class PayoutBook:
             first = int(args.get("first") or 0)
             if first < 1 or first > 250:
                 raise ValueError(f"{field}: first must be between 1 and 250")
-            found = rows(_parse_search(args.get("query") or ""))
-            found.sort(key=lambda r: r[0], reverse=bool(args.get("reverse")))
-            after = args.get("after")
-            if after:
-                position = tuple(json.loads(base64.b64decode(after)))
-                found = [r for r in found if (r[0] < position if args.get("reverse") else r[0] > position)]
-            page, more = found[:first], len(found) > first
-            edges = [{"cursor": base64.b64encode(json.dumps(list(k)).encode()).decode(), "node": render(o)}
-                     for k, o in page]
-            account[field] = {"edges": edges, "nodes": [e["node"] for e in edges],
-                              "pageInfo": {"hasNextPage": more, "hasPreviousPage": bool(after),
-                                           "startCursor": edges[0]["cursor"] if edges else None,
-                                           "endCursor": edges[-1]["cursor"] if edges else None}}
-            count += 2 + len(page) * (6 if field == "balanceTransactions" else 3)
+            account[field], size = connection_page(rows(parse_search(args.get("query") or "")), args, render)
+            count += 2 + size * (6 if field == "balanceTransactions" else 3)
         return account, count
 
     def _payout_rows(self, filters) -> list:
@@ -228,10 +216,6 @@ def _payout_matches(payout: dict, term) -> bool:
 def _compare(actual, op: str, expected) -> bool:
     return {"=": actual == expected, ">=": actual >= expected, "<=": actual <= expected, ">": actual > expected,
             "<": actual < expected}[op]
-
-
-def _parse_search(text: str) -> list[tuple[str, str, str]]:
-    return [(name, op or "=", value.strip("'\"")) for name, op, value in _TERM_RE.findall(text)]
 
 
 def _field_args(query: str, field: str, variables: dict) -> dict | None:

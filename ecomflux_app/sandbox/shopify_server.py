@@ -29,6 +29,7 @@ from flask import Flask, jsonify, redirect, request
 from ..config import SHOPIFY_API_VERSION
 from ..shopify import api_versions
 from .shopify_cost import MAX_QUERY_COST, requested_cost
+from .shopify_paging import connection_page, parse_search
 from .shopify_payouts import PayoutBook, build_scenario
 from .shopify_render import parse_time, render_order
 
@@ -479,26 +480,14 @@ class ShopifySandboxState:
             raise ValueError("first must be between 1 and 250")
         sort_key = (args.get("sortKey") or "ID").upper()
         sort_field = {"PROCESSED_AT": "processed_at", "CREATED_AT": "created_at", "UPDATED_AT": "updated_at"}.get(sort_key)
-        filters = _parse_search(args.get("query") or "")
+        filters = parse_search(args.get("query") or "")
         rows = []
         for order in shop.orders.values():
             if all(_matches(order, f) for f in filters):
                 key = parse_time(order[sort_field]).timestamp() if sort_field else 0
                 rows.append(((key, int(order["id"])), order))
-        rows.sort(key=lambda r: r[0], reverse=bool(args.get("reverse")))
-        after = args.get("after")
-        if after:
-            position = tuple(json.loads(base64.b64decode(after)))
-            rows = [r for r in rows if (r[0] < position if args.get("reverse") else r[0] > position)]
-        page, more = rows[:first], len(rows) > first
-        edges = [{"cursor": _cursor(k), "node": render_order(o, shop.currency, *window, version=version)} for k, o in page]
-        return {"orders": {
-            "edges": edges,
-            "nodes": [e["node"] for e in edges],
-            "pageInfo": {"hasNextPage": more, "hasPreviousPage": bool(after),
-                         "startCursor": edges[0]["cursor"] if edges else None,
-                         "endCursor": edges[-1]["cursor"] if edges else None},
-        }}, len(page)
+        orders, size = connection_page(rows, args, lambda o: render_order(o, shop.currency, *window, version=version))
+        return {"orders": orders}, size
 
     # -- webhooks --------------------------------------------------------------------------------
     def build_webhook(self, shop: str, topic: str, payload, *, webhook_id: str | None = None,
@@ -610,21 +599,6 @@ def _legacy_id(value) -> int | None:
         return None
     text = str(value).rsplit("/", 1)[-1]
     return int(text) if text.isdigit() else None
-
-
-def _cursor(key: tuple) -> str:
-    return base64.b64encode(json.dumps(list(key)).encode()).decode()
-
-
-_TERM_RE = re.compile(r"(\w+):(<=|>=|<|>)?('(?:[^']*)'|\"(?:[^\"]*)\"|\S+)")
-
-
-def _parse_search(text: str) -> list[tuple[str, str, str]]:
-    """Shopify search syntax, the subset our queries use: `field:value`, `field:>=value`, ANDed."""
-    out = []
-    for name, op, value in _TERM_RE.findall(text):
-        out.append((name, op or "=", value.strip("'\"")))
-    return out
 
 
 def _matches(order: dict, term: tuple[str, str, str]) -> bool:

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
-VERSION_RE = re.compile(r"^(\d{4})-(01|04|07|10)$")
+from ..config import parse_api_version as parse  # the version name's format: beside the pinned version
+
 SUPPORT_MONTHS = 12
 WARN_DAYS = 90  # warn this long before the pinned version leaves support (one release cycle + margin)
-
-
-def parse(version: str) -> tuple[int, int]:
-    """(year, month) of a stable version name; ValueError for anything else."""
-    match = VERSION_RE.match(version or "")
-    if not match:
-        raise ValueError(f"Shopify API version must be YYYY-01, -04, -07 or -10, not {version!r}")
-    return int(match.group(1)), int(match.group(2))
 
 
 def released(version: str) -> date:

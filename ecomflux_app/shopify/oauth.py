@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -15,13 +14,8 @@ from urllib.parse import urlencode
 import requests
 
 from .. import runtime
-from ..db import database
 from ..models import OAuthState, Shop, utcnow
-from ..statuses import ShopStatus
 from .errors import OAuthError, ShopifyUnavailable, ShopifyUnreachable
-from .session_token import SessionToken
-
-log = logging.getLogger(__name__)
 
 SHOP_DOMAIN_RE = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
 TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -171,63 +165,6 @@ def refresh(shop_domain: str, refresh_token: str) -> TokenSet:
     return _token_request(shop_domain, {"grant_type": "refresh_token", "refresh_token": refresh_token})
 
 
-# -- install ---------------------------------------------------------------------------------------
-def store_install(shop_domain: str, tokens: TokenSet) -> Shop:
-    """Create or reactivate the shop with new tokens, load its details, resume parked work."""
-    from .graphql import fetch_shop_info
-
-    now = utcnow()
-    with database.atomic():
-        Shop.insert(domain=shop_domain).on_conflict_ignore().execute()
-        current = Shop.get(Shop.domain == shop_domain)
-        reinstall = current.status != ShopStatus.ACTIVE
-        changes = dict(
-            access_token=tokens.access_token,
-            access_token_expires_at=tokens.access_expires_at,
-            refresh_token=tokens.refresh_token,
-            refresh_token_expires_at=tokens.refresh_expires_at,
-            scopes=tokens.scope,
-            status=ShopStatus.ACTIVE,
-            auth_error=None,
-            uninstalled_at=None,
-            # Every grant counts, even over a row we still think active (the uninstall webhook may not
-            # have come yet): a later-arriving app/uninstalled from before it is then checked, not obeyed.
-            installed_at=now,
-            token_version=Shop.token_version + 1,
-            updated_at=now,
-        )
-        Shop.update(**changes).where(Shop.id == current.id).execute()
-    shop = Shop.get_by_id(current.id)
-    info = fetch_shop_info(shop)
-    Shop.update(name=info["name"], email=info["email"], currency=info["currency"], timezone=info["timezone"],
-                country=info["country"], updated_at=utcnow()).where(Shop.id == shop.id).execute()
-    shop = Shop.get_by_id(shop.id)
-    from ..sync.sweeper import resume_parked
-
-    resumed = resume_parked(shop_domain)
-    log.info("shop %s installed (%s), %d parked deliveries resumed", shop_domain,
-             "reactivated" if reinstall else "tokens stored", resumed)
-    return shop
-
-
-def install_via_token_exchange(session: SessionToken) -> Shop:
-    """Embedded managed install: exchange the verified session token and store the shop."""
-    return store_install(session.shop, exchange_session_token(session.shop, session.raw))
-
-
-def install_via_code(shop_domain: str, code: str) -> Shop:
-    """Auth-code grant fallback: exchange the callback code and store the shop."""
-    return store_install(shop_domain, exchange_code(shop_domain, code))
-
-
 def needs_install(shop: Shop | None) -> bool:
     """True when the embedded page must run token exchange before doing anything for this shop."""
     return shop is None or not shop.is_active
-
-
-def ensure_installed(session: SessionToken) -> Shop:
-    """The shop named by a verified session token, installed (or reinstalled) by token exchange if needed."""
-    shop = Shop.get_or_none(Shop.domain == session.shop)
-    if not needs_install(shop):
-        return shop
-    return install_via_token_exchange(session)

@@ -26,7 +26,9 @@ from .orders import post_orders
 from .shop_settings import shop_settings
 from ..work_results import FatalError, RetryLater, WaitingForReconnect
 from .posting import translate_error
-from .refunds import mark_reflected
+from .refunds import _moved_money, mark_reflected, post_refund
+from .payments import post_payment_for_order
+from ..shopify.graphql import fetch_orders
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +173,6 @@ def post_page(shop: Shop, orders: list[dict], settings: SyncSettings, client: Qb
 
 def _record_refunds(shop: Shop, orders: list[dict], settings: SyncSettings, client: QboClient) -> None:
     """Historical orders are posted as sold: the money their refunds sent back gets its own documents."""
-    from .refunds import _moved_money, post_refund
-
     for order in orders:
         refunds = [r for r in order.get("refunds") or [] if isinstance(r, dict) and r.get("id") and _moved_money(r)]
         row = SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == f"order:{order['id']}"))
@@ -189,8 +189,6 @@ def _record_refunds(shop: Shop, orders: list[dict], settings: SyncSettings, clie
 
 def _record_payments(shop: Shop, orders: list[dict], settings: SyncSettings, client: QboClient) -> None:
     """Invoice mode: historical invoices that Shopify shows as paid get their Payments (else they stay open)."""
-    from .payments import post_payment_for_order
-
     for order in orders:
         if order.get("financial_status") not in ("paid", "partially_paid", "partially_refunded", "refunded"):
             continue
@@ -210,8 +208,6 @@ def run_backfill(backfill_id: int, max_pages: int | None = None, requeue: bool =
 
     Throttling (Shopify or QBO) and transient trouble: the job is queued again after the delay asked
     for (requeue=False: the RetryLater is raised to the caller, e.g. the CLI, instead)."""
-    from ..shopify.graphql import fetch_orders
-
     run = BackfillRun.get_by_id(backfill_id)
     if run.status in (RunStatus.DONE, RunStatus.CANCELLED):
         return run

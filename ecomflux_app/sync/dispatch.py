@@ -15,6 +15,8 @@ from ..db import database
 from ..models import Shop, WebhookDelivery, utcnow
 from ..statuses import DeliveryStatus
 from ..work_results import FatalError, RetryLater, WaitingForReconnect
+from .sweeper import enqueue_continuation
+from .. import runtime
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +28,8 @@ MAX_RETRIES = 12  # transient failures; after that the row fails visibly and sup
 # Topic -> handler, by dotted path so each topic's module is loaded only when needed: one for every
 # subscribed topic of the registry (shopify/topics.py), as tests/test_topic_registry.py checks.
 TOPIC_HANDLERS = {
-    "orders/fulfilled": "ecomflux_app.sync.orders:handle_order_webhook",
-    "orders/paid": "ecomflux_app.sync.orders:handle_order_webhook",
+    "orders/fulfilled": "ecomflux_app.sync.order_webhooks:handle_order_webhook",
+    "orders/paid": "ecomflux_app.sync.order_webhooks:handle_order_webhook",
     "orders/cancelled": "ecomflux_app.sync.cancellations:handle_cancelled",
     "refunds/create": "ecomflux_app.sync.refunds:handle_refund",
     "app/uninstalled": "ecomflux_app.sync.lifecycle:handle_uninstalled",
@@ -180,8 +182,6 @@ def process_batch(shop_domain: str, delivery_ids: list[int], *, slice_seconds: f
                   redis_conn=None) -> dict:
     """Process a shop's batch in arrival order; past the time slice the rest goes back to the front
     of the shop queue (a new job), so a shop with a backlog cannot hold a worker from the others."""
-    from .sweeper import enqueue_continuation
-
     started = time.monotonic()
     with database.connection_context():
         # The sweeper sees this batch's waiting rows as fresh while it runs (see live_batch_ranges).
@@ -194,8 +194,6 @@ def process_batch(shop_domain: str, delivery_ids: list[int], *, slice_seconds: f
         rest = delivery_ids[position + 1:]
         if rest and time.monotonic() - started >= slice_seconds:
             if redis_conn is None:
-                from .. import runtime
-
                 redis_conn = runtime.redis()
             # If Redis is unreachable now the rows stay 'queued' and the sweeper re-enqueues them.
             enqueue_continuation(redis_conn, shop_domain, rest)

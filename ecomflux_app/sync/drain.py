@@ -26,7 +26,8 @@ from ..quickbooks.limiter import RealmLimiter
 from ..work_results import Outcome
 from .dispatch import CLAIMABLE, FAIR_SLICE_SECONDS, claim_many, process_batch, process_delivery, run_claimed, settle
 from .lifecycle import ensure_shop_active
-from .orders import TRIGGER_TOPICS, _order_day, post_orders, prepare_order_references, shop_settings
+from .orders import TRIGGER_TOPICS, order_day, post_orders, prepare_order_references
+from .shop_settings import shop_settings
 from .posting import BATCH_MAX
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ def _postable(delivery: WebhookDelivery, settings) -> dict | None:
         return None
     if not isinstance(order, dict) or order.get("id") in (None, ""):
         return None
-    day = _order_day(order)
+    day = order_day(order)
     if settings.sync_start_date and day and day < settings.sync_start_date:
         return None
     return order

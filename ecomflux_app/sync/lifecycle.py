@@ -9,15 +9,15 @@ from ..models import QboConnection, Shop, utcnow
 from ..statuses import ConnectionStatus, DeliveryStatus, ShopStatus
 from .dispatch import DeliveryContext
 from ..work_results import Outcome
+from ..shopify.errors import ShopifyReauthRequired
+from ..shopify.graphql import token_accepted
+from ..shopify.webhooks import triggered_at
 
 log = logging.getLogger(__name__)
 
 
 def _token_check(ctx: DeliveryContext) -> dict | None:
     """When the delivery predates the shop's latest install: both times and Shopify's verdict on our token."""
-    from ..shopify.graphql import token_accepted
-    from ..shopify.webhooks import triggered_at
-
     shop = ctx.shop
     triggered = triggered_at(ctx.delivery.triggered_at, ctx.delivery.headers)
     # Shopify retries for hours and does not keep order, so an uninstall from before a reinstall can
@@ -71,8 +71,6 @@ def handle_uninstalled(ctx: DeliveryContext) -> Outcome:
 
 def ensure_shop_active(shop: Shop | None) -> Shop:
     """For work handlers: the shop if it may be worked on, else park the delivery until a reinstall resumes it."""
-    from ..shopify.errors import ShopifyReauthRequired
-
     if shop is None:
         raise ShopifyReauthRequired("shop is not installed: parked until it installs the app")
     if not shop.is_active:

@@ -10,17 +10,15 @@ from typing import Callable
 
 from ..models import QboConnection, Shop, SyncRecord, WebhookDelivery
 from ..statuses import DeliveryStatus, RecordStatus
-from ..quickbooks.client import QboClient, connection_for
+from ..quickbooks.client import QboClient
+from ..quickbooks.company_taxes import with_tax_setup
 from ..translate.order import Refs, TranslationError, order_marker, plan_order, render_document
 from ..translate.settings import SyncSettings
-from ..translate.document_kinds import kind_for_setting
-from .dispatch import DeliveryContext
-from .lifecycle import ensure_shop_active
 from ..work_results import FatalError, Outcome, RetryLater, WaitingForReconnect
 from .posting import BATCH_MAX, BatchItem, Document, PostResult, _update, flag, ledger_row, ledger_rows, post_batch
 from .references import ReferenceResolver, post_with_current_references, prepare_references, stale_reference
-from .shop_settings import shop_facts, shop_settings
-from .tax_setup import with_tax_setup
+from .shop_settings import shop_facts
+from ..shopify.graphql import fetch_order
 
 log = logging.getLogger(__name__)
 
@@ -30,40 +28,13 @@ BACKLOG_PREFETCH = 60
 PREFETCH_MIN_HEADROOM = 10
 
 
-def _order_day(order: dict) -> date | None:
+def order_day(order: dict) -> date | None:
+    """The day the order was placed (processed_at, else created_at), None when unreadable."""
     text = order.get("processed_at") or order.get("created_at")
     try:
         return date.fromisoformat(str(text)[:10]) if text else None
     except ValueError:
         return None
-
-
-def handle_order_webhook(ctx: DeliveryContext) -> Outcome:
-    shop = ensure_shop_active(ctx.shop)
-    conn = connection_for(shop)
-    settings = shop_settings(shop, conn)
-    order, topic = ctx.payload, ctx.delivery.topic
-    if topic != TRIGGER_TOPICS.get(settings.trigger, "orders/fulfilled"):
-        if topic == "orders/paid" and kind_for_setting(settings.document_type).takes_payments:
-            return _payment(shop, order, settings, ctx.delivery)
-        return Outcome(DeliveryStatus.IGNORED, f"orders are posted when {settings.trigger}; {topic} posts nothing")
-    start = settings.sync_start_date
-    day = _order_day(order)
-    if start and day and day < start:
-        return Outcome(DeliveryStatus.IGNORED, f"order dated {day} is before the sync start date {start}")
-    outcome = post_order(shop, order, settings, conn, delivery=ctx.delivery)
-    if topic == "orders/paid" and kind_for_setting(settings.document_type).takes_payments \
-            and outcome.status in (DeliveryStatus.POSTED, DeliveryStatus.SKIPPED_DUPLICATE):
-        return _payment(shop, order, settings, ctx.delivery)  # invoice posted on payment: record the payment too
-    return outcome
-
-
-def _payment(shop: Shop, order: dict, settings: SyncSettings, delivery: WebhookDelivery) -> Outcome:
-    try:
-        from .payments import post_payment_for_order
-    except ImportError:
-        return Outcome(DeliveryStatus.PROCESSED, "payments are not recorded yet (invoice stays open)")
-    return post_payment_for_order(shop, order, settings, delivery=delivery)
 
 
 def with_transactions(shop: Shop, order: dict, *, always: bool = False) -> dict:
@@ -74,8 +45,6 @@ def with_transactions(shop: Shop, order: dict, *, always: bool = False) -> dict:
     gateways = [str(g).lower() for g in order.get("payment_gateway_names") or []]
     if order.get("transactions") is not None or not (always or any("gift" in g for g in gateways)):
         return order
-    from ..shopify.graphql import fetch_order
-
     fetched = fetch_order(shop, order.get("id"))
     if fetched and fetched.get("transactions") is not None:
         return dict(order, transactions=fetched["transactions"])
@@ -135,7 +104,7 @@ def _backlog_plans(shop: Shop, settings: SyncSettings, limit: int) -> list:
             order = json.loads(row.body)
         except ValueError:
             continue
-        day = _order_day(order) if isinstance(order, dict) else None
+        day = order_day(order) if isinstance(order, dict) else None
         if not isinstance(order, dict) or (settings.sync_start_date and day and day < settings.sync_start_date):
             continue
         orders.append(order)

@@ -17,7 +17,7 @@ import logging
 from datetime import date, datetime, timedelta, timezone
 
 from .. import runtime
-from ..models import Payout, QboConnection, Shop, SyncRecord, utcnow
+from ..models import Payout, QboConnection, Shop, ShopSettings, SyncRecord, utcnow
 from ..statuses import DeliveryStatus, RecordStatus, ShopStatus
 from ..queue import BULK_QUEUE, enqueue, shop_queue_name
 from ..quickbooks.client import QboClient, connection_for
@@ -375,8 +375,6 @@ def start_payout_sync(shop: Shop, since: date | None = None, history: bool = Fal
 
 def history_after_backfill(shop: Shop, since: date) -> str | None:
     """A history import also brings in the payouts since that date, when payouts are set up."""
-    from ..models import ShopSettings
-
     row = ShopSettings.get_or_none(ShopSettings.shop == shop.id)
     if row is None or not SyncSettings.from_values(row.values or {}).payouts_enabled:
         return None
@@ -384,8 +382,6 @@ def history_after_backfill(shop: Shop, since: date) -> str | None:
 
 
 def _configured_shops() -> list[Shop]:
-    from ..models import ShopSettings
-
     out = []
     for row in ShopSettings.select(ShopSettings, Shop).join(Shop).where(Shop.status == ShopStatus.ACTIVE):
         if SyncSettings.from_values(row.values or {}).payouts_enabled:

@@ -37,8 +37,17 @@ from .backfill import eligible
 from .orders import post_order
 from .shop_settings import shop_facts, shop_settings
 from ..work_results import FatalError, RetryLater, WaitingForReconnect
-from .posting import _update, ledger_lock, translate_error
+from .posting import Document, PostResult, _update, flag, ledger_lock, ledger_row, post_document, translate_error
 from .refunds import _moved_money, mark_reflected, post_refund, reflected_ids, refund_ids_in
+from .payout_reconcile import reconcile_payouts  # Shopify Payments payouts vs QBO Deposits
+from .references import ReferenceResolver
+from .. import runtime
+from ..db import database
+from ..queue import BULK_QUEUE, enqueue
+from ..quickbooks.errors import QboError
+from ..shopify.graphql import fetch_order, fetch_orders
+from ..translate.adjustment import plan_adjustment, render_adjustment
+from ..translate.reading import identity_for
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +113,6 @@ def compare(expected: list[dict], ledger: dict[str, dict], documents: dict[str, 
 
 
 def _shopify_orders(shop: Shop, start: date, end: date) -> list[dict]:
-    from ..shopify.graphql import fetch_orders
-
     orders, cursor = [], None
     while True:
         page, cursor = fetch_orders(shop, start, end, cursor=cursor, page_size=100)
@@ -238,8 +245,6 @@ def reconcile_range(shop: Shop, start: date, end: date, heal: bool = False, trig
         ledger = {oid: {"status": r.status, "doc_number": r.qbo_doc_number, "document_type": r.document_type}
                   for oid, r in ledger_rows.items()}
         differences = [dict(d, fixable=fixable(d)) for d in compare(expected, ledger, facts)]
-        from .payout_reconcile import reconcile_payouts  # Shopify Payments payouts vs QBO Deposits
-
         payouts = reconcile_payouts(shop, client, settings, start, end)
         differences += payouts["differences"]
         healed = heal_missing(shop, [d for d in differences if d["kind"] in ("missing_in_qbo", "missing_refund")],
@@ -271,8 +276,6 @@ def heal_missing(shop: Shop, missing: list[dict], orders: dict[str, dict], setti
     for diff in missing:
         order = orders.get(diff["order_id"])
         if order is None:
-            from ..shopify.graphql import fetch_order
-
             order = fetch_order(shop, diff["order_id"])
         if order is None:
             out.append({"order_id": diff["order_id"], "status": DeliveryStatus.FAILED, "detail": "order not found in Shopify"})
@@ -322,8 +325,6 @@ def fix_difference(shop: Shop, diff: dict, settings, conn: QboConnection, client
 
 def _in_qbo(client: QboClient, entity: str, qbo_id: str) -> bool:
     """Whether QBO still holds the document (a deleted one reads as not found)."""
-    from ..quickbooks.errors import QboError
-
     try:
         found = client.read(entity, qbo_id)
     except QboError as exc:
@@ -337,8 +338,6 @@ def repost_deleted(shop: Shop, order_id: str, settings, conn: QboConnection, cli
     """Post again the order document the bookkeeper deleted: only while QBO lacks it (checked under the
     ledger lock), with the next requestid generation (a replay of the first create would answer with
     the deleted document), so any number of requests make one new document."""
-    from ..shopify.graphql import fetch_order
-
     row = SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == f"order:{order_id}"))
     if row is None:
         return {"status": DeliveryStatus.FAILED, "detail": "EcomFlux never posted this order"}
@@ -362,11 +361,6 @@ def repost_deleted(shop: Shop, order_id: str, settings, conn: QboConnection, cli
 
 def post_adjustment(shop: Shop, diff: dict, settings, client: QboClient) -> dict:
     """Close a total difference with an adjustment document (translate.adjustment), exactly once."""
-    from ..translate.adjustment import plan_adjustment, render_adjustment
-    from ..translate.reading import identity_for
-    from .posting import Document, PostResult, flag, ledger_row, post_document
-    from .references import ReferenceResolver
-
     order_id, qbo_id = str(diff["order_id"]), str(diff.get("qbo_id") or "")
     order_row = SyncRecord.get_or_none((SyncRecord.shop == shop.id) & (SyncRecord.source_key == f"order:{order_id}"))
     if not qbo_id or order_row is None or order_row.status != RecordStatus.POSTED:
@@ -390,8 +384,6 @@ def post_adjustment(shop: Shop, diff: dict, settings, client: QboClient) -> dict
         if now != qbo_total:
             return flag(record, f"{entity} {current.get('DocNumber')} changed since the check "
                                 f"({format_money(now)}): check again")
-        from ..shopify.graphql import fetch_order
-
         order = fetch_order(shop, order_id) or {"id": order_id}
         _customer, items = ReferenceResolver(shop, client, settings).resolve(
             identity_for(order), plan.currency_ref, plan.item_requests())
@@ -488,9 +480,6 @@ def reconcile_all_shops(days: int = 3) -> list[dict]:
 
 def queue_reconciliation(shop: Shop, start: date, end: date) -> ReconciliationRun:
     """The page's request: a queued run, computed on the bulk queue (Shopify and QBO reads take a while)."""
-    from .. import runtime
-    from ..queue import BULK_QUEUE, enqueue
-
     run = ReconciliationRun.create(shop=shop, start_date=start, end_date=end, trigger="manual", status=RunStatus.QUEUED)
     enqueue(runtime.redis(), BULK_QUEUE, "ecomflux_app.sync.reconcile.reconcile_job", run.id,
             job_id=f"reconcile-{run.id}")
@@ -499,16 +488,10 @@ def queue_reconciliation(shop: Shop, start: date, end: date) -> ReconciliationRu
 
 def queue_fix(run: ReconciliationRun, index: int) -> None:
     """One difference's fix on the bulk queue (a repeated click is the same ledger work: once in QBO)."""
-    from .. import runtime
-    from ..queue import BULK_QUEUE, enqueue
-
     enqueue(runtime.redis(), BULK_QUEUE, "ecomflux_app.sync.reconcile.fix_job", run.id, index)
 
 
 def fix_job(run_id: int, index: int) -> str:
-    from .. import runtime
-    from ..db import database
-
     runtime.config()
     with database.connection_context():
         run = fix(run_id, index)
@@ -516,17 +499,11 @@ def fix_job(run_id: int, index: int) -> str:
 
 
 def queue_post_missing(run: ReconciliationRun) -> None:
-    from .. import runtime
-    from ..queue import BULK_QUEUE, enqueue
-
     enqueue(runtime.redis(), BULK_QUEUE, "ecomflux_app.sync.reconcile.post_missing_job", run.id)
 
 
 def reconcile_job(run_id: int) -> str:
     """RQ entry point for a queued run."""
-    from .. import runtime
-    from ..db import database
-
     runtime.config()
     with database.connection_context():
         run = ReconciliationRun.get_by_id(run_id)
@@ -534,9 +511,6 @@ def reconcile_job(run_id: int) -> str:
 
 
 def post_missing_job(run_id: int) -> int:
-    from .. import runtime
-    from ..db import database
-
     runtime.config()
     with database.connection_context():
         return post_missing(run_id).healed

@@ -47,6 +47,7 @@ from ..translate.query import quote
 from ..translate.requestid import request_id as make_request_id
 from ..work_results import FatalError
 from .posting import Document, PostResult, post_document
+from .. import runtime
 
 log = logging.getLogger(__name__)
 
@@ -273,8 +274,6 @@ class ReferenceResolver:
 
     def _notified(self) -> bool:
         """Whether QuickBooks change notifications keep the directories current (else they are polled)."""
-        from .. import runtime
-
         return bool(runtime.config().get("INTUIT_WEBHOOK_VERIFIER_TOKEN"))
 
     def _current_directory(self, entity: str) -> str:

@@ -15,7 +15,7 @@ from ..quickbooks.client import QboClient, connection_for
 from ..translate.document_kinds import PAYMENT_DOC, kind_of, leaves_credit, takes_payments
 from ..translate.order import Refs, TranslationError
 from ..translate.payment import APPLY_KEY_PREFIX, CreditApplication, plan_credit_application, render_credit_application
-from ..translate.refund import moved_money, plan_refund
+from ..translate.refund import moved_money, plan_refund, render_refund
 from ..translate.settings import SyncSettings
 from .dispatch import DeliveryContext
 from .lifecycle import ensure_shop_active
@@ -24,6 +24,8 @@ from .shop_settings import shop_facts, shop_settings
 from ..work_results import FatalError, Outcome, RetryLater
 from .posting import Document, PostResult, _update, find_payment, flag, ledger_row, post_document, read_once
 from .references import ReferenceResolver, post_with_current_references
+from .payments import post_payment_for_order
+from ..shopify.graphql import fetch_order
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +53,6 @@ def order_body(shop: Shop, order_id: str) -> dict | None:
     body = _delivery_body(latest)
     if body is not None and str(body.get("id")) == str(order_id):
         return body
-    from ..shopify.graphql import fetch_order
-
     return fetch_order(shop, order_id)
 
 
@@ -137,8 +137,6 @@ def record_payment_first(shop: Shop, order_id: str, body: dict, settings: SyncSe
     """Money can only go back after it came in: record the order's payment on its invoice before the
     refund (orders/paid may arrive later, Shopify keeps no order), so the refund is a RefundReceipt
     out of the bank and the invoice closes, not a credit memo that would leave the cash unrecorded."""
-    from .payments import post_payment_for_order
-
     # Per-transaction amounts when Shopify has them: the body may already be net of this refund.
     outcome = post_payment_for_order(shop, with_transactions(shop, body, always=True), settings, delivery, client)
     if outcome.status == DeliveryStatus.FLAGGED:
@@ -322,8 +320,6 @@ def _refund_document(shop: Shop, client: QboClient, record: SyncRecord, refund: 
         customer_id = client.read(order_rec.document_type, order_rec.qbo_id)["CustomerRef"]["value"]
     account = refund_account(client, settings, refund) if kind_of(plan.doc_type).carries_deposit_account \
         else None
-    from ..translate.refund import render_refund
-
     try:
         payload = render_refund(plan, Refs(customer_id=customer_id, items=items), account)
     except TranslationError as exc:

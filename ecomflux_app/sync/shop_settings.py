@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Mapping
 
 from ..models import QboConnection, Shop, ShopSettings
+from ..quickbooks.company_taxes import load_tax_setup
 from ..translate.order import ShopFacts
 from ..translate.settings import SyncSettings, effective_settings
-from ..translate.tax_codes import TaxSetup
-
-
-def load_tax_setup(conn: QboConnection | None) -> TaxSetup | None:
-    """The stored tax codes of a non-US company (None: US, not connected, or not read yet)."""
-    if conn is None or (conn.company_country or "US") == "US" or not getattr(conn, "tax_setup", None):
-        return None
-    try:
-        return TaxSetup.from_values(json.loads(conn.tax_setup))
-    except (ValueError, KeyError, TypeError):
-        return None
 
 
 def saved_values(shop: Shop) -> dict:

@@ -19,7 +19,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Iterable, Mapping, Sequence
 
 from .money import ZERO, allocate, quantize
-from .plan import CENT_STEP, DISCOUNT, DUTY, FEE, GIFT_CARD, PRODUCT, REDEMPTION, SHIPPING, TAX, TIP, PlanLine, TaxEntry
+from .plan import (CENT_STEP, DISCOUNT, DUTY, FEE, GIFT_CARD, PRODUCT, REDEMPTION, SHIPPING, TAX, TAX_EXCLUDED,
+                   TAX_INCLUSIVE, TIP, BalanceCheck, PlanLine, TaxEntry)
+from .reading import objects, rate_of, text
 
 HUNDRED = Decimal(100)
 UNMAPPED_PREFIX = "unmapped tax"
@@ -172,8 +174,6 @@ def tax_signature(entries: Sequence[TaxEntry]) -> str:
 def shopify_tax_lines(obj: Mapping[str, Any], where: str, read: Any, current: int = 1, original: int = 1
                       ) -> tuple[TaxEntry, ...]:
     """The tax lines of a line item or shipping line (prorated to its current quantity)."""
-    from .reading import objects, rate_of, text
-
     out = []
     for k, t in enumerate(objects(obj, "tax_lines")):
         amount = read.amount(t, "price", f"{where}.tax_lines[{k}]")
@@ -435,8 +435,6 @@ def applies(settings: Any) -> bool:
 def order_line_codes(order: Mapping[str, Any], settings: Any) -> tuple[dict[str, str], str | None, list[str]]:
     """({line item id: code id}, shipping code id, unmapped taxes) from the order's original tax lines:
     what a refund of those lines posts with (the same codes as the order document)."""
-    from .reading import objects, rate_of, text
-
     setup: TaxSetup = settings.company.tax_setup
     country = destination_country(order)
     mapping, exempt = settings.tax_code_map, settings.exempt_tax_code_id
@@ -519,8 +517,6 @@ def code_refund_lines(lines: Sequence[PlanLine], tax_total: Decimal, order: Mapp
 def code_refund(plan: Any, order: Mapping[str, Any], settings: Any) -> Any:
     """A RefundPlan for a non-US company with per-line codes and TaxLine amounts (unchanged otherwise);
     an unmapped tax or a tax QBO cannot carry flags it like an order."""
-    from .plan import TAX_EXCLUDED, TAX_INCLUSIVE, BalanceCheck
-
     if not applies(settings) or plan.tax_mode not in (TAX_EXCLUDED, TAX_INCLUSIVE) or not plan.lines:
         return plan
     lines, rates, issue = code_refund_lines(plan.lines, plan.tax_total, order, settings)

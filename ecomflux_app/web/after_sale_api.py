@@ -11,6 +11,10 @@ from ..statuses import ConnectionStatus, RunStatus
 from . import params
 from .api import _connection, _error, _json, _require_installed
 from .session_auth import require_session_token
+from ..sync.backfill import RESUMABLE, active_run, cancel_backfill, progress, resume_backfill, stalled, start_backfill
+from ..sync.payouts import history_after_backfill
+from ..sync.reconcile import (fixable, queue_fix, queue_post_missing, queue_reconciliation, report_csv, report_json,
+                              shop_today)
 
 bp = Blueprint("after_sale_api", __name__, url_prefix="/api")
 
@@ -44,9 +48,6 @@ def _body() -> dict:
 @bp.post("/backfill")
 @require_session_token
 def start_backfill_route():
-    from ..sync.backfill import active_run, progress, stalled, start_backfill
-    from ..sync.reconcile import shop_today
-
     problem = _ready()
     if problem is not None:
         return problem
@@ -64,8 +65,6 @@ def start_backfill_route():
     if running is not None:
         return _error(409, "a backfill is already running", backfill=progress(running))
     run = start_backfill(g.shop, since)
-    from ..sync.payouts import history_after_backfill
-
     history_after_backfill(g.shop, since)  # the same history's payouts, after its orders (bulk queue is FIFO)
     return _json(progress(run), 202)
 
@@ -78,8 +77,6 @@ def _own_backfill(run_id: int) -> BackfillRun | None:
 @require_session_token
 def resume_backfill_route(run_id: int):
     """Continue a stalled, paused or failed import from where it stopped (on the bulk queue)."""
-    from ..sync.backfill import progress, resume_backfill
-
     problem = _ready()
     if problem is not None:
         return problem
@@ -96,8 +93,6 @@ def resume_backfill_route(run_id: int):
 @require_session_token
 def cancel_backfill_route(run_id: int):
     """Stop an import for good; what it posted stays posted, and a new import can start."""
-    from ..sync.backfill import RESUMABLE, cancel_backfill, progress
-
     shop, problem = _require_installed()
     if problem is not None:
         return problem
@@ -112,8 +107,6 @@ def cancel_backfill_route(run_id: int):
 @bp.get("/backfill")
 @require_session_token
 def backfill_progress():
-    from ..sync.backfill import progress
-
     runs = (BackfillRun.select().where(BackfillRun.shop == g.shop).order_by(BackfillRun.id.desc()).limit(10))
     items = [progress(r) for r in runs]
     return _json({"current": items[0] if items else None, "runs": items})
@@ -122,8 +115,6 @@ def backfill_progress():
 @bp.post("/reconciliation")
 @require_session_token
 def start_reconciliation():
-    from ..sync.reconcile import queue_reconciliation, report_json, shop_today
-
     problem = _ready()
     if problem is not None:
         return problem
@@ -146,8 +137,6 @@ def start_reconciliation():
 @require_session_token
 def latest_reconciliation():
     """The shop's newest reconciliation (the page's Fix panel reads it), or null."""
-    from ..sync.reconcile import report_json
-
     run = (ReconciliationRun.select().where(ReconciliationRun.shop == g.shop)
            .order_by(ReconciliationRun.id.desc()).first())
     return _json(report_json(run) if run is not None else None)
@@ -160,8 +149,6 @@ def _own_run(run_id: int) -> ReconciliationRun | None:
 @bp.get("/reconciliation/<id:run_id>")
 @require_session_token
 def reconciliation_report(run_id: int):
-    from ..sync.reconcile import report_json
-
     run = _own_run(run_id)
     if run is None:
         return _error(404, "no such reconciliation")
@@ -171,8 +158,6 @@ def reconciliation_report(run_id: int):
 @bp.get("/reconciliation/<id:run_id>.csv")
 @require_session_token
 def reconciliation_csv(run_id: int):
-    from ..sync.reconcile import report_csv
-
     run = _own_run(run_id)
     if run is None:
         return _error(404, "no such reconciliation")
@@ -196,8 +181,6 @@ def _finished_run(run_id: int):
 @bp.post("/reconciliation/<id:run_id>/post-missing")
 @require_session_token
 def reconciliation_post_missing(run_id: int):
-    from ..sync.reconcile import queue_post_missing, report_json
-
     run, problem = _finished_run(run_id)
     if problem is not None:
         return problem
@@ -213,8 +196,6 @@ def reconciliation_post_missing(run_id: int):
 @require_session_token
 def reconciliation_fix(run_id: int):
     """Queue the action that fixes one difference of a finished report (body: {"index": n})."""
-    from ..sync.reconcile import fixable, queue_fix, report_json
-
     run, problem = _finished_run(run_id)
     if problem is not None:
         return problem

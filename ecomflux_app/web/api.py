@@ -20,6 +20,8 @@ from ..sync.shop_settings import saved_values, shop_facts, shop_settings
 from ..translate.settings import CUSTOMER_MATCHING, DOCUMENT_TYPES, TAX_HANDLING, TRIGGERS, SyncSettings
 from . import params, qbo_bridge
 from .session_auth import require_session_token
+from ..shopify.graphql import fetch_order
+from ..translate.preview import preview_document, unwrap_order
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -356,8 +358,6 @@ def retry(order_id: str):
 # -- preview --------------------------------------------------------------------------------------
 def _order_for_preview(shop, body: dict):
     """The order to preview: pasted JSON, or this shop's stored delivery / Shopify copy of an order id."""
-    from ..translate.preview import unwrap_order
-
     if body.get("order") is not None or body.get("order_json") is not None:
         raw = body.get("order")
         if raw is None:
@@ -379,8 +379,6 @@ def _order_for_preview(shop, body: dict):
         except ValueError:
             pass
     try:
-        from ..shopify.graphql import fetch_order
-
         order = fetch_order(shop, order_id)
     except Exception as exc:  # noqa: BLE001 - Shopify trouble becomes a field message, not a 500
         log.info("preview: order %s of %s not readable from Shopify: %s", order_id, shop.domain, exc)
@@ -393,8 +391,6 @@ def _order_for_preview(shop, body: dict):
 @bp.post("/preview")
 @require_session_token
 def preview():
-    from ..translate.preview import preview_document
-
     shop, err = _require_installed()
     if err:
         return err

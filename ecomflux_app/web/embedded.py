@@ -9,8 +9,9 @@ from flask import Blueprint, current_app, g, render_template, request, url_for
 from ..models import QboConnection, Shop
 from ..translate.document_kinds import SALE, entities, kind_of
 from ..shopify.errors import OAuthError, ShopifyError, ShopifyUnavailable
-from ..shopify.oauth import install_via_token_exchange, needs_install, normalize_shop
+from ..shopify.oauth import needs_install, normalize_shop
 from ..shopify.session_token import InvalidSessionToken
+from ..sync.installs import install_via_token_exchange
 from .session_auth import RETRY_HEADER, authenticate_session
 
 log = logging.getLogger(__name__)

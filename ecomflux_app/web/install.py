@@ -10,8 +10,9 @@ from flask import Blueprint, current_app, make_response, redirect, request
 from markupsafe import escape
 
 from ..shopify.errors import OAuthError, ShopifyError, ShopifyUnavailable
-from ..shopify.oauth import (STATE_TTL, admin_base, authorize_url, consume_state, install_via_code, issue_state,
-                             normalize_shop, verify_query_hmac)
+from ..shopify.oauth import (STATE_TTL, admin_base, authorize_url, consume_state, issue_state, normalize_shop,
+                             verify_query_hmac)
+from ..sync.installs import install_via_code
 from .state_cookie import StateCookie
 
 log = logging.getLogger(__name__)

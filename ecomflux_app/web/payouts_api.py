@@ -14,6 +14,13 @@ from ..translate.settings import SyncSettings
 from ..sync.shop_settings import saved_values
 from .api import _connection, _error, _iso, _json, _require_installed
 from .session_auth import require_session_token
+from . import qbo_bridge
+from ..quickbooks.client import QboClient
+from ..quickbooks.errors import QboError
+from ..sync.payouts import clearing_balance, payout_view, start_payout_sync
+from ..translate.query import quote
+from ..translate.requestid import request_id
+from ..work_results import WaitingForReconnect
 
 log = logging.getLogger(__name__)
 bp = Blueprint("payouts_api", __name__, url_prefix="/api")
@@ -36,8 +43,6 @@ def _connected():
 @bp.get("/payouts")
 @require_session_token
 def list_payouts():
-    from ..sync.payouts import clearing_balance, payout_view
-
     shop, problem = _require_installed()
     if problem is not None:
         return problem
@@ -60,8 +65,6 @@ def list_payouts():
 @bp.post("/payouts/sync")
 @require_session_token
 def sync_payouts_route():
-    from ..sync.payouts import start_payout_sync
-
     shop, problem = _connected()
     if problem is not None:
         return problem
@@ -86,13 +89,6 @@ def sync_payouts_route():
 @require_session_token
 def create_payout_accounts():
     """Create (or find by name) the "Shopify Payments clearing" and "Shopify Payments fees" accounts, and use them."""
-    from ..quickbooks.client import QboClient
-    from ..quickbooks.errors import QboError
-    from ..work_results import WaitingForReconnect
-    from ..translate.query import quote
-    from ..translate.requestid import request_id
-    from . import qbo_bridge
-
     shop, problem = _connected()
     if problem is not None:
         return problem

@@ -10,6 +10,11 @@ import redis
 from .. import runtime
 from ..models import QboConnection, Shop, WebhookDelivery
 from ..quickbooks import notifications
+from ..quickbooks import connection
+from ..quickbooks.client import client_for_shop
+from ..quickbooks.expiry import authorization_status
+from ..sync.references import remember_default_accounts
+from ..sync.replay import replay_delivery
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +29,7 @@ DISCOUNT_TYPES = {"Income", "Other Income", "Expense", "Other Expense", "Cost of
 
 
 class QboUnavailable(Exception):
-    """QuickBooks could not do what the page asked (not wired, not reachable, or refused)."""
-
-
-def _connection_module():
-    try:
-        from ..quickbooks import connection
-    except ImportError as exc:
-        raise QboUnavailable("the QuickBooks connection module is not available") from exc
-    return connection
+    """QuickBooks could not do what the page asked (not reachable, or refused)."""
 
 
 def start_connect(shop: Shop, replace: bool = False) -> str:
@@ -41,9 +38,7 @@ def start_connect(shop: Shop, replace: bool = False) -> str:
     replace=True is the admin's confirmation that a different company may replace the linked one.
     """
     try:
-        return _connection_module().start_connect(shop, confirm_replace=replace)
-    except QboUnavailable:
-        raise
+        return connection.start_connect(shop, confirm_replace=replace)
     except Exception as exc:  # noqa: BLE001 - surfaced to the admin as a clear message
         log.warning("connect for %s could not start: %s", shop.domain, exc)
         raise QboUnavailable("QuickBooks could not be reached to start the connection; try again") from exc
@@ -52,17 +47,12 @@ def start_connect(shop: Shop, replace: bool = False) -> str:
 def authorization(shop: Shop, conn: QboConnection | None) -> dict | None:
     """When the company's authorization ends (each refresh token's own expiry), a warning ahead of it,
     and the Reconnect URL for this shop; None when not connected or nothing is known."""
-    from ..quickbooks.connection import reconnect_url
-    from ..quickbooks.expiry import authorization_status
-
-    return authorization_status(conn, reconnect_url(shop.domain))
+    return authorization_status(conn, connection.reconnect_url(shop.domain))
 
 
 def disconnect(shop: Shop) -> None:
     try:
-        _connection_module().disconnect(shop)
-    except QboUnavailable:
-        raise
+        connection.disconnect(shop)
     except Exception as exc:  # noqa: BLE001
         log.warning("disconnect for %s failed: %s", shop.domain, exc)
         raise QboUnavailable("QuickBooks could not be disconnected; try again") from exc
@@ -70,7 +60,7 @@ def disconnect(shop: Shop) -> None:
 
 def check_company(conn: QboConnection) -> str | None:
     """Whether the linked company still answers (see quickbooks.connection.check_company)."""
-    return _connection_module().check_company(conn)
+    return connection.check_company(conn)
 
 
 def _notified() -> bool:
@@ -104,10 +94,6 @@ def _rows(result) -> list[dict]:
 
 def _fetch_lists(shop: Shop) -> dict:
     try:
-        from ..quickbooks.client import client_for_shop
-    except ImportError as exc:
-        raise QboUnavailable("the QuickBooks client is not available") from exc
-    try:
         client = client_for_shop(shop)
         accounts = _rows(client.query(f"SELECT * FROM Account WHERE Active = true MAXRESULTS {MAX_LIST}"))
         items = _rows(client.query(f"SELECT * FROM Item WHERE Active = true MAXRESULTS {MAX_LIST}"))
@@ -118,7 +104,6 @@ def _fetch_lists(shop: Shop) -> dict:
         log.info("company lists for %s not readable: %s", shop.domain, exc)
         raise QboUnavailable(str(exc) or type(exc).__name__) from exc
     if len(accounts) < MAX_LIST:  # the whole chart: orders need not read it again for their defaults
-        from ..sync.references import remember_default_accounts
 
         remember_default_accounts(shop, accounts)
 
@@ -164,6 +149,4 @@ def company_options(shop: Shop, conn: QboConnection, fresh: bool = False) -> dic
 
 def rerun_delivery(delivery: WebhookDelivery, actor: str) -> str:
     """Re-run a delivery through the exactly-once path (the ledger and requestid stop a second document)."""
-    from ..sync.replay import replay_delivery
-
     return replay_delivery(delivery.id, actor=actor)

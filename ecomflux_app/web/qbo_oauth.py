@@ -10,7 +10,9 @@ from flask import Blueprint, current_app, g, make_response, redirect, render_tem
 from ..quickbooks.connection import (STATE_TTL, ConnectError, begin_authorization, complete_connect,
                                      handle_intuit_disconnect)
 from ..shopify.oauth import normalize_shop
+from ..sync.sweeper import resume_parked
 from .state_cookie import StateCookie
+from . import dev
 
 log = logging.getLogger(__name__)
 bp = Blueprint("qbo_oauth", __name__)
@@ -24,11 +26,9 @@ def _app_url(shop_domain: str, **params) -> str:
     """Where the admin goes back to: the app inside Shopify admin (the page reads qbo / qbo_error)."""
     cfg = current_app.config
     if cfg.get("DEV_MODE"):
-        from .dev import DOCUMENT_TOKEN_TTL_SECONDS, admin_host, mint_session_token
-
-        token = mint_session_token(shop_domain, cfg["SHOPIFY_API_KEY"], cfg["SHOPIFY_API_SECRET"],
-                                   DOCUMENT_TOKEN_TTL_SECONDS)
-        query = {"embedded": "1", "shop": shop_domain, "host": admin_host(shop_domain), "id_token": token, **params}
+        token = dev.mint_session_token(shop_domain, cfg["SHOPIFY_API_KEY"], cfg["SHOPIFY_API_SECRET"],
+                                       dev.DOCUMENT_TOKEN_TTL_SECONDS)
+        query = {"embedded": "1", "shop": shop_domain, "host": dev.admin_host(shop_domain), "id_token": token, **params}
         return f"{cfg['APP_URL']}/?{urlencode(query)}"
     store = shop_domain.split(".")[0]
     return f"https://admin.shopify.com/store/{store}/apps/{cfg['SHOPIFY_API_KEY']}?{urlencode(params)}"
@@ -77,6 +77,7 @@ def _complete():
             g.shop_domain = shop
         return render_template("qbo_return.html", ok=False, message=exc.message,
                                back_url=_app_url(shop, qbo_error=exc.code) if shop else None), 400
+    resume_parked(result.shop.domain)  # orders that waited for the company post by themselves now
     g.shop_domain = result.shop.domain
     company = result.connection.company_name or "your QuickBooks company"
     return render_template("qbo_return.html", ok=True, message=f"Connected to {company}.",

@@ -26,7 +26,7 @@ from ..models import (
     utcnow,
 )
 from ..statuses import DeliveryStatus
-from ..queue import CONTROL_QUEUE, enqueue, queue_depths
+from ..queue import CONTROL_QUEUE, enqueue, get_queue, queue_depths
 from ..quickbooks.expiry import authorization_end
 from ..staff import LoginError, LoginThrottled, authenticate
 from ..staff_sessions import SESSION_LIFETIME, load_session, open_session, revoke_session
@@ -34,6 +34,9 @@ from ..sync.compliance import PERSON_CONTAINERS, PERSONAL_KEYS
 from ..shopify.topics import SUBSCRIBED_TOPICS
 from ..sync.dispatch import TOPIC_HANDLERS
 from ..sync.replay import BULK_PROGRESS_KEY, replay_delivery
+from ..logging_setup import scrub
+from ..quickbooks.metering import month_to_date
+from ..shopify import api_versions
 
 bp = Blueprint("support", __name__, url_prefix="/support")
 login_manager = LoginManager()
@@ -309,8 +312,6 @@ def health():
     from rq import Worker
     from rq.registry import FailedJobRegistry
 
-    from ..queue import get_queue
-
     conn = runtime.redis()
     depths = queue_depths(conn)
     failed = {name: FailedJobRegistry(queue=get_queue(conn, name)).count for name in depths}
@@ -323,8 +324,6 @@ def health():
         counts = dict(SyncRecord.select(SyncRecord.status, fn.COUNT(SyncRecord.id)).where(SyncRecord.shop == shop.id)
                       .group_by(SyncRecord.status).tuples())
         shops.append({"shop": shop, "qbo": qbo, "counts": counts, "authorization": authorization_end(qbo)})
-    from ..quickbooks.metering import month_to_date
-
     reads = month_to_date(conn, [s["qbo"].realm_id for s in shops if s["qbo"] and s["qbo"].realm_id])
     return render_template("support/health.html", depths=depths, failed=failed, workers=workers, shops=shops,
                            recent_failures=recent_failures, now=utcnow(), qbo_reads=reads, **shopify_api_health())
@@ -333,8 +332,6 @@ def health():
 def shopify_api_health(days: int = 7) -> dict:
     """The pinned Shopify API version's support window, and webhooks of the last week sent with another
     version (a subscription left on an old version, or shopify.app.toml not deployed)."""
-    from ..shopify import api_versions
-
     pinned = runtime.config()["SHOPIFY_API_VERSION"]
     since = utcnow() - timedelta(days=days)
     others = (WebhookDelivery.select(WebhookDelivery.api_version, fn.COUNT(WebhookDelivery.id))
@@ -349,9 +346,6 @@ def failed_jobs(conn, queue_names: list[str], per_queue: int = 20) -> list[dict]
     from rq.job import Job
     from rq.registry import FailedJobRegistry
     from rq.serializers import JSONSerializer
-
-    from ..logging_setup import scrub
-    from ..queue import get_queue
 
     out = []
     for name in queue_names:

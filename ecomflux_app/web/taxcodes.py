@@ -11,10 +11,11 @@ from flask import Blueprint, jsonify, request
 
 from ..models import ShopSettings, SyncRecord, WebhookDelivery, utcnow
 from ..statuses import ConnectionStatus, RecordStatus
+from ..quickbooks.company_taxes import ensure_tax_setup, load_tax_setup, refresh_tax_setup
 from ..quickbooks.errors import QboError
 from ..work_results import WaitingForReconnect
-from ..sync.shop_settings import load_tax_setup, saved_values, shop_facts, shop_settings
-from ..sync.tax_setup import FRESH_FOR, ensure_tax_setup, refresh_tax_setup, resume_unmapped
+from ..sync.shop_settings import saved_values, shop_facts, shop_settings
+from ..sync.tax_setup import FRESH_FOR, resume_unmapped
 from ..translate.order import TranslationError, plan_order
 from ..translate.settings import SyncSettings
 from ..translate.tax_codes import UNMAPPED_PREFIX
