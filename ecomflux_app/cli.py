@@ -136,7 +136,6 @@ def _shop_preview_settings(shop_domain: str, overrides: dict):
     """A database shop's effective settings (as posting reads them, overrides applied) and its facts."""
     from flask.cli import ScriptInfo
 
-
     app = click.get_current_context().ensure_object(ScriptInfo).load_app()
     with app.app_context(), database.connection_context():
         shop = Shop.get_or_none(Shop.domain == shop_domain.lower())

@@ -31,7 +31,8 @@ def _seen(settings, facts) -> dict:
 def test_preview_settings_api_and_cli_see_the_settings_posting_uses_for_a_non_us_shop(
         app, client, redis_conn, install_shop, intuit_sandbox, shopify_sandbox, bearer, monkeypatch):  # noqa: F811
     import ecomflux_app.sync.orders as orders_module
-    import ecomflux_app.translate.preview as preview_module
+    import ecomflux_app.cli as cli_module
+    import ecomflux_app.web.api as api_module
 
     _ca_shop_connected_before_its_company_was_read(install_shop, intuit_sandbox)
     order = next(o for n, o in corpus().items() if country_of(n) == "CA" and "unmapped" not in n)
@@ -44,7 +45,8 @@ def test_preview_settings_api_and_cli_see_the_settings_posting_uses_for_a_non_us
         return wrapper
 
     monkeypatch.setattr(orders_module, "plan_order", spy("posting", orders_module.plan_order))
-    monkeypatch.setattr(preview_module, "preview_document", spy("preview", preview_module.preview_document))
+    for user in (api_module, cli_module):  # Preview on the page and in the CLI
+        monkeypatch.setattr(user, "preview_document", spy("preview", user.preview_document))
 
     assert post_webhook(client, "orders/fulfilled", DOMAIN, order).status_code == 200
     drain(redis_conn)
