@@ -17,10 +17,12 @@ import json
 import logging
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
+import redis
 from peewee import IntegrityError
 
 from ..models import CustomerMap, ItemMap, Shop, WebhookDelivery
@@ -45,7 +47,7 @@ from ..translate.settings import SyncSettings
 from ..translate.jsonout import dumps
 from ..translate.query import quote
 from ..translate.requestid import request_id as make_request_id
-from ..work_results import FatalError
+from ..work_results import FatalError, RetryLater
 from .posting import Document, PostResult, post_document
 from .. import runtime
 
@@ -607,6 +609,14 @@ class ReferenceResolver:
     def resolve(self, identity: CustomerIdentity, currency: str | None, requests: list[ItemRequest]) -> tuple[str, dict]:
         """(customer id, {item key: item id}) with at most one lookup batch and one create batch."""
         keys = self.customer_keys(identity, currency)
+        if keys and self.cached_customer(keys) and len(self.cached_items(requests)) == len(requests):
+            return self._resolve(identity, currency, requests)  # all known: nothing to create
+        with one_creator(self.shop):
+            return self._resolve(identity, currency, requests)
+
+    def _resolve(self, identity: CustomerIdentity, currency: str | None, requests: list[ItemRequest]) -> tuple[str, dict]:
+        """resolve() itself; creates run under one_creator."""
+        keys = self.customer_keys(identity, currency)
         customer_id = self.cached_customer(keys) if keys else None
         guest = not keys
         items = self.cached_items(requests)
@@ -815,9 +825,41 @@ def post_with_current_references(shop: Shop, client: QboClient, record,
             forgotten.add(entity)
 
 
+CREATE_LOCK_SECONDS = 150  # a create batch may run until QBO ends the request (120 s)
+CREATE_WAIT_SECONDS = 60
+
+
+@contextmanager
+def one_creator(shop: Shop):
+    """One worker at a time looks up and creates a shop's customers and items: two resolving the same new
+    buyer at once (a backlog drain beside a single post) would each miss the other's create, and the
+    second would create the buyer again under a free name ('Ren Okafor (2)')."""
+    try:
+        lock = runtime.redis().lock(f"ecomflux:refs:{shop.id}", timeout=CREATE_LOCK_SECONDS,
+                                    blocking_timeout=CREATE_WAIT_SECONDS)
+        acquired = lock.acquire()
+    except redis.RedisError as exc:
+        raise RetryLater(f"reference lock unavailable: {exc}", 15) from None
+    if not acquired:
+        raise RetryLater("another worker is creating this shop's customers and items", 15)
+    try:
+        yield
+    finally:
+        try:
+            lock.release()
+        except redis.RedisError:  # expired under a very slow create: the next holder re-reads the cache
+            pass
+
+
 def prepare_references(shop: Shop, client: QboClient, settings: SyncSettings, plans: list) -> None:
     """Fill CustomerMap/ItemMap for many orders' plans (a backfill page, a shop's webhook backlog) with
     a handful of batch calls, so each order's own resolve() afterwards is answered from the cache."""
+    with one_creator(shop):
+        _prepare_references(shop, client, settings, plans)
+
+
+def _prepare_references(shop: Shop, client: QboClient, settings: SyncSettings, plans: list) -> None:
+    """prepare_references() itself, under one_creator."""
     resolver = ReferenceResolver(shop, client, settings)
     # Items: one lookup batch for all unknown keys, one create batch for what QBO does not have.
     requests: dict[str, ItemRequest] = {}
