@@ -136,7 +136,7 @@ class Bench:
     def wait_for_workers(self, count: int, timeout: float = 120) -> None:
         """Until `count` workers have registered as alive (their first dequeue), at most `timeout` seconds."""
         from ecomflux_app import runtime
-        from ecomflux_app.queue import LIVE_WORKERS_KEY
+        from ecomflux_app.work_queue import LIVE_WORKERS_KEY
 
         deadline = time.time() + timeout
         while runtime.redis().zcard(LIVE_WORKERS_KEY) < count and time.time() < deadline:
@@ -303,7 +303,7 @@ def latency_and_fairness(backlog: int = 900, fresh: int = 40, workers: int = 4, 
         # The backlog arrives as a burst, so it sits in the queue as batch jobs of many orders each.
         bench.send(shop_a.domain, OrderGenerator(seed=1, customers=200).week(backlog), senders=32)
         from ecomflux_app import runtime
-        from ecomflux_app.queue import get_queue, shop_queue_name
+        from ecomflux_app.work_queue import get_queue, shop_queue_name
 
         a_jobs = get_queue(runtime.redis(), shop_queue_name(shop_a.domain)).count
         bench.start_workers(workers)

@@ -15,7 +15,7 @@ from .config import DEV_ENVIRONMENT_FILE, load_config, write_dev_environment
 from .db import database
 from .devseed import seed_demo
 from .migrations import upgrade
-from .queue import redis_url, stop_embedded_redis
+from .work_queue import redis_url, stop_embedded_redis
 from .sandbox.intuit_server import create_intuit_sandbox
 from .sandbox.persistence import persist_intuit, persist_shopify
 from .sandbox.serving import BackgroundServer

@@ -8,7 +8,7 @@ from . import crypto
 from .config import load_config
 from .db import database, open_database
 from .logging_setup import configure_logging
-from .queue import get_redis
+from .work_queue import get_redis
 
 _config: dict | None = None
 

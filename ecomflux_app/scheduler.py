@@ -7,7 +7,7 @@ import threading
 
 import redis
 
-from .queue import CONTROL_QUEUE, enqueue
+from .work_queue import CONTROL_QUEUE, enqueue
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ def post_webhook(client, topic: str, shop: str, payload, *, secret: str = DEV_SH
 
 def drain(conn) -> int:
     """Run every queued job in-process until the queues are empty; returns jobs run."""
-    from ecomflux_app.queue import make_worker
+    from ecomflux_app.work_queue import make_worker
 
     worker = make_worker(conn, simple=True)
     count = 0

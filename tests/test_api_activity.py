@@ -74,7 +74,7 @@ def test_counts_and_last_sync(client, db, two_shops, bearer):  # noqa: F811
 
 def test_retry_requeues_the_orders_delivery(client, db, redis_conn, two_shops, bearer):  # noqa: F811
     from ecomflux_app.models import WebhookDelivery
-    from ecomflux_app.queue import get_queue, shop_queue_name
+    from ecomflux_app.work_queue import get_queue, shop_queue_name
     from ecomflux_app.sync.sweeper import job_id_for
 
     shop_a, _ = two_shops

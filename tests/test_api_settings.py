@@ -112,7 +112,7 @@ def test_company_facts_come_from_the_qbo_connection(client, db, two_shops, beare
 
 
 def test_truncated_company_list_does_not_reject_an_id(client, db, redis_conn, two_shops, bearer):  # noqa: F811
-    from ecomflux_app.web.qbo_bridge import MAX_LIST
+    from ecomflux_app.web.qbo_company import MAX_LIST
 
     shop_a, _ = two_shops
     conn = connect_qbo(shop_a)

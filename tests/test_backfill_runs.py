@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from ecomflux_app.models import BackfillRun, SyncRecord, utcnow
-from ecomflux_app.queue import BULK_QUEUE, get_queue
+from ecomflux_app.work_queue import BULK_QUEUE, get_queue
 from ecomflux_app.sync import backfill
 from tests.api_fixtures import bearer  # noqa: F401
 from tests.helpers import drain

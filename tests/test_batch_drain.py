@@ -10,7 +10,7 @@ from datetime import timedelta
 from rq.timeouts import TimerDeathPenalty
 
 from ecomflux_app.models import ProcessingAttempt, SyncRecord, WebhookDelivery, utcnow
-from ecomflux_app.queue import make_worker
+from ecomflux_app.work_queue import make_worker
 from ecomflux_app.sync import drain as drain_module
 from ecomflux_app.sync.sweeper import sweep
 from tests.fixtures_flow import simple_order

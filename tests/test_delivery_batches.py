@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ecomflux_app.models import Shop, WebhookDelivery
-from ecomflux_app.queue import get_queue, shop_queue_name
+from ecomflux_app.work_queue import get_queue, shop_queue_name
 from ecomflux_app.sync.dispatch import process_batch
 from ecomflux_app.sync.sweeper import BATCH_JOB, enqueue_many, queued_delivery_ids, sweep
 from tests.helpers import drain, post_webhook

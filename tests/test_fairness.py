@@ -6,7 +6,7 @@ import threading
 
 from rq.timeouts import TimerDeathPenalty
 
-from ecomflux_app.queue import FairSimpleWorker, enqueue, make_worker, shop_queue_name, shop_share
+from ecomflux_app.work_queue import FairSimpleWorker, enqueue, make_worker, shop_queue_name, shop_share
 
 BUSY, QUIET = "busy.myshopify.com", "quiet.myshopify.com"
 

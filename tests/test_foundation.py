@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 from ecomflux_app import crypto
 from ecomflux_app.logging_setup import RedactingFilter, scrub
 from ecomflux_app.models import Shop
-from ecomflux_app.queue import CONTROL_QUEUE, enqueue, make_worker, shop_queue_name
+from ecomflux_app.work_queue import CONTROL_QUEUE, enqueue, make_worker, shop_queue_name
 from tests.conftest import TEST_DB, _create_pg_database
 
 
@@ -116,7 +116,7 @@ def test_embedded_redis_stops_with_the_dev_server_although_other_clients_are_con
     import psutil
     import redis as redis_lib
 
-    from ecomflux_app import queue
+    from ecomflux_app import work_queue as queue
 
     url = queue.start_embedded_redis(str(tmp_path))
     server_pid = queue._embedded.pid
@@ -149,7 +149,7 @@ def test_step_3_adds_the_reflected_refunds_column_to_a_ledger_that_lacks_it(app,
 
 def test_workers_poll_their_command_channel_every_second_so_teardown_never_waits_a_minute(redis_conn):
     """rq's own subscription reads with a 60 s timeout that redis-py 8's stop() waits out on every teardown."""
-    from ecomflux_app.queue import make_worker
+    from ecomflux_app.work_queue import make_worker
 
     worker = make_worker(redis_conn, simple=True)
     worker.subscribe()

@@ -18,7 +18,7 @@ ENTRY_POINTS = ("web", "cli", "workers", "wsgi", "webserver", "intake", "backfil
 ABOVE_ADAPTERS = ("sync",) + ENTRY_POINTS
 # What everything stands on: settings, storage, secrets, the queue's plumbing, staff accounts, the
 # vocabulary of work results. It imports only itself (and the pure core).
-FOUNDATION = ("config", "crypto", "db", "models", "migrations", "queue", "runtime", "logging_setup", "work_results", "statuses",
+FOUNDATION = ("config", "crypto", "db", "models", "migrations", "work_queue", "runtime", "logging_setup", "work_results", "statuses",
               "login_throttle", "staff", "staff_sessions")
 
 KNOWN_UPWARD: set[tuple[str, str]] = set()

@@ -10,7 +10,7 @@ from itsdangerous import URLSafeTimedSerializer
 
 from ecomflux_app.config import DEV_SHOPIFY_API_SECRET
 from ecomflux_app.models import OAuthState, Shop, WebhookDelivery, utcnow
-from ecomflux_app.queue import get_queue, shop_queue_name
+from ecomflux_app.work_queue import get_queue, shop_queue_name
 from ecomflux_app.sandbox.shopify_server import query_hmac
 from ecomflux_app.shopify.errors import OAuthError
 from ecomflux_app.shopify.oauth import consume_state, exchange_session_token, issue_state, verify_query_hmac

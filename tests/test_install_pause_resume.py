@@ -6,7 +6,7 @@ import pytest
 
 from ecomflux_app.models import WebhookDelivery
 from ecomflux_app.sync import dispatch
-from ecomflux_app.sync.lifecycle import ensure_shop_active
+from ecomflux_app.sync.uninstall import ensure_shop_active
 from ecomflux_app.work_results import Outcome
 from tests.helpers import drain, post_webhook
 

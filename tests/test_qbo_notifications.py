@@ -260,7 +260,7 @@ def test_the_settings_lists_are_read_again_only_after_a_notified_change(client, 
     """The settings page's lists (five metered reads) are kept for hours with notifications on, not a
     minute: a change to an account, item, class, location or customer is notified and makes the next
     load read them again."""
-    from ecomflux_app.web import qbo_bridge
+    from ecomflux_app.web import qbo_company
 
     headers, realm, intuit = bearer(connected_shop.shop.domain), connected_shop.realm, connected_shop.intuit
     start = reads(connected_shop)
@@ -274,7 +274,7 @@ def test_the_settings_lists_are_read_again_only_after_a_notified_change(client, 
     assert intuit.notify_app(client, TOKEN) >= 1
     names = [a["name"] for a in client.get("/api/options", headers=headers).get_json()["income_accounts"]]
     assert added["Name"] in names and reads(connected_shop) - start == 10
-    assert qbo_bridge.OPTIONS_TTL_SECONDS == 60  # without notifications, a minute as before
+    assert qbo_company.OPTIONS_TTL_SECONDS == 60  # without notifications, a minute as before
 
 
 def test_after_the_settings_page_read_the_accounts_the_first_orders_read_only_the_directories(

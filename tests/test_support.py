@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from ecomflux_app.models import AuditLog, Shop, StaffUser, WebhookDelivery
-from ecomflux_app.queue import get_queue, shop_queue_name
+from ecomflux_app.work_queue import get_queue, shop_queue_name
 from ecomflux_app.staff import create_staff
 from tests.helpers import post_webhook
 
@@ -415,7 +415,7 @@ def test_console_replay_of_a_posted_order_creates_nothing_new_in_qbo(client, ope
 
 
 def test_health_lists_failed_jobs_with_their_error_and_no_secrets(client, operator, redis_conn, db):
-    from ecomflux_app.queue import enqueue
+    from ecomflux_app.work_queue import enqueue
     from tests.helpers import drain
 
     Shop.create(domain=SHOP, access_token="x")

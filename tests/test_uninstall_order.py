@@ -12,7 +12,7 @@ from ecomflux_app.sandbox.serving import BackgroundServer
 from ecomflux_app.shopify.webhooks import triggered_at
 from ecomflux_app.sync import dispatch
 from ecomflux_app.sync.dispatch import DeliveryContext
-from ecomflux_app.sync.lifecycle import handle_uninstalled
+from ecomflux_app.sync.uninstall import handle_uninstalled
 from ecomflux_app.sync.sweeper import sweep
 from tests.fixtures_flow import simple_order
 from tests.helpers import drain, post_webhook

@@ -6,7 +6,7 @@ import json
 import logging
 
 from ecomflux_app.models import Shop, WebhookDelivery
-from ecomflux_app.queue import get_queue, shop_queue_name
+from ecomflux_app.work_queue import get_queue, shop_queue_name
 from ecomflux_app.shopify.webhooks import sign, verify
 from ecomflux_app.sync.sweeper import queued_delivery_ids
 from tests.helpers import post_webhook, webhook_headers
@@ -126,7 +126,7 @@ def test_a_row_no_driver_can_encode_is_stored_escaped_and_its_batch_mates_land(a
 
 def test_redis_down_keeps_row_received_and_sweeper_recovers(client, db, redis_conn, monkeypatch):
     """Enqueue failure never loses the delivery: the row stays 'received' and the sweeper enqueues it."""
-    from ecomflux_app.queue import connect_redis
+    from ecomflux_app.work_queue import connect_redis
     from ecomflux_app.sync import sweeper
     from ecomflux_app.web import webhooks
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ecomflux_app import runtime
-from ecomflux_app.queue import make_worker
+from ecomflux_app.work_queue import make_worker
 from ecomflux_app.scheduler import SchedulerThread
 
 

@@ -17,7 +17,7 @@ from typing import Callable
 from .. import runtime
 from ..models import BackfillRun, Shop, SyncRecord, utcnow
 from ..statuses import DeliveryStatus, RecordStatus, RunStatus
-from ..queue import BULK_QUEUE, enqueue
+from ..work_queue import BULK_QUEUE, enqueue
 from ..quickbooks.client import QboClient, connection_for
 from ..quickbooks.errors import QboError
 from ..translate.document_kinds import kind_for_setting

@@ -20,7 +20,7 @@ from ..translate.document_kinds import kind_of, read_totals
 from ..translate.requestid import request_id
 from ..translate.settings import SyncSettings
 from .dispatch import DeliveryContext
-from .lifecycle import ensure_shop_active
+from .uninstall import ensure_shop_active
 from .orders import CANCELLED_UNPOSTED
 from .shop_settings import shop_settings
 from ..work_results import FatalError, Outcome, RetryLater, WaitingForReconnect

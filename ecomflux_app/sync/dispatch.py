@@ -32,7 +32,7 @@ TOPIC_HANDLERS = {
     "orders/paid": "ecomflux_app.sync.order_webhooks:handle_order_webhook",
     "orders/cancelled": "ecomflux_app.sync.cancellations:handle_cancelled",
     "refunds/create": "ecomflux_app.sync.refunds:handle_refund",
-    "app/uninstalled": "ecomflux_app.sync.lifecycle:handle_uninstalled",
+    "app/uninstalled": "ecomflux_app.sync.uninstall:handle_uninstalled",
     "customers/data_request": "ecomflux_app.sync.compliance:handle_data_request",
     "customers/redact": "ecomflux_app.sync.compliance:handle_customer_redact",
     "shop/redact": "ecomflux_app.sync.compliance:handle_shop_redact",

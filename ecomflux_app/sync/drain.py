@@ -25,7 +25,7 @@ from ..quickbooks.client import QboClient, connection_for
 from ..quickbooks.limiter import RealmLimiter
 from ..work_results import Outcome
 from .dispatch import CLAIMABLE, FAIR_SLICE_SECONDS, claim_many, process_batch, process_delivery, run_claimed, settle
-from .lifecycle import ensure_shop_active
+from .uninstall import ensure_shop_active
 from .orders import TRIGGER_TOPICS, order_day, post_orders, prepare_order_references
 from .shop_settings import shop_settings
 from .posting import BATCH_MAX

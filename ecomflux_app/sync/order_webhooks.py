@@ -9,7 +9,7 @@ from ..translate.document_kinds import kind_for_setting
 from ..translate.settings import SyncSettings
 from ..work_results import Outcome
 from .dispatch import DeliveryContext
-from .lifecycle import ensure_shop_active
+from .uninstall import ensure_shop_active
 from .orders import TRIGGER_TOPICS, order_day, post_order
 from .payments import post_payment_for_order
 from .shop_settings import shop_settings

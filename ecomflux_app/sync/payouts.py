@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta, timezone
 from .. import runtime
 from ..models import Payout, QboConnection, Shop, ShopSettings, SyncRecord, utcnow
 from ..statuses import DeliveryStatus, RecordStatus, ShopStatus
-from ..queue import BULK_QUEUE, enqueue, shop_queue_name
+from ..work_queue import BULK_QUEUE, enqueue, shop_queue_name
 from ..quickbooks.client import QboClient, connection_for
 from ..quickbooks.errors import QboError
 from ..shopify.errors import ShopifyError, ShopifyThrottled, ShopifyUnavailable

@@ -43,7 +43,7 @@ from .payout_reconcile import reconcile_payouts  # Shopify Payments payouts vs Q
 from .references import ReferenceResolver
 from .. import runtime
 from ..db import database
-from ..queue import BULK_QUEUE, enqueue
+from ..work_queue import BULK_QUEUE, enqueue
 from ..quickbooks.errors import QboError
 from ..shopify.graphql import fetch_order, fetch_orders
 from ..translate.adjustment import plan_adjustment, render_adjustment

@@ -18,7 +18,7 @@ from ..translate.payment import APPLY_KEY_PREFIX, CreditApplication, plan_credit
 from ..translate.refund import moved_money, plan_refund, render_refund
 from ..translate.settings import SyncSettings
 from .dispatch import DeliveryContext
-from .lifecycle import ensure_shop_active
+from .uninstall import ensure_shop_active
 from .orders import post_order, with_transactions
 from .shop_settings import shop_facts, shop_settings
 from ..work_results import FatalError, Outcome, RetryLater

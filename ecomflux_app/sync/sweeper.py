@@ -12,7 +12,7 @@ from ..models import WebhookDelivery, utcnow
 from ..statuses import DeliveryStatus
 from rq.serializers import JSONSerializer
 
-from ..queue import enqueue, enqueue_batch, get_queue, shop_queue_name
+from ..work_queue import enqueue, enqueue_batch, get_queue, shop_queue_name
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ BLUEPRINT_MODULES = [
     "api",
     "qbo_oauth",
     "qbo_webhooks",
-    "after_sale_api",
+    "backfill_reconcile_api",
     "payouts_api",
     "taxcodes",
     "support",

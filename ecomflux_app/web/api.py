@@ -18,7 +18,7 @@ from ..translate.jsonout import dumps as dumps_decimal
 from ..translate.payout_accounts import payout_account_errors
 from ..sync.shop_settings import saved_values, shop_facts, shop_settings
 from ..translate.settings import CUSTOMER_MATCHING, DOCUMENT_TYPES, TAX_HANDLING, TRIGGERS, SyncSettings
-from . import params, qbo_bridge
+from . import params, qbo_company
 from .session_auth import require_session_token
 from ..shopify.graphql import fetch_order
 from ..translate.preview import preview_document, unwrap_order
@@ -101,7 +101,7 @@ def status():
     last_posted = (SyncRecord.select(SyncRecord.posted_at).where(
         (SyncRecord.shop == shop) & SyncRecord.posted_at.is_null(False))
         .order_by(SyncRecord.posted_at.desc()).first())
-    problem = qbo_bridge.check_company(conn) if connection_state(conn) == ConnectionStatus.CONNECTED else None
+    problem = qbo_company.check_company(conn) if connection_state(conn) == ConnectionStatus.CONNECTED else None
     if problem:
         conn = _connection(shop)  # the check may have found the company gone: reconnect_required
     state = connection_state(conn)
@@ -115,7 +115,7 @@ def status():
         "reason": conn.status_reason if conn and state == ConnectionStatus.RECONNECT_REQUIRED else None,
         "connected_at": _iso(conn.connected_at) if conn else None,
         "last_success_at": _iso(conn.last_success_at) if conn else None,
-        "authorization": qbo_bridge.authorization(shop, conn),  # Intuit's refresh-token expiries, warning
+        "authorization": qbo_company.authorization(shop, conn),  # Intuit's refresh-token expiries, warning
     }
     return jsonify(shop=shop.domain, shop_name=shop.name, installed=shop.status == ShopStatus.ACTIVE,
                    shop_status=shop.status, qbo=qbo, counts=counts,
@@ -167,8 +167,8 @@ def _reference_errors(shop, values: dict, submitted: set[str]) -> dict[str, str]
     if connection_state(conn) != ConnectionStatus.CONNECTED:
         return {}
     try:
-        options = qbo_bridge.company_options(shop, conn)
-    except qbo_bridge.QboUnavailable as exc:
+        options = qbo_company.company_options(shop, conn)
+    except qbo_company.QboUnavailable as exc:
         log.info("settings for %s saved without reference check: %s", shop.domain, exc)
         return {}
     errors = {}
@@ -178,7 +178,7 @@ def _reference_errors(shop, values: dict, submitted: set[str]) -> dict[str, str]
         value = values.get(name)
         if not source or value in (None, "") or source[0] not in options:
             continue
-        if len(options[source[0]]) >= qbo_bridge.MAX_LIST:
+        if len(options[source[0]]) >= qbo_company.MAX_LIST:
             continue  # a truncated list (e.g. thousands of customers) cannot prove an id is missing
         if str(value) not in {str(o["id"]) for o in options[source[0]]}:
             errors[name] = f"not an active {source[1]} in {company}"
@@ -231,8 +231,8 @@ def options():
         return _error(409, "QuickBooks is not connected" if state == ConnectionStatus.NOT_CONNECTED
                       else "QuickBooks needs to be reconnected", state=state)
     try:
-        data = qbo_bridge.company_options(shop, conn, fresh=request.args.get("refresh") == "1")
-    except qbo_bridge.QboUnavailable as exc:
+        data = qbo_company.company_options(shop, conn, fresh=request.args.get("refresh") == "1")
+    except qbo_company.QboUnavailable as exc:
         return _error(502, f"QuickBooks lists could not be read: {exc}", state=state)
     return jsonify(company_name=conn.company_name, **data)
 
@@ -246,8 +246,8 @@ def qbo_connect():
     body = request.get_json(silent=True) or {}
     replace = isinstance(body, dict) and body.get("replace") is True
     try:
-        url = qbo_bridge.start_connect(shop, replace=replace)
-    except qbo_bridge.QboUnavailable as exc:
+        url = qbo_company.start_connect(shop, replace=replace)
+    except qbo_company.QboUnavailable as exc:
         return _error(503, str(exc))
     return jsonify(authorize_url=url)
 
@@ -259,10 +259,10 @@ def qbo_disconnect():
     if err:
         return err
     try:
-        qbo_bridge.disconnect(shop)
-    except qbo_bridge.QboUnavailable as exc:
+        qbo_company.disconnect(shop)
+    except qbo_company.QboUnavailable as exc:
         return _error(503, str(exc))
-    qbo_bridge.forget_options(shop)
+    qbo_company.forget_options(shop)
     return jsonify(ok=True, state=connection_state(_connection(shop)))
 
 
@@ -350,7 +350,7 @@ def retry(order_id: str):
     delivery = delivery or _latest_delivery(shop.domain, order_id)
     if delivery is None:
         return _error(409, "no webhook delivery is stored for this order; it cannot be re-run")
-    result = qbo_bridge.rerun_delivery(delivery, actor=f"shop:{shop.domain}")
+    result = qbo_company.rerun_delivery(delivery, actor=f"shop:{shop.domain}")
     log.info("retry of order %s for %s: delivery %s %s", order_id, shop.domain, delivery.id, result)
     return jsonify(ok=True, order_id=order_id, delivery_id=delivery.id, result=result), 202
 

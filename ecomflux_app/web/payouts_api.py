@@ -14,7 +14,7 @@ from ..translate.settings import SyncSettings
 from ..sync.shop_settings import saved_values
 from .api import _connection, _error, _iso, _json, _require_installed
 from .session_auth import require_session_token
-from . import qbo_bridge
+from . import qbo_company
 from ..quickbooks.client import QboClient
 from ..quickbooks.errors import QboError
 from ..sync.payouts import clearing_balance, payout_view, start_payout_sync
@@ -121,7 +121,7 @@ def create_payout_accounts():
     ShopSettings.insert(shop=shop, values=values, updated_at=now).on_conflict(
         conflict_target=[ShopSettings.shop], update={ShopSettings.values: values, ShopSettings.updated_at: now},
     ).execute()
-    qbo_bridge.forget_options(shop)  # the page lists the new accounts at once
+    qbo_company.forget_options(shop)  # the page lists the new accounts at once
     return _json({"created": chosen, "settings": chosen}, 201)
 
 

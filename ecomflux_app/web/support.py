@@ -26,7 +26,7 @@ from ..models import (
     utcnow,
 )
 from ..statuses import DeliveryStatus
-from ..queue import CONTROL_QUEUE, enqueue, get_queue, queue_depths
+from ..work_queue import CONTROL_QUEUE, enqueue, get_queue, queue_depths
 from ..quickbooks.expiry import authorization_end
 from ..staff import LoginError, LoginThrottled, authenticate
 from ..staff_sessions import SESSION_LIFETIME, load_session, open_session, revoke_session

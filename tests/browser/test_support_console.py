@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from ecomflux_app.models import AuditLog, Shop, WebhookDelivery
-from ecomflux_app.queue import get_queue, shop_queue_name
+from ecomflux_app.work_queue import get_queue, shop_queue_name
 from ecomflux_app.staff import create_staff
 from tests.browser.embedded_fixtures import screenshot
 from tests.browser.quality import check_a11y

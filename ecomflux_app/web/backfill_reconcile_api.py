@@ -16,7 +16,7 @@ from ..sync.payouts import history_after_backfill
 from ..sync.reconcile import (fixable, queue_fix, queue_post_missing, queue_reconciliation, report_csv, report_json,
                               shop_today)
 
-bp = Blueprint("after_sale_api", __name__, url_prefix="/api")
+bp = Blueprint("backfill_reconcile_api", __name__, url_prefix="/api")
 
 MAX_RANGE_DAYS = 93
 MAX_BACKFILL_YEARS = 5
