@@ -13,7 +13,8 @@ from ecomflux_app.models import OAuthState, Shop, WebhookDelivery, utcnow
 from ecomflux_app.work_queue import get_queue, shop_queue_name
 from ecomflux_app.sandbox.shopify_server import query_hmac
 from ecomflux_app.shopify.errors import OAuthError
-from ecomflux_app.shopify.oauth import consume_state, exchange_session_token, issue_state, verify_query_hmac
+from ecomflux_app.oauth_state import consume_state, issue_state
+from ecomflux_app.shopify.oauth import exchange_session_token, verify_query_hmac
 from ecomflux_app.shopify.session_token import verify_session_token
 from ecomflux_app.sync.installs import ensure_installed, install_via_token_exchange
 from ecomflux_app.web.install import STATE_COOKIE, STATE_COOKIE_SALT

@@ -11,8 +11,8 @@ from urllib.parse import urlencode
 from .. import runtime
 from ..db import database
 from ..models import CustomerMap, ItemMap, OAuthState, QboConnection, Shop, utcnow
+from ..oauth_state import consume_state, issue_state
 from ..statuses import ConnectionStatus
-from ..shopify.oauth import consume_state, issue_state
 from ..work_results import WaitingForReconnect
 from . import oauth
 from .client import QboClient

@@ -1,11 +1,10 @@
-"""Shopify OAuth: token exchange (managed install), the auth-code grant, refresh requests, query HMAC, state nonces."""
+"""Shopify OAuth: token exchange (managed install), the auth-code grant, refresh requests, query HMAC."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable, Mapping
@@ -14,14 +13,13 @@ from urllib.parse import urlencode
 import requests
 
 from .. import runtime
-from ..models import OAuthState, Shop, utcnow
+from ..models import Shop, utcnow
 from .errors import OAuthError, ShopifyUnavailable, ShopifyUnreachable
 
 SHOP_DOMAIN_RE = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
 TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
 ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
 OFFLINE_TOKEN_TYPE = "urn:shopify:params:oauth:token-type:offline-access-token"
-STATE_TTL = timedelta(minutes=10)
 HTTP_TIMEOUT = 15
 
 
@@ -66,26 +64,6 @@ def verify_query_hmac(params: Mapping[str, str | list], secrets_: Iterable[str |
             digest = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
             ok |= hmac.compare_digest(digest.encode(), str(given).strip().lower().encode())
     return ok
-
-
-# -- state nonces ----------------------------------------------------------------------------------
-def issue_state(shop_domain: str, purpose: str = "shopify", ttl: timedelta = STATE_TTL) -> str:
-    """A fresh single-use nonce bound to the shop, stored until it expires."""
-    nonce = secrets.token_urlsafe(32)
-    OAuthState.create(nonce=nonce, shop_domain=shop_domain, purpose=purpose, expires_at=utcnow() + ttl)
-    return nonce
-
-
-def consume_state(nonce: str | None, shop_domain: str, purpose: str = "shopify") -> bool:
-    """Atomically mark the nonce used; False if unknown, used, expired or bound to another shop."""
-    if not nonce:
-        return False
-    now = utcnow()
-    used = OAuthState.update(used_at=now).where(
-        (OAuthState.nonce == nonce) & (OAuthState.shop_domain == shop_domain) & (OAuthState.purpose == purpose)
-        & (OAuthState.used_at.is_null()) & (OAuthState.expires_at > now)
-    ).execute()
-    return used == 1
 
 
 def authorize_url(shop_domain: str, state: str) -> str:

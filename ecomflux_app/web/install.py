@@ -10,7 +10,8 @@ from flask import Blueprint, current_app, make_response, redirect, request
 from markupsafe import escape
 
 from ..shopify.errors import OAuthError, ShopifyError, ShopifyUnavailable
-from ..shopify.oauth import (STATE_TTL, admin_base, authorize_url, consume_state, issue_state, normalize_shop,
+from ..oauth_state import STATE_TTL, consume_state, issue_state
+from ..shopify.oauth import (admin_base, authorize_url, normalize_shop,
                              verify_query_hmac)
 from ..sync.installs import install_via_code
 from .state_cookie import StateCookie
