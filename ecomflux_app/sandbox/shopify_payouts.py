@@ -9,11 +9,11 @@ A failed payout's money returns to the balance as a PAYOUT_FAILURE transaction i
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
+from .graphql_args import field_arguments
 from .shopify_paging import connection_page, parse_search
 
 CENT = Decimal("0.01")
@@ -31,7 +31,6 @@ SUMMARY = {  # summary field prefix -> transaction types it adds up
     "reservedFunds": ("RESERVED_FUNDS", "RESERVED_FUNDS_WITHDRAWAL"),
     "retriedPayouts": ("PAYOUT_FAILURE", "PAYOUT_CANCELLATION"), "advance": ("ADVANCE", "ADVANCE_FUNDING"),
 }
-_ARG_RE = re.compile(r'(\w+)\s*:\s*(\$\w+|"(?:[^"\\]|\\.)*"|[\w.+-]+)')
 
 
 def money(value) -> Decimal:
@@ -222,19 +221,7 @@ def _field_args(query: str, field: str, variables: dict) -> dict | None:
     match = re.search(rf"\b{field}\s*(\(([^)]*)\))?\s*{{", query)
     if not match:
         return None
-    args = {}
-    for name, raw in _ARG_RE.findall(match.group(2) or ""):
-        if raw.startswith("$"):
-            args[name] = variables.get(raw[1:])
-        elif raw.startswith('"'):
-            args[name] = json.loads(raw)
-        elif raw in ("true", "false"):
-            args[name] = raw == "true"
-        elif re.fullmatch(r"-?\d+", raw):
-            args[name] = int(raw)
-        else:
-            args[name] = None if raw == "null" else raw
-    return args
+    return field_arguments(match.group(2), variables)
 
 
 # -- scenario ------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from flask import Flask, jsonify, redirect, request
 
 from ..config import SHOPIFY_API_VERSION
 from ..shopify import api_versions
+from .graphql_args import field_arguments
 from .shopify_cost import MAX_QUERY_COST, requested_cost
 from .shopify_paging import connection_page, parse_search
 from .shopify_payouts import PayoutBook, build_scenario
@@ -543,9 +544,6 @@ class ShopifySandboxState:
 
 
 # -- query helpers -------------------------------------------------------------------------------
-_ARG_RE = re.compile(r'(\w+)\s*:\s*(\$\w+|"(?:[^"\\]|\\.)*"|[\w.+-]+)')
-
-
 def _root_field(query: str, variables: dict) -> tuple[str, dict]:
     """The first root field of the operation and its arguments (variables resolved)."""
     start = query.find("{")
@@ -554,22 +552,7 @@ def _root_field(query: str, variables: dict) -> tuple[str, dict]:
     match = re.match(r"\s*(?:\w+\s*:\s*)?(\w+)\s*(\(([^)]*)\))?", query[start + 1:])
     if not match:
         raise ValueError("syntax error: no root field")
-    args = {}
-    for name, raw in _ARG_RE.findall(match.group(3) or ""):
-        if raw.startswith("$"):
-            value = variables.get(raw[1:])
-        elif raw.startswith('"'):
-            value = json.loads(raw)
-        elif raw in ("true", "false"):
-            value = raw == "true"
-        elif raw == "null":
-            value = None
-        elif re.fullmatch(r"-?\d+", raw):
-            value = int(raw)
-        else:
-            value = raw  # enum literal
-        args[name] = value
-    return match.group(1), args
+    return match.group(1), field_arguments(match.group(3), variables)
 
 
 def _line_items_window(query: str, variables: dict) -> tuple[int | None, str | None]:
@@ -577,10 +560,7 @@ def _line_items_window(query: str, variables: dict) -> tuple[int | None, str | N
     match = re.search(r"lineItems\s*\(([^)]*)\)", query)
     if not match:
         return None, None
-    args = {}
-    for name, raw in _ARG_RE.findall(match.group(1)):
-        args[name] = variables.get(raw[1:]) if raw.startswith("$") else (json.loads(raw) if raw.startswith('"')
-                                                                         else raw)
+    args = field_arguments(match.group(1), variables)
     first = args.get("first")
     return (int(first) if first is not None else None), args.get("after")
 
