@@ -12,6 +12,7 @@ from rq.timeouts import TimerDeathPenalty
 from ecomflux_app.models import ProcessingAttempt, SyncRecord, WebhookDelivery, utcnow
 from ecomflux_app.work_queue import make_worker
 from ecomflux_app.sync import drain as drain_module
+from ecomflux_app.sync.references import MIN_BATCH_CREATES
 from ecomflux_app.sync.sweeper import sweep
 from tests.fixtures_flow import simple_order
 from tests.helpers import app_env, drain, let_unanswered_batches_end, post_webhook
@@ -179,3 +180,38 @@ def test_a_qbo_call_counts_in_the_realms_minutes_from_when_it_ended(redis_conn):
     assert redis_conn.zscore("ecomflux:qbo:batch:realm-1", token) > granted
     assert redis_conn.zscore("ecomflux:qbo:rate:realm-1", token) > granted
     assert limiter.batch_headroom("realm-1")[0] == 0  # the minute's one batch is spent until a minute after its end
+
+
+def _queue_buyers(client, shop_domain: str, first: int, count: int, buyers: int) -> list[int]:
+    """`count` orders from `buyers` distinct new buyers (round robin)."""
+    ids = list(range(first, first + count))
+    for n, order_id in enumerate(ids):
+        b = n % buyers
+        order = simple_order(order_id, f"#{order_id}", email=f"buyer{b}@example.com", first=f"Buyer{b}", last="Lee")
+        order["customer"]["id"] = 8000 + b
+        post_webhook(client, "orders/fulfilled", shop_domain, order)
+    return ids
+
+
+def test_a_rounds_few_new_buyers_are_created_one_by_one_sparing_the_batch_budget(client, redis_conn, connected_shop):
+    """A batch spends one of the realm's 40 batch requests a minute, which the backlog's documents need:
+    below MIN_BATCH_CREATES new buyers go as single creates (the realm's 500 a minute)."""
+    buyers = MIN_BATCH_CREATES - 10
+    ids = _queue_buyers(client, connected_shop.shop.domain, 7300, 40, buyers)
+    drain(redis_conn)
+    assert set(documents_per_order(connected_shop, ids).values()) == {1}
+    counters = connected_shop.intuit.counters(connected_shop.realm)
+    assert counters["by_endpoint"].get("POST customer", 0) == buyers
+    assert counters["created"].get("Customer", 0) == buyers
+    assert counters["by_endpoint"].get("POST batch", 0) == 2  # the 40 documents only (30 + 10)
+
+
+def test_many_new_buyers_are_still_created_in_one_batch(client, redis_conn, connected_shop):
+    buyers = MIN_BATCH_CREATES + 2
+    ids = _queue_buyers(client, connected_shop.shop.domain, 7400, 40, buyers)
+    drain(redis_conn)
+    assert set(documents_per_order(connected_shop, ids).values()) == {1}
+    counters = connected_shop.intuit.counters(connected_shop.realm)
+    assert counters["by_endpoint"].get("POST customer", 0) == 0
+    assert counters["created"].get("Customer", 0) == buyers
+    assert counters["by_endpoint"].get("POST batch", 0) == 3  # one for the buyers, two for the documents
