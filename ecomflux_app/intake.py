@@ -35,7 +35,7 @@ import msgspec
 import redis
 from peewee import CharField, IntegrityError, InterfaceError, OperationalError, SqliteDatabase, TextField
 
-from .db import binds_binary, database, intake_database
+from .db import binds_binary, database, execute_numbered, intake_database
 from .models import Shop, WebhookDelivery, utcnow
 from .statuses import DeliveryStatus
 from .shopify.topics import SHOPLESS_TOPICS
@@ -238,7 +238,8 @@ class IntakeWriter:
         with _sqlite_writer_turn() as sqlite:
             if sqlite:
                 self._checkpointer.configure_writer()
-            inserted = {wid: did for did, wid in db.execute_sql(sql, params).fetchall()}
+            cursor = execute_numbered(db, sql, params) if binds_binary(db) else db.execute_sql(sql, params)
+            inserted = {wid: did for did, wid in cursor.fetchall()}
         if sqlite:
             self._checkpointer.written(sum(len(p.values["body"] or "") for p in batch))
         to_enqueue = []
@@ -287,22 +288,29 @@ def _values_insert(db, batch: list[PendingRow]) -> tuple[str, list]:
     client and server backend CPU): JSON 63-74 us client + 208-292 us server; psycopg2 VALUES (one
     escaped literal per body, its fastest batch path) 55-58 us + 125 us; COPY into a staging table
     (ON CONFLICT ... RETURNING needs a second statement) 87-100 + 270-375 us. With psycopg 3 the
-    parameters go binary (%b): each body's bytes as they are, neither quoted nor lexed (15 KB, 32-row
-    batches, same minutes: psycopg2 107-110 + 143-159 us, psycopg 3 binary 53-57 + 106-117 us)."""
-    binary = binds_binary(db)
-    converters = _PSYCOPG3_CONVERTERS if binary else _CONVERTERS
+    parameters go apart from the statement: each body's bytes as they are, neither quoted nor lexed
+    (15 KB, 32-row batches, same minutes: psycopg2 107-110 + 143-159 us, psycopg 3 53-57 + 106-117 us),
+    and the statement is written with $n placeholders, so psycopg 3 sends it without scanning it
+    (see db.execute_numbered)."""
+    numbered = binds_binary(db)
+    converters = _PSYCOPG3_CONVERTERS if numbered else _CONVERTERS
     params: list = []
     for pending in batch:
         values = pending.values
         params.extend([to_db(values[c]) for c, to_db in converters])
-    return _values_sql(len(batch), "%b" if binary else db.param), params
+    return _values_sql(len(batch), None if numbered else db.param), params
 
 
-@lru_cache(maxsize=MAX_BATCH)
-def _values_sql(rows: int, param: str) -> str:
-    """The multi-row INSERT for a batch of `rows` (built once per size)."""
-    row_sql = "(" + ", ".join([param] * len(COLUMNS)) + ")"
-    return f'INSERT INTO "{_TABLE}" ({", ".join(COLUMNS)}) VALUES ' + ", ".join([row_sql] * rows) + _RETURNING
+@lru_cache(maxsize=2 * MAX_BATCH)
+def _values_sql(rows: int, param: str | None) -> str:
+    """The multi-row INSERT for a batch of `rows` (built once per size): `param` as every placeholder,
+    or PostgreSQL's numbered $1..$n when None."""
+    width = len(COLUMNS)
+    if param is None:
+        rows_sql = ", ".join("(" + ", ".join(f"${r * width + c}" for c in range(1, width + 1)) + ")" for r in range(rows))
+    else:
+        rows_sql = ", ".join(["(" + ", ".join([param] * width) + ")"] * rows)
+    return f'INSERT INTO "{_TABLE}" ({", ".join(COLUMNS)}) VALUES ' + rows_sql + _RETURNING
 
 
 @contextmanager
