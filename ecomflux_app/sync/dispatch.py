@@ -88,14 +88,14 @@ def claim_many(delivery_ids: list[int]) -> list[WebhookDelivery]:
     """claim() for many rows in two statements: those claimable now, in id order (the others are left)."""
     now = utcnow()
     lease_until = now + LEASE  # this claim's own mark: no other claim writes the same instant
-    (WebhookDelivery.update(status="processing", lease_until=lease_until, started_at=now,
+    (WebhookDelivery.update(status=DeliveryStatus.PROCESSING, lease_until=lease_until, started_at=now,
                             attempts=WebhookDelivery.attempts + 1, next_attempt_at=None)
      .where(WebhookDelivery.id.in_(delivery_ids)
             & (WebhookDelivery.status.in_(CLAIMABLE)
-               | ((WebhookDelivery.status == "processing") & (WebhookDelivery.lease_until < now))))
+               | ((WebhookDelivery.status == DeliveryStatus.PROCESSING) & (WebhookDelivery.lease_until < now))))
      .execute())
     return list(WebhookDelivery.select().where(
-        WebhookDelivery.id.in_(delivery_ids) & (WebhookDelivery.status == "processing")
+        WebhookDelivery.id.in_(delivery_ids) & (WebhookDelivery.status == DeliveryStatus.PROCESSING)
         & (WebhookDelivery.lease_until == lease_until) & (WebhookDelivery.started_at == now))
         .order_by(WebhookDelivery.id))
 

@@ -23,6 +23,7 @@ from ..db import database
 from ..models import Shop, WebhookDelivery, utcnow
 from ..quickbooks.client import QboClient, connection_for
 from ..quickbooks.limiter import RealmLimiter
+from ..statuses import DeliveryStatus
 from ..work_results import Outcome
 from .dispatch import CLAIMABLE, FAIR_SLICE_SECONDS, claim_many, process_batch, process_delivery, run_claimed, settle
 from .uninstall import ensure_shop_active
@@ -73,8 +74,8 @@ def waiting_orders(shop: Shop, topic: str, limit: int):
     now = utcnow()
     return (WebhookDelivery.select(WebhookDelivery.id)
             .where((WebhookDelivery.shop == shop.id) & (WebhookDelivery.topic == topic)
-                   & (WebhookDelivery.status.in_(("received", "queued"))
-                      | ((WebhookDelivery.status == "pending")
+                   & (WebhookDelivery.status.in_((DeliveryStatus.RECEIVED, DeliveryStatus.QUEUED))
+                      | ((WebhookDelivery.status == DeliveryStatus.PENDING)
                          & (WebhookDelivery.next_attempt_at.is_null() | (WebhookDelivery.next_attempt_at <= now)))))
             .order_by(WebhookDelivery.id).limit(limit))
 

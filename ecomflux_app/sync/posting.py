@@ -210,7 +210,7 @@ def ledger_lock(shop: Shop, record: SyncRecord, busy: str = "this document is be
 def batch_in_flight(shop: Shop, record: SyncRecord) -> float:
     """Seconds until the unanswered batch write of this 'posting' row can no longer be running in QBO
     (0 when it cannot, or when its last write was a single call, whose requestid Intuit replays)."""
-    if record.status != "posting" or not record.document_type or not record.request_id:
+    if record.status != RecordStatus.POSTING or not record.document_type or not record.request_id:
         return 0.0
     if record.request_id == request_id_for(shop, record, record.document_type):
         return 0.0

@@ -40,7 +40,9 @@ MAX_BODY = 5 * 1024 * 1024
 # noise; 1 in 10 cost ~5%.
 RECONNECT_EVERY = 20
 # Answers that tell the sender its delivery will not be worked on (now), in a header as well.
-QUIET_STATUSES = frozenset({DeliveryStatus.IGNORED, DeliveryStatus.FAILED, "held"})
+# An answer's status only (the row itself stays queued): the shop cannot take work now.
+HELD = "held"
+QUIET_STATUSES = frozenset({DeliveryStatus.IGNORED, DeliveryStatus.FAILED, HELD})
 _answers = itertools.count(1)  # next() on a count is atomic under the GIL: no lock per request
 
 _writer = IntakeWriter(runtime.redis)
@@ -208,6 +210,6 @@ def _answer(result) -> dict:
     if values["status"] in (DeliveryStatus.IGNORED, DeliveryStatus.FAILED):
         fields["reason"] = values["error"]
     elif result.shop_status not in (None, ShopStatus.ACTIVE) and values["topic"] not in SHOPLESS_TOPICS:
-        fields["status"] = "held"
+        fields["status"] = HELD
         fields["reason"] = f"shop is {result.shop_status}: held until the app is reinstalled or reopened"
     return fields
