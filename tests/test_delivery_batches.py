@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ecomflux_app.models import Shop, WebhookDelivery
+from ecomflux_app.models import Shop, WebhookDelivery, utcnow
 from ecomflux_app.work_queue import get_queue, shop_queue_name
 from ecomflux_app.sync.dispatch import process_batch
 from ecomflux_app.sync.sweeper import BATCH_JOB, enqueue_many, queued_delivery_ids, sweep
@@ -95,3 +95,32 @@ def test_a_batch_whose_worker_died_is_swept_once_its_rows_go_stale(deliveries, r
     WebhookDelivery.update(enqueued_at=old).where(WebhookDelivery.id.in_(ids)).execute()
     assert sweep(redis_conn, 60) == 3  # no waiting job covers them any more
     assert sorted(queued_delivery_ids(redis_conn, SHOP_A)) == ids
+
+
+def test_a_due_retry_behind_a_page_of_live_backlog_rows_is_still_swept(deliveries, redis_conn):
+    """The oldest due rows are a backlog's, stale but alive in their batch job: they do not hide a later
+    delivery's retry that has come due, which is enqueued now, not when the backlog is gone."""
+    backlog = deliveries[SHOP_A]
+    enqueue_many(redis_conn, [(SHOP_A, i) for i in backlog])
+    stale = WebhookDelivery.select().where(WebhookDelivery.id.in_(backlog)).first().received_at.replace(year=2020)
+    WebhookDelivery.update(enqueued_at=stale).where(WebhookDelivery.id.in_(backlog)).execute()
+    [retry] = deliveries[SHOP_B]  # a later id than two of the backlog's rows
+    WebhookDelivery.update(status="pending", next_attempt_at=utcnow().replace(year=2020), enqueued_at=None).where(
+        WebhookDelivery.id == retry).execute()
+
+    assert sweep(redis_conn, 60, page=2) == 1
+    assert queued_delivery_ids(redis_conn, SHOP_B) == [retry]
+    assert WebhookDelivery.get_by_id(retry).status == "queued"
+
+
+def test_a_lost_delivery_behind_a_page_of_live_backlog_rows_is_still_swept(deliveries, redis_conn):
+    """Stale queued rows are read a page at a time past the last one seen: a lost job behind a page of
+    a backlog's live rows is found in the same sweep."""
+    backlog, [lost] = deliveries[SHOP_A], deliveries[SHOP_B]  # ids: A, A, B, A
+    enqueue_many(redis_conn, [(SHOP_A, i) for i in backlog])  # B's job is gone (Redis emptied, say)
+    stale = WebhookDelivery.select().where(WebhookDelivery.id.in_(backlog)).first().received_at.replace(year=2020)
+    WebhookDelivery.update(enqueued_at=stale).where(WebhookDelivery.id.in_(backlog + [lost])).execute()
+
+    assert sweep(redis_conn, 60, page=2) == 1
+    assert queued_delivery_ids(redis_conn, SHOP_B) == [lost]
+    assert sorted(queued_delivery_ids(redis_conn, SHOP_A)) == backlog  # the backlog's batch, untouched

@@ -111,50 +111,66 @@ def enqueue_delivery(conn: redis.Redis, delivery: WebhookDelivery) -> bool:
     return True
 
 
-def due_deliveries(stale_after: timedelta, limit: int = 1000):
-    """Rows that should be running but have no live job: lost enqueues, dead workers, due retries."""
+def due_deliveries(stale_after: timedelta, limit: int = 1000, after_id: int = 0, *, queued: bool | None = None):
+    """Rows that should be running but have no live job: lost enqueues, dead workers, due retries
+    (ids above `after_id`, oldest first); `queued` picks the stale queued rows only (True) or all
+    the others (False)."""
     now = utcnow()
     stale = now - stale_after
+    stale_queued = (WebhookDelivery.status == DeliveryStatus.QUEUED) & (WebhookDelivery.enqueued_at < stale)
+    # Intake inserts rows as 'queued'; 'received' means their enqueue failed (Redis down).
+    others = ((WebhookDelivery.status == DeliveryStatus.RECEIVED)
+              | ((WebhookDelivery.status == DeliveryStatus.PROCESSING) & (WebhookDelivery.lease_until < now))
+              | ((WebhookDelivery.status == DeliveryStatus.PENDING) & (WebhookDelivery.next_attempt_at <= now)))
+    due = {True: stale_queued, False: others, None: stale_queued | others}[queued]
     return (
         # The columns the sweep needs, not the bodies: with a backlog of thousands this ran every 5 s.
         WebhookDelivery.select(WebhookDelivery.id, WebhookDelivery.status, WebhookDelivery.shop_domain)
-        .where(
-            # Intake inserts rows as 'queued'; 'received' means their enqueue failed (Redis down).
-            (WebhookDelivery.status == DeliveryStatus.RECEIVED)
-            | ((WebhookDelivery.status == DeliveryStatus.QUEUED) & (WebhookDelivery.enqueued_at < stale))
-            | ((WebhookDelivery.status == DeliveryStatus.PROCESSING) & (WebhookDelivery.lease_until < now))
-            | ((WebhookDelivery.status == DeliveryStatus.PENDING) & (WebhookDelivery.next_attempt_at <= now))
-        )
+        .where((WebhookDelivery.id > after_id) & due)
         .order_by(WebhookDelivery.id)
         .limit(limit)
     )
 
 
-def sweep(conn: redis.Redis, stale_after_seconds: int = 60) -> int:
-    """Re-enqueue every due delivery; returns how many were enqueued."""
-    count = 0
-    ranges: dict[str, list[tuple[int, int]]] = {}
-    for delivery in due_deliveries(timedelta(seconds=stale_after_seconds)):
-        try:
-            if delivery.status == DeliveryStatus.QUEUED:
-                if delivery.shop_domain not in ranges:
-                    ranges[delivery.shop_domain] = live_batch_ranges(conn, delivery.shop_domain)
-                # The batch ranges first (in memory): with a backlog of thousands, a Redis read per row
-                # made each sweep hold a worker for seconds, every 5 s.
-                if any(lo <= delivery.id <= hi for lo, hi in ranges[delivery.shop_domain]) \
-                        or _job_alive(conn, delivery.id):
-                    continue  # still waiting its turn in a backlog: not lost
-            _enqueue_job(conn, delivery)
-        except redis.RedisError as exc:
-            log.warning("sweeper cannot reach Redis: %s", exc)
-            break
-        # Queued again with a live job (a pending row keeps its last error as the reason it waited).
-        WebhookDelivery.update(status=DeliveryStatus.QUEUED, enqueued_at=utcnow(), next_attempt_at=None).where(
-            (WebhookDelivery.id == delivery.id) & (WebhookDelivery.status == delivery.status)).execute()
-        count += 1
+def sweep(conn: redis.Redis, stale_after_seconds: int = 60, page: int = 1000, max_pages: int = 10) -> int:
+    """Re-enqueue every due delivery; returns how many were enqueued.
+
+    Retries come due, leases run out and failed enqueues are swept first, then the stale queued rows,
+    a page at a time past the last one seen: a backlog's oldest rows are stale yet alive in their
+    batch jobs, and one first page of them used to hide every row behind it for as long as the
+    backlog lasted."""
+    stale_after = timedelta(seconds=stale_after_seconds)
+    count, ranges = 0, {}
+    try:
+        count += sum(_sweep_row(conn, d, ranges) for d in due_deliveries(stale_after, page, queued=False))
+        after = 0
+        for _page in range(max_pages):
+            rows = list(due_deliveries(stale_after, page, after, queued=True))
+            count += sum(_sweep_row(conn, d, ranges) for d in rows)
+            if len(rows) < page:
+                break
+            after = rows[-1].id
+    except redis.RedisError as exc:
+        log.warning("sweeper cannot reach Redis: %s", exc)
     if count:
         log.info("sweeper re-enqueued %d deliveries", count)
     return count
+
+
+def _sweep_row(conn: redis.Redis, delivery: WebhookDelivery, ranges: dict[str, list[tuple[int, int]]]) -> bool:
+    """Enqueue one due row unless it still waits in a live job; True when enqueued (RedisError raises)."""
+    if delivery.status == DeliveryStatus.QUEUED:
+        if delivery.shop_domain not in ranges:
+            ranges[delivery.shop_domain] = live_batch_ranges(conn, delivery.shop_domain)
+        # The batch ranges first (in memory): with a backlog of thousands, a Redis read per row
+        # made each sweep hold a worker for seconds, every 5 s.
+        if any(lo <= delivery.id <= hi for lo, hi in ranges[delivery.shop_domain]) or _job_alive(conn, delivery.id):
+            return False  # still waiting its turn in a backlog: not lost
+    _enqueue_job(conn, delivery)
+    # Queued again with a live job (a pending row keeps its last error as the reason it waited).
+    WebhookDelivery.update(status=DeliveryStatus.QUEUED, enqueued_at=utcnow(), next_attempt_at=None).where(
+        (WebhookDelivery.id == delivery.id) & (WebhookDelivery.status == delivery.status)).execute()
+    return True
 
 
 def resume_pending(conn: redis.Redis, shop_domain: str) -> int:
