@@ -395,3 +395,35 @@ def test_sqlite_wal_is_reused_while_several_writers_keep_appending(app, db, redi
     assert WebhookDelivery.select().count() == 3 * 40 * 8
     written = 3 * 40 * 8 * len(body)  # ~14 MB of bodies
     assert os.path.getsize(wal) - before < written / 3
+
+
+def test_the_signature_check_keeps_the_gil_on_a_real_sized_body():
+    """hashlib lets go of the GIL for a buffer of 2 KB or more, and a request thread that lets go of it
+    in a busy web process waits up to the switch interval to take it back (~4.5 ms per 20 KB webhook
+    beside one busy thread). A thread spinning beside the check must not get to run while it works."""
+    import sys
+    import threading
+
+    body = json.dumps({"id": 1, "note": "x" * 20_000}).encode()
+    ticks, stop, started = [0], threading.Event(), threading.Event()
+
+    def busy() -> None:
+        started.set()
+        while not stop.is_set():
+            ticks[0] += 1
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1.0)  # no forced switch inside the ~0.1 ms check: only letting go of the GIL would
+    spinner = threading.Thread(target=busy)
+    try:
+        spinner.start()
+        started.wait()
+        before = ticks[0]
+        ok = verify(body, sign(body, "s3cret"), ("s3cret", "old-secret"))
+        after = ticks[0]
+    finally:
+        stop.set()
+        sys.setswitchinterval(interval)
+        spinner.join()
+    assert ok
+    assert after == before
