@@ -19,10 +19,16 @@ from tests.helpers import app_env, drain, let_unanswered_batches_end, post_webho
 from tests.test_faults import expire_leases_and_sweep, kill_worker_processes, wait_for
 
 
-def queue_orders(client, shop_domain: str, first: int, count: int) -> list[int]:
+def queue_orders(client, shop_domain: str, first: int, count: int, buyers: int | None = None) -> list[int]:
+    """`count` orders, all from one buyer or from `buyers` distinct new buyers (round robin)."""
     ids = list(range(first, first + count))
-    for order_id in ids:
-        post_webhook(client, "orders/fulfilled", shop_domain, simple_order(order_id, f"#{order_id}"))
+    for n, order_id in enumerate(ids):
+        b = n % buyers if buyers else None
+        buyer = {} if b is None else {"email": f"buyer{b}@example.com", "first": f"Buyer{b}", "last": "Lee"}
+        order = simple_order(order_id, f"#{order_id}", **buyer)
+        if b is not None:
+            order["customer"]["id"] = 8000 + b
+        post_webhook(client, "orders/fulfilled", shop_domain, order)
     return ids
 
 
@@ -182,22 +188,11 @@ def test_a_qbo_call_counts_in_the_realms_minutes_from_when_it_ended(redis_conn):
     assert limiter.batch_headroom("realm-1")[0] == 0  # the minute's one batch is spent until a minute after its end
 
 
-def _queue_buyers(client, shop_domain: str, first: int, count: int, buyers: int) -> list[int]:
-    """`count` orders from `buyers` distinct new buyers (round robin)."""
-    ids = list(range(first, first + count))
-    for n, order_id in enumerate(ids):
-        b = n % buyers
-        order = simple_order(order_id, f"#{order_id}", email=f"buyer{b}@example.com", first=f"Buyer{b}", last="Lee")
-        order["customer"]["id"] = 8000 + b
-        post_webhook(client, "orders/fulfilled", shop_domain, order)
-    return ids
-
-
 def test_a_rounds_few_new_buyers_are_created_one_by_one_sparing_the_batch_budget(client, redis_conn, connected_shop):
     """A batch spends one of the realm's 40 batch requests a minute, which the backlog's documents need:
     below MIN_BATCH_CREATES new buyers go as single creates (the realm's 500 a minute)."""
     buyers = MIN_BATCH_CREATES - 10
-    ids = _queue_buyers(client, connected_shop.shop.domain, 7300, 40, buyers)
+    ids = queue_orders(client, connected_shop.shop.domain, 7300, 40, buyers)
     drain(redis_conn)
     assert set(documents_per_order(connected_shop, ids).values()) == {1}
     counters = connected_shop.intuit.counters(connected_shop.realm)
@@ -208,7 +203,7 @@ def test_a_rounds_few_new_buyers_are_created_one_by_one_sparing_the_batch_budget
 
 def test_many_new_buyers_are_still_created_in_one_batch(client, redis_conn, connected_shop):
     buyers = MIN_BATCH_CREATES + 2
-    ids = _queue_buyers(client, connected_shop.shop.domain, 7400, 40, buyers)
+    ids = queue_orders(client, connected_shop.shop.domain, 7400, 40, buyers)
     drain(redis_conn)
     assert set(documents_per_order(connected_shop, ids).values()) == {1}
     counters = connected_shop.intuit.counters(connected_shop.realm)

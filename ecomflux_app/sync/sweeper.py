@@ -111,18 +111,17 @@ def enqueue_delivery(conn: redis.Redis, delivery: WebhookDelivery) -> bool:
     return True
 
 
-def due_deliveries(stale_after: timedelta, limit: int = 1000, after_id: int = 0, *, queued: bool | None = None):
-    """Rows that should be running but have no live job: lost enqueues, dead workers, due retries
-    (ids above `after_id`, oldest first); `queued` picks the stale queued rows only (True) or all
-    the others (False)."""
+def due_deliveries(stale_after: timedelta, limit: int, after_id: int = 0, *, queued: bool):
+    """Rows that should be running but have no live job (ids above `after_id`, oldest first): with
+    `queued`, queued rows whose job may be lost; without, failed enqueues, dead workers, due retries."""
     now = utcnow()
-    stale = now - stale_after
-    stale_queued = (WebhookDelivery.status == DeliveryStatus.QUEUED) & (WebhookDelivery.enqueued_at < stale)
-    # Intake inserts rows as 'queued'; 'received' means their enqueue failed (Redis down).
-    others = ((WebhookDelivery.status == DeliveryStatus.RECEIVED)
-              | ((WebhookDelivery.status == DeliveryStatus.PROCESSING) & (WebhookDelivery.lease_until < now))
-              | ((WebhookDelivery.status == DeliveryStatus.PENDING) & (WebhookDelivery.next_attempt_at <= now)))
-    due = {True: stale_queued, False: others, None: stale_queued | others}[queued]
+    if queued:
+        due = (WebhookDelivery.status == DeliveryStatus.QUEUED) & (WebhookDelivery.enqueued_at < now - stale_after)
+    else:
+        # Intake inserts rows as 'queued'; 'received' means their enqueue failed (Redis down).
+        due = ((WebhookDelivery.status == DeliveryStatus.RECEIVED)
+               | ((WebhookDelivery.status == DeliveryStatus.PROCESSING) & (WebhookDelivery.lease_until < now))
+               | ((WebhookDelivery.status == DeliveryStatus.PENDING) & (WebhookDelivery.next_attempt_at <= now)))
     return (
         # The columns the sweep needs, not the bodies: with a backlog of thousands this ran every 5 s.
         WebhookDelivery.select(WebhookDelivery.id, WebhookDelivery.status, WebhookDelivery.shop_domain)
