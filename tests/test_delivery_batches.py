@@ -1,4 +1,4 @@
-"""Batch jobs from intake: one per shop per group commit, fair time slices, and lost batches swept."""
+"""Jobs from intake: one inbox job per shop while one waits, fair time slices, and lost batches swept."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import pytest
 from ecomflux_app.models import Shop, WebhookDelivery, utcnow
 from ecomflux_app.work_queue import get_queue, shop_queue_name
 from ecomflux_app.sync.dispatch import process_batch
-from ecomflux_app.sync.sweeper import BATCH_JOB, enqueue_many, queued_delivery_ids, sweep
+from ecomflux_app.sync import inbox
+from ecomflux_app.sync.drain import process_inbox
+from ecomflux_app.sync.sweeper import INBOX_JOB, enqueue_many, queued_delivery_ids, sweep
 from tests.helpers import drain, post_webhook
 
 SHOP_A = "batch-a.myshopify.com"
@@ -27,16 +29,62 @@ def deliveries(client, db, redis_conn):
         ids[domain].append(resp.get_json()["id"])
     for domain in ids:
         get_queue(redis_conn, shop_queue_name(domain)).empty()
+        assert inbox.take(redis_conn, domain, "-") == ids[domain]  # intake put them in the shop's inbox
     return ids
+
+
+def _inbox_jobs(redis_conn, shop):
+    return [j for j in get_queue(redis_conn, shop_queue_name(shop)).get_jobs() if j.func_name == INBOX_JOB]
 
 
 def test_one_group_commit_makes_one_job_per_shop(deliveries, redis_conn):
     enqueue_many(redis_conn, [(SHOP_A, deliveries[SHOP_A][0]), (SHOP_A, deliveries[SHOP_A][1]),
                               (SHOP_B, deliveries[SHOP_B][0]), (SHOP_A, deliveries[SHOP_A][2])])
-    jobs_a = get_queue(redis_conn, shop_queue_name(SHOP_A)).get_jobs()
-    jobs_b = get_queue(redis_conn, shop_queue_name(SHOP_B)).get_jobs()
-    assert [(j.func_name, j.args) for j in jobs_a] == [(BATCH_JOB, [SHOP_A, deliveries[SHOP_A]])]
-    assert [(j.func_name, j.args) for j in jobs_b] == [(BATCH_JOB, [SHOP_B, deliveries[SHOP_B]])]
+    for shop in (SHOP_A, SHOP_B):
+        [job] = get_queue(redis_conn, shop_queue_name(shop)).get_jobs()
+        assert (job.func_name, job.args) == (INBOX_JOB, [shop, job.id])
+        assert queued_delivery_ids(redis_conn, shop) == deliveries[shop]
+
+
+def test_later_commits_join_the_waiting_inbox_job_and_a_started_one_makes_room(deliveries, redis_conn):
+    """While a shop's inbox job waits, commits only append ids; once it has taken them, the next
+    commit enqueues a new job, which takes only what came after."""
+    first, second, third = deliveries[SHOP_A]
+    enqueue_many(redis_conn, [(SHOP_A, first)])
+    enqueue_many(redis_conn, [(SHOP_A, second)])
+    [job] = _inbox_jobs(redis_conn, SHOP_A)
+    assert queued_delivery_ids(redis_conn, SHOP_A) == [first, second]
+
+    get_queue(redis_conn, shop_queue_name(SHOP_A)).remove(job)  # a worker dequeued it ...
+    assert inbox.take(redis_conn, SHOP_A, job.id) == [first, second]  # ... and took the inbox
+    enqueue_many(redis_conn, [(SHOP_A, third)])
+    [later] = _inbox_jobs(redis_conn, SHOP_A)
+    assert later.id != job.id and queued_delivery_ids(redis_conn, SHOP_A) == [third]
+
+
+def test_an_inbox_job_that_is_gone_does_not_hold_back_later_commits(deliveries, redis_conn):
+    """The waiting job was lost (queue emptied) or failed before taking the inbox: the next commit
+    enqueues a new job, which takes the older ids too."""
+    first, second, third = deliveries[SHOP_A]
+    enqueue_many(redis_conn, [(SHOP_A, first)])
+    get_queue(redis_conn, shop_queue_name(SHOP_A)).empty()
+    assert queued_delivery_ids(redis_conn, SHOP_A) == []  # no job waits: the inbox is not counted
+    enqueue_many(redis_conn, [(SHOP_A, second)])
+    [job] = _inbox_jobs(redis_conn, SHOP_A)
+    job.set_status("failed")  # it failed before its first line (an import error, say)
+    enqueue_many(redis_conn, [(SHOP_A, third)])
+    assert len(_inbox_jobs(redis_conn, SHOP_A)) == 2
+    assert inbox.waiting_ids(redis_conn, SHOP_A) == [first, second, third]
+
+
+def test_an_inbox_job_runs_what_it_took_and_a_second_one_finds_nothing(deliveries, redis_conn):
+    ids = deliveries[SHOP_A]
+    enqueue_many(redis_conn, [(SHOP_A, i) for i in ids])
+    [job] = _inbox_jobs(redis_conn, SHOP_A)
+    # No QuickBooks connection yet: each order parks as pending.
+    assert process_inbox(SHOP_A, job.id, redis_conn=redis_conn) == {"pending": 3}
+    assert process_inbox(SHOP_A, "inbox-other", redis_conn=redis_conn) == {}
+    assert [WebhookDelivery.get_by_id(i).status for i in ids] == ["pending"] * 3
 
 
 def test_batch_past_its_slice_puts_the_rest_first_in_its_shop_queue(deliveries, redis_conn):

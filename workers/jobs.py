@@ -21,6 +21,11 @@ def process_deliveries(shop_domain: str, delivery_ids: list[int]):
     return drain.process_shop_jobs(shop_domain, delivery_ids)
 
 
+def process_inbox(shop_domain: str, job_id: str):
+    runtime.config()
+    return drain.process_inbox(shop_domain, job_id)
+
+
 def sweep():
     cfg = runtime.config()
     with database.connection_context():

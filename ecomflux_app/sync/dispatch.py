@@ -184,7 +184,7 @@ def process_batch(shop_domain: str, delivery_ids: list[int], *, slice_seconds: f
     of the shop queue (a new job), so a shop with a backlog cannot hold a worker from the others."""
     started = time.monotonic()
     with database.connection_context():
-        # The sweeper sees this batch's waiting rows as fresh while it runs (see live_batch_ranges).
+        # The sweeper sees this batch's waiting rows as fresh while it runs (see sweeper.live_jobs).
         WebhookDelivery.update(enqueued_at=utcnow()).where(
             WebhookDelivery.id.in_(delivery_ids) & (WebhookDelivery.status == DeliveryStatus.QUEUED)).execute()
     statuses: dict[str, int] = {}

@@ -26,6 +26,7 @@ from ..quickbooks.limiter import RealmLimiter
 from ..statuses import DeliveryStatus
 from ..work_results import Outcome
 from .dispatch import CLAIMABLE, FAIR_SLICE_SECONDS, claim_many, process_batch, process_delivery, run_claimed, settle
+from . import inbox
 from .uninstall import ensure_shop_active
 from .orders import TRIGGER_TOPICS, order_day, post_orders, prepare_order_references
 from .shop_settings import shop_settings
@@ -56,6 +57,14 @@ def process_shop_jobs(shop_domain: str, delivery_ids: list[int], *, slice_second
     for status, count in process_batch(shop_domain, delivery_ids, slice_seconds=left, redis_conn=redis_conn).items():
         statuses[status] = statuses.get(status, 0) + count
     return statuses
+
+
+def process_inbox(shop_domain: str, job_id: str, *, redis_conn=None) -> dict:
+    """Intake's job for a shop: take the ids its inbox holds now and run them as the shop's job."""
+    delivery_ids = inbox.take(redis_conn or runtime.redis(), shop_domain, job_id)
+    if not delivery_ids:  # an earlier inbox job took them (two can wait after a lost one, see inbox.py)
+        return {}
+    return process_shop_jobs(shop_domain, delivery_ids, redis_conn=redis_conn)
 
 
 def process_one(delivery_id: int, *, force: bool = False):

@@ -13,13 +13,15 @@ from ..statuses import DeliveryStatus
 from rq.serializers import JSONSerializer
 
 from ..work_queue import enqueue, enqueue_batch, get_queue, shop_queue_name
+from . import inbox
 
 log = logging.getLogger(__name__)
 
 PROCESS_JOB = "workers.jobs.process_delivery"
-# Intake enqueues one job per shop per group commit: RQ's per-job bookkeeping cost more CPU than
-# the insert itself, and a batch keeps the shop's deliveries in arrival order.
+# A batch's unprocessed rest, handed on after its time slice (see dispatch.process_batch).
 BATCH_JOB = "workers.jobs.process_deliveries"
+# Intake's job: it takes the shop's inbox when it starts (one waits per shop at most, see inbox.py).
+INBOX_JOB = "workers.jobs.process_inbox"
 BATCH_PREFIX = "deliveries-"
 LIVE_JOB_STATES = ("queued", "started", "scheduled", "deferred")
 
@@ -40,8 +42,18 @@ def _batch_range(job_id: str) -> tuple[int, int] | None:
     return min(int(first), int(last)), max(int(first), int(last))
 
 
-def live_batch_ranges(conn: redis.Redis, shop_domain: str) -> list[tuple[int, int]]:
-    """Id ranges of the shop's batch jobs still waiting in its queue.
+class LiveJobs:
+    """What the shop's queue holds for its waiting deliveries: batch id ranges and the inbox's ids."""
+
+    def __init__(self, ranges: list[tuple[int, int]], inbox_ids: set[int]):
+        self.ranges, self.inbox_ids = ranges, inbox_ids
+
+    def covers(self, delivery_id: int) -> bool:
+        return delivery_id in self.inbox_ids or any(lo <= delivery_id <= hi for lo, hi in self.ranges)
+
+
+def live_jobs(conn: redis.Redis, shop_domain: str) -> LiveJobs:
+    """The shop's batch jobs still waiting in its queue, and its inbox when an inbox job waits to take it.
 
     A running batch is not looked at: it refreshes its rows' enqueued_at when it starts and hands
     the rest on after its slice, so its rows do not go stale while it lives (unless one delivery
@@ -50,19 +62,27 @@ def live_batch_ranges(conn: redis.Redis, shop_domain: str) -> list[tuple[int, in
     SWEEP_AFTER_SECONDS instead of after RQ's job timeout.
     A range may also span ids of another batch (two web processes interleave ids); such a row
     only counts as alive until that job starts, so a lost job is re-enqueued late, never lost.
+    Ids in the inbox with no inbox job waiting (it was lost) are not alive: the sweep re-enqueues them.
     """
     job_ids = get_queue(conn, shop_queue_name(shop_domain)).get_job_ids()
-    return [r for r in map(_batch_range, job_ids) if r is not None]
+    ranges = [r for r in map(_batch_range, job_ids) if r is not None]
+    waiting = any(inbox.is_inbox_job(j) for j in job_ids)
+    return LiveJobs(ranges, set(inbox.waiting_ids(conn, shop_domain)) if waiting else set())
 
 
 def queued_delivery_ids(conn: redis.Redis, shop_domain: str) -> list[int]:
-    """Every delivery id the shop's queue holds a job for, single or batch, in queue order."""
+    """Every delivery id the shop's queue holds a job for (single, batch, or the inbox the first waiting
+    inbox job takes), in queue order."""
     out: list[int] = []
+    inbox_seen = False
     for job in get_queue(conn, shop_queue_name(shop_domain)).get_jobs():
         if job.func_name == BATCH_JOB:
             out.extend(job.args[1])
         elif job.func_name == PROCESS_JOB:
             out.append(job.args[0])
+        elif job.func_name == INBOX_JOB and not inbox_seen:
+            inbox_seen = True
+            out.extend(inbox.waiting_ids(conn, shop_domain))
     return out
 
 
@@ -82,13 +102,16 @@ def _enqueue_job(conn: redis.Redis, delivery: WebhookDelivery) -> None:
 
 
 def enqueue_many(conn: redis.Redis, deliveries: list[tuple[str, int]]) -> None:
-    """Enqueue (shop domain, delivery id) pairs as one batch job per shop, in one round trip;
-    raises RedisError on failure."""
+    """Put (shop domain, delivery id) pairs in their shops' inboxes in one round trip, and enqueue an
+    inbox job for each shop that has none waiting (a second round trip, only then); raises RedisError
+    on failure."""
     by_shop: dict[str, list[int]] = {}
     for shop, did in deliveries:
         by_shop.setdefault(shop, []).append(did)
-    enqueue_batch(conn, [(shop_queue_name(shop), BATCH_JOB, (shop, ids), batch_job_id(ids))
-                         for shop, ids in by_shop.items()])
+    to_start = inbox.push(conn, by_shop)
+    if to_start:
+        enqueue_batch(conn, [(shop_queue_name(shop), INBOX_JOB, (shop, job_id), job_id)
+                             for shop, job_id in to_start.items()])
 
 
 def enqueue_continuation(conn: redis.Redis, shop_domain: str, delivery_ids: list[int]) -> None:
@@ -139,13 +162,13 @@ def sweep(conn: redis.Redis, stale_after_seconds: int = 60, page: int = 1000, ma
     batch jobs, and one first page of them used to hide every row behind it for as long as the
     backlog lasted."""
     stale_after = timedelta(seconds=stale_after_seconds)
-    count, ranges = 0, {}
+    count, live = 0, {}
     try:
-        count += sum(_sweep_row(conn, d, ranges) for d in due_deliveries(stale_after, page, queued=False))
+        count += sum(_sweep_row(conn, d, live) for d in due_deliveries(stale_after, page, queued=False))
         after = 0
         for _page in range(max_pages):
             rows = list(due_deliveries(stale_after, page, after, queued=True))
-            count += sum(_sweep_row(conn, d, ranges) for d in rows)
+            count += sum(_sweep_row(conn, d, live) for d in rows)
             if len(rows) < page:
                 break
             after = rows[-1].id
@@ -156,14 +179,14 @@ def sweep(conn: redis.Redis, stale_after_seconds: int = 60, page: int = 1000, ma
     return count
 
 
-def _sweep_row(conn: redis.Redis, delivery: WebhookDelivery, ranges: dict[str, list[tuple[int, int]]]) -> bool:
+def _sweep_row(conn: redis.Redis, delivery: WebhookDelivery, live: dict[str, LiveJobs]) -> bool:
     """Enqueue one due row unless it still waits in a live job; True when enqueued (RedisError raises)."""
     if delivery.status == DeliveryStatus.QUEUED:
-        if delivery.shop_domain not in ranges:
-            ranges[delivery.shop_domain] = live_batch_ranges(conn, delivery.shop_domain)
-        # The batch ranges first (in memory): with a backlog of thousands, a Redis read per row
-        # made each sweep hold a worker for seconds, every 5 s.
-        if any(lo <= delivery.id <= hi for lo, hi in ranges[delivery.shop_domain]) or _job_alive(conn, delivery.id):
+        if delivery.shop_domain not in live:
+            live[delivery.shop_domain] = live_jobs(conn, delivery.shop_domain)
+        # The shop's live jobs first (read once per sweep): with a backlog of thousands, a Redis read
+        # per row made each sweep hold a worker for seconds, every 5 s.
+        if live[delivery.shop_domain].covers(delivery.id) or _job_alive(conn, delivery.id):
             return False  # still waiting its turn in a backlog: not lost
     _enqueue_job(conn, delivery)
     # Queued again with a live job (a pending row keeps its last error as the reason it waited).
