@@ -240,6 +240,30 @@ def test_a_row_the_database_refuses_fails_alone_and_its_batch_mates_land(app, db
     assert sorted(queued_delivery_ids(redis_conn, SHOP)) == sorted(p.delivery_id for p in (batch[0], batch[2]))
 
 
+def test_a_batch_with_redeliveries_gives_each_new_row_its_own_id(app, db, redis_conn):
+    """Duplicates inside a commit (an id already stored, an id twice in the batch) are answered as
+    duplicates, and every new row is told its own id (SQLite reads them back from the written range)."""
+    from ecomflux_app import runtime
+    from ecomflux_app.intake import IntakeWriter, PendingRow, row_values
+
+    make_shop()
+    writer = IntakeWriter(runtime.redis)
+
+    def pending(wid):
+        return PendingRow(row_values(webhook_id=wid, topic="orders/fulfilled", shop_domain=SHOP,
+                                     body=f'{{"id": "{wid}"}}', status="queued"))
+
+    writer._commit([pending("old")])
+    batch = [pending("a"), pending("old"), pending("b"), pending("a"), pending("c")]
+    writer._commit(batch)
+    assert [p.outcome for p in batch] == ["inserted", "duplicate", "inserted", "duplicate", "inserted"]
+    stored = {d.webhook_id: d.id for d in WebhookDelivery.select()}
+    assert [p.delivery_id for p in batch if p.outcome == "inserted"] == [stored["a"], stored["b"], stored["c"]]
+    clean = [pending("d"), pending("e")]
+    writer._commit(clean)
+    assert [p.delivery_id for p in clean] == [WebhookDelivery.get(WebhookDelivery.webhook_id == w).id for w in "de"]
+
+
 def test_an_escaped_nul_in_an_indexed_field_still_lands(client, db):
     make_shop()
     assert post_webhook(client, "orders/fulfilled", SHOP, {"id": 4, "name": "#4\u0000x"}).status_code == 200
